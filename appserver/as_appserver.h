@@ -1,0 +1,31 @@
+/*
+ * The app server: the auth, accounts and db services on a store, served
+ * by a pool of bus workers. Used by `lightstream appserver` and, over
+ * inproc://, by `lightstream serve`.
+ */
+#ifndef AS_APPSERVER_H
+#define AS_APPSERVER_H
+
+#include "ls_error.h"
+
+typedef struct as_appserver as_appserver;
+
+typedef struct as_appserver_options {
+	const char *store_uri; /* "sqlite:PATH" or "mongodb://..." */
+	const char *backend;   /* broker backend endpoint */
+	int workers;           /* worker threads; 0: default 2 */
+	const char *fixture;   /* optional fixture file imported at start */
+} as_appserver_options;
+
+/*
+ * Open the store, import the fixture if given, start the workers.
+ * zmq_ctx is borrowed. Returns NULL with err set on failure.
+ */
+as_appserver *as_appserver_start(void *zmq_ctx,
+                                 const as_appserver_options *opt,
+                                 ls_error *err);
+
+/* Stop workers, close the store, free. Accepts NULL and clears *as. */
+void as_appserver_stop(as_appserver **as);
+
+#endif

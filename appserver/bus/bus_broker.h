@@ -1,0 +1,39 @@
+/*
+ * The service-bus broker (SPEC §5): ROUTER frontend for clients, ROUTER
+ * backend for workers, per-service bounded queues, least-recently-used
+ * idle worker first, heartbeats, deadlines, mmi.service and mmi.stats.
+ * The broker runs on its own thread (bus_broker_run) and never crashes
+ * on input: malformed frames are logged and dropped.
+ */
+#ifndef BUS_BROKER_H
+#define BUS_BROKER_H
+
+#include "ls_error.h"
+
+typedef struct bus_broker bus_broker;
+
+typedef struct bus_broker_options {
+	int heartbeat_ms;       /* 0: default 2500 */
+	int liveness;           /* 0: default 3 */
+	int queue_limit;        /* per service; 0: default 10000 */
+	int default_timeout_ms; /* deadline of queued requests; 0: 5000 */
+} bus_broker_options;
+
+/*
+ * Bind frontend and backend endpoints. zmq_ctx is borrowed. opt may be
+ * NULL. Returns NULL with err set (e.g. address in use).
+ */
+bus_broker *bus_broker_new(void *zmq_ctx, const char *frontend,
+                           const char *backend, const bus_broker_options *opt,
+                           ls_error *err);
+
+/* Serve until bus_broker_stop() is called. Returns 0. */
+int bus_broker_run(bus_broker *b);
+
+/* Ask a running broker to return from bus_broker_run (any thread). */
+void bus_broker_stop(bus_broker *b);
+
+/* Free a stopped broker. Accepts NULL and clears *b. */
+void bus_broker_destroy(bus_broker **b);
+
+#endif

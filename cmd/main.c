@@ -1,0 +1,72 @@
+/* `lightstream`: one executable, one subcommand per role or tool. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "serve", cmd_serve,
+	  "gateway + broker + app server in one process (default)" },
+	{ "gateway", cmd_gateway, "the WebSocket/HTTP gateway alone" },
+	{ "broker", cmd_broker, "the service-bus broker alone" },
+	{ "appserver", cmd_appserver, "app-server workers (auth, accounts)" },
+	{ "admin", cmd_admin, "manage accounts, roles and tokens" },
+	{ "call", cmd_call, "call a service-bus operation" },
+	{ "pub", cmd_pub, "publish messages from the command line" },
+	{ "sub", cmd_sub, "subscribe and print messages" },
+	{ "token", cmd_token, "request a token from the HTTP endpoint" },
+	{ "query", cmd_query, "evaluate a query on a message" },
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream COMMAND [OPTIONS]\n"
+	        "\n"
+	        "LightStream %s: a WebSocket publish/subscribe gateway with "
+	        "server-side queries.\n"
+	        "\n"
+	        "Commands:\n",
+	        LS_VERSION);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		fprintf(out, "  %-10s %s\n", commands[i].name,
+		        commands[i].summary);
+	}
+	fprintf(out, "\nRun `lightstream COMMAND --help` for a command's "
+	             "options.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	/* hiredis and raw sockets write(); a closed peer must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage(stderr);
+		return CMD_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CMD_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("lightstream %s\n", LS_VERSION);
+		return CMD_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	}
+	fprintf(stderr, "lightstream: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return CMD_EXIT_USAGE;
+}

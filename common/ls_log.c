@@ -1,0 +1,165 @@
+#include "ls_log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define LS__LOG_LINE_MAX 2048
+
+static const char *ls__level_names[] = { "debug", "info", "warn", "error",
+	                                 "off" };
+
+static struct {
+	pthread_mutex_t lock;
+	ls_log_level level;
+	ls_log_format format;
+	ls_log_sink sink;
+	void *user;
+} ls__log = { PTHREAD_MUTEX_INITIALIZER, LS_LOG_INFO, LS_LOG_TEXT, NULL,
+	      NULL };
+
+void
+ls_log_set_level(ls_log_level level)
+{
+	ls__log.level = level;
+}
+
+ls_log_level
+ls_log_get_level(void)
+{
+	return ls__log.level;
+}
+
+void
+ls_log_set_format(ls_log_format format)
+{
+	ls__log.format = format;
+}
+
+void
+ls_log_set_sink(ls_log_sink sink, void *user)
+{
+	pthread_mutex_lock(&ls__log.lock);
+	ls__log.sink = sink;
+	ls__log.user = user;
+	pthread_mutex_unlock(&ls__log.lock);
+}
+
+int
+ls_log_level_parse(const char *text, ls_log_level *out)
+{
+	for (int i = 0; i <= LS_LOG_OFF; i++) {
+		if (strcasecmp(text, ls__level_names[i]) == 0) {
+			*out = (ls_log_level)i;
+			return 0;
+		}
+	}
+	if (strcasecmp(text, "warning") == 0) {
+		*out = LS_LOG_WARN;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int
+ls_log_format_parse(const char *text, ls_log_format *out)
+{
+	if (strcasecmp(text, "text") == 0) {
+		*out = LS_LOG_TEXT;
+	} else if (strcasecmp(text, "json") == 0) {
+		*out = LS_LOG_JSON;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *
+ls_log_level_name(ls_log_level level)
+{
+	if ((int)level < 0 || level > LS_LOG_OFF) {
+		return "?";
+	}
+	return ls__level_names[level];
+}
+
+/* Append s to out as JSON string content (without quotes). */
+static void
+ls__json_escape(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			fputc('\\', out);
+			fputc(c, out);
+		} else if (c == '\n') {
+			fputs("\\n", out);
+		} else if (c < 0x20) {
+			fprintf(out, "\\u%04x", c);
+		} else {
+			fputc(c, out);
+		}
+	}
+}
+
+static void
+ls__default_sink(ls_log_level level, const char *component,
+                 const char *message)
+{
+	struct timeval tv;
+	struct tm tm;
+	char when[32];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	flockfile(stderr);
+	if (ls__log.format == LS_LOG_JSON) {
+		fprintf(stderr,
+		        "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\","
+		        "\"component\":\"",
+		        when, (long)tv.tv_usec / 1000,
+		        ls_log_level_name(level));
+		ls__json_escape(stderr, component);
+		fputs("\",\"msg\":\"", stderr);
+		ls__json_escape(stderr, message);
+		fputs("\"}\n", stderr);
+	} else {
+		fprintf(stderr, "%s.%03ldZ %-5s %s: %s\n", when,
+		        (long)tv.tv_usec / 1000, ls_log_level_name(level),
+		        component, message);
+	}
+	funlockfile(stderr);
+}
+
+void
+ls_logv(ls_log_level level, const char *component, const char *fmt, va_list ap)
+{
+	char line[LS__LOG_LINE_MAX];
+
+	if (level < ls__log.level || level >= LS_LOG_OFF) {
+		return;
+	}
+	vsnprintf(line, sizeof(line), fmt, ap);
+	pthread_mutex_lock(&ls__log.lock);
+	if (ls__log.sink != NULL) {
+		ls__log.sink(level, component, line, ls__log.user);
+	} else {
+		ls__default_sink(level, component, line);
+	}
+	pthread_mutex_unlock(&ls__log.lock);
+}
+
+void
+ls_log(ls_log_level level, const char *component, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ls_logv(level, component, fmt, ap);
+	va_end(ap);
+}

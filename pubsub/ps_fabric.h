@@ -1,0 +1,97 @@
+/*
+ * The pub/sub fabric (SPEC §6): how a message published on one gateway
+ * reaches every gateway with subscribers.
+ *
+ * Backends sit behind one function table: "local" (in-process, one
+ * gateway) and "redis" (hiredis async on the gateway's libev loop). Topics
+ * are "owner:stream". Payloads are opaque bytes (JSON text); the gateway
+ * decides how to interpret them.
+ *
+ * All calls must be made from the loop thread.
+ */
+#ifndef PS_FABRIC_H
+#define PS_FABRIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_error.h"
+
+struct ev_loop;
+
+typedef struct ps_fabric ps_fabric;
+
+/*
+ * A message arrived on a subscribed topic. topic (topiclen bytes, also
+ * NUL-terminated) and payload (len bytes, NUL-terminated as a convenience)
+ * are borrowed for the duration of the call.
+ */
+typedef void (*ps_message_fn)(const char *topic, size_t topiclen,
+                              const char *payload, size_t len, void *user);
+
+/*
+ * Outcome of one publish: status 0 when the fabric accepted the message,
+ * or a negative error (LS_EUNAVAILABLE when Redis is down).
+ */
+typedef void (*ps_publish_fn)(int status, void *user);
+
+/* Fabric state changes (ready or not), for logs and /readyz. */
+typedef void (*ps_state_fn)(bool ready, const char *reason, void *user);
+
+typedef struct ps_stats {
+	uint64_t published;  /* messages accepted for publishing */
+	uint64_t received;   /* messages received on subscribed topics */
+	uint64_t reconnects; /* successful re-connections */
+	uint64_t topics;     /* topics currently subscribed */
+} ps_stats;
+
+typedef struct ps_fabric_options {
+	const char *url; /* "local", or "redis://HOST:PORT" (addresses) */
+	ps_message_fn on_message;
+	ps_state_fn on_state; /* optional */
+	void *user;
+	int connect_timeout_ms; /* 0: default 2000 */
+	int reconnect_min_ms;   /* 0: default 100 */
+	int reconnect_max_ms;   /* 0: default 5000 */
+} ps_fabric_options;
+
+/*
+ * Create a fabric on loop (borrowed; must outlive the fabric). Returns a
+ * new fabric or NULL with err set (unknown scheme, bad address). A Redis
+ * fabric starts connecting at once and reconnects on its own with backoff.
+ */
+ps_fabric *ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
+                         ls_error *err);
+
+/* Close connections and free; accepts NULL and clears *f. */
+void ps_fabric_destroy(ps_fabric **f);
+
+/*
+ * Reference-counted subscription: the first subscribe of a topic
+ * subscribes on the backend, the last unsubscribe unsubscribes. Topics
+ * survive reconnections (re-subscribed automatically).
+ * Returns 0 or -ENOMEM.
+ */
+int ps_fabric_subscribe(ps_fabric *f, const char *topic);
+int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
+
+/*
+ * Publish payload (borrowed, copied) on topic. done (optional) is called
+ * exactly once with the outcome — for the local backend before this
+ * function returns, after the message was delivered to on_message; for
+ * Redis when PUBLISH is answered or fails. Returns 0 if done will be
+ * called, or a negative error (and done is not called).
+ */
+int ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
+                      size_t len, ps_publish_fn done, void *user);
+
+/* True when the backend is connected and topics are subscribed. */
+bool ps_fabric_ready(const ps_fabric *f);
+
+/* Why not ready (static or internal string, valid until next call). */
+const char *ps_fabric_status(const ps_fabric *f);
+
+void ps_fabric_stats(const ps_fabric *f, ps_stats *out);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * The LightStream query language (SPEC §4): compile once, evaluate many
+ * times.
+ *
+ * A query is compiled at subscribe time (paths split, regexes compiled
+ * with match limits, constants typed). Evaluation in "any" mode allocates
+ * nothing; "select" mode builds the reduced message.
+ *
+ * Compiled queries are immutable and may be evaluated from several threads
+ * at once.
+ */
+#ifndef Q_QUERY_H
+#define Q_QUERY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ls_error.h"
+
+/* Limits of SPEC §4. */
+#define Q_MAX_DEPTH       16
+#define Q_MAX_NODES       64
+#define Q_MAX_QUERY_BYTES 4096
+#define Q_MAX_REGEX_BYTES 256
+
+typedef struct q_query q_query;
+
+/*
+ * Compile a query from its JSON text (len bytes, need not be
+ * NUL-terminated). On success *out is a new query and 0 is returned. On
+ * failure returns LS_EINVALIDQUERY and err (may be NULL) says which node
+ * and why, e.g. "where.and[1].op: unknown operator 'lt'".
+ */
+int q_query_compile_text(const char *text, size_t len, q_query **out,
+                         ls_error *err);
+
+/*
+ * Same from a parsed JSON value (borrowed). The serialized size limit is
+ * checked on the compact serialization of spec.
+ */
+int q_query_compile(const json_t *spec, q_query **out, ls_error *err);
+
+/* Free a query; accepts NULL and clears *q. */
+void q_query_destroy(q_query **q);
+
+/* True for "select" mode. */
+bool q_query_is_select(const q_query *q);
+
+/*
+ * "any" mode test: does where hold for msg (borrowed)? For a select query
+ * this is true when at least one element of the array matches.
+ * Allocates nothing.
+ */
+bool q_query_matches(const q_query *q, const json_t *msg);
+
+/*
+ * Evaluate q on msg (borrowed) and produce the message to deliver.
+ * Returns 1 and sets *out (new reference) on a match, 0 when nothing is to
+ * be delivered, or -ENOMEM. In "any" mode *out is msg itself
+ * (incref'ed); in "select" mode it is a copy with the array reduced.
+ */
+int q_query_apply(const q_query *q, json_t *msg, json_t **out);
+
+#endif
