@@ -37,12 +37,14 @@ ls_format_rfc3339(int64_t epoch_ms, char out[LS_RFC3339_LEN + 1])
 {
 	time_t secs = (time_t)(epoch_ms / 1000);
 	struct tm tm;
+	char buf[64];
 
 	gmtime_r(&secs, &tm);
-	snprintf(out, LS_RFC3339_LEN + 1,
-	         "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	         (int)(epoch_ms % 1000));
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+	memcpy(out, buf, LS_RFC3339_LEN);
+	out[LS_RFC3339_LEN] = '\0';
 }
 
 int

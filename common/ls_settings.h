@@ -1,0 +1,108 @@
+/*
+ * Settings shared by every role: one JSON configuration file (SPEC §7),
+ * every key optional, command-line flags override.
+ *
+ * The whole schema lives here so that one file can configure every role of
+ * a deployment (each role reads the keys it needs; a key that belongs to
+ * no role is an error naming it). Keys, defaults and flags are documented
+ * in docs/configuration.md.
+ */
+#ifndef LS_SETTINGS_H
+#define LS_SETTINGS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "ls_config.h"
+#include "ls_error.h"
+
+typedef struct ls_settings {
+	/* log.* */
+	char *log_level;  /* "info" */
+	char *log_format; /* "text" */
+	/* data directory: default store location */
+	char *data_dir; /* "." */
+
+	/* gateway.* */
+	char *listen;               /* "127.0.0.1:8080" */
+	char *tls_listen;           /* NULL: no TLS listener */
+	char *tls_cert;             /* PEM file */
+	char *tls_key;              /* PEM file */
+	char *static_dir;           /* NULL: built-in lookup */
+	ls_strlist origins;         /* empty: any Origin */
+	ls_strlist trusted_proxies; /* peers whose X-Forwarded-For we trust */
+	ls_strlist service_allowlist; /* "service/operation"; default
+	                                 auth/generatetoken */
+	bool token_http_remote;       /* generatetoken over plain HTTP from
+	                                 non-loopback peers */
+	long auth_timeout_ms;         /* 10000 */
+	long max_frame_bytes;         /* 65536 */
+	long queue_limit_bytes;       /* 1048576 */
+	long max_subscriptions;       /* 128 per connection */
+	long ping_interval_s;         /* 25 */
+	long drain_timeout_ms;        /* 5000 */
+	long max_connections;         /* 0: limited by descriptors only */
+
+	/* pubsub.* */
+	char *pubsub_url; /* "local" or "redis://HOST:PORT" */
+
+	/* bus.* */
+	char *bus_frontend;  /* "tcp://127.0.0.1:5555" */
+	char *bus_backend;   /* "tcp://127.0.0.1:5556" */
+	long bus_timeout_ms; /* 5000: client deadline per request */
+	long heartbeat_ms;   /* 2500 */
+
+	/* store.*, appserver.* */
+	char *store_uri; /* NULL: "sqlite:<data_dir>/lightstream.db" */
+	long workers;    /* 2 */
+} ls_settings;
+
+/* Fill s with the defaults above. Returns 0 or -ENOMEM. */
+int ls_settings_init(ls_settings *s);
+
+/* Free everything s owns. */
+void ls_settings_clear(ls_settings *s);
+
+/* Apply a configuration file. Returns 0 or LS_ECONFIG with err set. */
+int ls_settings_load_file(ls_settings *s, const char *path, ls_error *err);
+
+/*
+ * The long options every role accepts (--config, --listen, --data,
+ * --redis, --store, --broker-frontend, --broker-backend, --log-level,
+ * --log-format), terminated by a zero entry; their `val` is >= 0x1000 so
+ * commands can mix them with their own options. Commands append their own
+ * options with ls_settings_options_merge().
+ */
+extern const struct option ls_settings_options[];
+
+/*
+ * Build a NULL-terminated option array of ls_settings_options followed by
+ * extra (terminated by a zero entry) into out (at most cap entries).
+ */
+void ls_settings_options_merge(const struct option *extra, struct option *out,
+                               int cap);
+
+/*
+ * Handle one option parsed by getopt_long. Returns 1 when it was one of
+ * ls_settings_options (applied; --config loads the file at once, so put
+ * it first), 0 when it is not ours, or LS_ECONFIG with err set.
+ */
+int ls_settings_option(ls_settings *s, int opt, const char *arg,
+                       ls_error *err);
+
+/* Help text lines for the shared options (for --help). */
+const char *ls_settings_help(void);
+
+/*
+ * Apply log.level / log.format to the logging module. Returns 0 or
+ * LS_ECONFIG.
+ */
+int ls_settings_apply_logging(const ls_settings *s, ls_error *err);
+
+/*
+ * The effective store URI: store_uri, or sqlite:<data_dir>/lightstream.db
+ * (new string, free()).
+ */
+char *ls_settings_store_uri(const ls_settings *s);
+
+#endif
