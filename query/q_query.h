@@ -62,4 +62,19 @@ bool q_query_matches(const q_query *q, const json_t *msg);
  */
 int q_query_apply(const q_query *q, json_t *msg, json_t **out);
 
+/*
+ * Route the engine's own memory and PCRE2's through malloc_fn/free_fn
+ * (NULL restores malloc/free). Call before compiling anything, from one
+ * thread; jansson has its own json_set_alloc_funcs().
+ */
+void q_query_set_alloc_funcs(void *(*malloc_fn)(size_t),
+                             void (*free_fn)(void *));
+
+/*
+ * Free the calling thread's regex match block. It is created by the first
+ * regex compile or evaluation on a thread and otherwise released when the
+ * thread exits; call this before checking for leaks or unloading.
+ */
+void q_query_thread_cleanup(void);
+
 #endif

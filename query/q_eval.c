@@ -1,0 +1,436 @@
+/*
+ * Evaluation of compiled queries. Nothing here allocates except
+ * q_query_apply building a "select" result and the per-thread PCRE2 match
+ * block created once per thread.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "q_internal.h"
+
+/* Haystack bytes folded at a time by the case-insensitive substring
+ * search; the chunk buffer lives on the stack. */
+#define Q_FOLD_CHUNK 4096
+
+int
+q__num_cmp(const json_t *a, const json_t *b)
+{
+	if (json_is_integer(a) && json_is_integer(b)) {
+		json_int_t x = json_integer_value(a);
+		json_int_t y = json_integer_value(b);
+		return (x > y) - (x < y);
+	}
+	if (json_is_real(a) && json_is_real(b)) {
+		double x = json_real_value(a), y = json_real_value(b);
+		return (x > y) - (x < y);
+	}
+	/* One integer, one real: compare without rounding the integer
+	 * through a double (2^53 + 1 must not equal 2^53). */
+	int sign = 1;
+	if (json_is_integer(a)) {
+		const json_t *t = a;
+		a = b;
+		b = t;
+		sign = -1;
+	}
+	double d = json_real_value(a);
+	json_int_t i = json_integer_value(b);
+	int r;
+	if (d >= 9223372036854775808.0) {
+		r = 1;
+	} else if (d < -9223372036854775808.0) {
+		r = -1;
+	} else {
+		long long t = (long long)d; /* toward zero, in range */
+		if (t != i) {
+			r = t < i ? -1 : 1;
+		} else {
+			double frac = d - (double)t;
+			r = (frac > 0) - (frac < 0);
+		}
+	}
+	return sign * r;
+}
+
+static bool
+q__bytes_eq(const char *a, const char *b, size_t n, bool icase)
+{
+	if (!icase) {
+		return memcmp(a, b, n) == 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (q__fold((unsigned char)a[i]) !=
+		    q__fold((unsigned char)b[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+q__equal(const json_t *a, const json_t *b, bool icase)
+{
+	if (json_is_number(a) && json_is_number(b)) {
+		return q__num_cmp(a, b) == 0;
+	}
+	if (json_typeof(a) != json_typeof(b)) {
+		return false;
+	}
+	switch (json_typeof(a)) {
+	case JSON_STRING: {
+		size_t n = json_string_length(a);
+		return n == json_string_length(b) &&
+		       q__bytes_eq(json_string_value(a), json_string_value(b),
+		                   n, icase);
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(a);
+		if (n != json_array_size(b)) {
+			return false;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!q__equal(json_array_get(a, i),
+			              json_array_get(b, i), icase)) {
+				return false;
+			}
+		}
+		return true;
+	}
+	case JSON_OBJECT: {
+		if (json_object_size(a) != json_object_size(b)) {
+			return false;
+		}
+		const char *key;
+		size_t klen;
+		json_t *va;
+		json_object_keylen_foreach((json_t *)a, key, klen, va)
+		{
+			const json_t *vb = json_object_getn(b, key, klen);
+			if (vb == NULL || !q__equal(va, vb, icase)) {
+				return false;
+			}
+		}
+		return true;
+	}
+	default: /* true, false, null: same type is enough */
+		return true;
+	}
+}
+
+/* Order for less/greater/between: false when the types do not compare. */
+static bool
+q__order(const json_t *v, const json_t *c, int *cmp)
+{
+	if (json_is_number(v) && json_is_number(c)) {
+		*cmp = q__num_cmp(v, c);
+		return true;
+	}
+	if (json_is_string(v) && json_is_string(c)) {
+		size_t n1 = json_string_length(v), n2 = json_string_length(c);
+		int r = memcmp(json_string_value(v), json_string_value(c),
+		               n1 < n2 ? n1 : n2);
+		*cmp = r != 0 ? r : (n1 > n2) - (n1 < n2);
+		return true;
+	}
+	return false;
+}
+
+/* Case-insensitive substring: fold the haystack chunk by chunk into a
+ * stack buffer and let memmem (linear time) do the search. needle is
+ * already folded. */
+static bool
+q__contains_icase(const char *hay, size_t hlen, const char *needle,
+                  size_t nlen)
+{
+	char buf[Q_FOLD_CHUNK + Q_MAX_QUERY_BYTES];
+
+	if (nlen == 0) {
+		return true;
+	}
+	if (nlen > Q_MAX_QUERY_BYTES) {
+		return false; /* cannot happen: bounded by the query size */
+	}
+	for (size_t pos = 0; pos + nlen <= hlen; pos += Q_FOLD_CHUNK) {
+		size_t n = hlen - pos;
+		if (n > Q_FOLD_CHUNK + nlen - 1) {
+			n = Q_FOLD_CHUNK + nlen - 1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			buf[i] = (char)q__fold((unsigned char)hay[pos + i]);
+		}
+		if (memmem(buf, n, needle, nlen) != NULL) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+q__regex(const struct q_node *n, const json_t *v, pcre2_match_context *mctx)
+{
+	pcre2_match_data *md = q__thread_match_data();
+	if (md == NULL) {
+		return false;
+	}
+	return pcre2_match(n->re, (PCRE2_SPTR)json_string_value(v),
+	                   json_string_length(v), 0, 0, md, mctx) >= 0;
+}
+
+static unsigned
+q__type_bit(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return Q_TYPE_STRING;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return Q_TYPE_NUMBER;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return Q_TYPE_BOOLEAN;
+	case JSON_OBJECT:
+		return Q_TYPE_OBJECT;
+	case JSON_ARRAY:
+		return Q_TYPE_ARRAY;
+	default:
+		return Q_TYPE_NULL;
+	}
+}
+
+static bool
+q__in(const struct q_node *n, const json_t *v)
+{
+	size_t k = json_array_size(n->value);
+	for (size_t i = 0; i < k; i++) {
+		if (q__equal(v, json_array_get(n->value, i), n->icase)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Equality against the constant, with a fast path for strings. */
+static bool
+q__eq_const(const struct q_node *n, const json_t *v)
+{
+	if (n->str != NULL) {
+		return json_is_string(v) && json_string_length(v) == n->len &&
+		       q__bytes_eq(json_string_value(v), n->str, n->len,
+		                   n->icase);
+	}
+	return q__equal(v, n->value, false);
+}
+
+static bool
+q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
+{
+	const json_t *v = q__path_resolve(&n->path, msg);
+	int c;
+
+	if (v == NULL) {
+		return n->op == Q_OP_NOT_EXISTS || n->op == Q_OP_NOT_EQUALS;
+	}
+	switch ((enum q_op)n->op) {
+	case Q_OP_EQUALS:
+		return q__eq_const(n, v);
+	case Q_OP_NOT_EQUALS:
+		return !q__eq_const(n, v);
+	case Q_OP_LESS:
+		return q__order(v, n->value, &c) && c < 0;
+	case Q_OP_LESS_EQUALS:
+		return q__order(v, n->value, &c) && c <= 0;
+	case Q_OP_GREATER:
+		return q__order(v, n->value, &c) && c > 0;
+	case Q_OP_GREATER_EQUALS:
+		return q__order(v, n->value, &c) && c >= 0;
+	case Q_OP_BETWEEN:
+		return q__order(v, json_array_get(n->value, 0), &c) &&
+		       c >= 0 &&
+		       q__order(v, json_array_get(n->value, 1), &c) && c <= 0;
+	case Q_OP_IN:
+		return q__in(n, v);
+	case Q_OP_NOT_IN:
+		return !q__in(n, v);
+	case Q_OP_CONTAINS:
+		if (json_is_string(v)) {
+			if (n->str == NULL) {
+				return false;
+			}
+			if (n->icase) {
+				return q__contains_icase(json_string_value(v),
+				                         json_string_length(v),
+				                         n->str, n->len);
+			}
+			return n->len == 0 || memmem(json_string_value(v),
+			                             json_string_length(v),
+			                             n->str, n->len) != NULL;
+		}
+		if (json_is_array(v)) {
+			size_t k = json_array_size(v);
+			for (size_t i = 0; i < k; i++) {
+				if (q__equal(json_array_get(v, i), n->value,
+				             n->icase)) {
+					return true;
+				}
+			}
+		}
+		return false;
+	case Q_OP_STARTS_WITH:
+		return json_is_string(v) && json_string_length(v) >= n->len &&
+		       q__bytes_eq(json_string_value(v), n->str, n->len,
+		                   n->icase);
+	case Q_OP_ENDS_WITH:
+		return json_is_string(v) && json_string_length(v) >= n->len &&
+		       q__bytes_eq(json_string_value(v) +
+		                           json_string_length(v) - n->len,
+		                   n->str, n->len, n->icase);
+	case Q_OP_MATCH:
+		return json_is_string(v) && q__regex(n, v, mctx);
+	case Q_OP_EXISTS:
+		return true;
+	case Q_OP_NOT_EXISTS:
+		return false;
+	case Q_OP_IS_EMPTY:
+		return (json_is_string(v) && json_string_length(v) == 0) ||
+		       (json_is_array(v) && json_array_size(v) == 0) ||
+		       (json_is_object(v) && json_object_size(v) == 0) ||
+		       json_is_null(v);
+	case Q_OP_TYPE:
+		return (q__type_bit(v) & n->types) != 0;
+	case Q_OP_COUNT:
+		break;
+	}
+	return false;
+}
+
+static bool
+q__eval(const struct q_node *n, const json_t *v, pcre2_match_context *mctx)
+{
+	const struct q_node *c, *end;
+
+	switch ((enum q_kind)n->kind) {
+	case Q_AND:
+		end = n + n->size;
+		for (c = n + 1; c < end; c += c->size) {
+			if (!q__eval(c, v, mctx)) {
+				return false;
+			}
+		}
+		return true;
+	case Q_OR:
+		end = n + n->size;
+		for (c = n + 1; c < end; c += c->size) {
+			if (q__eval(c, v, mctx)) {
+				return true;
+			}
+		}
+		return false;
+	case Q_NOT:
+		return !q__eval(n + 1, v, mctx);
+	case Q_LEAF:
+		return q__leaf(n, v, mctx);
+	}
+	return false;
+}
+
+bool
+q_query_matches(const q_query *q, const json_t *msg)
+{
+	if (q == NULL || msg == NULL) {
+		return false;
+	}
+	if (!q->select) {
+		return q__eval(q->nodes, msg, q->mctx);
+	}
+	const json_t *arr = q__path_resolve(&q->sel_path, msg);
+	if (!json_is_array(arr)) {
+		return false;
+	}
+	size_t n = json_array_size(arr);
+	for (size_t i = 0; i < n; i++) {
+		if (q__eval(q->nodes, json_array_get(arr, i), q->mctx)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Copy the containers from v down to the selected array (segment i on),
+ * putting arr (taken) in place of that array. Returns a new reference or
+ * NULL when out of memory (arr is released either way).
+ */
+static json_t *
+q__rebuild(const q_query *q, json_t *v, uint32_t i, json_t *arr)
+{
+	if (i == q->sel_path.nseg) {
+		return arr;
+	}
+	const struct q_seg *s = &q->sel_path.segs[i];
+	json_t *copy;
+	if (json_is_object(v)) {
+		json_t *child = json_object_getn(v, s->key, s->len);
+		json_t *sub = q__rebuild(q, child, i + 1, arr);
+		if (sub == NULL || (copy = json_copy(v)) == NULL) {
+			json_decref(sub);
+			return NULL;
+		}
+		if (json_object_setn_new(copy, s->key, s->len, sub) != 0) {
+			json_decref(copy);
+			return NULL;
+		}
+	} else {
+		json_t *child = json_array_get(v, (size_t)s->index);
+		json_t *sub = q__rebuild(q, child, i + 1, arr);
+		if (sub == NULL || (copy = json_copy(v)) == NULL) {
+			json_decref(sub);
+			return NULL;
+		}
+		if (json_array_set_new(copy, (size_t)s->index, sub) != 0) {
+			json_decref(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int
+q_query_apply(const q_query *q, json_t *msg, json_t **out)
+{
+	*out = NULL;
+	if (q == NULL || msg == NULL) {
+		return 0;
+	}
+	if (!q->select) {
+		if (!q__eval(q->nodes, msg, q->mctx)) {
+			return 0;
+		}
+		*out = json_incref(msg);
+		return 1;
+	}
+	json_t *arr = (json_t *)q__path_resolve(&q->sel_path, msg);
+	if (!json_is_array(arr)) {
+		return 0;
+	}
+	json_t *picked = NULL;
+	size_t n = json_array_size(arr);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(arr, i);
+		if (!q__eval(q->nodes, e, q->mctx)) {
+			continue;
+		}
+		if (picked == NULL && (picked = json_array()) == NULL) {
+			return -ENOMEM;
+		}
+		if (json_array_append(picked, e) != 0) {
+			json_decref(picked);
+			return -ENOMEM;
+		}
+	}
+	if (picked == NULL) {
+		return 0;
+	}
+	*out = q__rebuild(q, msg, 0, picked);
+	return *out != NULL ? 1 : -ENOMEM;
+}
