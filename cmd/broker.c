@@ -1,11 +1,186 @@
-/* `lightstream broker` — not built yet. */
+/* `lightstream broker`: the service-bus broker alone (SPEC §5, §7). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
 
+#include "bus_broker.h"
 #include "cmd.h"
+#include "ls_log.h"
+#include "ls_settings.h"
+
+enum {
+	OPT_HEARTBEAT = 0x2000,
+	OPT_QUEUE_LIMIT,
+	OPT_TIMEOUT,
+	OPT_HELP,
+};
+
+static bus_broker *broker_running;
+
+static void
+broker_on_signal(int sig)
+{
+	if (broker_running != NULL) {
+		bus_broker_stop(broker_running);
+	}
+}
+
+static void
+broker_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream broker [OPTIONS]\n"
+	        "\n"
+	        "Run the service-bus broker: clients (gateways, `lightstream "
+	        "call`)\n"
+	        "connect to the frontend, app-server workers to the "
+	        "backend.\n"
+	        "\n"
+	        "Options:\n"
+	        "%s"
+	        "  --heartbeat-ms MS        heartbeat interval (2500; "
+	        "bus.heartbeat_ms)\n"
+	        "  --queue-limit N          queued requests per service "
+	        "(10000)\n"
+	        "  --timeout-ms MS          deadline of a queued request "
+	        "(5000; bus.timeout_ms)\n"
+	        "  -h, --help               this help\n",
+	        ls_settings_help());
+}
+
+static int
+broker_parse_int(const char *name, const char *arg, long min, long max,
+                 long *out)
+{
+	char *end = NULL;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+		fprintf(stderr,
+		        "lightstream broker: --%s: expected an integer from "
+		        "%ld to %ld, not '%s'\n",
+		        name, min, max, arg);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
 
 int
 cmd_broker(int argc, char **argv)
 {
-	fprintf(stderr, "lightstream broker: not available in this build\n");
-	return CMD_EXIT_FAILURE;
+	static const struct option extra[] = {
+		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
+		{ "queue-limit", required_argument, NULL, OPT_QUEUE_LIMIT },
+		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct option opts[32];
+	ls_settings s;
+	ls_error err = { 0 };
+	bus_broker_options bo = { 0 };
+	long heartbeat = -1, queue_limit = 0, timeout = -1;
+	void *ctx = NULL;
+	bus_broker *b = NULL;
+	int status = CMD_EXIT_USAGE;
+	int c;
+
+	if (ls_settings_init(&s) != 0) {
+		fprintf(stderr, "lightstream broker: out of memory\n");
+		return CMD_EXIT_FAILURE;
+	}
+	ls_settings_options_merge(extra, opts, 32);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int rc = ls_settings_option(&s, c, optarg, &err);
+		if (rc == 1) {
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lightstream broker: %s\n", err.text);
+			goto out;
+		}
+		switch (c) {
+		case OPT_HEARTBEAT:
+			if (broker_parse_int("heartbeat-ms", optarg, 10,
+			                     600000, &heartbeat) != 0) {
+				goto out;
+			}
+			break;
+		case OPT_QUEUE_LIMIT:
+			if (broker_parse_int("queue-limit", optarg, 1,
+			                     10000000, &queue_limit) != 0) {
+				goto out;
+			}
+			break;
+		case OPT_TIMEOUT:
+			if (broker_parse_int("timeout-ms", optarg, 1, 3600000,
+			                     &timeout) != 0) {
+				goto out;
+			}
+			break;
+		case 'h':
+		case OPT_HELP:
+			broker_usage(stdout);
+			status = CMD_EXIT_OK;
+			goto out;
+		default:
+			broker_usage(stderr);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "lightstream broker: unexpected argument '%s'\n",
+		        argv[optind]);
+		goto out;
+	}
+	if (ls_settings_apply_logging(&s, &err) != 0) {
+		fprintf(stderr, "lightstream broker: %s\n", err.text);
+		goto out;
+	}
+	bo.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
+	bo.queue_limit = (int)queue_limit;
+	bo.default_timeout_ms =
+	        (int)(timeout > 0 ? timeout : s.bus_timeout_ms);
+	status = CMD_EXIT_FAILURE;
+	ctx = zmq_ctx_new();
+	if (ctx == NULL) {
+		fprintf(stderr, "lightstream broker: zmq: %s\n",
+		        zmq_strerror(errno));
+		goto out;
+	}
+	b = bus_broker_new(ctx, s.bus_frontend, s.bus_backend, &bo, &err);
+	if (b == NULL) {
+		ls_err("broker", "%s", err.text);
+		goto out;
+	}
+	ls_info("broker", "frontend %s, backend %s", s.bus_frontend,
+	        s.bus_backend);
+	broker_running = b;
+	{
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = broker_on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	bus_broker_run(b);
+	broker_running = NULL;
+	status = CMD_EXIT_OK;
+out:
+	bus_broker_destroy(&b);
+	if (ctx != NULL) {
+		zmq_ctx_term(ctx);
+	}
+	ls_settings_clear(&s);
+	return status;
 }

@@ -1,11 +1,241 @@
-/* `lightstream call` — not built yet. */
+/*
+ * `lightstream call SERVICE OPERATION [ARG...]`: one bus request from the
+ * command line (SPEC §7). Arguments are JSON values; a word that is not
+ * valid JSON is taken as a string. mmi.* services take OPERATION as their
+ * raw body (`lightstream call mmi.service auth`).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
 
+#include "bus_client.h"
 #include "cmd.h"
+#include "ls_settings.h"
+
+enum {
+	OPT_HELP = 0x2000,
+};
+
+static void
+call_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream call [OPTIONS] SERVICE OPERATION "
+	        "[ARG...]\n"
+	        "       lightstream call [OPTIONS] mmi.service NAME | "
+	        "mmi.stats\n"
+	        "\n"
+	        "Call an operation of a service-bus service and print its "
+	        "result.\n"
+	        "Each ARG is a JSON value; a word that is not valid JSON is "
+	        "a string\n"
+	        "(write '\"12\"' for the string 12). Put `--` before "
+	        "arguments that\n"
+	        "start with '-'. Exit status: 0 success, 1 error, timeout or "
+	        "no such\n"
+	        "service (message on stderr), 2 usage.\n"
+	        "\n"
+	        "Options:\n"
+	        "  -o, --output FORMAT      json (default) or plain (strings "
+	        "unquoted)\n"
+	        "  -t, --timeout MS         deadline (5000; bus.timeout_ms)\n"
+	        "%s"
+	        "  -h, --help               this help\n",
+	        ls_settings_help());
+}
+
+/* The request body: {"o": op, "a": [args]} (new string, free()). */
+static char *
+call_body(const char *op, int argc, char **argv)
+{
+	json_t *args = json_array(), *req;
+	char *body;
+
+	for (int i = 0; i < argc; i++) {
+		json_t *v = json_loads(argv[i], JSON_DECODE_ANY, NULL);
+		if (v == NULL) {
+			v = json_string(argv[i]);
+		}
+		if (v == NULL) {
+			/* Not valid UTF-8 either. */
+			json_decref(args);
+			return NULL;
+		}
+		json_array_append_new(args, v);
+	}
+	req = json_pack("{s:s, s:o}", "o", op, "a", args);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	return body;
+}
+
+static void
+call_print(const char *reply, size_t len, bool plain)
+{
+	if (plain) {
+		json_t *v = json_loadb(reply, len, JSON_DECODE_ANY, NULL);
+		if (json_is_string(v)) {
+			fwrite(json_string_value(v), 1, json_string_length(v),
+			       stdout);
+			fputc('\n', stdout);
+			json_decref(v);
+			return;
+		}
+		json_decref(v);
+	}
+	fwrite(reply, 1, len, stdout);
+	fputc('\n', stdout);
+}
 
 int
 cmd_call(int argc, char **argv)
 {
-	fprintf(stderr, "lightstream call: not available in this build\n");
-	return CMD_EXIT_FAILURE;
+	static const struct option extra[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct option opts[32];
+	ls_settings s;
+	ls_error err = { 0 };
+	bool plain = false;
+	long timeout = -1;
+	const char *service, *op;
+	char *body = NULL, *reply = NULL;
+	size_t body_len = 0, reply_len = 0;
+	bus_status st = BUS_ERROR;
+	void *ctx = NULL;
+	int status = CMD_EXIT_USAGE;
+	int c, rc;
+
+	if (ls_settings_init(&s) != 0) {
+		fprintf(stderr, "lightstream call: out of memory\n");
+		return CMD_EXIT_FAILURE;
+	}
+	ls_settings_options_merge(extra, opts, 32);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "ho:t:", opts, NULL)) != -1) {
+		char *end = NULL;
+		rc = ls_settings_option(&s, c, optarg, &err);
+		if (rc == 1) {
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lightstream call: %s\n", err.text);
+			goto out;
+		}
+		switch (c) {
+		case 'o':
+			if (strcmp(optarg, "plain") == 0) {
+				plain = true;
+			} else if (strcmp(optarg, "json") == 0) {
+				plain = false;
+			} else {
+				fprintf(stderr,
+				        "lightstream call: --output: expected "
+				        "json or plain, not '%s'\n",
+				        optarg);
+				goto out;
+			}
+			break;
+		case 't':
+			errno = 0;
+			timeout = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || timeout < 1 ||
+			    timeout > 3600000) {
+				fprintf(stderr,
+				        "lightstream call: --timeout: "
+				        "expected "
+				        "milliseconds (1 to 3600000), not "
+				        "'%s'\n",
+				        optarg);
+				goto out;
+			}
+			break;
+		case 'h':
+		case OPT_HELP:
+			call_usage(stdout);
+			status = CMD_EXIT_OK;
+			goto out;
+		default:
+			call_usage(stderr);
+			goto out;
+		}
+	}
+	if (argc - optind < 1) {
+		fprintf(stderr, "lightstream call: missing SERVICE (see "
+		                "--help)\n");
+		goto out;
+	}
+	service = argv[optind];
+	op = argc - optind >= 2 ? argv[optind + 1] : NULL;
+	if (strncmp(service, "mmi.", 4) == 0) {
+		if (argc - optind > 2) {
+			fprintf(stderr,
+			        "lightstream call: %s takes at most "
+			        "one argument\n",
+			        service);
+			goto out;
+		}
+		body = strdup(op ? op : "");
+	} else {
+		if (op == NULL) {
+			fprintf(stderr, "lightstream call: missing OPERATION "
+			                "(see --help)\n");
+			goto out;
+		}
+		body = call_body(op, argc - optind - 2, argv + optind + 2);
+		if (body == NULL) {
+			fprintf(stderr, "lightstream call: arguments must be "
+			                "valid UTF-8\n");
+			goto out;
+		}
+	}
+	if (body == NULL) {
+		status = CMD_EXIT_FAILURE;
+		goto out;
+	}
+	body_len = strlen(body);
+	if (timeout < 0) {
+		timeout = s.bus_timeout_ms;
+	}
+	status = CMD_EXIT_FAILURE;
+	ctx = zmq_ctx_new();
+	if (ctx == NULL) {
+		fprintf(stderr, "lightstream call: zmq: %s\n",
+		        zmq_strerror(errno));
+		goto out;
+	}
+	rc = bus_call(ctx, s.bus_frontend, service, body, body_len,
+	              (int)timeout, &st, &reply, &reply_len);
+	if (rc != 0) {
+		fprintf(stderr, "lightstream call: cannot send to %s: %s\n",
+		        s.bus_frontend, ls_strerror(rc));
+		goto out;
+	}
+	if (st == BUS_OK) {
+		call_print(reply, reply_len, plain);
+		status = CMD_EXIT_OK;
+	} else if (st == BUS_NOSERVICE) {
+		fprintf(stderr, "lightstream call: %s: no such service\n",
+		        service);
+	} else {
+		fprintf(stderr, "lightstream call: %s%s%s: %s: %s\n", service,
+		        op && strncmp(service, "mmi.", 4) ? "." : "",
+		        op && strncmp(service, "mmi.", 4) ? op : "",
+		        bus_status_name(st), reply);
+	}
+out:
+	free(body);
+	free(reply);
+	if (ctx != NULL) {
+		zmq_ctx_term(ctx);
+	}
+	ls_settings_clear(&s);
+	return status;
 }

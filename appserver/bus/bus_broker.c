@@ -1,0 +1,812 @@
+/*
+ * The broker: the Majordomo state machine (zguide mdbroker) on two ROUTER
+ * sockets. Clients speak [requestId, service, body] on the frontend;
+ * workers speak LSW1 commands on the backend. Everything runs on the
+ * thread that calls bus_broker_run(); nothing here blocks but zmq_poll.
+ *
+ * Guarantees (docs/bus.md): every accepted request is answered exactly
+ * once by the broker unless the client is gone - with the worker's reply,
+ * with `timeout` when it waited in the queue past its deadline, with
+ * `error` when the worker holding it died or left, with `no such service`
+ * when no worker ever registered the service, or with `error` when the
+ * service's queue is full. A request is never sent to two workers.
+ */
+#include "bus_broker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <jansson.h>
+
+#include "bus_proto.h"
+#include "ls_log.h"
+#include "ls_time.h"
+
+#define BUS__C "broker"
+
+#define BUS__MAX_WORKER_SERVICES 16   /* services one worker may serve */
+#define BUS__MAX_SERVICES        1024 /* distinct services registered */
+#define BUS__MAX_WORKERS         4096 /* workers registered at once */
+#define BUS__DEFAULT_QUEUE       10000
+#define BUS__DEFAULT_TIMEOUT_MS  5000
+#define BUS__LOG_BURST           10   /* dropped-input warnings per second */
+#define BUS__BATCH               1000 /* messages per socket per turn */
+
+typedef struct bus__request bus__request;
+struct bus__request {
+	bus__request *next;
+	int64_t deadline;
+	unsigned char reqid[8];
+	size_t client_len;
+	unsigned char client[BUS__MAX_IDENTITY];
+	size_t body_len;
+	char body[]; /* body_len bytes */
+};
+
+typedef struct bus__service bus__service;
+struct bus__service {
+	bus__service *next;
+	size_t name_len;
+	char name[BUS__MAX_SERVICE_LEN + 1];
+	bus__request *qhead, *qtail;
+	int qlen;
+	int nworkers;
+	uint64_t served, failed, timed_out, rejected;
+};
+
+typedef struct bus__bworker bus__bworker;
+struct bus__bworker {
+	bus__bworker *next;          /* every worker */
+	bus__bworker *iprev, *inext; /* idle, least recently used first */
+	bool idle;
+	size_t id_len;
+	unsigned char id[BUS__MAX_IDENTITY];
+	char hex[2 * 16 + 1];
+	bus__service *services[BUS__MAX_WORKER_SERVICES];
+	int nservices;
+	int64_t expiry;
+	bus__request *held; /* the request it works on */
+	bus__service *held_svc;
+};
+
+struct bus_broker {
+	void *front, *back;
+	int stopfd;
+	atomic_bool stopping;
+	int hb_ms, liveness, queue_limit, timeout_ms;
+	bus__service *services;
+	int nservices;
+	bus__bworker *workers;
+	int nworkers;
+	bus__bworker *idle_head, *idle_tail;
+	int64_t hb_at;
+	int64_t log_window;
+	int log_count, log_suppressed;
+};
+
+static const char bus__proto[BUS__PROTOCOL_LEN] = BUS__PROTOCOL;
+
+/* Warn about dropped input, at most BUS__LOG_BURST times a second. */
+static void __attribute__((format(printf, 2, 3)))
+bus__drop(bus_broker *b, const char *fmt, ...)
+{
+	int64_t now = ls_now_ms();
+	char text[256];
+	va_list ap;
+
+	if (now - b->log_window >= 1000) {
+		if (b->log_suppressed > 0) {
+			ls_warn(BUS__C, "%d similar warnings suppressed",
+			        b->log_suppressed);
+		}
+		b->log_window = now;
+		b->log_count = 0;
+		b->log_suppressed = 0;
+	}
+	if (b->log_count >= BUS__LOG_BURST) {
+		b->log_suppressed++;
+		return;
+	}
+	b->log_count++;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	ls_warn(BUS__C, "%s", text);
+}
+
+static int
+bus__reply(bus_broker *b, const void *client, size_t client_len,
+           const void *reqid, unsigned char status, const void *body,
+           size_t len)
+{
+	const void *d[4] = { client, reqid, &status, body ? body : "" };
+	size_t l[4] = { client_len, 8, 1, len };
+	int rc = bus__send(b->front, 4, d, l);
+
+	if (rc != 0) {
+		bus__drop(b, "reply to a client dropped: %s",
+		          zmq_strerror(-rc));
+	}
+	return rc;
+}
+
+static int
+bus__reply_req(bus_broker *b, const bus__request *r, unsigned char status,
+               const char *text)
+{
+	return bus__reply(b, r->client, r->client_len, r->reqid, status, text,
+	                  strlen(text));
+}
+
+static int
+bus__to_worker(bus_broker *b, bus__bworker *w, unsigned char cmd, int n,
+               const void *const *data, const size_t *len)
+{
+	const void *d[8] = { w->id, bus__proto, &cmd };
+	size_t l[8] = { w->id_len, BUS__PROTOCOL_LEN, 1 };
+
+	for (int i = 0; i < n && i < 5; i++) {
+		d[i + 3] = data[i];
+		l[i + 3] = len[i];
+	}
+	return bus__send(b->back, n + 3, d, l);
+}
+
+static void
+bus__disconnect_peer(bus_broker *b, const void *id, size_t id_len)
+{
+	unsigned char cmd = BUS__DISCONNECT;
+	const void *d[3] = { id, bus__proto, &cmd };
+	size_t l[3] = { id_len, BUS__PROTOCOL_LEN, 1 };
+
+	bus__send(b->back, 3, d, l);
+}
+
+static bus__service *
+bus__service_find(bus_broker *b, const void *name, size_t len)
+{
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		if (s->name_len == len && memcmp(s->name, name, len) == 0) {
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static bus__service *
+bus__service_require(bus_broker *b, const void *name, size_t len)
+{
+	bus__service *s = bus__service_find(b, name, len);
+
+	if (s != NULL || b->nservices >= BUS__MAX_SERVICES) {
+		return s;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return NULL;
+	}
+	memcpy(s->name, name, len);
+	s->name[len] = '\0';
+	s->name_len = len;
+	s->next = b->services;
+	b->services = s;
+	b->nservices++;
+	ls_info(BUS__C, "service '%s' registered", s->name);
+	return s;
+}
+
+static bus__bworker *
+bus__worker_find(bus_broker *b, const void *id, size_t len)
+{
+	for (bus__bworker *w = b->workers; w != NULL; w = w->next) {
+		if (w->id_len == len && memcmp(w->id, id, len) == 0) {
+			return w;
+		}
+	}
+	return NULL;
+}
+
+static bool
+bus__serves(const bus__bworker *w, const bus__service *s)
+{
+	for (int i = 0; i < w->nservices; i++) {
+		if (w->services[i] == s) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+bus__idle_remove(bus_broker *b, bus__bworker *w)
+{
+	if (!w->idle) {
+		return;
+	}
+	if (w->iprev) {
+		w->iprev->inext = w->inext;
+	} else {
+		b->idle_head = w->inext;
+	}
+	if (w->inext) {
+		w->inext->iprev = w->iprev;
+	} else {
+		b->idle_tail = w->iprev;
+	}
+	w->iprev = w->inext = NULL;
+	w->idle = false;
+}
+
+/* Send queued requests of s to idle workers, least recently used first. */
+static void
+bus__dispatch(bus_broker *b, bus__service *s)
+{
+	while (s->qhead != NULL) {
+		bus__bworker *w = b->idle_head;
+		bus__request *r = s->qhead;
+
+		while (w != NULL && !bus__serves(w, s)) {
+			w = w->inext;
+		}
+		if (w == NULL) {
+			return;
+		}
+		{
+			const void *d[4] = { r->client, r->reqid, s->name,
+				             r->body };
+			size_t l[4] = { r->client_len, 8, s->name_len,
+				        r->body_len };
+			if (bus__to_worker(b, w, BUS__REQUEST, 4, d, l) != 0) {
+				/* Its pipe is full: it is not really idle. */
+				bus__drop(b,
+				          "worker %s not accepting; skipped",
+				          w->hex);
+				bus__idle_remove(b, w);
+				continue;
+			}
+		}
+		s->qhead = r->next;
+		if (s->qhead == NULL) {
+			s->qtail = NULL;
+		}
+		s->qlen--;
+		r->next = NULL;
+		bus__idle_remove(b, w);
+		w->held = r;
+		w->held_svc = s;
+	}
+}
+
+static void
+bus__worker_idle(bus_broker *b, bus__bworker *w)
+{
+	w->held = NULL;
+	w->held_svc = NULL;
+	if (!w->idle) {
+		w->iprev = b->idle_tail;
+		w->inext = NULL;
+		if (b->idle_tail) {
+			b->idle_tail->inext = w;
+		} else {
+			b->idle_head = w;
+		}
+		b->idle_tail = w;
+		w->idle = true;
+	}
+	for (int i = 0; i < w->nservices && w->idle; i++) {
+		bus__dispatch(b, w->services[i]);
+	}
+}
+
+static void
+bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
+{
+	bus__bworker **pp = &b->workers;
+
+	ls_info(BUS__C, "worker %s removed: %s", w->hex, why);
+	if (w->held != NULL) {
+		/* No retry: the operation may have had effects. */
+		bus__reply_req(b, w->held, BUS__ST_ERROR,
+		               "the worker handling the request failed");
+		w->held_svc->failed++;
+		free(w->held);
+	}
+	bus__idle_remove(b, w);
+	for (int i = 0; i < w->nservices; i++) {
+		w->services[i]->nworkers--;
+	}
+	while (*pp != w) {
+		pp = &(*pp)->next;
+	}
+	*pp = w->next;
+	b->nworkers--;
+	free(w);
+}
+
+static void
+bus__worker_ready(bus_broker *b, bus__msg *m)
+{
+	bus__bworker *w;
+	int n = m->n - 3;
+
+	if (n < 1 || n > BUS__MAX_WORKER_SERVICES || m->truncated) {
+		bus__drop(b, "READY with %d services refused", n);
+		goto refuse;
+	}
+	for (int i = 3; i < m->n; i++) {
+		size_t len = bus__frame_size(m, i);
+		const char *name = bus__frame_data(m, i);
+		if (len == 0 || len > BUS__MAX_SERVICE_LEN ||
+		    memchr(name, '\0', len) != NULL ||
+		    (len >= 4 && memcmp(name, "mmi.", 4) == 0)) {
+			bus__drop(b, "READY with an invalid service name "
+			             "refused");
+			goto refuse;
+		}
+	}
+	if (b->nworkers >= BUS__MAX_WORKERS) {
+		bus__drop(b, "READY refused: %d workers registered",
+		          b->nworkers);
+		goto refuse;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		goto refuse;
+	}
+	w->id_len = bus__frame_size(m, 0);
+	memcpy(w->id, bus__frame_data(m, 0), w->id_len);
+	bus__hex(w->id, w->id_len < 16 ? w->id_len : 16, w->hex,
+	         sizeof(w->hex));
+	for (int i = 3; i < m->n; i++) {
+		bus__service *s = bus__service_require(
+		        b, bus__frame_data(m, i), bus__frame_size(m, i));
+		if (s == NULL) {
+			bus__drop(b, "service table full; READY refused");
+			for (int k = 0; k < w->nservices; k++) {
+				w->services[k]->nworkers--;
+			}
+			free(w);
+			goto refuse;
+		}
+		if (!bus__serves(w, s)) {
+			w->services[w->nservices++] = s;
+			s->nworkers++;
+		}
+	}
+	w->expiry = ls_now_ms() + (int64_t)b->hb_ms * b->liveness;
+	w->next = b->workers;
+	b->workers = w;
+	b->nworkers++;
+	ls_info(BUS__C, "worker %s ready (%d service%s, first '%s')", w->hex,
+	        w->nservices, w->nservices == 1 ? "" : "s",
+	        w->services[0]->name);
+	bus__worker_idle(b, w);
+	return;
+refuse:
+	bus__disconnect_peer(b, bus__frame_data(m, 0), bus__frame_size(m, 0));
+}
+
+static void
+bus__worker_reply(bus_broker *b, bus__bworker *w, bus__msg *m)
+{
+	bus__request *r = w->held;
+	unsigned char status;
+
+	/* [id, LSW1, REPLY, client, requestId, status, body] */
+	if (m->n != 7 || bus__frame_size(m, 5) != 1 || r == NULL ||
+	    !bus__frame_eq(m, 3, r->client, r->client_len) ||
+	    !bus__frame_eq(m, 4, r->reqid, 8)) {
+		bus__drop(b, "worker %s: unexpected REPLY dropped", w->hex);
+		return;
+	}
+	status = *(const unsigned char *)bus__frame_data(m, 5);
+	if (status < BUS__ST_OK || status > BUS__ST_NOSERVICE) {
+		bus__drop(b, "worker %s: REPLY status %d taken as error",
+		          w->hex, status);
+		status = BUS__ST_ERROR;
+	}
+	bus__reply(b, r->client, r->client_len, r->reqid, status,
+	           bus__frame_data(m, 6), bus__frame_size(m, 6));
+	if (status == BUS__ST_OK) {
+		w->held_svc->served++;
+	} else {
+		w->held_svc->failed++;
+	}
+	free(r);
+	bus__worker_idle(b, w);
+}
+
+static void
+bus__backend(bus_broker *b, bus__msg *m)
+{
+	bus__bworker *w;
+	unsigned char cmd;
+
+	if (m->n < 3 || !bus__frame_eq(m, 1, bus__proto, BUS__PROTOCOL_LEN) ||
+	    bus__frame_size(m, 2) != 1) {
+		bus__drop(b,
+		          "malformed message on the backend dropped "
+		          "(%d frames)",
+		          m->n);
+		return;
+	}
+	cmd = *(const unsigned char *)bus__frame_data(m, 2);
+	w = bus__worker_find(b, bus__frame_data(m, 0), bus__frame_size(m, 0));
+	if (w == NULL) {
+		if (cmd == BUS__READY) {
+			bus__worker_ready(b, m);
+		} else if (cmd != BUS__DISCONNECT) {
+			/* A worker from before a restart, or a purged one:
+			 * make it start over with READY. */
+			bus__disconnect_peer(b, bus__frame_data(m, 0),
+			                     bus__frame_size(m, 0));
+		}
+		return;
+	}
+	w->expiry = ls_now_ms() + (int64_t)b->hb_ms * b->liveness;
+	switch (cmd) {
+	case BUS__REPLY:
+		bus__worker_reply(b, w, m);
+		break;
+	case BUS__HEARTBEAT:
+		break;
+	case BUS__DISCONNECT:
+		bus__worker_delete(b, w, "disconnected");
+		break;
+	case BUS__READY:
+		bus__disconnect_peer(b, w->id, w->id_len);
+		bus__worker_delete(b, w, "READY twice");
+		break;
+	default:
+		bus__drop(b, "worker %s: unknown command 0x%02x dropped",
+		          w->hex, cmd);
+		break;
+	}
+}
+
+static char *
+bus__stats(bus_broker *b)
+{
+	json_t *root = json_object(), *svcs = json_object();
+	char *text;
+
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		int idle = 0;
+		for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
+			idle += bus__serves(w, s);
+		}
+		json_object_set_new(
+		        svcs, s->name,
+		        json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+		                  "queue", s->qlen, "workers", s->nworkers,
+		                  "idle", idle, "served",
+		                  (json_int_t)s->served, "failed",
+		                  (json_int_t)s->failed, "timedOut",
+		                  (json_int_t)s->timed_out, "rejected",
+		                  (json_int_t)s->rejected));
+	}
+	json_object_set_new(root, "services", svcs);
+	json_object_set_new(root, "workers", json_integer(b->nworkers));
+	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	return text;
+}
+
+static void
+bus__mmi(bus_broker *b, bus__msg *m, const char *svc, size_t len)
+{
+	const void *client = bus__frame_data(m, 0);
+	size_t client_len = bus__frame_size(m, 0);
+	const void *reqid = bus__frame_data(m, 1);
+
+	if (len == 11 && memcmp(svc, "mmi.service", 11) == 0) {
+		bus__service *s = bus__service_find(b, bus__frame_data(m, 3),
+		                                    bus__frame_size(m, 3));
+		const char *code = s && s->nworkers > 0 ? "200" : "404";
+		bus__reply(b, client, client_len, reqid, BUS__ST_OK, code, 3);
+	} else if (len == 9 && memcmp(svc, "mmi.stats", 9) == 0) {
+		char *text = bus__stats(b);
+		if (text != NULL) {
+			bus__reply(b, client, client_len, reqid, BUS__ST_OK,
+			           text, strlen(text));
+		} else {
+			bus__reply(b, client, client_len, reqid, BUS__ST_ERROR,
+			           "out of memory", 13);
+		}
+		free(text);
+	} else {
+		static const char msg[] = "no such service";
+		bus__reply(b, client, client_len, reqid, BUS__ST_NOSERVICE,
+		           msg, sizeof(msg) - 1);
+	}
+}
+
+static void
+bus__frontend(bus_broker *b, bus__msg *m)
+{
+	const char *svc;
+	size_t svc_len, body_len;
+	bus__service *s;
+	bus__request *r;
+
+	/* [client, requestId, service, body] */
+	if (m->truncated || m->n != 4 || bus__frame_size(m, 1) != 8 ||
+	    bus__frame_size(m, 2) == 0 ||
+	    bus__frame_size(m, 2) > BUS__MAX_SERVICE_LEN) {
+		bus__drop(b,
+		          "malformed request on the frontend dropped (%d "
+		          "frames)",
+		          m->n);
+		return;
+	}
+	svc = bus__frame_data(m, 2);
+	svc_len = bus__frame_size(m, 2);
+	if (svc_len >= 4 && memcmp(svc, "mmi.", 4) == 0) {
+		bus__mmi(b, m, svc, svc_len);
+		return;
+	}
+	s = bus__service_find(b, svc, svc_len);
+	if (s == NULL) {
+		static const char msg[] = "no such service";
+		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
+		           bus__frame_data(m, 1), BUS__ST_NOSERVICE, msg,
+		           sizeof(msg) - 1);
+		return;
+	}
+	if (s->qlen >= b->queue_limit) {
+		static const char msg[] = "service queue full";
+		s->rejected++;
+		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
+		           bus__frame_data(m, 1), BUS__ST_ERROR, msg,
+		           sizeof(msg) - 1);
+		return;
+	}
+	body_len = bus__frame_size(m, 3);
+	r = malloc(sizeof(*r) + body_len + 1);
+	if (r == NULL) {
+		static const char msg[] = "out of memory";
+		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
+		           bus__frame_data(m, 1), BUS__ST_ERROR, msg,
+		           sizeof(msg) - 1);
+		return;
+	}
+	r->next = NULL;
+	r->deadline = ls_now_ms() + b->timeout_ms;
+	memcpy(r->reqid, bus__frame_data(m, 1), 8);
+	r->client_len = bus__frame_size(m, 0);
+	memcpy(r->client, bus__frame_data(m, 0), r->client_len);
+	r->body_len = body_len;
+	memcpy(r->body, bus__frame_data(m, 3), body_len);
+	r->body[body_len] = '\0';
+	if (s->qtail) {
+		s->qtail->next = r;
+	} else {
+		s->qhead = r;
+	}
+	s->qtail = r;
+	s->qlen++;
+	bus__dispatch(b, s);
+}
+
+/* Answer `timeout` to requests that waited past their deadline. */
+static void
+bus__expire(bus_broker *b, int64_t now)
+{
+	static const char msg[] = "no worker took the request in time";
+
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		/* Deadlines grow along a queue: stop at the first live one. */
+		while (s->qhead != NULL && s->qhead->deadline <= now) {
+			bus__request *r = s->qhead;
+			s->qhead = r->next;
+			if (s->qhead == NULL) {
+				s->qtail = NULL;
+			}
+			s->qlen--;
+			s->timed_out++;
+			bus__reply_req(b, r, BUS__ST_TIMEOUT, msg);
+			free(r);
+		}
+	}
+}
+
+static void
+bus__heartbeat(bus_broker *b, int64_t now)
+{
+	bus__bworker *w, *next;
+
+	if (now < b->hb_at) {
+		return;
+	}
+	for (w = b->workers; w != NULL; w = next) {
+		next = w->next;
+		if (w->expiry <= now) {
+			bus__worker_delete(b, w, "silent (expired)");
+			continue;
+		}
+		bus__to_worker(b, w, BUS__HEARTBEAT, 0, NULL, NULL);
+	}
+	b->hb_at = now + b->hb_ms;
+}
+
+static long
+bus__next_wait(bus_broker *b, int64_t now)
+{
+	int64_t at = b->hb_at;
+
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		if (s->qhead != NULL && s->qhead->deadline < at) {
+			at = s->qhead->deadline;
+		}
+	}
+	return at <= now ? 0 : (long)(at - now);
+}
+
+static void *
+bus__bind(void *ctx, int type, const char *endpoint, const char *what,
+          ls_error *err)
+{
+	void *sock = zmq_socket(ctx, type);
+
+	if (sock == NULL) {
+		ls_error_set(err, -errno, "broker %s: %s", what,
+		             zmq_strerror(errno));
+		return NULL;
+	}
+	if (bus__socket_setup(sock) != 0 || zmq_bind(sock, endpoint) != 0) {
+		ls_error_set(err, -errno, "broker %s: cannot bind %s: %s",
+		             what, endpoint, zmq_strerror(errno));
+		zmq_close(sock);
+		return NULL;
+	}
+	return sock;
+}
+
+bus_broker *
+bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
+               const bus_broker_options *opt, ls_error *err)
+{
+	bus_broker *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		ls_error_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	b->stopfd = -1;
+	b->hb_ms = opt && opt->heartbeat_ms > 0 ? opt->heartbeat_ms
+	                                        : BUS__DEFAULT_HB_MS;
+	b->liveness = opt && opt->liveness > 0 ? opt->liveness
+	                                       : BUS__DEFAULT_LIVENESS;
+	b->queue_limit = opt && opt->queue_limit > 0 ? opt->queue_limit
+	                                             : BUS__DEFAULT_QUEUE;
+	b->timeout_ms = opt && opt->default_timeout_ms > 0
+	                        ? opt->default_timeout_ms
+	                        : BUS__DEFAULT_TIMEOUT_MS;
+	if (zmq_ctx == NULL || frontend == NULL || backend == NULL) {
+		ls_error_set(err, -EINVAL, "broker: missing endpoint");
+		goto fail;
+	}
+	b->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->stopfd < 0) {
+		ls_error_set(err, -errno, "broker: eventfd: %s",
+		             strerror(errno));
+		goto fail;
+	}
+	b->front = bus__bind(zmq_ctx, ZMQ_ROUTER, frontend, "frontend", err);
+	if (b->front == NULL) {
+		goto fail;
+	}
+	b->back = bus__bind(zmq_ctx, ZMQ_ROUTER, backend, "backend", err);
+	if (b->back == NULL) {
+		goto fail;
+	}
+	return b;
+fail:
+	bus_broker_destroy(&b);
+	return NULL;
+}
+
+int
+bus_broker_run(bus_broker *b)
+{
+	ls_info(BUS__C,
+	        "serving (heartbeat %d ms, liveness %d, queue limit "
+	        "%d, timeout %d ms)",
+	        b->hb_ms, b->liveness, b->queue_limit, b->timeout_ms);
+	b->hb_at = ls_now_ms() + b->hb_ms;
+	while (!atomic_load(&b->stopping)) {
+		zmq_pollitem_t items[3] = { { b->back, 0, ZMQ_POLLIN, 0 },
+			                    { b->front, 0, ZMQ_POLLIN, 0 },
+			                    { NULL, b->stopfd, ZMQ_POLLIN,
+			                      0 } };
+		int64_t now = ls_now_ms();
+
+		if (zmq_poll(items, 3, bus__next_wait(b, now)) < 0 &&
+		    errno != EINTR) {
+			ls_err(BUS__C, "poll: %s", zmq_strerror(errno));
+			break;
+		}
+		if (items[2].revents || atomic_load(&b->stopping)) {
+			break;
+		}
+		/* Workers first: replies free workers for queued work. */
+		for (int i = 0; i < BUS__BATCH; i++) {
+			bus__msg m;
+			if (bus__msg_recv(b->back, &m) != 0) {
+				break;
+			}
+			bus__backend(b, &m);
+			bus__msg_close(&m);
+		}
+		for (int i = 0; i < BUS__BATCH; i++) {
+			bus__msg m;
+			if (bus__msg_recv(b->front, &m) != 0) {
+				break;
+			}
+			bus__frontend(b, &m);
+			bus__msg_close(&m);
+		}
+		now = ls_now_ms();
+		bus__expire(b, now);
+		bus__heartbeat(b, now);
+	}
+	ls_info(BUS__C, "stopped");
+	return 0;
+}
+
+void
+bus_broker_stop(bus_broker *b)
+{
+	uint64_t one = 1;
+
+	/* Async-signal-safe: an atomic store and a write(). */
+	atomic_store(&b->stopping, true);
+	if (b->stopfd >= 0 && write(b->stopfd, &one, sizeof(one)) < 0) {
+		/* Already signalled (counter full) is fine. */
+	}
+}
+
+void
+bus_broker_destroy(bus_broker **bp)
+{
+	bus_broker *b = bp ? *bp : NULL;
+
+	if (b == NULL) {
+		return;
+	}
+	while (b->workers) {
+		bus__bworker *w = b->workers;
+		b->workers = w->next;
+		free(w->held);
+		free(w);
+	}
+	while (b->services) {
+		bus__service *s = b->services;
+		b->services = s->next;
+		while (s->qhead) {
+			bus__request *r = s->qhead;
+			s->qhead = r->next;
+			free(r);
+		}
+		free(s);
+	}
+	if (b->front) {
+		zmq_close(b->front);
+	}
+	if (b->back) {
+		zmq_close(b->back);
+	}
+	if (b->stopfd >= 0) {
+		close(b->stopfd);
+	}
+	free(b);
+	*bp = NULL;
+}

@@ -1,0 +1,2 @@
+#include "ls_test.h"
+LS_TEST_MAIN()
