@@ -20,6 +20,12 @@
 
 struct ev_loop;
 
+/* Bounds (SPEC §6): a topic is "owner:stream". */
+#define PS_OWNER_MAX           64
+#define PS_STREAM_MAX          128
+#define PS_TOPIC_MAX           (PS_OWNER_MAX + 1 + PS_STREAM_MAX)
+#define PS_PAYLOAD_MAX_DEFAULT (1024 * 1024)
+
 typedef struct ps_fabric ps_fabric;
 
 /*
@@ -44,6 +50,8 @@ typedef struct ps_stats {
 	uint64_t received;   /* messages received on subscribed topics */
 	uint64_t reconnects; /* successful re-connections */
 	uint64_t topics;     /* topics currently subscribed */
+	uint64_t dropped;    /* received messages over the payload limit */
+	uint64_t failed;     /* publishes answered with an error */
 } ps_stats;
 
 typedef struct ps_fabric_options {
@@ -54,6 +62,7 @@ typedef struct ps_fabric_options {
 	int connect_timeout_ms; /* 0: default 2000 */
 	int reconnect_min_ms;   /* 0: default 100 */
 	int reconnect_max_ms;   /* 0: default 5000 */
+	size_t max_payload;     /* 0: PS_PAYLOAD_MAX_DEFAULT (1 MiB) */
 } ps_fabric_options;
 
 /*
@@ -64,14 +73,19 @@ typedef struct ps_fabric_options {
 ps_fabric *ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
                          ls_error *err);
 
-/* Close connections and free; accepts NULL and clears *f. */
+/*
+ * Close connections and free; accepts NULL and clears *f. Pending publishes
+ * get done(LS_EUNAVAILABLE) from inside this call. Never call it from a
+ * fabric callback.
+ */
 void ps_fabric_destroy(ps_fabric **f);
 
 /*
  * Reference-counted subscription: the first subscribe of a topic
  * subscribes on the backend, the last unsubscribe unsubscribes. Topics
  * survive reconnections (re-subscribed automatically).
- * Returns 0 or -ENOMEM.
+ * Returns 0, -EINVAL (not "owner:stream" within the bounds above; for
+ * unsubscribe also a topic that is not subscribed) or -ENOMEM.
  */
 int ps_fabric_subscribe(ps_fabric *f, const char *topic);
 int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
@@ -80,8 +94,12 @@ int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
  * Publish payload (borrowed, copied) on topic. done (optional) is called
  * exactly once with the outcome — for the local backend before this
  * function returns, after the message was delivered to on_message; for
- * Redis when PUBLISH is answered or fails. Returns 0 if done will be
- * called, or a negative error (and done is not called).
+ * Redis when PUBLISH is answered or fails, and also before this function
+ * returns (LS_EUNAVAILABLE) when the publishing connection is down.
+ * Pending publishes are failed with LS_EUNAVAILABLE when the connection is
+ * lost or the fabric destroyed. Returns 0 if done will be (or was) called,
+ * or a negative error (and done is not called): -EINVAL for a bad topic or
+ * a payload over max_payload, -ENOBUFS when too many publishes are pending.
  */
 int ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
                       size_t len, ps_publish_fn done, void *user);
@@ -93,5 +111,11 @@ bool ps_fabric_ready(const ps_fabric *f);
 const char *ps_fabric_status(const ps_fabric *f);
 
 void ps_fabric_stats(const ps_fabric *f, ps_stats *out);
+
+/* Backend name: "local" or "redis". */
+const char *ps_fabric_backend(const ps_fabric *f);
+
+/* Reference count of topic (0 when not subscribed). */
+unsigned ps_fabric_refs(const ps_fabric *f, const char *topic);
 
 #endif

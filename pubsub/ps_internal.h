@@ -1,0 +1,60 @@
+/*
+ * Internals shared by the fabric front end (ps_fabric.c) and its backends
+ * (ps_local.c, ps_redis.c). Not part of the public interface.
+ */
+#ifndef PS_INTERNAL_H
+#define PS_INTERNAL_H
+
+#include "ps_fabric.h"
+#include "ps_topics.h"
+
+/* Outstanding publishes per fabric; beyond this publish says -ENOBUFS. */
+#define PS_PENDING_MAX 65536
+
+/*
+ * A backend behind the fabric. Topic names passed in are validated and
+ * already counted in f->topics; subscribe is called on the first
+ * reference, unsubscribe when the last one goes (just before the entry is
+ * removed).
+ */
+typedef struct ps__backend {
+	const char *name;
+	int (*start)(ps_fabric *f, const char *url, ls_error *err);
+	void (*stop)(ps_fabric *f);
+	int (*subscribe)(ps_fabric *f, ps__topic *t);
+	void (*unsubscribe)(ps_fabric *f, ps__topic *t);
+	int (*publish)(ps_fabric *f, const char *topic, size_t tlen,
+	               const char *payload, size_t len, ps_publish_fn done,
+	               void *user);
+	bool (*ready)(const ps_fabric *f);
+	const char *(*status)(const ps_fabric *f);
+} ps__backend;
+
+struct ps_fabric {
+	struct ev_loop *loop;
+	const ps__backend *be;
+	void *state; /* backend's own */
+	ps_message_fn on_message;
+	ps_state_fn on_state;
+	void *user;
+	int connect_timeout_ms;
+	int reconnect_min_ms;
+	int reconnect_max_ms;
+	size_t max_payload;
+	ps__topics *topics;
+	ps_stats stats;
+	bool last_ready; /* last state reported through on_state */
+	bool destroying;
+};
+
+extern const ps__backend ps__local_backend;
+extern const ps__backend ps__redis_backend;
+
+/* Deliver one received message (checks the limit, counts, calls back). */
+void ps__deliver(ps_fabric *f, const char *topic, size_t tlen,
+                 const char *payload, size_t len);
+
+/* Report a state change through on_state when readiness changed. */
+void ps__state_changed(ps_fabric *f);
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * The Redis fabric against a real redis-server started here: round
+ * trips, redis-cli publishers, reference-counted SUBSCRIBE/UNSUBSCRIBE,
+ * a server restart on the same port, publishing while it is down.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "ls_log.h"
+#include "ls_test.h"
+#include "ps_fabric.h"
+#include "ps_test_util.h"
+
+#define GUARD 15.0 /* seconds: only a guard against hangs */
+
+typedef struct msg {
+	char topic[PS_TOPIC_MAX + 1];
+	char *payload;
+	size_t len;
+} msg;
+
+typedef struct ctx {
+	msg msgs[64];
+	int count;
+	int ready_changes;
+	bool ready;
+	int done_count;
+	int last_status;
+} ctx;
+
+static void
+on_message(const char *topic, size_t tlen, const char *payload, size_t len,
+           void *user)
+{
+	ctx *c = user;
+	if (c->count >= 64) {
+		return;
+	}
+	msg *m = &c->msgs[c->count++];
+	snprintf(m->topic, sizeof(m->topic), "%.*s", (int)tlen, topic);
+	m->payload = malloc(len + 1);
+	memcpy(m->payload, payload, len + 1); /* includes the NUL */
+	m->len = len;
+}
+
+static void
+on_state(bool ready, const char *why, void *user)
+{
+	ctx *c = user;
+	c->ready = ready;
+	c->ready_changes++;
+}
+
+static void
+on_done(int status, void *user)
+{
+	ctx *c = user;
+	c->done_count++;
+	c->last_status = status;
+}
+
+static void
+ctx_clear(ctx *c)
+{
+	for (int i = 0; i < c->count; i++) {
+		free(c->msgs[i].payload);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+static ps_fabric *
+make(struct ev_loop *loop, ctx *c, int port)
+{
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	ps_fabric_options o = { .url = url,
+		                .on_message = on_message,
+		                .on_state = on_state,
+		                .user = c,
+		                .reconnect_min_ms = 50,
+		                .reconnect_max_ms = 400 };
+	ls_error err = { 0 };
+	ps_fabric *f = ps_fabric_new(loop, &o, &err);
+	if (f == NULL) {
+		printf("# ps_fabric_new: %s\n", err.text);
+	}
+	return f;
+}
+
+static bool
+is_ready(void *f)
+{
+	return ps_fabric_ready(f);
+}
+
+static bool
+is_not_ready(void *f)
+{
+	return !ps_fabric_ready(f);
+}
+
+struct want {
+	ctx *c;
+	int n;
+};
+
+static bool
+have_msgs(void *p)
+{
+	struct want *w = p;
+	return w->c->count >= w->n;
+}
+
+static bool
+have_done(void *p)
+{
+	struct want *w = p;
+	return w->c->done_count >= w->n;
+}
+
+static bool
+wait_msgs(struct ev_loop *loop, ctx *c, int n)
+{
+	struct want w = { c, n };
+	return pt_run_until(loop, have_msgs, &w, GUARD);
+}
+
+LS_TEST(redis_round_trip)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(f != NULL);
+	LS_CHECK_STR(ps_fabric_backend(f), "redis");
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK(c.ready);
+	LS_CHECK_STR(ps_fabric_status(f), "ready");
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:weather"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:weather", 1, GUARD));
+
+	const char *json = "{\"city\":\"Lisboa\",\"temperature\":12}";
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:weather", json, strlen(json),
+	                               on_done, &c),
+	             0);
+	struct want d = { &c, 1 };
+	LS_CHECK(pt_run_until(loop, have_done, &d, GUARD));
+	LS_CHECK_INT(c.last_status, 0);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+	LS_CHECK_STR(c.msgs[0].topic, "acme:weather");
+	LS_CHECK_STR(c.msgs[0].payload, json);
+
+	/* Payload bytes pass untouched, NUL bytes included. */
+	const char bin[] = { 'n', 'o', 't', 0, 'j', 's', 'o', 'n', '\xff' };
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:weather", bin, sizeof(bin),
+	                               on_done, &c),
+	             0);
+	LS_CHECK(wait_msgs(loop, &c, 2));
+	LS_CHECK_INT(c.msgs[1].len, sizeof(bin));
+	LS_CHECK(memcmp(c.msgs[1].payload, bin, sizeof(bin)) == 0);
+	LS_CHECK(c.msgs[1].payload[sizeof(bin)] == '\0');
+
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK_INT(st.published, 2);
+	LS_CHECK_INT(st.received, 2);
+	LS_CHECK_INT(st.topics, 1);
+	LS_CHECK_INT(st.reconnects, 0);
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+LS_TEST(redis_cli_publisher_non_json)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(f, "svc1:weather"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "svc1:weather", 1, GUARD));
+	LS_CHECK_INT(
+	        pt_cli_publish(rs.port, "svc1:weather",
+	                       "{\"city\":\"Lisboa\",\"temperature\":12}"),
+	        1);
+	LS_CHECK_INT(pt_cli_publish(rs.port, "svc1:weather",
+	                            "plain text, not \"json\" {"),
+	             1);
+	LS_CHECK(wait_msgs(loop, &c, 2));
+	LS_CHECK_STR(c.msgs[0].payload,
+	             "{\"city\":\"Lisboa\",\"temperature\":12}");
+	LS_CHECK_STR(c.msgs[1].payload, "plain text, not \"json\" {");
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+LS_TEST(redis_refcounted_unsubscribe)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:a"), 0);
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:a"), 0);
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:marker"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:marker", 1, GUARD));
+	/* One SUBSCRIBE per topic, whatever the number of references. */
+	LS_CHECK_INT(pt_numsub(rs.port, "acme:a"), 1);
+
+	LS_CHECK_INT(ps_fabric_unsubscribe(f, "acme:a"), 0);
+	pt_run_for(loop, 0.1);
+	LS_CHECK_INT(pt_numsub(rs.port, "acme:a"), 1);
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:a", "one"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+	LS_CHECK_STR(c.msgs[0].payload, "one");
+
+	LS_CHECK_INT(ps_fabric_unsubscribe(f, "acme:a"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:a", 0, GUARD));
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:a", "two"), 0);
+	/*
+	 * The marker travels the same connection after "two" would have:
+	 * once it is here, "two" is known not to be coming.
+	 */
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:marker", "mark"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 2));
+	LS_CHECK_INT(c.count, 2);
+	LS_CHECK_STR(c.msgs[1].topic, "acme:marker");
+	LS_CHECK_INT(ps_fabric_unsubscribe(f, "acme:a"), -EINVAL);
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK_INT(st.topics, 1);
+
+	/* Subscribing again after the last unsubscribe works. */
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:a"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:a", 1, GUARD));
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:a", "three"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 3));
+	LS_CHECK_STR(c.msgs[2].payload, "three");
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+LS_TEST(redis_restart_reconnects_and_resubscribes)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:x"), 0);
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:y"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:y", 1, GUARD));
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:x", "before"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+
+	pt_redis_kill(&rs);
+	LS_CHECK(pt_run_until(loop, is_not_ready, f, GUARD));
+	LS_CHECK(!c.ready);
+	LS_CHECK(strstr(ps_fabric_status(f), "redis") != NULL);
+
+	/* Publishing while down fails at once, never hangs. */
+	int before = c.done_count;
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:x", "lost", 4, on_done, &c),
+	             0);
+	LS_CHECK_INT(c.done_count, before + 1);
+	LS_CHECK_INT(c.last_status, LS_EUNAVAILABLE);
+	/* Topics added while down are subscribed on reconnect too. */
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:z"), 0);
+
+	LS_CHECK_INT(pt_redis_start(&rs, rs.port), 0);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK(c.ready);
+	LS_CHECK_INT(pt_numsub(rs.port, "acme:x"), 1);
+	LS_CHECK_INT(pt_numsub(rs.port, "acme:y"), 1);
+	LS_CHECK_INT(pt_numsub(rs.port, "acme:z"), 1);
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK(st.reconnects >= 1);
+	LS_CHECK_INT(st.topics, 3);
+	LS_CHECK(st.failed >= 1);
+
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:x", "after-x"), 1);
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:z", "after-z"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 3));
+	LS_CHECK_STR(c.msgs[1].payload, "after-x");
+	LS_CHECK_STR(c.msgs[2].payload, "after-z");
+	/* And the fabric's own publisher works again. */
+	c.done_count = 0;
+	LS_CHECK_INT(
+	        ps_fabric_publish(f, "acme:y", "via-fabric", 10, on_done, &c),
+	        0);
+	LS_CHECK(wait_msgs(loop, &c, 4));
+	LS_CHECK_STR(c.msgs[3].payload, "via-fabric");
+	LS_CHECK_INT(c.last_status, 0);
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+LS_TEST(redis_never_reachable)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	ctx c = { 0 };
+	int port = pt_free_port(); /* nothing listens there */
+	ps_fabric *f = make(loop, &c, port);
+	LS_CHECK(f != NULL);
+	pt_run_for(loop, 0.3);
+	LS_CHECK(!ps_fabric_ready(f));
+	LS_CHECK(strstr(ps_fabric_status(f), "subscriber") != NULL);
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:x"), 0);
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:x", "m", 1, on_done, &c), 0);
+	LS_CHECK_INT(c.done_count, 1);
+	LS_CHECK_INT(c.last_status, LS_EUNAVAILABLE);
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+}
+
+LS_TEST(redis_destroy_fails_pending_publishes)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	for (int i = 0; i < 5; i++) {
+		LS_CHECK_INT(
+		        ps_fabric_publish(f, "acme:p", "x", 1, on_done, &c),
+		        0);
+	}
+	LS_CHECK_INT(c.done_count, 0); /* not answered: loop not run */
+	ps_fabric_destroy(&f);
+	LS_CHECK_INT(c.done_count, 5);
+	LS_CHECK_INT(c.last_status, LS_EUNAVAILABLE);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+LS_TEST(redis_payload_limit)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", rs.port);
+	ps_fabric_options o = { .url = url,
+		                .on_message = on_message,
+		                .user = &c,
+		                .max_payload = 16 };
+	ps_fabric *f = ps_fabric_new(loop, &o, NULL);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:big"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:big", 1, GUARD));
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:big", "01234567890123456", 17,
+	                               on_done, &c),
+	             -EINVAL);
+	/* From another publisher: dropped and counted, not delivered. */
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:big", "01234567890123456"),
+	             1);
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:big", "small"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+	LS_CHECK_STR(c.msgs[0].payload, "small");
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK_INT(st.dropped, 1);
+	LS_CHECK_INT(st.received, 1);
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN); /* hiredis writes to sockets */
+	ls_log_set_level(getenv("PS_TEST_LOG") ? LS_LOG_DEBUG : LS_LOG_OFF);
+	return ls_test_run_all__();
+}
