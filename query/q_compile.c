@@ -348,7 +348,8 @@ q__regex_compile(struct q_cc *c, struct q_node *n)
 	n->re = pcre2_compile((PCRE2_SPTR)json_string_value(n->value), n->len,
 	                      opts, &code, &off, c->cc);
 	if (n->re == NULL) {
-		if (code == PCRE2_ERROR_NOMEMORY) {
+		if (code == PCRE2_ERROR_NOMEMORY ||
+		    code == PCRE2_ERROR_HEAP_FAILED) {
 			return q__nomem(c);
 		}
 		PCRE2_UCHAR msg[128];

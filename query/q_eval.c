@@ -219,7 +219,7 @@ q__eq_const(const struct q_node *n, const json_t *v)
 		       q__bytes_eq(json_string_value(v), n->str, n->len,
 		                   n->icase);
 	}
-	return q__equal(v, n->value, false);
+	return q__equal(v, n->value, n->icase);
 }
 
 static bool
@@ -356,6 +356,43 @@ q_query_matches(const q_query *q, const json_t *msg)
 	return false;
 }
 
+/* Shallow copy of an object or array. json_copy() ignores failures to
+ * insert members, which would deliver a silently truncated message. */
+static json_t *
+q__shallow_copy(json_t *v)
+{
+	json_t *copy, *m;
+
+	if (json_is_object(v)) {
+		const char *key;
+		size_t klen;
+		if ((copy = json_object()) == NULL) {
+			return NULL;
+		}
+		json_object_keylen_foreach(v, key, klen, m)
+		{
+			if (json_object_setn_nocheck(copy, key, klen, m) !=
+			    0) {
+				json_decref(copy);
+				return NULL;
+			}
+		}
+		return copy;
+	}
+	size_t i;
+	if ((copy = json_array()) == NULL) {
+		return NULL;
+	}
+	json_array_foreach(v, i, m)
+	{
+		if (json_array_append(copy, m) != 0) {
+			json_decref(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
 /*
  * Copy the containers from v down to the selected array (segment i on),
  * putting arr (taken) in place of that array. Returns a new reference or
@@ -372,7 +409,7 @@ q__rebuild(const q_query *q, json_t *v, uint32_t i, json_t *arr)
 	if (json_is_object(v)) {
 		json_t *child = json_object_getn(v, s->key, s->len);
 		json_t *sub = q__rebuild(q, child, i + 1, arr);
-		if (sub == NULL || (copy = json_copy(v)) == NULL) {
+		if (sub == NULL || (copy = q__shallow_copy(v)) == NULL) {
 			json_decref(sub);
 			return NULL;
 		}
@@ -383,7 +420,7 @@ q__rebuild(const q_query *q, json_t *v, uint32_t i, json_t *arr)
 	} else {
 		json_t *child = json_array_get(v, (size_t)s->index);
 		json_t *sub = q__rebuild(q, child, i + 1, arr);
-		if (sub == NULL || (copy = json_copy(v)) == NULL) {
+		if (sub == NULL || (copy = q__shallow_copy(v)) == NULL) {
 			json_decref(sub);
 			return NULL;
 		}
