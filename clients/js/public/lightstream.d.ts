@@ -1,0 +1,280 @@
+// Type declarations of the LightStream JavaScript client
+// (lightstream.js, lightstream.min.js: global `LightStream`; lightstream.mjs: ES module).
+
+export declare const version: string;
+
+export type ErrorCodeValue =
+  | 'bad_request' | 'auth_failed' | 'token_expired' | 'forbidden' | 'invalid_query'
+  | 'too_large' | 'slow_consumer' | 'unavailable' | 'server_error'
+  | 'invalid_argument' | 'not_connected' | 'disconnected' | 'closed' | 'timeout'
+  | 'queue_full' | 'connection_failed' | 'protocol_error' | 'callback_failed' | 'unsupported';
+
+export declare const ErrorCode: Readonly<{
+  BAD_REQUEST: 'bad_request'; AUTH_FAILED: 'auth_failed'; TOKEN_EXPIRED: 'token_expired';
+  FORBIDDEN: 'forbidden'; INVALID_QUERY: 'invalid_query'; TOO_LARGE: 'too_large';
+  SLOW_CONSUMER: 'slow_consumer'; UNAVAILABLE: 'unavailable'; SERVER_ERROR: 'server_error';
+  INVALID_ARGUMENT: 'invalid_argument'; NOT_CONNECTED: 'not_connected'; DISCONNECTED: 'disconnected';
+  CLOSED: 'closed'; TIMEOUT: 'timeout'; QUEUE_FULL: 'queue_full'; CONNECTION_FAILED: 'connection_failed';
+  PROTOCOL_ERROR: 'protocol_error'; CALLBACK_FAILED: 'callback_failed'; UNSUPPORTED: 'unsupported';
+}>;
+
+/** Envelope types `t` of the WebSocket protocol. */
+export declare const MessageType: Readonly<{
+  AUTH_REQUEST: 1; AUTH_RESPONSE: 2; WEB_TOKEN_REQUEST: 3; WEB_TOKEN_RESPONSE: 4; DATA: 5;
+  SUBSCRIBE_REQUEST: 6; SUBSCRIBE_RESPONSE: 7; UNSUBSCRIBE_REQUEST: 8; UNSUBSCRIBE_RESPONSE: 9;
+  ERROR: 10; REFRESH_REQUEST: 11; REFRESH_RESPONSE: 12; PUBLISH_RESPONSE: 13;
+}>;
+
+/** Permission bits: 1 = write (publish), 2 = read (subscribe). */
+export declare const Permission: Readonly<{ WRITE: 1; READ: 2 }>;
+
+export declare const QUERY_LIMITS: Readonly<{ maxDepth: 16; maxNodes: 64; maxBytes: 4096; maxRegexBytes: 256 }>;
+
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+export type Operator =
+  | 'equals' | 'notEquals' | 'less' | 'lessEquals' | 'greater' | 'greaterEquals' | 'between'
+  | 'in' | 'notIn' | 'contains' | 'startsWith' | 'endsWith' | 'match' | 'exists' | 'notExists'
+  | 'isEmpty' | 'type';
+
+export type Expr =
+  | { and: Expr[] }
+  | { or: Expr[] }
+  | { not: Expr }
+  | { field: string; op: Operator; value?: Json; ignoreCase?: boolean };
+
+/** The JSON of a query (SPEC §4). */
+export interface QueryJSON {
+  mode?: 'any' | 'select';
+  path?: string;
+  where: Expr;
+}
+
+export type TypeName = 'string' | 'number' | 'boolean' | 'object' | 'array' | 'null';
+export type SubQuery = Query | ((q: Query) => Query) | Expr;
+
+export declare class LightStreamError extends Error {
+  constructor(code: ErrorCodeValue | string, message: string, details?: Record<string, unknown>);
+  readonly name: 'LightStreamError';
+  /** One of ErrorCode. */
+  readonly code: ErrorCodeValue | string;
+  /** WebSocket close code, when the error ended a connection. */
+  readonly closeCode?: number;
+  /** True when the error came from the server. */
+  readonly server?: boolean;
+  readonly cause?: unknown;
+}
+
+/** Immutable fluent query builder: every method returns a new Query. */
+export declare class Query {
+  equals(field: string, value: Json): Query;
+  notEquals(field: string, value: Json): Query;
+  less(field: string, value: number | string): Query;
+  lessEquals(field: string, value: number | string): Query;
+  greater(field: string, value: number | string): Query;
+  greaterEquals(field: string, value: number | string): Query;
+  between(field: string, low: number | string, high: number | string): Query;
+  in(field: string, values: Json[]): Query;
+  notIn(field: string, values: Json[]): Query;
+  contains(field: string, value: Json): Query;
+  startsWith(field: string, prefix: string): Query;
+  endsWith(field: string, suffix: string): Query;
+  /** A PCRE2 pattern, or a RegExp whose only flag may be `i`. */
+  match(field: string, pattern: string | RegExp): Query;
+  exists(field: string): Query;
+  notExists(field: string): Query;
+  isEmpty(field: string): Query;
+  type(field: string, typeName: TypeName): Query;
+  /** Compare the previous condition case-insensitively. */
+  ignoreCase(on?: boolean): Query;
+  or(...alternatives: SubQuery[] | [SubQuery[]]): Query;
+  and(...parts: SubQuery[] | [SubQuery[]]): Query;
+  not(part: SubQuery): Query;
+  /** Append a raw expression. */
+  where(expr: Expr): Query;
+  /** Select mode: filter the elements of the array at `path`. */
+  select(path: string): Query;
+  /** Back to "any" mode. */
+  any(): Query;
+  readonly mode: 'any' | 'select';
+  /** Number of top-level conditions. */
+  readonly size: number;
+  /** The SPEC §4 JSON; throws LightStreamError `invalid_query` when empty or over the limits. */
+  toJSON(): QueryJSON;
+  toString(): string;
+  /** Subscribe the stream this builder came from (stream.query()). */
+  subscribe(onMessage: MessageHandler, options?: SubscribeOptions): Promise<Subscription>;
+}
+
+export interface MessageMeta {
+  owner: string;
+  stream: string;
+  subscription: Subscription;
+}
+
+export type MessageHandler = (data: any, meta: MessageMeta) => void;
+
+export interface SubscribeOptions {
+  /** Called when a live subscription ends because of an error (e.g. permission revoked on reconnect). */
+  onError?: (error: LightStreamError) => void;
+}
+
+export interface PublishOptions {
+  /** Resolve once the server's pub/sub fabric accepted the message. */
+  ack?: boolean;
+}
+
+export declare class Stream {
+  readonly owner: string;
+  readonly name: string;
+  /** Throws `forbidden` without write permission, `not_connected` before open(), `queue_full`, `too_large`. */
+  publish(data: Json, options: PublishOptions & { ack: true }): Promise<void>;
+  publish(data: Json, options?: PublishOptions): void;
+  subscribe(onMessage: MessageHandler, options?: SubscribeOptions): Promise<Subscription>;
+  subscribe(query: Query | QueryJSON | null | undefined, onMessage: MessageHandler, options?: SubscribeOptions): Promise<Subscription>;
+  query(): Query;
+  readonly canRead: boolean;
+  readonly canWrite: boolean;
+  toString(): string;
+}
+
+export declare class Subscription {
+  readonly stream: Stream;
+  /** The query sent to the server (undefined: every message). */
+  readonly query: QueryJSON | undefined;
+  /** The server's subscription id on the current connection (changes after a reconnect). */
+  readonly id: string | null;
+  readonly active: boolean;
+  unsubscribe(): Promise<void>;
+}
+
+export interface StreamPermission {
+  owner: string;
+  stream: string;
+  permission: number;
+}
+
+export interface SessionInfo {
+  connectionId: string;
+  expiresAt: string | null;
+  permissions: StreamPermission[];
+}
+
+export interface WebTokenRequest {
+  appKey: string;
+  token: string;
+  connectionId: string;
+}
+
+/** Returns the token (or generatetoken's `data` object) from the application's backend. */
+export type TokenSource = () => string | { value: string } | Promise<string | { value: string }>;
+
+/** Returns the HMAC-SHA256 signature, computed by the application's backend. */
+export type WebTokenSigner = (request: WebTokenRequest) => string | Promise<string>;
+
+export interface ReconnectOptions {
+  initialDelay?: number;
+  maxDelay?: number;
+  factor?: number;
+  /** 0..1: fraction of the delay that is randomized. */
+  jitter?: number;
+  maxAttempts?: number;
+}
+
+export interface ClientOptions {
+  /** ws(s):// or http(s):// URL; a bare origin gets /lightstream/websocket. Default: this page's origin. */
+  url?: string;
+  appKey: string;
+  token?: string;
+  getToken?: TokenSource;
+  onWebToken?: WebTokenSigner;
+  reconnect?: false | ReconnectOptions;
+  requestTimeout?: number;
+  authTimeout?: number;
+  maxQueuedMessages?: number;
+  maxBufferedBytes?: number;
+  maxFrameBytes?: number;
+  maxPendingRequests?: number;
+  /** Refresh the token with getToken() before it expires (default: when getToken is given). */
+  autoRefresh?: boolean;
+  refreshLeadMs?: number;
+  /** A WebSocket constructor (default: the global one). */
+  WebSocket?: new (url: string) => WebSocket;
+}
+
+export interface OpenEvent extends SessionInfo {
+  reconnected: boolean;
+}
+
+export interface CloseEvent {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+  error: LightStreamError | null;
+}
+
+export interface ReconnectingEvent {
+  attempt: number;
+  delay: number;
+  error: LightStreamError;
+}
+
+export interface ClientEvents {
+  open: OpenEvent;
+  close: CloseEvent;
+  error: LightStreamError;
+  reconnecting: ReconnectingEvent;
+  refresh: { expiresAt: string | null };
+}
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export declare class Client {
+  constructor(options: ClientOptions);
+  readonly appKey: string;
+  readonly url: string;
+  readonly state: ClientState;
+  readonly connectionId: string | null;
+  readonly expiresAt: string | null;
+  readonly permissions: StreamPermission[];
+  readonly token: string | null;
+  open(options?: { onWebToken?: WebTokenSigner }): Promise<SessionInfo>;
+  close(): Promise<void>;
+  on<K extends keyof ClientEvents>(name: K, fn: (event: ClientEvents[K]) => void): () => void;
+  off<K extends keyof ClientEvents>(name: K, fn: (event: ClientEvents[K]) => void): void;
+  stream(owner: string, name: string): Stream;
+  can(owner: string, stream: string, access: 'read' | 'write'): boolean;
+  refresh(token: string | { value: string }): Promise<{ expiresAt: string | null }>;
+}
+
+export declare function createClient(options: ClientOptions): Client;
+
+/** A query builder not bound to a stream. */
+export declare function query(): Query;
+
+/** Validate a raw query against SPEC §4; returns it or throws `invalid_query`. */
+export declare function validateQuery<T extends QueryJSON>(query: T): T;
+
+declare const LightStream: {
+  version: typeof version;
+  createClient: typeof createClient;
+  query: typeof query;
+  validateQuery: typeof validateQuery;
+  Client: typeof Client;
+  Stream: typeof Stream;
+  Subscription: typeof Subscription;
+  Query: typeof Query;
+  LightStreamError: typeof LightStreamError;
+  ErrorCode: typeof ErrorCode;
+  MessageType: typeof MessageType;
+  Permission: typeof Permission;
+  QUERY_LIMITS: typeof QUERY_LIMITS;
+};
+export default LightStream;
+
+type LightStreamNamespace = typeof LightStream;
+
+declare global {
+  /** Set by the classic script lightstream.js / lightstream.min.js. */
+  const LightStream: LightStreamNamespace;
+}

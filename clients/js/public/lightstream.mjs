@@ -1,0 +1,1698 @@
+/*! LightStream JavaScript client v0.1.0 | MIT License */
+/* Generated from clients/js/src/lightstream.js by clients/js/build.mjs: edit the source. */
+/*
+ * LightStream JavaScript client: WebSocket protocol (SPEC §3) and query
+ * builder (SPEC §4), without dependencies.
+ *
+ * This file is the single source of public/lightstream.js (classic script,
+ * global `LightStream`), public/lightstream.mjs (ES module) and
+ * public/lightstream.min.js; build.mjs wraps it. It declares top-level
+ * bindings only and ends with the `LightStream` namespace object, which is
+ * what every build exports.
+ */
+
+const VERSION = '0.1.0';
+
+/* Envelope types of SPEC §3. */
+const MessageType = Object.freeze({
+  AUTH_REQUEST: 1,
+  AUTH_RESPONSE: 2,
+  WEB_TOKEN_REQUEST: 3,
+  WEB_TOKEN_RESPONSE: 4,
+  DATA: 5,
+  SUBSCRIBE_REQUEST: 6,
+  SUBSCRIBE_RESPONSE: 7,
+  UNSUBSCRIBE_REQUEST: 8,
+  UNSUBSCRIBE_RESPONSE: 9,
+  ERROR: 10,
+  REFRESH_REQUEST: 11,
+  REFRESH_RESPONSE: 12,
+  PUBLISH_RESPONSE: 13,
+});
+
+/* Permission bits of a stream permission (SPEC §1). */
+const Permission = Object.freeze({ WRITE: 1, READ: 2 });
+
+/*
+ * Error codes: the server's (SPEC §3) plus the ones this client raises
+ * itself. Every error the client reports is a LightStreamError whose
+ * `code` is one of these.
+ */
+const ErrorCode = Object.freeze({
+  BAD_REQUEST: 'bad_request',
+  AUTH_FAILED: 'auth_failed',
+  TOKEN_EXPIRED: 'token_expired',
+  FORBIDDEN: 'forbidden',
+  INVALID_QUERY: 'invalid_query',
+  TOO_LARGE: 'too_large',
+  SLOW_CONSUMER: 'slow_consumer',
+  UNAVAILABLE: 'unavailable',
+  SERVER_ERROR: 'server_error',
+  /* client side */
+  INVALID_ARGUMENT: 'invalid_argument',
+  NOT_CONNECTED: 'not_connected',
+  DISCONNECTED: 'disconnected',
+  CLOSED: 'closed',
+  TIMEOUT: 'timeout',
+  QUEUE_FULL: 'queue_full',
+  CONNECTION_FAILED: 'connection_failed',
+  PROTOCOL_ERROR: 'protocol_error',
+  CALLBACK_FAILED: 'callback_failed',
+  UNSUPPORTED: 'unsupported',
+});
+
+/* Close codes of SPEC §3 and what they mean to this client. */
+const CLOSE_CODE_ERRORS = {
+  1001: ['unavailable', 'the server is going away'],
+  1006: ['connection_failed', 'the connection was lost'],
+  1009: ['too_large', 'a frame was larger than the server accepts'],
+  4001: ['auth_failed', 'authentication failed'],
+  4002: ['timeout', 'authentication timed out'],
+  4003: ['forbidden', 'the server refused an operation'],
+  4004: ['bad_request', 'the server rejected a malformed message'],
+  4008: ['slow_consumer', 'the client did not read its messages fast enough'],
+  4010: ['token_expired', 'the token expired'],
+};
+
+const DEFAULTS = Object.freeze({
+  path: '/lightstream/websocket',
+  requestTimeout: 10000,
+  authTimeout: 15000,
+  maxQueuedMessages: 1000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxFrameBytes: 64 * 1024,
+  maxPendingRequests: 10000,
+  refreshLeadMs: 60000,
+  reconnect: Object.freeze({
+    enabled: true,
+    initialDelay: 500,
+    maxDelay: 30000,
+    factor: 2,
+    jitter: 0.5,
+    maxAttempts: Infinity,
+  }),
+});
+
+/* SPEC §1 names. */
+const APP_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const STREAM_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/* SPEC §4 limits, checked here so mistakes surface before sending. */
+const QUERY_LIMITS = Object.freeze({
+  maxDepth: 16,
+  maxNodes: 64,
+  maxBytes: 4096,
+  maxRegexBytes: 256,
+});
+
+const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh'];
+
+class LightStreamError extends Error {
+  /*
+   * code: one of ErrorCode; message: human readable; details (optional)
+   * are copied onto the error (e.g. closeCode, cause).
+   */
+  constructor(code, message, details) {
+    super(message);
+    this.name = 'LightStreamError';
+    this.code = code;
+    if (details) {
+      for (const key of Object.keys(details)) {
+        this[key] = details[key];
+      }
+    }
+  }
+}
+
+function fail(code, message, details) {
+  throw new LightStreamError(code, message, details);
+}
+
+function utf8Length(text) {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) {
+      n += 1;
+    } else if (c < 0x800) {
+      n += 2;
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      n += 4; /* surrogate pair */
+      i++;
+    } else {
+      n += 3;
+    }
+  }
+  return n;
+}
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/*
+ * Throws invalid_argument unless value is plain JSON (no undefined,
+ * functions, symbols, NaN or Infinity), so that what the server receives is
+ * what the caller meant.
+ */
+function checkJsonValue(value, what, depth, code) {
+  depth = depth || 0;
+  code = code || 'invalid_argument';
+  if (depth > 64) {
+    fail(code, what + ' is nested too deeply');
+  }
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) {
+        fail(code, what + ' is not a finite number');
+      }
+      return;
+    case 'object':
+      if (value === null) {
+        return;
+      }
+      if (Array.isArray(value)) {
+        value.forEach((v, i) => checkJsonValue(v, what + '[' + i + ']', depth + 1, code));
+        return;
+      }
+      if (typeof value.toJSON === 'function') {
+        return; /* Date and friends serialize themselves */
+      }
+      for (const key of Object.keys(value)) {
+        checkJsonValue(value[key], what + '.' + key, depth + 1, code);
+      }
+      return;
+    default:
+      fail(code, what + ' is not a JSON value (' + typeof value + ')');
+  }
+}
+
+function checkOwner(owner) {
+  if (typeof owner !== 'string' || !APP_KEY_RE.test(owner)) {
+    fail('invalid_argument', 'owner must match [A-Za-z0-9_-]{1,64}, got ' + JSON.stringify(owner));
+  }
+}
+
+function checkStreamName(name) {
+  if (typeof name !== 'string' || !STREAM_RE.test(name)) {
+    fail('invalid_argument', 'stream name must match [A-Za-z0-9_.-]{1,128}, got ' + JSON.stringify(name));
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Query language (SPEC §4)
+ * --------------------------------------------------------------------- */
+
+/* operator → kind of value it takes */
+const OPERATORS = Object.freeze({
+  equals: 'json',
+  notEquals: 'json',
+  less: 'ordered',
+  lessEquals: 'ordered',
+  greater: 'ordered',
+  greaterEquals: 'ordered',
+  between: 'range',
+  in: 'list',
+  notIn: 'list',
+  contains: 'json',
+  startsWith: 'string',
+  endsWith: 'string',
+  match: 'regex',
+  exists: 'none',
+  notExists: 'none',
+  isEmpty: 'none',
+  type: 'type',
+});
+
+const TYPE_NAMES = ['string', 'number', 'boolean', 'object', 'array', 'null'];
+
+/* Operators that compare strings and so may ignore case. */
+const IGNORE_CASE_OPS = ['equals', 'notEquals', 'contains', 'startsWith', 'endsWith', 'in', 'notIn', 'match'];
+
+function checkOperand(op, value, where) {
+  const kind = OPERATORS[op];
+  const bad = (why) => fail('invalid_query', where + ': ' + op + ' ' + why);
+  switch (kind) {
+    case 'json':
+      if (value === undefined) {
+        bad('needs a value');
+      }
+      checkJsonValue(value, where + '.value', 0, 'invalid_query');
+      return;
+    case 'ordered':
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) {
+        bad('needs a number or a string');
+      }
+      return;
+    case 'range':
+      if (!Array.isArray(value) || value.length !== 2) {
+        bad('needs [low, high]');
+      }
+      for (const v of value) {
+        if (typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) {
+          bad('bounds must be numbers or strings');
+        }
+      }
+      return;
+    case 'list':
+      if (!Array.isArray(value)) {
+        bad('needs an array');
+      }
+      checkJsonValue(value, where + '.value', 0, 'invalid_query');
+      return;
+    case 'string':
+      if (typeof value !== 'string') {
+        bad('needs a string');
+      }
+      return;
+    case 'regex':
+      if (typeof value !== 'string') {
+        bad('needs a regular expression string');
+      }
+      if (utf8Length(value) > QUERY_LIMITS.maxRegexBytes) {
+        bad('pattern is longer than ' + QUERY_LIMITS.maxRegexBytes + ' bytes');
+      }
+      return;
+    case 'none':
+      if (value !== undefined) {
+        bad('takes no value');
+      }
+      return;
+    case 'type':
+      if (!TYPE_NAMES.includes(value)) {
+        bad('needs one of ' + TYPE_NAMES.join(', '));
+      }
+      return;
+    default:
+      fail('invalid_query', where + ': unknown operator ' + JSON.stringify(op));
+  }
+}
+
+/*
+ * Validates one expression (raw JSON) and returns {nodes, depth}. Throws
+ * invalid_query naming the offending node.
+ */
+function checkExpr(expr, where, depth) {
+  if (depth > QUERY_LIMITS.maxDepth) {
+    fail('invalid_query', where + ': deeper than ' + QUERY_LIMITS.maxDepth + ' levels');
+  }
+  if (!isPlainObject(expr)) {
+    fail('invalid_query', where + ': an expression must be an object');
+  }
+  const keys = Object.keys(expr);
+  if (keys.length === 1 && (keys[0] === 'and' || keys[0] === 'or')) {
+    const list = expr[keys[0]];
+    if (!Array.isArray(list) || list.length === 0) {
+      fail('invalid_query', where + '.' + keys[0] + ': needs a non-empty array');
+    }
+    let nodes = 1;
+    let maxDepth = depth;
+    list.forEach((e, i) => {
+      const r = checkExpr(e, where + '.' + keys[0] + '[' + i + ']', depth + 1);
+      nodes += r.nodes;
+      maxDepth = Math.max(maxDepth, r.depth);
+    });
+    return { nodes, depth: maxDepth };
+  }
+  if (keys.length === 1 && keys[0] === 'not') {
+    const r = checkExpr(expr.not, where + '.not', depth + 1);
+    return { nodes: r.nodes + 1, depth: r.depth };
+  }
+  if (typeof expr.field !== 'string') {
+    fail('invalid_query', where + ': needs "field" (a dot path) or and/or/not');
+  }
+  if (!Object.prototype.hasOwnProperty.call(OPERATORS, expr.op)) {
+    fail('invalid_query', where + ': unknown operator ' + JSON.stringify(expr.op));
+  }
+  for (const k of keys) {
+    if (!['field', 'op', 'value', 'ignoreCase'].includes(k)) {
+      fail('invalid_query', where + ': unknown key ' + JSON.stringify(k));
+    }
+  }
+  if ('ignoreCase' in expr && typeof expr.ignoreCase !== 'boolean') {
+    fail('invalid_query', where + '.ignoreCase: must be a boolean');
+  }
+  if (expr.ignoreCase === true && !IGNORE_CASE_OPS.includes(expr.op)) {
+    fail('invalid_query', where + '.ignoreCase: does not apply to ' + expr.op);
+  }
+  checkOperand(expr.op, expr.value, where);
+  return { nodes: 1, depth };
+}
+
+/*
+ * Validates a whole query object ({mode, path?, where?}) against SPEC §4
+ * and its limits; returns it unchanged. Throws invalid_query.
+ */
+function validateQuery(query) {
+  if (!isPlainObject(query)) {
+    fail('invalid_query', 'a query must be an object');
+  }
+  for (const k of Object.keys(query)) {
+    if (!['mode', 'path', 'where'].includes(k)) {
+      fail('invalid_query', 'unknown query key ' + JSON.stringify(k));
+    }
+  }
+  const mode = query.mode === undefined ? 'any' : query.mode;
+  if (mode !== 'any' && mode !== 'select') {
+    fail('invalid_query', 'mode must be "any" or "select"');
+  }
+  if (mode === 'select') {
+    if (typeof query.path !== 'string' || query.path === '') {
+      fail('invalid_query', 'select mode needs "path" (the array to filter)');
+    }
+  } else if (query.path !== undefined) {
+    fail('invalid_query', '"path" is only meaningful in select mode');
+  }
+  if (query.where === undefined) {
+    fail('invalid_query', 'a query needs "where" (at least one condition)');
+  }
+  const r = checkExpr(query.where, 'where', 1);
+  if (r.nodes > QUERY_LIMITS.maxNodes) {
+    fail('invalid_query', 'more than ' + QUERY_LIMITS.maxNodes + ' nodes');
+  }
+  if (utf8Length(JSON.stringify(query)) > QUERY_LIMITS.maxBytes) {
+    fail('invalid_query', 'query JSON is larger than ' + QUERY_LIMITS.maxBytes + ' bytes');
+  }
+  return query;
+}
+
+function checkField(field) {
+  if (typeof field !== 'string') {
+    fail('invalid_query', 'field must be a dot path string ("" for the message itself)');
+  }
+}
+
+/*
+ * Fluent, immutable query builder: every method returns a new Query, so a
+ * partial query can be reused. Conditions added in a row must all hold
+ * (an implicit "and"); or()/not()/and() nest sub-queries, given as Query
+ * objects, functions receiving a fresh Query, or raw §4 expressions.
+ *
+ *   stream.query().equals('city', 'Lisboa').less('temperature', 15)
+ *   LightStream.query().or(q => q.equals('city', 'Porto'), q => q.equals('city', 'Faro'))
+ *   stream.query().select('readings').greater('value', 20).subscribe(onMessage)
+ */
+class Query {
+  constructor(stream) {
+    this._stream = stream || null;
+    this._mode = 'any';
+    this._path = undefined;
+    this._terms = [];
+  }
+
+  _copy() {
+    const q = new Query(this._stream);
+    q._mode = this._mode;
+    q._path = this._path;
+    q._terms = this._terms.slice();
+    return q;
+  }
+
+  _add(node) {
+    const q = this._copy();
+    q._terms.push(node);
+    return q;
+  }
+
+  _leaf(field, op, value) {
+    checkField(field);
+    checkOperand(op, value, op + '(' + JSON.stringify(field) + ')');
+    const node = { field, op };
+    if (value !== undefined) {
+      node.value = value;
+    }
+    return this._add(node);
+  }
+
+  equals(field, value) { return this._leaf(field, 'equals', value); }
+  notEquals(field, value) { return this._leaf(field, 'notEquals', value); }
+  less(field, value) { return this._leaf(field, 'less', value); }
+  lessEquals(field, value) { return this._leaf(field, 'lessEquals', value); }
+  greater(field, value) { return this._leaf(field, 'greater', value); }
+  greaterEquals(field, value) { return this._leaf(field, 'greaterEquals', value); }
+  between(field, low, high) { return this._leaf(field, 'between', [low, high]); }
+  in(field, values) { return this._leaf(field, 'in', Array.isArray(values) ? values.slice() : values); }
+  notIn(field, values) { return this._leaf(field, 'notIn', Array.isArray(values) ? values.slice() : values); }
+  contains(field, value) { return this._leaf(field, 'contains', value); }
+  startsWith(field, prefix) { return this._leaf(field, 'startsWith', prefix); }
+  endsWith(field, suffix) { return this._leaf(field, 'endsWith', suffix); }
+  exists(field) { return this._leaf(field, 'exists'); }
+  notExists(field) { return this._leaf(field, 'notExists'); }
+  isEmpty(field) { return this._leaf(field, 'isEmpty'); }
+  type(field, typeName) { return this._leaf(field, 'type', typeName); }
+
+  /*
+   * pattern: a PCRE2 pattern string, or a RegExp whose only allowed flag is
+   * `i` (which becomes ignoreCase).
+   */
+  match(field, pattern) {
+    if (pattern instanceof RegExp) {
+      const flags = pattern.flags.replace('i', '');
+      if (flags !== '') {
+        fail('invalid_query', 'match(): only the "i" RegExp flag is supported, got "' + pattern.flags + '"');
+      }
+      const q = this._leaf(field, 'match', pattern.source);
+      return pattern.flags.includes('i') ? q.ignoreCase() : q;
+    }
+    return this._leaf(field, 'match', pattern);
+  }
+
+  /* Compare the previous condition case-insensitively. */
+  ignoreCase(on) {
+    const last = this._terms[this._terms.length - 1];
+    if (!last || typeof last.field !== 'string') {
+      fail('invalid_query', 'ignoreCase() must follow a field condition');
+    }
+    if (on !== false && !IGNORE_CASE_OPS.includes(last.op)) {
+      fail('invalid_query', 'ignoreCase() does not apply to ' + last.op + ' (only ' + IGNORE_CASE_OPS.join(', ') + ')');
+    }
+    const q = this._copy();
+    const leaf = Object.assign({}, last);
+    if (on === false) {
+      delete leaf.ignoreCase;
+    } else {
+      leaf.ignoreCase = true;
+    }
+    q._terms[q._terms.length - 1] = leaf;
+    return q;
+  }
+
+  /* Any of the alternatives holds. */
+  or(...alternatives) {
+    return this._add({ or: toExprList(alternatives, 'or') });
+  }
+
+  /* All of the sub-queries hold (the same as chaining their conditions). */
+  and(...parts) {
+    return this._add({ and: toExprList(parts, 'and') });
+  }
+
+  /* The sub-query does not hold. */
+  not(part) {
+    if (arguments.length !== 1) {
+      fail('invalid_query', 'not() takes exactly one sub-query');
+    }
+    return this._add({ not: toExpr(part, 'not') });
+  }
+
+  /* Append a raw SPEC §4 expression. */
+  where(expr) {
+    checkExpr(expr, 'where', 1);
+    return this._add(JSON.parse(JSON.stringify(expr)));
+  }
+
+  /*
+   * Select mode: the message's `path` must be an array; conditions apply
+   * to each element and only matching elements are delivered.
+   */
+  select(path) {
+    if (typeof path !== 'string' || path === '') {
+      fail('invalid_query', 'select() needs the dot path of an array');
+    }
+    const q = this._copy();
+    q._mode = 'select';
+    q._path = path;
+    return q;
+  }
+
+  /* Back to "any" mode. */
+  any() {
+    const q = this._copy();
+    q._mode = 'any';
+    q._path = undefined;
+    return q;
+  }
+
+  get mode() { return this._mode; }
+
+  /* Number of top-level conditions. */
+  get size() { return this._terms.length; }
+
+  /* The expression of this builder, or undefined when it has none. */
+  _expr() {
+    if (this._terms.length === 0) {
+      return undefined;
+    }
+    if (this._terms.length === 1) {
+      return this._terms[0];
+    }
+    return { and: this._terms.slice() };
+  }
+
+  /*
+   * The SPEC §4 JSON, validated against its limits. Throws invalid_query
+   * when there is no condition (subscribe() treats an empty "any" query as
+   * no query at all).
+   */
+  toJSON() {
+    const out = { mode: this._mode };
+    if (this._mode === 'select') {
+      out.path = this._path;
+    }
+    const where = this._expr();
+    if (where !== undefined) {
+      out.where = where;
+    }
+    return validateQuery(JSON.parse(JSON.stringify(out)));
+  }
+
+  toString() {
+    return JSON.stringify(this.toJSON());
+  }
+
+  /* Subscribe the stream this builder came from; see Stream.subscribe. */
+  subscribe(onMessage, options) {
+    if (!this._stream) {
+      fail('invalid_argument', 'this query is not bound to a stream; use stream.subscribe(query, onMessage)');
+    }
+    return this._stream.subscribe(this, onMessage, options);
+  }
+}
+
+function toExpr(part, what) {
+  let q = part;
+  if (typeof part === 'function') {
+    q = part(new Query());
+    if (!(q instanceof Query)) {
+      fail('invalid_query', what + '(): a function alternative must return the query it was given, extended');
+    }
+  }
+  if (q instanceof Query) {
+    if (q._mode !== 'any') {
+      fail('invalid_query', what + '(): select() belongs on the outer query only');
+    }
+    const e = q._expr();
+    if (e === undefined) {
+      fail('invalid_query', what + '(): a sub-query has no condition');
+    }
+    return e;
+  }
+  checkExpr(part, what, 1);
+  return JSON.parse(JSON.stringify(part));
+}
+
+function toExprList(parts, what) {
+  if (parts.length === 1 && Array.isArray(parts[0])) {
+    parts = parts[0];
+  }
+  if (parts.length === 0) {
+    fail('invalid_query', what + '() needs at least one sub-query');
+  }
+  return parts.map((p) => toExpr(p, what));
+}
+
+/* A query builder not bound to a stream. */
+function query() {
+  return new Query(null);
+}
+
+/*
+ * Normalizes what subscribe() accepts (Query, raw object, null) into the
+ * JSON to send, or undefined for "every message".
+ */
+function normalizeQuery(q) {
+  if (q === undefined || q === null) {
+    return undefined;
+  }
+  if (q instanceof Query) {
+    if (q.size === 0 && q.mode === 'any') {
+      return undefined; /* no condition: the plain subscription */
+    }
+    return q.toJSON();
+  }
+  return validateQuery(JSON.parse(JSON.stringify(q)));
+}
+
+/* ------------------------------------------------------------------------
+ * Permissions
+ * --------------------------------------------------------------------- */
+
+function permits(permissions, owner, stream, bit) {
+  if (!Array.isArray(permissions)) {
+    return false;
+  }
+  for (const p of permissions) {
+    if (!p || p.owner !== owner || typeof p.stream !== 'string' || !(p.permission & bit)) {
+      continue;
+    }
+    if (p.stream.endsWith('*')) {
+      if (stream.startsWith(p.stream.slice(0, -1))) {
+        return true;
+      }
+    } else if (p.stream === stream) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Streams and subscriptions
+ * --------------------------------------------------------------------- */
+
+class Stream {
+  constructor(client, owner, name) {
+    checkOwner(owner);
+    checkStreamName(name);
+    this._client = client;
+    this.owner = owner;
+    this.name = name;
+    Object.freeze(this);
+  }
+
+  /*
+   * Publish one JSON value. Without options.ack returns undefined once the
+   * message is sent or queued; with {ack: true} returns a Promise resolved
+   * when the server's pub/sub fabric accepted it. Throws forbidden without
+   * write permission, not_connected before open(), queue_full when the
+   * bounded queues are full.
+   */
+  publish(data, options) {
+    return this._client._publish(this.owner, this.name, data, options || {});
+  }
+
+  /*
+   * subscribe([query,] onMessage [, options]) → Promise<Subscription>.
+   * onMessage(data, meta) is called for every delivered message; meta is
+   * {owner, stream, subscription}. The subscription survives reconnects.
+   */
+  subscribe(q, onMessage, options) {
+    if (typeof q === 'function') {
+      options = onMessage;
+      onMessage = q;
+      q = undefined;
+    }
+    return this._client._subscribe(this, q, onMessage, options || {});
+  }
+
+  /* A query builder whose subscribe() subscribes this stream. */
+  query() {
+    return new Query(this);
+  }
+
+  get canRead() {
+    return this._client.can(this.owner, this.name, 'read');
+  }
+
+  get canWrite() {
+    return this._client.can(this.owner, this.name, 'write');
+  }
+
+  toString() {
+    return this.owner + ':' + this.name;
+  }
+}
+
+class Subscription {
+  constructor(client, stream, queryJson, onMessage, options) {
+    this._client = client;
+    this.stream = stream;
+    this.query = queryJson;
+    this._onMessage = onMessage;
+    this._onError = typeof options.onError === 'function' ? options.onError : null;
+    this._serverId = null;
+    this._state = 'pending'; /* pending → active ⇄ pending (reconnect) → ended */
+    this._settled = false;
+    this._ready = new Promise((resolve, reject) => {
+      this._resolve = resolve;
+      this._reject = reject;
+    });
+  }
+
+  /* The server's subscription id of the current connection (changes on reconnect). */
+  get id() { return this._serverId; }
+
+  /* True until unsubscribe() or a permanent failure. */
+  get active() { return this._state !== 'ended'; }
+
+  /* Stop receiving messages; resolves once the server confirmed (or at once when offline). */
+  unsubscribe() {
+    return this._client._unsubscribe(this);
+  }
+
+  _settle(err) {
+    if (this._settled) {
+      return;
+    }
+    this._settled = true;
+    if (err) {
+      this._reject(err);
+    } else {
+      this._resolve(this);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Client
+ * --------------------------------------------------------------------- */
+
+function defaultUrl() {
+  const loc = typeof location !== 'undefined' ? location : null;
+  if (!loc || !/^https?:$/.test(loc.protocol)) {
+    fail('invalid_argument', 'createClient() needs options.url outside a web page');
+  }
+  return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + DEFAULTS.path;
+}
+
+/* Accepts ws(s):// or http(s):// URLs; a bare origin gets the default path. */
+function resolveUrl(url) {
+  if (url === undefined || url === null || url === '') {
+    return defaultUrl();
+  }
+  if (typeof url !== 'string') {
+    fail('invalid_argument', 'options.url must be a string');
+  }
+  const m = /^(wss?|https?):\/\/([^/?#]+)([^?#]*)(.*)$/i.exec(url);
+  if (!m) {
+    fail('invalid_argument', 'options.url must be a ws://, wss://, http:// or https:// URL, got ' + JSON.stringify(url));
+  }
+  let scheme = m[1].toLowerCase();
+  scheme = scheme === 'http' ? 'ws' : scheme === 'https' ? 'wss' : scheme;
+  const path = m[3] === '' || m[3] === '/' ? DEFAULTS.path : m[3];
+  return scheme + '://' + m[2] + path + m[4];
+}
+
+/* getToken() may return the token string or generatetoken's data object. */
+function tokenValue(t) {
+  if (typeof t === 'string' && t !== '') {
+    return t;
+  }
+  if (t && typeof t === 'object') {
+    if (typeof t.value === 'string' && t.value !== '') {
+      return t.value;
+    }
+    if (typeof t.token === 'string' && t.token !== '') {
+      return t.token;
+    }
+  }
+  fail('invalid_argument', 'a token must be a non-empty string (or an object with "value")');
+}
+
+function serverError(e, fallbackCode) {
+  const code = e && typeof e.code === 'string' ? e.code : fallbackCode;
+  const message = e && typeof e.message === 'string' ? e.message : code;
+  return new LightStreamError(code, message, { server: true });
+}
+
+class Client {
+  /*
+   * options: {url, appKey, token, getToken?, onWebToken?, WebSocket?,
+   * reconnect?: false | {initialDelay, maxDelay, factor, jitter, maxAttempts},
+   * requestTimeout?, authTimeout?, maxQueuedMessages?, maxBufferedBytes?,
+   * maxFrameBytes?, autoRefresh?}
+   */
+  constructor(options) {
+    const o = options || {};
+    checkOwner(o.appKey);
+    if (o.token === undefined && typeof o.getToken !== 'function') {
+      fail('invalid_argument', 'createClient() needs options.token or options.getToken');
+    }
+    if (o.getToken !== undefined && typeof o.getToken !== 'function') {
+      fail('invalid_argument', 'options.getToken must be a function');
+    }
+    this.appKey = o.appKey;
+    this.url = resolveUrl(o.url);
+    this._token = o.token === undefined ? null : tokenValue(o.token);
+    this._getToken = o.getToken || null;
+    this._onWebToken = o.onWebToken || null;
+    this._WebSocket = o.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
+    if (typeof this._WebSocket !== 'function') {
+      fail('unsupported', 'no WebSocket implementation: pass options.WebSocket');
+    }
+    const r = o.reconnect === false ? { enabled: false } : o.reconnect || {};
+    this._reconnect = Object.assign({}, DEFAULTS.reconnect, r);
+    for (const k of ['requestTimeout', 'authTimeout', 'maxQueuedMessages', 'maxBufferedBytes',
+      'maxFrameBytes', 'maxPendingRequests', 'refreshLeadMs']) {
+      const v = o[k] === undefined ? DEFAULTS[k] : o[k];
+      if (typeof v !== 'number' || !(v > 0)) {
+        fail('invalid_argument', 'options.' + k + ' must be a positive number');
+      }
+      this['_' + k] = v;
+    }
+    this._autoRefresh = o.autoRefresh === undefined ? this._getToken !== null : Boolean(o.autoRefresh);
+
+    this._state = 'idle';
+    this._gen = 0; /* generation of the current socket; events of older ones are ignored */
+    this._ws = null;
+    this._listeners = new Map(EVENTS.map((e) => [e, []]));
+    this._subs = new Set();
+    this._bySid = new Map();
+    this._pending = new Map(); /* requestId → {kind, resolve, reject, timer, sub?} */
+    this._refreshes = []; /* FIFO: RefreshResponse carries no request id */
+    this._outbox = []; /* publishes waiting for a connection */
+    this._seq = 0;
+    this._everOpened = false;
+    this._openWaiter = null;
+    this._freshTokenTried = false;
+    this._needFreshToken = this._token === null;
+    this._attempt = 0;
+    this._timers = { reconnect: null, auth: null, refresh: null };
+    this._lastError = null;
+    this._session = null; /* {connectionId, expiresAt, permissions} of the last authentication */
+  }
+
+  /* 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' */
+  get state() { return this._state; }
+
+  get connectionId() { return this._session ? this._session.connectionId : null; }
+
+  get expiresAt() { return this._session ? this._session.expiresAt : null; }
+
+  get permissions() { return this._session ? this._session.permissions.slice() : []; }
+
+  /* The token the next (re)authentication uses. */
+  get token() { return this._token; }
+
+  /*
+   * Connect and authenticate. options.onWebToken({appKey, token,
+   * connectionId}) must return (or resolve to) the web-token signature,
+   * computed by the application's backend. Resolves to {connectionId,
+   * expiresAt, permissions}; rejects with a LightStreamError (auth_failed,
+   * connection_failed, timeout, closed...).
+   */
+  open(options) {
+    const o = options || {};
+    if (o.onWebToken !== undefined) {
+      if (typeof o.onWebToken !== 'function') {
+        fail('invalid_argument', 'onWebToken must be a function');
+      }
+      this._onWebToken = o.onWebToken;
+    }
+    if (this._state === 'open') {
+      return Promise.resolve(this._sessionInfo());
+    }
+    if (this._openWaiter) {
+      return this._openWaiter.promise;
+    }
+    if (this._state === 'reconnecting') {
+      return new Promise((resolve, reject) => {
+        const offOpen = this.on('open', (info) => { offOpen(); offClose(); resolve(info); });
+        const offClose = this.on('close', (ev) => {
+          if (!ev.willReconnect) { offOpen(); offClose(); reject(ev.error); }
+        });
+      });
+    }
+    const waiter = {};
+    waiter.promise = new Promise((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
+    });
+    this._openWaiter = waiter;
+    this._state = 'connecting';
+    this._everOpened = false;
+    this._attempt = 0;
+    this._freshTokenTried = false;
+    this._connect();
+    return waiter.promise;
+  }
+
+  /* Close for good (no reconnect). Pending requests fail with `closed`. */
+  close() {
+    if (this._state === 'closed' || this._state === 'idle') {
+      this._state = 'closed';
+      return Promise.resolve();
+    }
+    const ws = this._ws;
+    this._gen++;
+    this._ws = null;
+    const done = new Promise((resolve) => {
+      if (!ws || ws.readyState === 3) {
+        resolve();
+        return;
+      }
+      const prev = ws.onclose;
+      ws.onclose = (ev) => { if (prev) { prev(ev); } resolve(); };
+      try { ws.close(1000, 'client closed'); } catch (e) { resolve(); }
+    });
+    const err = new LightStreamError('closed', 'the client was closed');
+    this._shutdown(err);
+    this._emit('close', { code: 1000, reason: 'client closed', willReconnect: false, error: null });
+    return done;
+  }
+
+  /* Register fn for an event: open, close, error, reconnecting, refresh. Returns a function that removes it. */
+  on(name, fn) {
+    const list = this._listeners.get(name);
+    if (!list) {
+      fail('invalid_argument', 'unknown event ' + JSON.stringify(name) + ' (known: ' + EVENTS.join(', ') + ')');
+    }
+    if (typeof fn !== 'function') {
+      fail('invalid_argument', 'on() needs a function');
+    }
+    list.push(fn);
+    return () => this.off(name, fn);
+  }
+
+  off(name, fn) {
+    const list = this._listeners.get(name);
+    if (list) {
+      const i = list.indexOf(fn);
+      if (i >= 0) {
+        list.splice(i, 1);
+      }
+    }
+  }
+
+  /* A handle on one stream; cheap, create as many as you like. */
+  stream(owner, name) {
+    return new Stream(this, owner, name);
+  }
+
+  /*
+   * May this connection read/write owner/stream, according to the
+   * permissions of the last authentication? (false before the first.)
+   */
+  can(owner, stream, access) {
+    if (!this._session) {
+      return false;
+    }
+    const bit = access === 'write' ? Permission.WRITE : access === 'read' ? Permission.READ : 0;
+    if (!bit) {
+      fail('invalid_argument', 'access must be "read" or "write"');
+    }
+    return permits(this._session.permissions, owner, stream, bit);
+  }
+
+  /*
+   * Extend the connection with a new token of the same account (before
+   * the current one expires). Resolves to {expiresAt}; the new token is
+   * also used for later reconnects.
+   */
+  refresh(token) {
+    const value = tokenValue(token);
+    if (this._state !== 'open') {
+      fail('not_connected', 'refresh() needs an open connection');
+    }
+    return new Promise((resolve, reject) => {
+      const entry = { token: value, resolve, reject, timer: null };
+      entry.timer = setTimeout(() => {
+        const i = this._refreshes.indexOf(entry);
+        if (i >= 0) {
+          /* keep the slot so a late response pairs with the right request */
+          entry.resolve = entry.reject = () => {};
+        }
+        reject(new LightStreamError('timeout', 'no RefreshResponse within ' + this._requestTimeout + ' ms'));
+      }, this._requestTimeout);
+      this._refreshes.push(entry);
+      try {
+        this._sendNow({ t: MessageType.REFRESH_REQUEST, m: { token: value } });
+      } catch (e) {
+        this._refreshes.splice(this._refreshes.indexOf(entry), 1);
+        clearTimeout(entry.timer);
+        reject(e);
+      }
+    });
+  }
+
+  /* ---------------- internals ---------------- */
+
+  _sessionInfo() {
+    const s = this._session;
+    return { connectionId: s.connectionId, expiresAt: s.expiresAt, permissions: s.permissions.slice() };
+  }
+
+  _nextId(prefix) {
+    this._seq = (this._seq + 1) % Number.MAX_SAFE_INTEGER;
+    return prefix + this._seq.toString(36);
+  }
+
+  _emit(name, arg) {
+    const list = this._listeners.get(name).slice();
+    if (name === 'error' && list.length === 0) {
+      return; /* errors also reach the promise or callback concerned */
+    }
+    for (const fn of list) {
+      try {
+        fn(arg);
+      } catch (e) {
+        this._callbackFailed(e, name + ' listener');
+      }
+    }
+  }
+
+  /* A user callback threw: report it without breaking the connection. */
+  _callbackFailed(e, where) {
+    const err = new LightStreamError('callback_failed', where + ' threw: ' + (e && e.message ? e.message : String(e)), { cause: e });
+    if (where !== 'error listener' && this._listeners.get('error').length > 0) {
+      this._emit('error', err);
+    } else {
+      setTimeout(() => { throw e; }, 0); /* surface it like any uncaught error */
+    }
+  }
+
+  async _connect() {
+    const gen = ++this._gen;
+    this._clearTimer('reconnect');
+    let token = this._token;
+    if (this._needFreshToken) {
+      if (!this._getToken) {
+        this._connectFailed(gen, new LightStreamError('auth_failed', 'no token and no getToken()'), true);
+        return;
+      }
+      try {
+        token = tokenValue(await this._getToken());
+      } catch (e) {
+        if (gen !== this._gen) {
+          return;
+        }
+        const err = e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message ? e.message : e), { cause: e });
+        this._connectFailed(gen, err, false);
+        return;
+      }
+      if (gen !== this._gen) {
+        return;
+      }
+      this._token = token;
+      this._needFreshToken = false;
+    }
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (e) {
+      this._connectFailed(gen, new LightStreamError('connection_failed', 'cannot open ' + this.url + ': ' + (e && e.message), { cause: e }), false);
+      return;
+    }
+    this._ws = ws;
+    this._authError = null;
+    this._lastError = null;
+    this._timers.auth = setTimeout(() => {
+      if (gen === this._gen) {
+        this._authError = new LightStreamError('timeout', 'not authenticated within ' + this._authTimeout + ' ms');
+        try { ws.close(); } catch (e) { /* already closing */ }
+      }
+    }, this._authTimeout);
+    ws.onopen = () => {
+      if (gen === this._gen) {
+        this._rawSend(ws, JSON.stringify({ t: MessageType.AUTH_REQUEST, m: { appKey: this.appKey, token } }));
+      }
+    };
+    ws.onmessage = (ev) => {
+      if (gen === this._gen) {
+        this._onFrame(ws, gen, ev.data);
+      }
+    };
+    ws.onerror = () => { /* a close event follows and carries the outcome */ };
+    ws.onclose = (ev) => {
+      if (gen === this._gen) {
+        this._onSocketClose(ev.code, ev.reason);
+      }
+    };
+  }
+
+  _rawSend(ws, text) {
+    try {
+      ws.send(text);
+    } catch (e) {
+      /* the close event that follows handles it */
+    }
+  }
+
+  _onFrame(ws, gen, text) {
+    let env;
+    try {
+      env = JSON.parse(text);
+    } catch (e) {
+      this._emit('error', new LightStreamError('protocol_error', 'the server sent invalid JSON'));
+      return;
+    }
+    if (!isPlainObject(env) || !isPlainObject(env.m)) {
+      this._emit('error', new LightStreamError('protocol_error', 'the server sent a frame without {"t","m"}'));
+      return;
+    }
+    const m = env.m;
+    switch (env.t) {
+      case MessageType.AUTH_RESPONSE:
+        if (m.ok === true) {
+          this._authenticated(m);
+        } else {
+          this._authError = serverError(m.error, 'auth_failed');
+        }
+        return;
+      case MessageType.WEB_TOKEN_REQUEST:
+        this._answerWebToken(ws, gen, m);
+        return;
+      case MessageType.DATA:
+        this._deliver(m);
+        return;
+      case MessageType.SUBSCRIBE_RESPONSE:
+        this._subscribeResponse(m);
+        return;
+      case MessageType.UNSUBSCRIBE_RESPONSE:
+        this._settlePending('u:' + m.subscriptionId, m.ok !== false ? null : serverError(m.error, 'server_error'));
+        return;
+      case MessageType.PUBLISH_RESPONSE:
+        this._settlePending(m.requestId, m.ok === true ? null : serverError(m.error, 'server_error'));
+        return;
+      case MessageType.REFRESH_RESPONSE:
+        this._refreshResponse(m);
+        return;
+      case MessageType.ERROR: {
+        const err = serverError(m, 'server_error');
+        this._lastError = err;
+        if (this._state === 'connecting' || this._state === 'reconnecting') {
+          this._authError = err;
+        }
+        this._emit('error', err);
+        return;
+      }
+      default:
+        return; /* newer server: ignore what we do not know */
+    }
+  }
+
+  async _answerWebToken(ws, gen, m) {
+    let signature;
+    try {
+      if (!this._onWebToken) {
+        fail('auth_failed', 'the token is a web token: open({onWebToken}) must provide its signature');
+      }
+      signature = await this._onWebToken({ appKey: m.appKey, token: m.token, connectionId: m.connectionId });
+      if (typeof signature !== 'string' || signature === '') {
+        fail('auth_failed', 'onWebToken must return (or resolve to) the signature string');
+      }
+    } catch (e) {
+      if (gen === this._gen) {
+        this._authError = e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'onWebToken failed: ' + (e && e.message ? e.message : e), { cause: e });
+        this._authError.fatal = true; /* retrying will not help */
+        try { ws.close(1000, 'web token not signed'); } catch (x) { /* closing */ }
+      }
+      return;
+    }
+    if (gen === this._gen) {
+      this._rawSend(ws, JSON.stringify({ t: MessageType.WEB_TOKEN_RESPONSE, m: { signature } }));
+    }
+  }
+
+  _authenticated(m) {
+    this._clearTimer('auth');
+    const reconnected = this._everOpened;
+    this._session = {
+      connectionId: m.connectionId,
+      expiresAt: m.expiresAt || null,
+      permissions: Array.isArray(m.permissions) ? m.permissions : [],
+    };
+    this._state = 'open';
+    this._everOpened = true;
+    this._attempt = 0;
+    this._freshTokenTried = false;
+
+    for (const sub of this._subs) {
+      if (!permits(this._session.permissions, sub.stream.owner, sub.stream.name, Permission.READ)) {
+        this._endSubscription(sub, new LightStreamError('forbidden', 'no read permission on ' + sub.stream + ' any more'));
+        continue;
+      }
+      this._sendSubscribe(sub);
+    }
+    const queued = this._outbox;
+    this._outbox = [];
+    for (const item of queued) {
+      if (item.arm) {
+        try {
+          item.arm();
+        } catch (e) {
+          item.reject(e);
+          continue;
+        }
+      }
+      this._rawSend(this._ws, item.text);
+    }
+    this._scheduleRefresh();
+    const info = Object.assign(this._sessionInfo(), { reconnected });
+    this._emit('open', info);
+    if (this._openWaiter) {
+      const w = this._openWaiter;
+      this._openWaiter = null;
+      w.resolve(this._sessionInfo());
+    }
+  }
+
+  _onSocketClose(code, reason) {
+    this._clearTimer('auth');
+    this._clearTimer('refresh');
+    const wasOpen = this._state === 'open';
+    this._ws = null;
+    const known = CLOSE_CODE_ERRORS[code];
+    let err = this._authError || this._lastError;
+    if (!err) {
+      err = known
+        ? new LightStreamError(known[0], known[1] + (reason ? ': ' + reason : ''), { closeCode: code })
+        : new LightStreamError('connection_failed', 'the connection closed (' + code + (reason ? ' ' + reason : '') + ')', { closeCode: code });
+    } else if (err.closeCode === undefined) {
+      err.closeCode = code;
+    }
+    this._failInFlight();
+
+    const tokenProblem = code === 4001 || code === 4010 || err.code === 'auth_failed' || err.code === 'token_expired';
+    if (this._openWaiter) {
+      /* never authenticated in this open(): one retry with a fresh token, then give up */
+      if (tokenProblem && this._getToken && !this._freshTokenTried && !err.fatal) {
+        this._freshTokenTried = true;
+        this._needFreshToken = true;
+        this._connect();
+        return;
+      }
+      this._giveUp(err, code, reason);
+      return;
+    }
+    if (!this._reconnect.enabled || err.fatal) {
+      this._giveUp(err, code, reason);
+      return;
+    }
+    if (tokenProblem) {
+      if (!this._getToken) {
+        this._giveUp(err, code, reason);
+        return;
+      }
+      this._needFreshToken = true;
+    }
+    this._state = 'reconnecting';
+    if (wasOpen) {
+      this._emit('close', { code, reason: reason || '', willReconnect: true, error: err });
+    }
+    this._scheduleReconnect(err);
+  }
+
+  /* A connection attempt failed before a socket existed. */
+  _connectFailed(gen, err, fatal) {
+    if (gen !== this._gen) {
+      return;
+    }
+    this._clearTimer('auth');
+    if (this._openWaiter || fatal || !this._reconnect.enabled) {
+      this._giveUp(err, 0, '');
+      return;
+    }
+    this._scheduleReconnect(err);
+  }
+
+  _scheduleReconnect(err) {
+    const r = this._reconnect;
+    this._attempt++;
+    if (this._attempt > r.maxAttempts) {
+      this._giveUp(new LightStreamError(err.code, 'gave up after ' + r.maxAttempts + ' reconnect attempts: ' + err.message, { cause: err }), 0, '');
+      return;
+    }
+    const base = Math.min(r.maxDelay, r.initialDelay * Math.pow(r.factor, this._attempt - 1));
+    const jitter = Math.min(Math.max(r.jitter, 0), 1);
+    const delay = Math.round(base * (1 - jitter * Math.random()));
+    this._state = 'reconnecting';
+    this._timers.reconnect = setTimeout(() => {
+      this._timers.reconnect = null;
+      if (this._state === 'reconnecting') {
+        this._connect();
+      }
+    }, delay);
+    this._emit('reconnecting', { attempt: this._attempt, delay, error: err });
+  }
+
+  _giveUp(err, code, reason) {
+    const waiter = this._openWaiter;
+    this._openWaiter = null;
+    this._gen++;
+    this._shutdown(err);
+    if (waiter) {
+      waiter.reject(err);
+    } else {
+      this._emit('error', err);
+    }
+    this._emit('close', { code, reason: reason || '', willReconnect: false, error: err });
+  }
+
+  /* Everything in flight on the lost socket fails or is re-sent later. */
+  _failInFlight() {
+    for (const [id, p] of this._pending) {
+      clearTimeout(p.timer);
+      if (p.kind === 'subscribe') {
+        continue; /* the subscription re-subscribes on the next connection */
+      }
+      if (p.kind === 'unsubscribe') {
+        p.resolve(); /* the server forgot it with the connection */
+      } else {
+        p.reject(new LightStreamError('disconnected', 'the connection was lost before the server acknowledged (the message may or may not have been published)'));
+      }
+      this._pending.delete(id);
+    }
+    this._pending.clear();
+    for (const sub of this._subs) {
+      if (sub._serverId !== null) {
+        this._bySid.delete(sub._serverId);
+        sub._serverId = null;
+      }
+      if (sub._state === 'active') {
+        sub._state = 'pending';
+      }
+    }
+    this._bySid.clear();
+    const refreshes = this._refreshes;
+    this._refreshes = [];
+    for (const r of refreshes) {
+      clearTimeout(r.timer);
+      r.reject(new LightStreamError('disconnected', 'the connection was lost before the refresh was confirmed'));
+    }
+  }
+
+  /* Final state: fail everything, forget subscriptions. */
+  _shutdown(err) {
+    this._state = 'closed';
+    for (const k of Object.keys(this._timers)) {
+      this._clearTimer(k);
+    }
+    this._failInFlight();
+    this._session = null;
+    for (const sub of Array.from(this._subs)) {
+      this._endSubscription(sub, err, true);
+    }
+    const outbox = this._outbox;
+    this._outbox = [];
+    for (const item of outbox) {
+      if (item.reject) {
+        item.reject(err);
+      }
+    }
+  }
+
+  _clearTimer(name) {
+    if (this._timers[name]) {
+      clearTimeout(this._timers[name]);
+      this._timers[name] = null;
+    }
+  }
+
+  _scheduleRefresh() {
+    this._clearTimer('refresh');
+    if (!this._autoRefresh || !this._getToken || !this._session || !this._session.expiresAt) {
+      return;
+    }
+    const left = Date.parse(this._session.expiresAt) - Date.now();
+    if (!Number.isFinite(left)) {
+      return;
+    }
+    const lead = Math.min(this._refreshLeadMs, left / 4);
+    const delay = Math.max(0, Math.min(left - lead, 0x7fffffff));
+    const gen = this._gen;
+    this._timers.refresh = setTimeout(async () => {
+      this._timers.refresh = null;
+      try {
+        const fresh = tokenValue(await this._getToken());
+        if (gen === this._gen && this._state === 'open') {
+          await this.refresh(fresh);
+        }
+      } catch (e) {
+        /* the server ends the session with token_expired; reconnect fetches a token then */
+        this._emit('error', e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'automatic refresh failed: ' + (e && e.message), { cause: e }));
+      }
+    }, delay);
+  }
+
+  _refreshResponse(m) {
+    const entry = this._refreshes.shift();
+    if (!entry) {
+      return;
+    }
+    clearTimeout(entry.timer);
+    if (m.ok === true) {
+      this._token = entry.token;
+      if (this._session) {
+        this._session.expiresAt = m.expiresAt || this._session.expiresAt;
+      }
+      this._scheduleRefresh();
+      entry.resolve({ expiresAt: m.expiresAt || null });
+      this._emit('refresh', { expiresAt: m.expiresAt || null });
+    } else {
+      entry.reject(serverError(m.error, 'auth_failed'));
+    }
+  }
+
+  /* Send now on the open socket, enforcing frame and buffer limits. */
+  _sendNow(obj) {
+    const text = JSON.stringify(obj);
+    this._checkFrame(text);
+    const ws = this._ws;
+    if (this._state !== 'open' || !ws || ws.readyState !== 1) {
+      fail('not_connected', 'the connection is not open');
+    }
+    if (ws.bufferedAmount > this._maxBufferedBytes) {
+      fail('queue_full', 'more than ' + this._maxBufferedBytes + ' bytes wait to be sent');
+    }
+    ws.send(text);
+  }
+
+  _checkFrame(text) {
+    if (text.length * 3 > this._maxFrameBytes && utf8Length(text) > this._maxFrameBytes) {
+      fail('too_large', 'message of ' + utf8Length(text) + ' bytes exceeds the ' + this._maxFrameBytes + '-byte frame limit');
+    }
+  }
+
+  _checkUsable(owner, stream, bit, what) {
+    if (this._state === 'idle' || this._state === 'closed' || !this._session) {
+      fail('not_connected', what + ' needs open() to have succeeded');
+    }
+    if (!permits(this._session.permissions, owner, stream, bit)) {
+      fail('forbidden', 'no ' + (bit === Permission.WRITE ? 'write' : 'read') + ' permission on ' + owner + ':' + stream, { owner, stream });
+    }
+  }
+
+  _addPending(id, entry) {
+    if (this._pending.size >= this._maxPendingRequests) {
+      fail('queue_full', 'more than ' + this._maxPendingRequests + ' requests await an answer');
+    }
+    this._pending.set(id, entry);
+  }
+
+  _settlePending(id, err) {
+    const p = this._pending.get(id);
+    if (!p) {
+      return;
+    }
+    this._pending.delete(id);
+    clearTimeout(p.timer);
+    if (err) {
+      p.reject(err);
+    } else {
+      p.resolve();
+    }
+  }
+
+  _publish(owner, stream, data, options) {
+    this._checkUsable(owner, stream, Permission.WRITE, 'publish()');
+    if (data === undefined) {
+      fail('invalid_argument', 'publish() needs a JSON value');
+    }
+    checkJsonValue(data, 'data');
+    const m = { owner, stream, data };
+    let result;
+    let entry = null;
+    if (options.ack) {
+      m.requestId = this._nextId('p');
+      result = new Promise((resolve, reject) => { entry = { kind: 'publish', resolve, reject, timer: null }; });
+    }
+    const text = JSON.stringify({ t: MessageType.DATA, m });
+    this._checkFrame(text);
+    if (this._state === 'open' && this._ws && this._ws.readyState === 1) {
+      if (this._ws.bufferedAmount > this._maxBufferedBytes) {
+        fail('queue_full', 'more than ' + this._maxBufferedBytes + ' bytes wait to be sent');
+      }
+      if (entry) {
+        this._armPublish(m.requestId, entry);
+      }
+      this._ws.send(text);
+    } else {
+      if (this._outbox.length >= this._maxQueuedMessages) {
+        fail('queue_full', this._maxQueuedMessages + ' messages already wait for the connection');
+      }
+      const id = m.requestId;
+      /* an ack's timer starts when the message is sent: offline time does not count */
+      const item = { text, reject: entry ? entry.reject : null, arm: entry ? () => this._armPublish(id, entry) : null };
+      this._outbox.push(item);
+    }
+    return result;
+  }
+
+  _armPublish(id, entry) {
+    this._addPending(id, entry);
+    entry.timer = setTimeout(() => {
+      this._settlePending(id, new LightStreamError('timeout', 'no PublishResponse within ' + this._requestTimeout + ' ms'));
+    }, this._requestTimeout);
+  }
+
+  _subscribe(stream, q, onMessage, options) {
+    if (typeof onMessage !== 'function') {
+      fail('invalid_argument', 'subscribe() needs an onMessage function');
+    }
+    const json = normalizeQuery(q);
+    this._checkUsable(stream.owner, stream.name, Permission.READ, 'subscribe()');
+    const sub = new Subscription(this, stream, json, onMessage, options);
+    this._subs.add(sub);
+    if (this._state === 'open') {
+      try {
+        this._sendSubscribe(sub);
+      } catch (e) {
+        this._subs.delete(sub);
+        throw e;
+      }
+    }
+    return sub._ready;
+  }
+
+  _sendSubscribe(sub) {
+    const requestId = this._nextId('s');
+    const m = { owner: sub.stream.owner, stream: sub.stream.name, requestId };
+    if (sub.query !== undefined) {
+      m.query = sub.query;
+    }
+    const entry = { kind: 'subscribe', sub, abandoned: false, resolve: null, reject: null, timer: null };
+    this._addPending(requestId, entry);
+    entry.timer = setTimeout(() => {
+      /* keep the entry: a late success must still be undone */
+      entry.abandoned = true;
+      this._endSubscription(sub, new LightStreamError('timeout', 'no SubscribeResponse within ' + this._requestTimeout + ' ms'));
+    }, this._requestTimeout);
+    try {
+      this._sendNow({ t: MessageType.SUBSCRIBE_REQUEST, m });
+    } catch (e) {
+      clearTimeout(entry.timer);
+      this._pending.delete(requestId);
+      throw e;
+    }
+  }
+
+  _subscribeResponse(m) {
+    const entry = this._pending.get(m.requestId);
+    if (!entry || entry.kind !== 'subscribe') {
+      return;
+    }
+    this._pending.delete(m.requestId);
+    clearTimeout(entry.timer);
+    const sub = entry.sub;
+    if (m.ok !== true) {
+      if (!entry.abandoned) {
+        this._endSubscription(sub, serverError(m.error, 'server_error'));
+      }
+      return;
+    }
+    if (entry.abandoned || sub._state === 'ended') {
+      this._sendUnsubscribe(m.subscriptionId).catch(() => {});
+      return;
+    }
+    sub._serverId = m.subscriptionId;
+    sub._state = 'active';
+    this._bySid.set(m.subscriptionId, sub);
+    sub._settle(null);
+  }
+
+  _deliver(m) {
+    const sub = this._bySid.get(m.sub);
+    if (!sub || sub._state !== 'active') {
+      return; /* e.g. just unsubscribed */
+    }
+    try {
+      sub._onMessage(m.data, { owner: m.owner, stream: m.stream, subscription: sub });
+    } catch (e) {
+      this._callbackFailed(e, 'onMessage');
+    }
+  }
+
+  /*
+   * Ends sub for good; err (optional) rejects its subscribe() or goes to its
+   * onError and, unless quiet, to the client's error listeners.
+   */
+  _endSubscription(sub, err, quiet) {
+    if (sub._state === 'ended') {
+      return;
+    }
+    const wasSettled = sub._settled;
+    sub._state = 'ended';
+    this._subs.delete(sub);
+    if (sub._serverId !== null) {
+      this._bySid.delete(sub._serverId);
+    }
+    if (!wasSettled) {
+      sub._settle(err || new LightStreamError('closed', 'unsubscribed'));
+    } else if (err && err.code !== 'closed') {
+      if (sub._onError) {
+        try { sub._onError(err); } catch (e) { this._callbackFailed(e, 'onError'); }
+      }
+      if (!quiet) {
+        this._emit('error', err);
+      }
+    }
+  }
+
+  _unsubscribe(sub) {
+    if (sub._state === 'ended') {
+      return Promise.resolve();
+    }
+    const sid = sub._serverId;
+    this._endSubscription(sub, null);
+    for (const entry of this._pending.values()) {
+      if (entry.kind === 'subscribe' && entry.sub === sub) {
+        entry.abandoned = true; /* its success will be undone */
+      }
+    }
+    if (sid === null || this._state !== 'open') {
+      return Promise.resolve();
+    }
+    return this._sendUnsubscribe(sid);
+  }
+
+  _sendUnsubscribe(sid) {
+    if (this._state !== 'open') {
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const id = 'u:' + sid;
+      const entry = { kind: 'unsubscribe', resolve, reject, timer: null };
+      try {
+        this._addPending(id, entry);
+        entry.timer = setTimeout(() => {
+          this._settlePending(id, new LightStreamError('timeout', 'no UnsubscribeResponse within ' + this._requestTimeout + ' ms'));
+        }, this._requestTimeout);
+        this._sendNow({ t: MessageType.UNSUBSCRIBE_REQUEST, m: { subscriptionId: sid } });
+      } catch (e) {
+        this._settlePending(id, e);
+      }
+    });
+  }
+}
+
+/* Create a client; see Client's constructor for the options. */
+function createClient(options) {
+  return new Client(options);
+}
+
+const LightStream = Object.freeze({
+  version: VERSION,
+  createClient,
+  query,
+  validateQuery,
+  Client,
+  Stream,
+  Subscription,
+  Query,
+  LightStreamError,
+  ErrorCode,
+  MessageType,
+  Permission,
+  QUERY_LIMITS,
+});
+
+export default LightStream;
+export {
+  VERSION as version,
+  createClient,
+  query,
+  validateQuery,
+  Client,
+  Stream,
+  Subscription,
+  Query,
+  LightStreamError,
+  ErrorCode,
+  MessageType,
+  Permission,
+  QUERY_LIMITS,
+};
