@@ -1,0 +1,54 @@
+/*
+ * libFuzzer target for the query engine. Input: the query text, a newline,
+ * then the message text (a message that is not JSON is a text message, as
+ * on the pub/sub fabric). Compiles, evaluates and applies; checks that the
+ * allocation-free test and the delivering apply agree.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "q_query.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *text = (const char *)data;
+	const char *nl = memchr(text, '\n', size);
+	size_t qlen = nl ? (size_t)(nl - text) : size;
+	const char *mtext = nl ? nl + 1 : "";
+	size_t mlen = nl ? size - qlen - 1 : 0;
+	q_query *q = NULL;
+	ls_error err;
+
+	if (q_query_compile_text(text, qlen, &q, &err) != 0) {
+		/* Every rejection must explain itself. */
+		if (err.text[0] == '\0') {
+			abort();
+		}
+		return 0;
+	}
+	json_t *msg = json_loadb(mtext, mlen, JSON_DECODE_ANY, NULL);
+	if (msg == NULL) {
+		msg = json_stringn(mtext, mlen);
+	}
+	if (msg != NULL) {
+		json_t *out = NULL;
+		bool m = q_query_matches(q, msg);
+		int rc = q_query_apply(q, msg, &out);
+		if (rc >= 0 && m != (rc == 1)) {
+			abort();
+		}
+		if (rc == 1) {
+			char *s = json_dumps(out, JSON_ENCODE_ANY);
+			free(s);
+		}
+		json_decref(out);
+		json_decref(msg);
+	}
+	q_query_destroy(&q);
+	return 0;
+}
