@@ -1,0 +1,505 @@
+/*
+ * The auth service (SPEC §5): issue, validate and revoke tokens, check
+ * web-token signatures, resolve role permissions (SPEC §1).
+ */
+#include "as_services_impl.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ls_crypto.h"
+#include "ls_log.h"
+#include "ls_time.h"
+
+#define AS__CONNECTION_ID_MAX 128
+#define AS__SIGNATURE_MAX     128
+
+/* roles: an array of names, or "r1|r2" / "r1,r2" text from HTTP. */
+static int
+as__arg_roles(json_t *args, size_t i, const as_account *acc, json_t **out,
+              ls_error *err)
+{
+	json_t *v = json_array_get(args, i), *names = NULL, *roles;
+	size_t k;
+	json_t *name;
+	int rc = 0;
+
+	*out = NULL;
+	if (json_is_string(v)) {
+		char *text = strdup(json_string_value(v)), *save = NULL, *tok;
+		names = json_array();
+		if (text == NULL || names == NULL) {
+			free(text);
+			json_decref(names);
+			return ls_error_set(err, -ENOMEM, "out of memory");
+		}
+		for (tok = strtok_r(text, "|,", &save); tok;
+		     tok = strtok_r(NULL, "|,", &save)) {
+			json_array_append_new(names, json_string(tok));
+		}
+		free(text);
+	} else if (json_is_array(v)) {
+		names = json_incref(v);
+	} else {
+		return ls_error_set(
+		        err, LS_EBADREQUEST,
+		        "argument %zu (roles): expected an array of "
+		        "role names",
+		        i + 1);
+	}
+	/*
+	 * A token without roles would grant nothing; asking for one is a
+	 * mistake worth reporting rather than a silently useless token.
+	 */
+	if (json_array_size(names) == 0) {
+		json_decref(names);
+		return ls_error_set(err, LS_EBADREQUEST,
+		                    "roles: at least one role is required");
+	}
+	if (json_array_size(names) > AS_TOKEN_ROLES_MAX) {
+		json_decref(names);
+		return ls_error_set(err, LS_EBADREQUEST,
+		                    "roles: more than %d roles",
+		                    AS_TOKEN_ROLES_MAX);
+	}
+	roles = json_array();
+	json_array_foreach(names, k, name)
+	{
+		const char *r = json_string_value(name);
+		bool dup = false;
+		size_t j;
+		json_t *seen;
+		if (!as_valid_role_name(r)) {
+			rc = ls_error_set(err, LS_EBADREQUEST,
+			                  "roles[%zu]: invalid role name", k);
+			break;
+		}
+		if (json_object_get(acc->roles, r) == NULL) {
+			rc = ls_error_set(err, LS_EBADREQUEST,
+			                  "unknown role '%s' for account %s",
+			                  r, acc->app_key);
+			break;
+		}
+		json_array_foreach(roles, j, seen)
+		{
+			dup = dup || strcmp(json_string_value(seen), r) == 0;
+		}
+		if (!dup &&
+		    json_array_append_new(roles, json_string(r)) != 0) {
+			rc = ls_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+	}
+	json_decref(names);
+	if (rc != 0) {
+		json_decref(roles);
+		return rc;
+	}
+	*out = roles;
+	return 0;
+}
+
+/* ttl: seconds as an integer or decimal text; missing: the default. */
+static int
+as__arg_ttl(json_t *args, size_t i, long *out, ls_error *err)
+{
+	json_t *v = json_array_get(args, i);
+	long ttl = AS_TTL_DEFAULT;
+
+	if (json_is_integer(v)) {
+		json_int_t n = json_integer_value(v);
+		ttl = n < 0 || n > AS_TTL_MAX ? -1 : (long)n;
+	} else if (json_is_string(v) && json_string_length(v) > 0) {
+		char *end;
+		errno = 0;
+		ttl = strtol(json_string_value(v), &end, 10);
+		if (*end != '\0' || errno != 0) {
+			ttl = -1;
+		}
+	} else if (v != NULL && !json_is_null(v)) {
+		ttl = -1;
+	}
+	if (ttl < AS_TTL_MIN || ttl > AS_TTL_MAX) {
+		return ls_error_set(err, LS_EBADREQUEST,
+		                    "ttl: expected %d to %d seconds",
+		                    AS_TTL_MIN, AS_TTL_MAX);
+	}
+	*out = ttl;
+	return 0;
+}
+
+static int
+as__op_generate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
+{
+	as_services *svc = ctx;
+	const char *app_key, *private_key, *ip_text = NULL;
+	as_account acc = { 0 };
+	as_token t = { 0 };
+	char value[LS_TOKEN_LEN + 1], expires[LS_RFC3339_LEN + 1];
+	json_t *ip_arg = json_array_get(args, 4);
+	long ttl = 0;
+	bool web;
+	int rc;
+
+	if ((rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
+	                         &app_key, err)) != 0 ||
+	    (rc = as__arg_string(args, 1, "privateKey", true, AS_KEY_MAX,
+	                         &private_key, err)) != 0 ||
+	    (rc = as__arg_ttl(args, 3, &ttl, err)) != 0 ||
+	    (rc = as__arg_bool(args, 5, "webToken", false, &web, err)) != 0) {
+		return rc;
+	}
+	/* An empty ipAddress (an empty form field) means "not bound". */
+	if (!(json_is_string(ip_arg) && json_string_length(ip_arg) == 0) &&
+	    (rc = as__arg_string(args, 4, "ipAddress", false, AS_IP_MAX * 2,
+	                         &ip_text, err)) != 0) {
+		return rc;
+	}
+	if (ip_text != NULL && as_ip_normalize(ip_text, t.ip) != 0) {
+		return ls_error_set(
+		        err, LS_EBADREQUEST,
+		        "ipAddress: '%.64s' is not an IPv4 or IPv6 "
+		        "address",
+		        ip_text);
+	}
+	if ((rc = as__authenticate(svc, app_key, private_key, &acc, err)) !=
+	    0) {
+		ls_info(AS__LOG, "generateToken refused for '%.64s': %s",
+		        app_key, err ? err->text : "");
+		return rc;
+	}
+	if ((rc = as__arg_roles(args, 2, &acc, &t.roles, err)) != 0) {
+		goto out;
+	}
+	snprintf(t.app_key, sizeof(t.app_key), "%s", acc.app_key);
+	t.web = web;
+	t.expires_ms = ls_wall_ms() + ttl * 1000;
+	/* A hash collision of 256 random bits means a broken generator. */
+	if ((rc = ls_random_token(value)) != 0) {
+		rc = ls_error_set(err, LS_ESERVER, "cannot generate a token");
+		goto out;
+	}
+	ls_sha256_hex(value, LS_TOKEN_LEN, t.hash);
+	if ((rc = as_store_token_put(svc->store, &t, err)) != 0) {
+		goto out;
+	}
+	ls_format_rfc3339(t.expires_ms, expires);
+	*result = json_pack("{s:s, s:s, s:O, s:b, s:o}", "value", value,
+	                    "expiresAt", expires, "roles", t.roles, "webToken",
+	                    t.web, "ipAddress",
+	                    t.ip[0] ? json_string(t.ip) : json_null());
+	if (*result == NULL) {
+		rc = ls_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ls_info(AS__LOG, "token issued for %s (ttl %ld s%s%s%s)", t.app_key,
+	        ttl, t.ip[0] ? ", bound to " : "", t.ip, t.web ? ", web" : "");
+out:
+	memset(value, 0, sizeof(value));
+	as_token_clear(&t);
+	as_account_clear(&acc);
+	return rc;
+}
+
+/*
+ * Look up a token for appKey: LS_EAUTH for every reason it is not usable
+ * (malformed, unknown, expired, other account), store errors as they are.
+ */
+static int
+as__find_token(as_services *svc, const char *app_key, const char *value,
+               as_token *t, ls_error *err)
+{
+	char hash[LS_SHA256_HEX_LEN + 1];
+	ls_error inner;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!as_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
+	rc = as_store_token_get(svc->store, hash, ls_wall_ms(), t, &inner);
+	if (rc == LS_ENOTFOUND) {
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	if (rc != 0) {
+		return ls_error_set(err, rc, "%s", inner.text);
+	}
+	if (strcmp(t->app_key, app_key) != 0) {
+		as_token_clear(t);
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	return 0;
+}
+
+/* Cached facts about another account during one resolution. */
+static void
+as__owner_flags(as_services *svc, json_t *cache, const char *owner,
+                bool *is_public, bool *shared_write)
+{
+	json_t *c = json_object_get(cache, owner);
+
+	if (c == NULL) {
+		as_account o;
+		ls_error e;
+		int found =
+		        as_store_account_get(svc->store, owner, &o, &e) == 0;
+		c = json_pack("[b,b]", found && o.is_public,
+		              found && o.shared_write);
+		if (found) {
+			as_account_clear(&o);
+		}
+		json_object_set_new(cache, owner, c);
+	}
+	*is_public = json_is_true(json_array_get(c, 0));
+	*shared_write = json_is_true(json_array_get(c, 1));
+}
+
+/*
+ * The union of the permissions of the token's roles, with the cross-
+ * account rules of SPEC §1 applied: read on another account's stream only
+ * when that account is public, write only when it has sharedWrite. Roles
+ * and flags are read now, so a changed role applies to live tokens too.
+ */
+static json_t *
+as__resolve(as_services *svc, const as_account *acc, json_t *role_names)
+{
+	json_t *out = json_array(), *index = json_object();
+	json_t *cache = json_object(), *role;
+	size_t i;
+
+	if (out == NULL || index == NULL || cache == NULL) {
+		goto fail;
+	}
+	json_array_foreach(role_names, i, role)
+	{
+		json_t *perms =
+		        json_object_get(acc->roles, json_string_value(role));
+		json_t *p;
+		size_t j;
+		json_array_foreach(perms, j, p)
+		{
+			const char *owner =
+			        json_string_value(json_object_get(p, "owner"));
+			const char *stream = json_string_value(
+			        json_object_get(p, "stream"));
+			int bits = (int)json_integer_value(
+			        json_object_get(p, "permission"));
+			char key[AS_APPKEY_MAX + AS_STREAM_MAX + 4];
+			json_t *have;
+			if (owner == NULL || stream == NULL) {
+				continue;
+			}
+			if (strcmp(owner, acc->app_key) != 0) {
+				bool pub, sw;
+				as__owner_flags(svc, cache, owner, &pub, &sw);
+				if (!pub) {
+					bits &= ~AS_PERM_READ;
+				}
+				if (!sw) {
+					bits &= ~AS_PERM_WRITE;
+				}
+			}
+			if (bits == 0) {
+				continue;
+			}
+			snprintf(key, sizeof(key), "%s:%s", owner, stream);
+			have = json_object_get(index, key);
+			if (have != NULL) {
+				json_t *entry = json_array_get(
+				        out, (size_t)json_integer_value(have));
+				json_int_t old = json_integer_value(
+				        json_object_get(entry, "permission"));
+				json_object_set_new(entry, "permission",
+				                    json_integer(old | bits));
+				continue;
+			}
+			json_object_set_new(
+			        index, key,
+			        json_integer(
+			                (json_int_t)json_array_size(out)));
+			json_array_append_new(
+			        out, json_pack("{s:s, s:s, s:i}", "owner",
+			                       owner, "stream", stream,
+			                       "permission", bits));
+		}
+	}
+	json_decref(index);
+	json_decref(cache);
+	return out;
+
+fail:
+	json_decref(out);
+	json_decref(index);
+	json_decref(cache);
+	return NULL;
+}
+
+static int
+as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
+{
+	as_services *svc = ctx;
+	const char *app_key, *value, *client_ip;
+	char ip[AS_IP_MAX], expires[LS_RFC3339_LEN + 1];
+	as_token t;
+	as_account acc = { 0 };
+	json_t *perms;
+	ls_error inner;
+	int rc;
+
+	if ((rc = as__arg_string(args, 0, "appKey", true, AS_KEY_MAX, &app_key,
+	                         err)) != 0 ||
+	    (rc = as__arg_string(args, 1, "token", true, AS_KEY_MAX, &value,
+	                         err)) != 0 ||
+	    (rc = as__arg_string(args, 2, "clientIp", false, AS_IP_MAX * 2,
+	                         &client_ip, err)) != 0) {
+		return rc;
+	}
+	if ((rc = as__find_token(svc, app_key, value, &t, err)) != 0) {
+		ls_debug(AS__LOG,
+		         "validateToken for '%.64s': unknown, "
+		         "expired or foreign token",
+		         app_key);
+		return rc;
+	}
+	if (t.ip[0] != '\0' &&
+	    (client_ip == NULL || as_ip_normalize(client_ip, ip) != 0 ||
+	     strcmp(ip, t.ip) != 0)) {
+		ls_info(AS__LOG,
+		        "validateToken for %s: address %.64s is not "
+		        "the bound one",
+		        app_key, client_ip ? client_ip : "(none)");
+		rc = ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+		goto out;
+	}
+	rc = as_store_account_get(svc->store, app_key, &acc, &inner);
+	if (rc != 0) {
+		rc = rc == LS_ENOTFOUND
+		             ? ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED)
+		             : ls_error_set(err, rc, "%s", inner.text);
+		goto out;
+	}
+	perms = as__resolve(svc, &acc, t.roles);
+	ls_format_rfc3339(t.expires_ms, expires);
+	*result = perms ? json_pack("{s:s, s:O, s:o, s:s, s:b, s:o}", "appKey",
+	                            t.app_key, "roles", t.roles, "permissions",
+	                            perms, "expiresAt", expires, "webToken",
+	                            t.web, "ipAddress",
+	                            t.ip[0] ? json_string(t.ip) : json_null())
+	                : NULL;
+	if (*result == NULL) {
+		rc = ls_error_set(err, -ENOMEM, "out of memory");
+	}
+out:
+	as_account_clear(&acc);
+	as_token_clear(&t);
+	return rc;
+}
+
+static int
+as__op_validate_web_token(void *ctx, json_t *args, json_t **result,
+                          ls_error *err)
+{
+	as_services *svc = ctx;
+	const char *app_key, *value, *conn_id, *signature;
+	char data[AS_APPKEY_MAX + LS_TOKEN_LEN + AS__CONNECTION_ID_MAX + 3];
+	char want[LS_SHA256_HEX_LEN + 1], got[AS__SIGNATURE_MAX + 1];
+	as_token t;
+	as_account acc = { 0 };
+	ls_error inner;
+	bool ok = false;
+	size_t n;
+	int rc;
+
+	if ((rc = as__arg_string(args, 0, "appKey", true, AS_KEY_MAX, &app_key,
+	                         err)) != 0 ||
+	    (rc = as__arg_string(args, 1, "token", true, AS_KEY_MAX, &value,
+	                         err)) != 0 ||
+	    (rc = as__arg_string(args, 2, "connectionId", true,
+	                         AS__CONNECTION_ID_MAX, &conn_id, err)) != 0 ||
+	    (rc = as__arg_string(args, 3, "signature", true, AS__SIGNATURE_MAX,
+	                         &signature, err)) != 0) {
+		return rc;
+	}
+	rc = as__find_token(svc, app_key, value, &t, &inner);
+	if (rc == LS_EAUTH) {
+		/* An unusable token simply does not verify. */
+		*result = json_false();
+		return 0;
+	}
+	if (rc != 0) {
+		return ls_error_set(err, rc, "%s", inner.text);
+	}
+	rc = as_store_account_get(svc->store, app_key, &acc, &inner);
+	if (rc != 0 && rc != LS_ENOTFOUND) {
+		rc = ls_error_set(err, rc, "%s", inner.text);
+		goto out;
+	}
+	if (rc == 0 && t.web) {
+		snprintf(data, sizeof(data), "%s:%s:%s", app_key, value,
+		         conn_id);
+		ls_hmac_sha256_hex(acc.secret_key, strlen(acc.secret_key),
+		                   data, strlen(data), want);
+		/* Hex digits compare case-insensitively. */
+		n = strlen(signature);
+		for (size_t i = 0; i < n; i++) {
+			got[i] = (char)tolower((unsigned char)signature[i]);
+		}
+		got[n] = '\0';
+		ok = ls_ct_streq(got, want);
+	}
+	rc = 0;
+	*result = json_boolean(ok);
+	if (!ok) {
+		ls_info(AS__LOG, "web-token signature refused for %s",
+		        app_key);
+	}
+out:
+	as_account_clear(&acc);
+	as_token_clear(&t);
+	return rc;
+}
+
+static int
+as__op_revoke_token(void *ctx, json_t *args, json_t **result, ls_error *err)
+{
+	as_services *svc = ctx;
+	const char *app_key, *private_key, *value;
+	char hash[LS_SHA256_HEX_LEN + 1];
+	as_account acc;
+	int rc;
+
+	if ((rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
+	                         &app_key, err)) != 0 ||
+	    (rc = as__arg_string(args, 1, "privateKey", true, AS_KEY_MAX,
+	                         &private_key, err)) != 0 ||
+	    (rc = as__arg_string(args, 2, "token", true, AS_KEY_MAX, &value,
+	                         err)) != 0) {
+		return rc;
+	}
+	if ((rc = as__authenticate(svc, app_key, private_key, &acc, err)) !=
+	    0) {
+		return rc;
+	}
+	as_account_clear(&acc);
+	ls_sha256_hex(value, strlen(value), hash);
+	rc = as_store_token_delete(svc->store, app_key, hash, err);
+	if (rc == LS_ENOTFOUND) {
+		return ls_error_set(err, rc, "no such token for %s", app_key);
+	}
+	if (rc == 0) {
+		*result = json_true();
+		ls_info(AS__LOG, "token of %s revoked", app_key);
+	}
+	return rc;
+}
+
+const bus_operation as__auth_ops[] = {
+	{ "generateToken", as__op_generate_token },
+	{ "validateToken", as__op_validate_token },
+	{ "validateWebToken", as__op_validate_web_token },
+	{ "revokeToken", as__op_revoke_token },
+};
+const size_t as__auth_nops = sizeof(as__auth_ops) / sizeof(as__auth_ops[0]);
