@@ -249,8 +249,8 @@ bus_client_call(bus_client *c, const char *service, const char *op,
 	if (op == NULL || (args != NULL && !json_is_array(args))) {
 		return -EINVAL;
 	}
-	req = json_pack("{s:s, s:O}", "o", op, "a",
-	                args ? args : json_array());
+	req = args ? json_pack("{s:s, s:O}", "o", op, "a", args)
+	           : json_pack("{s:s, s:[]}", "o", op, "a");
 	if (req == NULL) {
 		return -ENOMEM;
 	}

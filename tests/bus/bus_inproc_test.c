@@ -370,6 +370,7 @@ LS_TEST(plain_fd_interface)
 LS_TEST(invalid_requests_refused_without_callback)
 {
 	reply r = { 0 };
+	json_t *notarray = json_object();
 	bus_client *c;
 
 	zctx = zmq_ctx_new();
@@ -383,8 +384,8 @@ LS_TEST(invalid_requests_refused_without_callback)
 	LS_CHECK_INT(
 	        bus_client_request(c, "echo", "x", 1, 100, NULL, &r, NULL),
 	        -EINVAL);
-	LS_CHECK_INT(bus_client_call(c, "echo", "op", json_object(), 100,
-	                             on_reply, &r, NULL),
+	LS_CHECK_INT(bus_client_call(c, "echo", "op", notarray, 100, on_reply,
+	                             &r, NULL),
 	             -EINVAL);
 	/* Pending requests are forgotten on destroy: no callback. */
 	LS_CHECK_INT(
@@ -393,6 +394,7 @@ LS_TEST(invalid_requests_refused_without_callback)
 	bus_client_destroy(&c);
 	bus_client_destroy(&c); /* NULL: no-op */
 	LS_CHECK_INT(r.calls, 0);
+	json_decref(notarray);
 	zmq_ctx_term(zctx);
 }
 
