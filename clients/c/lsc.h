@@ -1,0 +1,265 @@
+/*
+ * lsc — the LightStream C client library (SPEC §3, §4).
+ *
+ * One lsc_client is one logical connection to a gateway's WebSocket
+ * endpoint: it connects (ws:// or wss://), authenticates with an app key
+ * and a token (answering web-token challenges with the account's secret
+ * key or a user callback), subscribes with optional queries, publishes
+ * with optional acknowledgements, and — when reconnection is enabled —
+ * re-connects with exponential backoff and jitter after a lost connection,
+ * re-authenticating and re-subscribing every live subscription.
+ *
+ * Threading: a client is driven by its own event loop (libwebsockets'
+ * service on a context the client owns) through lsc_client_run() or
+ * lsc_client_run_until(), from one thread. Every callback runs inside
+ * those calls, on that thread. No function may be called concurrently on
+ * the same client; different clients are independent.
+ *
+ * Callbacks may call lsc_client_publish/subscribe/unsubscribe/refresh/
+ * close/stop, but never lsc_client_destroy().
+ *
+ * Errors: functions return 0 (or a positive handle) on success and a
+ * negative errno or LS_E* code (ls_error.h) on failure; lsc_strerror()
+ * names them. Where a text helps, an optional ls_error * receives it.
+ * A call that fails never invokes the callback it was given.
+ *
+ * Logging goes through ls_log (component "client"); the library never
+ * prints on its own.
+ */
+#ifndef LSC_H
+#define LSC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ls_error.h"
+
+typedef struct lsc_client lsc_client;
+
+/* Defaults for the lsc_options fields left at 0. */
+#define LSC_DEFAULT_PATH            "/lightstream/websocket"
+#define LSC_DEFAULT_MAX_FRAME       (1024 * 1024) /* incoming message */
+#define LSC_DEFAULT_MAX_QUEUE       (1024 * 1024) /* outgoing bytes */
+#define LSC_DEFAULT_BACKOFF_INITIAL 250           /* ms */
+#define LSC_DEFAULT_BACKOFF_MAX     30000         /* ms */
+#define LSC_DEFAULT_CONNECT_TIMEOUT 10000         /* ms, connect + auth */
+#define LSC_SIGNATURE_LEN           64            /* hex HMAC-SHA256 */
+#define LSC_REQUEST_ID_MAX          32            /* with the NUL */
+
+/* One delivered message. Every pointer is borrowed for the callback. */
+typedef struct lsc_message {
+	int64_t sub;                 /* handle from lsc_client_subscribe() */
+	const char *subscription_id; /* the server's id ("sub") */
+	const char *owner;
+	const char *stream;
+	const json_t *data; /* the message; json_incref() to keep it */
+} lsc_message;
+
+/*
+ * Answer a web-token challenge: write the lowercase hex HMAC-SHA256 of
+ * "appKey:token:connectionId" (keyed with the account's secret key) into
+ * signature (LSC_SIGNATURE_LEN + 1 bytes, NUL-terminated). Strings are
+ * borrowed. Return 0, or a negative code to fail the authentication.
+ * Use it to keep the secret key outside the process (e.g. ask a backend).
+ */
+typedef int (*lsc_sign_fn)(const char *app_key, const char *token,
+                           const char *connection_id,
+                           char signature[LSC_SIGNATURE_LEN + 1], void *user);
+
+/*
+ * Outcome of a publish (PublishResponse) or refresh (RefreshResponse).
+ * ok false: error_code is a SPEC §3 error code ("forbidden",
+ * "unavailable" when the connection was lost before the answer, ...) and
+ * message a text; both borrowed, NULL when ok.
+ */
+typedef void (*lsc_ack_fn)(lsc_client *c, const char *request_id, bool ok,
+                           const char *error_code, const char *message,
+                           void *user);
+
+typedef struct lsc_callbacks {
+	/*
+	 * Authenticated. connection_id and expires_at (RFC 3339) are
+	 * borrowed. reconnected is true for every authentication after the
+	 * first one.
+	 */
+	void (*on_connect)(lsc_client *c, const char *connection_id,
+	                   const char *expires_at, bool reconnected,
+	                   void *user);
+	/*
+	 * A subscription became active (subscription_id non-NULL) or was
+	 * refused (subscription_id NULL, error_code "invalid_query",
+	 * "forbidden", ...). Called again after every re-subscription. A
+	 * refused subscription is forgotten: its handle is no longer valid.
+	 */
+	void (*on_subscribe)(lsc_client *c, int64_t sub,
+	                     const char *subscription_id,
+	                     const char *error_code, const char *message,
+	                     void *user);
+	/* A message for one of our subscriptions. */
+	void (*on_message)(lsc_client *c, const lsc_message *m, void *user);
+	/*
+	 * An Error envelope from the server (usually followed by a close),
+	 * or a local failure of the connection (code "auth_failed" when a
+	 * web-token challenge cannot be answered, "too_large" for an
+	 * incoming message above max_frame_bytes, "bad_request" for
+	 * garbage from the server).
+	 */
+	void (*on_error)(lsc_client *c, const char *code, const char *message,
+	                 void *user);
+	/*
+	 * The connection is gone. close_code is the WebSocket close code
+	 * (1006 when none was received, e.g. connection refused), reason
+	 * borrowed (may be ""). reconnecting tells whether a new attempt
+	 * is scheduled; when false the client stays closed.
+	 */
+	void (*on_close)(lsc_client *c, int close_code, const char *reason,
+	                 bool reconnecting, void *user);
+} lsc_callbacks;
+
+typedef struct lsc_options {
+	/* ws://HOST[:PORT][/PATH] or wss://…; path defaults to
+	 * LSC_DEFAULT_PATH. */
+	const char *url;
+	const char *app_key;
+	const char *token;
+	/* Web tokens: the account's secret key, or sign (preferred when
+	 * set). Neither: a web-token challenge fails authentication. */
+	const char *secret_key;
+	lsc_sign_fn sign;
+	void *sign_user;
+	/* TLS: CA bundle (PEM) to verify the server with (NULL: system
+	 * default); insecure accepts any certificate (development only). */
+	const char *ca_file;
+	bool insecure;
+	/* Reconnect after an authenticated connection is lost, except after
+	 * auth failure (4001), forbidden (4003), protocol error (4004) and
+	 * token expiry (4010), which a retry cannot fix. */
+	bool reconnect;
+	/* Also retry when the very first connection fails. */
+	bool retry_initial;
+	unsigned backoff_initial_ms; /* 0: LSC_DEFAULT_BACKOFF_INITIAL */
+	unsigned backoff_max_ms;     /* 0: LSC_DEFAULT_BACKOFF_MAX */
+	unsigned max_attempts;       /* consecutive failures; 0: no limit */
+	unsigned connect_timeout_ms; /* 0: LSC_DEFAULT_CONNECT_TIMEOUT */
+	size_t max_frame_bytes;      /* 0: LSC_DEFAULT_MAX_FRAME */
+	size_t max_queue_bytes;      /* 0: LSC_DEFAULT_MAX_QUEUE */
+	lsc_callbacks cb;
+	void *user; /* passed to every callback */
+} lsc_options;
+
+/*
+ * New client. Strings of opt are copied; opt may go away afterwards.
+ * Nothing connects until lsc_client_connect(). Returns NULL on failure
+ * with err (may be NULL) saying why (bad URL, missing app key, ...).
+ */
+lsc_client *lsc_client_new(const lsc_options *opt, ls_error *err);
+
+/* Close the connection at once (no callbacks), free everything, *c = NULL.
+ * Accepts NULL and *c == NULL. Never call it from a callback. */
+void lsc_client_destroy(lsc_client **c);
+
+/* Start connecting. Progress happens in lsc_client_run(). Returns 0,
+ * -EALREADY when connecting or connected, or a negative code. */
+int lsc_client_connect(lsc_client *c);
+
+/*
+ * Drive the client for up to timeout_ms (< 0: until stopped).
+ * Returns 0 when the time is up, 1 when lsc_client_stop() was called,
+ * or a negative code when the event loop failed.
+ */
+int lsc_client_run(lsc_client *c, int timeout_ms);
+
+/*
+ * Drive the client until done(c, user) returns true (checked after every
+ * event and before waiting), lsc_client_stop(), or timeout_ms (< 0: no
+ * limit). Returns 0 when done, 1 when stopped, LS_ETIMEOUT on timeout.
+ */
+int lsc_client_run_until(lsc_client *c,
+                         bool (*done)(lsc_client *c, void *user), void *user,
+                         int timeout_ms);
+
+/* Make the running lsc_client_run*() return 1 (safe from callbacks). */
+void lsc_client_stop(lsc_client *c);
+
+/* Close gracefully (1000); no reconnection. on_close follows. */
+void lsc_client_close(lsc_client *c);
+
+/* True while authenticated. */
+bool lsc_client_is_ready(const lsc_client *c);
+
+/*
+ * Subscribe to owner/stream with an optional query (JSON text of SPEC §4,
+ * NULL for none; borrowed). Sent now when authenticated, otherwise on
+ * authentication, and again after every reconnection. Returns a handle
+ * (> 0) used by on_subscribe/on_message/lsc_client_unsubscribe, or a
+ * negative code: -EINVAL (bad names, query not a JSON object; err says
+ * which), LS_EFORBIDDEN (the granted permissions do not allow reading).
+ * The server validates the query itself (on_subscribe "invalid_query").
+ */
+int64_t lsc_client_subscribe(lsc_client *c, const char *owner,
+                             const char *stream, const char *query,
+                             ls_error *err);
+
+/* Drop a subscription (UnsubscribeRequest when active). Returns 0 or
+ * -ENOENT. */
+int lsc_client_unsubscribe(lsc_client *c, int64_t sub);
+
+/*
+ * Publish data (borrowed: serialized at once) to owner/stream. With ack,
+ * the message carries a requestId and ack runs once the server accepted
+ * it (or failed it; a connection lost before the answer fails it with
+ * "unavailable"); request_id (may be NULL, LSC_REQUEST_ID_MAX bytes)
+ * receives the id. Messages are queued until authenticated and sent in
+ * order. Returns 0, -ENOBUFS when the outgoing queue is full (run the
+ * loop and retry), -EINVAL, LS_ETOOLARGE, or LS_EFORBIDDEN when the
+ * granted permissions do not allow writing.
+ */
+int lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
+                       const json_t *data, lsc_ack_fn ack, void *ack_user,
+                       char *request_id);
+
+/*
+ * Extend the session with a new token of the same account
+ * (RefreshRequest); the new token is also used for later reconnections.
+ * ack (may be NULL) receives the outcome (request_id NULL). Returns 0,
+ * -ENOTCONN when not authenticated, or a negative code.
+ */
+int lsc_client_refresh(lsc_client *c, const char *token, lsc_ack_fn ack,
+                       void *ack_user);
+
+/* Outgoing bytes queued, and publishes waiting for their ack. */
+size_t lsc_client_queued_bytes(const lsc_client *c);
+size_t lsc_client_pending_acks(const lsc_client *c);
+
+/* Name of an error code (negative errno or LS_E*). */
+const char *lsc_strerror(int code);
+
+/* ---- Tokens over HTTP (SPEC §2, /lightstream/services/auth/...) ---- */
+
+typedef struct lsc_token_request {
+	const char *url; /* http[s]://HOST[:PORT] (a path is ignored) */
+	const char *app_key;
+	const char *private_key;
+	const char *roles;      /* "r1,r2" or "r1|r2" */
+	long ttl_s;             /* 0: server default */
+	const char *ip_address; /* NULL: not bound */
+	bool web_token;
+	const char *ca_file;
+	bool insecure;
+	int timeout_ms; /* 0: 10000 */
+} lsc_token_request;
+
+/*
+ * Request a token (blocking). On success *data (new reference) is the
+ * response's data object {"value", "expiresAt", "roles", "webToken",
+ * "ipAddress"}. Errors: LS_EAUTH (401), LS_EFORBIDDEN (403), -EINVAL
+ * (400: bad parameters), LS_EUNAVAILABLE (unreachable or 5xx),
+ * LS_ETIMEOUT; err carries the server's message when there is one.
+ */
+int lsc_token_request_run(const lsc_token_request *req, json_t **data,
+                          ls_error *err);
+
+#endif

@@ -1,0 +1,174 @@
+#include "lsc_cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsc_proto.h"
+
+/* Largest @FILE argument (a query is at most 4 KiB on the server). */
+#define LSC_CLI_FILE_MAX (1024 * 1024)
+
+int
+lsc_cli_output_parse(const char *text, lsc_cli_output *out)
+{
+	if (strcmp(text, "json") == 0) {
+		*out = LSC_CLI_OUT_JSON;
+	} else if (strcmp(text, "plain") == 0) {
+		*out = LSC_CLI_OUT_PLAIN;
+	} else if (strcmp(text, "message") == 0) {
+		*out = LSC_CLI_OUT_MESSAGE;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+lsc_cli_target(const char *arg, char *owner, char *stream)
+{
+	const char *slash = strchr(arg, '/');
+	size_t n;
+
+	if (slash == NULL) {
+		return -EINVAL;
+	}
+	n = (size_t)(slash - arg);
+	if (n == 0 || n > 64 || strlen(slash + 1) > 128) {
+		return -EINVAL;
+	}
+	memcpy(owner, arg, n);
+	owner[n] = '\0';
+	strcpy(stream, slash + 1);
+	if (!lsc__valid_owner(owner) || !lsc__valid_stream(stream)) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+json_t *
+lsc_cli_message(const char *text, size_t len)
+{
+	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+
+	if (v != NULL) {
+		return v;
+	}
+	return json_stringn(text, len);
+}
+
+int
+lsc_cli_print(FILE *out, const lsc_message *m, lsc_cli_output mode)
+{
+	char *text = NULL;
+	int rc;
+
+	if (mode == LSC_CLI_OUT_PLAIN && json_is_string(m->data)) {
+		rc = fprintf(out, "%s\n", json_string_value(m->data));
+		return rc < 0 || fflush(out) != 0 ? -EIO : 0;
+	}
+	if (mode == LSC_CLI_OUT_MESSAGE) {
+		json_t *o = json_pack("{s:s,s:s,s:s,s:O}", "owner", m->owner,
+		                      "stream", m->stream, "sub",
+		                      m->subscription_id, "data",
+		                      (json_t *)m->data);
+
+		if (o != NULL) {
+			text = json_dumps(o, JSON_COMPACT);
+			json_decref(o);
+		}
+	} else {
+		text = json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	}
+	if (text == NULL) {
+		return -ENOMEM;
+	}
+	rc = fprintf(out, "%s\n", text);
+	free(text);
+	return rc < 0 || fflush(out) != 0 ? -EIO : 0;
+}
+
+int
+lsc_cli_seconds(const char *text, long *ms)
+{
+	char *end;
+	double s;
+
+	errno = 0;
+	s = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !isfinite(s) ||
+	    s <= 0 || s > 86400.0 * 365) {
+		return -EINVAL;
+	}
+	*ms = (long)(s * 1000.0 + 0.5);
+	if (*ms < 1) {
+		*ms = 1;
+	}
+	return 0;
+}
+
+int
+lsc_cli_long(const char *text, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < 0 || v > max) {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+lsc_cli_exit_for(const char *error_code)
+{
+	if (error_code != NULL && (strcmp(error_code, "invalid_query") == 0 ||
+	                           strcmp(error_code, "bad_request") == 0)) {
+		return 2;
+	}
+	return 1;
+}
+
+const char *
+lsc_cli_arg_text(const char *arg, char **owned)
+{
+	FILE *fp;
+	char *buf;
+	size_t n;
+
+	*owned = NULL;
+	if (arg[0] != '@') {
+		return arg;
+	}
+	fp = strcmp(arg + 1, "-") == 0 ? stdin : fopen(arg + 1, "rb");
+	if (fp == NULL) {
+		return NULL;
+	}
+	buf = malloc(LSC_CLI_FILE_MAX + 1);
+	if (buf == NULL) {
+		if (fp != stdin) {
+			fclose(fp);
+		}
+		errno = ENOMEM;
+		return NULL;
+	}
+	n = fread(buf, 1, LSC_CLI_FILE_MAX + 1, fp);
+	if (fp != stdin) {
+		fclose(fp);
+	}
+	if (n > LSC_CLI_FILE_MAX) {
+		free(buf);
+		errno = E2BIG;
+		return NULL;
+	}
+	if (n > 0 && buf[n - 1] == '\n') {
+		n--;
+	}
+	buf[n] = '\0';
+	*owned = buf;
+	return buf;
+}
