@@ -32,13 +32,12 @@
 
 #define BUS__C "broker"
 
-#define BUS__MAX_WORKER_SERVICES 16   /* services one worker may serve */
-#define BUS__MAX_SERVICES        1024 /* distinct services registered */
-#define BUS__MAX_WORKERS         4096 /* workers registered at once */
-#define BUS__DEFAULT_QUEUE       10000
-#define BUS__DEFAULT_TIMEOUT_MS  5000
-#define BUS__LOG_BURST           10   /* dropped-input warnings per second */
-#define BUS__BATCH               1000 /* messages per socket per turn */
+#define BUS__MAX_SERVICES       1024 /* distinct services registered */
+#define BUS__MAX_WORKERS        4096 /* workers registered at once */
+#define BUS__DEFAULT_QUEUE      10000
+#define BUS__DEFAULT_TIMEOUT_MS 5000
+#define BUS__LOG_BURST          10   /* dropped-input warnings per second */
+#define BUS__BATCH              1000 /* messages per socket per turn */
 
 typedef struct bus__request bus__request;
 struct bus__request {
@@ -73,6 +72,7 @@ struct bus__bworker {
 	bus__service *services[BUS__MAX_WORKER_SERVICES];
 	int nservices;
 	int64_t expiry;
+	bool gone;          /* its connection is closed: purge soon */
 	bus__request *held; /* the request it works on */
 	bus__service *held_svc;
 };
@@ -264,7 +264,16 @@ bus__dispatch(bus_broker *b, bus__service *s)
 				             r->body };
 			size_t l[4] = { r->client_len, 8, s->name_len,
 				        r->body_len };
-			if (bus__to_worker(b, w, BUS__REQUEST, 4, d, l) != 0) {
+			int rc = bus__to_worker(b, w, BUS__REQUEST, 4, d, l);
+			if (rc == -EHOSTUNREACH) {
+				/* Its connection closed while it was idle: the
+				 * request was not delivered, so another worker
+				 * may take it. Purged after this turn. */
+				w->gone = true;
+				bus__idle_remove(b, w);
+				continue;
+			}
+			if (rc != 0) {
 				/* Its pipe is full: it is not really idle. */
 				bus__drop(b,
 				          "worker %s not accepting; skipped",
@@ -632,9 +641,25 @@ bus__heartbeat(bus_broker *b, int64_t now)
 			bus__worker_delete(b, w, "silent (expired)");
 			continue;
 		}
-		bus__to_worker(b, w, BUS__HEARTBEAT, 0, NULL, NULL);
+		if (bus__to_worker(b, w, BUS__HEARTBEAT, 0, NULL, NULL) ==
+		    -EHOSTUNREACH) {
+			bus__worker_delete(b, w, "connection closed");
+		}
 	}
 	b->hb_at = now + b->hb_ms;
+}
+
+static void
+bus__purge_gone(bus_broker *b)
+{
+	bus__bworker *w, *next;
+
+	for (w = b->workers; w != NULL; w = next) {
+		next = w->next;
+		if (w->gone) {
+			bus__worker_delete(b, w, "connection closed");
+		}
+	}
 }
 
 static long
@@ -708,6 +733,18 @@ bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
 	if (b->back == NULL) {
 		goto fail;
 	}
+	/* Sending to a worker whose connection closed then fails with
+	 * EHOSTUNREACH instead of vanishing: a dead idle worker is noticed
+	 * before a request is lost on it. */
+	{
+		int on = 1;
+		if (zmq_setsockopt(b->back, ZMQ_ROUTER_MANDATORY, &on,
+		                   sizeof(on)) != 0) {
+			ls_error_set(err, -errno, "broker backend: %s",
+			             zmq_strerror(errno));
+			goto fail;
+		}
+	}
 	return b;
 fail:
 	bus_broker_destroy(&b);
@@ -754,6 +791,7 @@ bus_broker_run(bus_broker *b)
 			bus__frontend(b, &m);
 			bus__msg_close(&m);
 		}
+		bus__purge_gone(b);
 		now = ls_now_ms();
 		bus__expire(b, now);
 		bus__heartbeat(b, now);

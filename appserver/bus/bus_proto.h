@@ -30,13 +30,14 @@ enum bus__status {
 };
 
 /* Limits, in one place. */
-#define BUS__MAX_FRAMES       16       /* more frames: malformed */
-#define BUS__MAX_SERVICE_LEN  255      /* bytes of a service name */
-#define BUS__MAX_IDENTITY     255      /* ZeroMQ routing ids are <= 255 */
-#define BUS__MAX_MSG_BYTES    16777216 /* ZMQ_MAXMSGSIZE of every socket */
-#define BUS__HWM              100000   /* send/receive high-water marks */
-#define BUS__DEFAULT_HB_MS    2500
-#define BUS__DEFAULT_LIVENESS 3
+#define BUS__MAX_FRAMES          24       /* more frames: malformed */
+#define BUS__MAX_WORKER_SERVICES 16       /* services one worker serves */
+#define BUS__MAX_SERVICE_LEN     255      /* bytes of a service name */
+#define BUS__MAX_IDENTITY        255      /* ZeroMQ routing ids are <= 255 */
+#define BUS__MAX_MSG_BYTES       16777216 /* ZMQ_MAXMSGSIZE of every socket */
+#define BUS__HWM                 100000   /* send/receive high-water marks */
+#define BUS__DEFAULT_HB_MS       2500
+#define BUS__DEFAULT_LIVENESS    3
 
 /* One received multipart message. */
 typedef struct bus__msg {

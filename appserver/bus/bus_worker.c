@@ -65,11 +65,11 @@ static int
 bus__worker_send(bus__worker *w, unsigned char cmd, int n,
                  const void *const *data, const size_t *len)
 {
-	const void *d[8] = { bus__proto, &cmd };
-	size_t l[8] = { BUS__PROTOCOL_LEN, 1 };
+	const void *d[BUS__MAX_WORKER_SERVICES + 2] = { bus__proto, &cmd };
+	size_t l[BUS__MAX_WORKER_SERVICES + 2] = { BUS__PROTOCOL_LEN, 1 };
 	int rc;
 
-	for (int i = 0; i < n && i < 6; i++) {
+	for (int i = 0; i < n && i < BUS__MAX_WORKER_SERVICES; i++) {
 		d[i + 2] = data[i];
 		l[i + 2] = len[i];
 	}
@@ -84,9 +84,9 @@ static int
 bus__worker_connect(bus__worker *w)
 {
 	bus_worker_pool *p = w->pool;
-	const void *names[6];
-	size_t lens[6];
-	size_t n = p->nservices < 6 ? p->nservices : 6;
+	const void *names[BUS__MAX_WORKER_SERVICES];
+	size_t lens[BUS__MAX_WORKER_SERVICES];
+	size_t n = p->nservices;
 
 	w->sock = zmq_socket(p->ctx, ZMQ_DEALER);
 	if (w->sock == NULL) {
@@ -417,10 +417,10 @@ bus_worker_pool_start(void *zmq_ctx, const char *endpoint,
 	bus_worker_pool *p;
 
 	if (zmq_ctx == NULL || endpoint == NULL || services == NULL ||
-	    nservices == 0 || nservices > 6 || nthreads <= 0 ||
-	    nthreads > 256) {
+	    nservices == 0 || nservices > BUS__MAX_WORKER_SERVICES ||
+	    nthreads <= 0 || nthreads > 256) {
 		ls_error_set(err, -EINVAL,
-		             "worker pool: need 1-6 services and 1-256 "
+		             "worker pool: need 1-16 services and 1-256 "
 		             "threads");
 		return NULL;
 	}
