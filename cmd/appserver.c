@@ -1,12 +1,167 @@
-/* `lightstream appserver` — not built yet. */
+/*
+ * `lightstream appserver`: the auth, accounts and db services on a store,
+ * served by worker threads connected to the broker's backend (SPEC §5, §7).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
 
+#include "as_appserver.h"
 #include "cmd.h"
+#include "ls_log.h"
+#include "ls_settings.h"
+
+enum {
+	OPT_WORKERS = 0x2000,
+	OPT_FIXTURE,
+	OPT_HELP,
+};
+
+static void
+appserver_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream appserver [OPTIONS]\n"
+	        "\n"
+	        "Serve the auth, accounts and db services to the broker's "
+	        "backend,\n"
+	        "on an SQLite or MongoDB store. Several app servers may "
+	        "share one\n"
+	        "broker (and one store); SIGTERM or SIGINT stops cleanly.\n"
+	        "\n"
+	        "Options:\n"
+	        "%s"
+	        "  --workers N              worker threads (2; "
+	        "appserver.workers)\n"
+	        "  --fixture FILE           replace all accounts with "
+	        "FILE's at start\n"
+	        "  -h, --help               this help\n",
+	        ls_settings_help());
+}
 
 int
 cmd_appserver(int argc, char **argv)
 {
-	fprintf(stderr,
-	        "lightstream appserver: not available in this build\n");
-	return CMD_EXIT_FAILURE;
+	static const struct option extra[] = {
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "fixture", required_argument, NULL, OPT_FIXTURE },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct option opts[32];
+	ls_settings s;
+	ls_error err = { 0 };
+	as_appserver_options ao = { 0 };
+	as_appserver *as = NULL;
+	const char *fixture = NULL;
+	char *store_uri = NULL, *end;
+	long workers = -1;
+	void *ctx = NULL;
+	sigset_t set;
+	int status = CMD_EXIT_USAGE, c, sig = 0;
+
+	if (ls_settings_init(&s) != 0) {
+		fprintf(stderr, "lightstream appserver: out of memory\n");
+		return CMD_EXIT_FAILURE;
+	}
+	ls_settings_options_merge(extra, opts, 32);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int rc = ls_settings_option(&s, c, optarg, &err);
+		if (rc == 1) {
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lightstream appserver: %s\n",
+			        err.text);
+			goto out;
+		}
+		switch (c) {
+		case OPT_WORKERS:
+			errno = 0;
+			workers = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || workers < 1 ||
+			    workers > 256) {
+				fprintf(stderr,
+				        "lightstream appserver: --workers: "
+				        "expected 1 to 256, not '%s'\n",
+				        optarg);
+				goto out;
+			}
+			break;
+		case OPT_FIXTURE:
+			fixture = optarg;
+			break;
+		case 'h':
+		case OPT_HELP:
+			appserver_usage(stdout);
+			status = CMD_EXIT_OK;
+			goto out;
+		default:
+			appserver_usage(stderr);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "lightstream appserver: unexpected argument '%s'\n",
+		        argv[optind]);
+		goto out;
+	}
+	if (ls_settings_apply_logging(&s, &err) != 0) {
+		fprintf(stderr, "lightstream appserver: %s\n", err.text);
+		goto out;
+	}
+	status = CMD_EXIT_FAILURE;
+	store_uri = ls_settings_store_uri(&s);
+	if (store_uri == NULL) {
+		fprintf(stderr, "lightstream appserver: out of memory\n");
+		goto out;
+	}
+	/*
+	 * Block the stop signals before any thread starts, so that every
+	 * thread inherits the mask and sigwait() below receives them.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	ctx = zmq_ctx_new();
+	if (ctx == NULL) {
+		fprintf(stderr, "lightstream appserver: zmq: %s\n",
+		        zmq_strerror(errno));
+		goto out;
+	}
+	ao.store_uri = store_uri;
+	ao.backend = s.bus_backend;
+	ao.workers = (int)(workers > 0 ? workers : s.workers);
+	ao.fixture = fixture;
+	as = as_appserver_start(ctx, &ao, &err);
+	if (as == NULL) {
+		fprintf(stderr, "lightstream appserver: %s\n", err.text);
+		status = err.code == LS_ECONFIG || err.code == LS_EBADREQUEST
+		                 ? CMD_EXIT_USAGE
+		                 : CMD_EXIT_FAILURE;
+		goto out;
+	}
+	ls_info("appserver", "ready (pid %ld)", (long)getpid());
+	sigwait(&set, &sig);
+	ls_info("appserver", "%s: stopping", strsignal(sig));
+	as_appserver_stop(&as);
+	status = CMD_EXIT_OK;
+out:
+	as_appserver_stop(&as);
+	if (ctx != NULL) {
+		zmq_ctx_term(ctx);
+	}
+	free(store_uri);
+	ls_settings_clear(&s);
+	return status;
 }
