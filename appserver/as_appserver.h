@@ -15,6 +15,7 @@ typedef struct as_appserver_options {
 	const char *backend;   /* broker backend endpoint */
 	int workers;           /* worker threads; 0: default 2 */
 	const char *fixture;   /* optional fixture file imported at start */
+	int heartbeat_ms;      /* bus heartbeat, as the broker's; 0: 2500 */
 } as_appserver_options;
 
 /*

@@ -20,6 +20,7 @@
 enum {
 	OPT_WORKERS = 0x2000,
 	OPT_FIXTURE,
+	OPT_HEARTBEAT,
 	OPT_HELP,
 };
 
@@ -41,6 +42,9 @@ appserver_usage(FILE *out)
 	        "appserver.workers)\n"
 	        "  --fixture FILE           replace all accounts with "
 	        "FILE's at start\n"
+	        "  --heartbeat-ms MS        bus heartbeat, same as the "
+	        "broker's (2500;\n"
+	        "                           bus.heartbeat_ms)\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -51,6 +55,7 @@ cmd_appserver(int argc, char **argv)
 	static const struct option extra[] = {
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "fixture", required_argument, NULL, OPT_FIXTURE },
+		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -61,7 +66,7 @@ cmd_appserver(int argc, char **argv)
 	as_appserver *as = NULL;
 	const char *fixture = NULL;
 	char *store_uri = NULL, *end;
-	long workers = -1;
+	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
 	sigset_t set;
 	int status = CMD_EXIT_USAGE, c, sig = 0;
@@ -97,6 +102,19 @@ cmd_appserver(int argc, char **argv)
 			break;
 		case OPT_FIXTURE:
 			fixture = optarg;
+			break;
+		case OPT_HEARTBEAT:
+			errno = 0;
+			heartbeat = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || heartbeat < 10 ||
+			    heartbeat > 600000) {
+				fprintf(stderr,
+				        "lightstream appserver: "
+				        "--heartbeat-ms: "
+				        "expected 10 to 600000, not '%s'\n",
+				        optarg);
+				goto out;
+			}
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -143,6 +161,7 @@ cmd_appserver(int argc, char **argv)
 	ao.backend = s.bus_backend;
 	ao.workers = (int)(workers > 0 ? workers : s.workers);
 	ao.fixture = fixture;
+	ao.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
 	as = as_appserver_start(ctx, &ao, &err);
 	if (as == NULL) {
 		fprintf(stderr, "lightstream appserver: %s\n", err.text);

@@ -53,6 +53,7 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 {
 	as_appserver *as = calloc(1, sizeof(*as));
 	const bus_service *table;
+	bus_worker_options wo = { .heartbeat_ms = opt->heartbeat_ms };
 	size_t nservices;
 	int workers = opt->workers > 0 ? opt->workers : AS__DEFAULT_WORKERS;
 
@@ -84,7 +85,7 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 	}
 	table = as_services_table(as->services, &nservices);
 	as->pool = bus_worker_pool_start(zmq_ctx, opt->backend, table,
-	                                 nservices, workers, NULL, err);
+	                                 nservices, workers, &wo, err);
 	if (as->pool == NULL) {
 		goto fail;
 	}
