@@ -32,7 +32,9 @@ typedef struct bus_client bus_client;
 /*
  * Reply callback: body (len bytes, NUL-terminated) is borrowed for the
  * call. Called exactly once per accepted request, unless the request is
- * cancelled or the client destroyed first.
+ * cancelled or the client destroyed first. Callbacks run inside
+ * bus_client_process() (or the libev watchers); they may send and cancel
+ * requests but must not destroy the client.
  */
 typedef void (*bus_reply_fn)(bus_status status, const char *body, size_t len,
                              void *user);

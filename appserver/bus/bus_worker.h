@@ -48,7 +48,8 @@ typedef struct bus_worker_options {
 typedef struct bus_worker_pool bus_worker_pool;
 
 /*
- * Start nthreads workers connected to endpoint. zmq_ctx, services (and
+ * Start nthreads (1-256) workers serving 1-16 services (names must not
+ * start with "mmi.") connected to endpoint. zmq_ctx, services (and
  * what they point to) are borrowed and must outlive the pool. opt may be
  * NULL. Returns NULL with err set on failure.
  */
