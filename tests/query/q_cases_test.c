@@ -84,6 +84,28 @@ run_case(const char *dir)
 		goto done;
 	}
 	int rc = q_query_compile_text(qtext, qlen, &q, &err);
+
+	/* The parsed form must compile to the same verdict. */
+	json_t *spec =
+	        qlen <= Q_MAX_QUERY_BYTES
+	                ? json_loadb(qtext, qlen,
+	                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+	                             NULL)
+	                : NULL;
+	if (spec != NULL) {
+		q_query *q2 = NULL;
+		ls_error err2;
+		int rc2 = q_query_compile(spec, &q2, &err2);
+		json_decref(spec);
+		q_query_destroy(&q2);
+		if (rc2 != rc || (rc != 0 && strcmp(err.text, err2.text))) {
+			snprintf(why, sizeof(why),
+			         "q_query_compile disagrees: %d \"%s\"", rc2,
+			         rc2 ? err2.text : "");
+			fail = why;
+			goto done;
+		}
+	}
 	if (errtext != NULL) {
 		trim(errtext);
 		if (rc == 0) {

@@ -212,4 +212,47 @@ LS_TEST(ascii_folding_only)
 	LS_CHECK_INT(q__fold(0xC3), 0xC3); /* UTF-8 bytes are left alone */
 }
 
+LS_TEST(parsed_query_size_limit_is_on_compact_form)
+{
+	char big[Q_MAX_QUERY_BYTES + 1];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json_t *spec = json_pack("{s:{s:s, s:s, s:s}}", "where", "field", "s",
+	                         "op", "equals", "value", big);
+	q_query *q = NULL;
+	ls_error err;
+	LS_CHECK_INT(q_query_compile(spec, &q, &err), LS_EINVALIDQUERY);
+	LS_CHECK(q == NULL);
+	LS_CHECK(strstr(err.text, "larger than 4096 bytes") != NULL);
+
+	/* Just under the limit once serialized compactly. */
+	size_t overhead =
+	        json_dumpb(spec, NULL, 0, JSON_COMPACT) - (sizeof(big) - 1);
+	big[Q_MAX_QUERY_BYTES - overhead] = '\0';
+	json_object_set_new(json_object_get(spec, "where"), "value",
+	                    json_string(big));
+	LS_CHECK_INT(json_dumpb(spec, NULL, 0, JSON_COMPACT),
+	             Q_MAX_QUERY_BYTES);
+	LS_CHECK_INT(q_query_compile(spec, &q, &err), 0);
+	q_query_destroy(&q);
+	json_decref(spec);
+}
+
+LS_TEST(compiled_query_is_independent_of_spec)
+{
+	json_t *spec = json_pack("{s:{s:s, s:s, s:[s]}}", "where", "field",
+	                         "c", "op", "in", "value", "x");
+	q_query *q = NULL;
+	LS_CHECK_INT(q_query_compile(spec, &q, NULL), 0);
+	/* The caller changes its spec afterwards: the query must not. */
+	json_array_set_new(
+	        json_object_get(json_object_get(spec, "where"), "value"), 0,
+	        json_string("y"));
+	json_t *msg = json_pack("{s:s}", "c", "x");
+	LS_CHECK(q_query_matches(q, msg));
+	json_decref(msg);
+	json_decref(spec);
+	q_query_destroy(&q);
+}
+
 LS_TEST_MAIN()
