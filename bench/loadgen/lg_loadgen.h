@@ -84,6 +84,7 @@ typedef struct lg_child_stats {
 	uint64_t drops;
 	uint64_t lost_subscribers; /* ready, not slow, fewer than expected */
 	uint64_t errors_received;
+	uint64_t stale; /* messages published before this run: ignored */
 	uint64_t closed_by_server;
 	uint64_t slow;
 	uint64_t slow_closed;
@@ -97,6 +98,7 @@ typedef struct lg_child_stats {
 
 typedef struct lg_shared {
 	int phase;                /* lg_phase; atomic accesses */
+	uint64_t start_ns;        /* earlier publish times: another run's */
 	uint64_t window_start_ns; /* publish times inside the window count */
 	uint64_t window_end_ns;
 	uint64_t expected; /* messages each normal subscriber should get */

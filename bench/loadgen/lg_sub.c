@@ -339,6 +339,10 @@ lg__data(lg_sub *s, lg_conn *c, const char *p, size_t len)
 		lg__note_error(s, "data frame without payload fields", 0);
 		return;
 	}
+	if (pl.ts < s->sh->start_ns) {
+		st->stale++;
+		return;
+	}
 	if (!pl.intact) {
 		st->corrupt++;
 		lg__note_error(s, "payload pad altered", 0);

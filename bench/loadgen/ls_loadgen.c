@@ -471,6 +471,7 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 		LG_ADD(drops);
 		LG_ADD(lost_subscribers);
 		LG_ADD(errors_received);
+		LG_ADD(stale);
 		LG_ADD(closed_by_server);
 		LG_ADD(slow);
 		LG_ADD(slow_closed);
@@ -556,12 +557,13 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 	       t.lat.count ? t.lat.sum_us / (double)t.lat.count / 1000 : 0);
 	printf(",\"drops\":%llu,\"lost_subscribers\":%llu,\"dups\":%llu"
 	       ",\"corrupt\":%llu,\"bad_frames\":%llu,\"errors_received\":%"
-	       "llu",
+	       "llu,\"stale\":%llu",
 	       (unsigned long long)t.drops,
 	       (unsigned long long)t.lost_subscribers,
 	       (unsigned long long)t.dups, (unsigned long long)t.corrupt,
 	       (unsigned long long)t.bad_frames,
-	       (unsigned long long)t.errors_received);
+	       (unsigned long long)t.errors_received,
+	       (unsigned long long)t.stale);
 	printf(",\"closed_by_server\":%llu,\"slow_subscribers\":%llu"
 	       ",\"slow_closed\":%llu,\"close_codes\":{",
 	       (unsigned long long)t.closed_by_server,
@@ -572,6 +574,9 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 		       (unsigned long long)codes[j][1]);
 	}
 	printf("},\"loadgen_cpu_s\":%.3f", loadgen_cpu);
+	/* Near 1.0 the client, not the server, limits what is delivered. */
+	printf(",\"loadgen_cpu_util\":%.3f",
+	       r->publish_s > 0 ? loadgen_cpu / (r->publish_s + 0.5) : 0);
 	printf(",\"first_error\":");
 	lg__json_str(first_error);
 	printf(",\"publish_error\":");
@@ -616,6 +621,7 @@ main(int argc, char **argv)
 	}
 	memset(sh, 0, sizeof *sh);
 	sh->window_end_ns = UINT64_MAX;
+	sh->start_ns = lg_now_ns();
 
 	r.rss0 = lg_proc_rss_kb(&cfg);
 	r.cpu0 = lg_proc_cpu_s(&cfg);
