@@ -1,11 +1,119 @@
-/* `lightstream gateway` — not built yet. */
+/*
+ * `lightstream gateway`: the WebSocket/HTTP gateway alone (SPEC §7), with
+ * a bus client to --broker-frontend and the fabric of --redis (or local).
+ * Several gateways may listen on the same address (SO_REUSEPORT).
+ */
+#include <ev.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <zmq.h>
 
 #include "cmd.h"
+#include "gw_cli.h"
+#include "gw_gateway.h"
+#include "ls_log.h"
+#include "ls_settings.h"
+
+enum { OPT_HELP = 0x2000 };
+
+static void
+gateway_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream gateway [OPTIONS]\n"
+	        "\n"
+	        "Serve WebSocket clients and the HTTP API, authenticating "
+	        "through the\n"
+	        "broker at --broker-frontend and fanning out through "
+	        "--redis (or locally).\n"
+	        "SIGTERM closes every connection with 1001 and exits 0.\n"
+	        "\n"
+	        "Options:\n%s%s"
+	        "  -h, --help               this help\n",
+	        ls_settings_help(), gw_cli_help());
+}
 
 int
 cmd_gateway(int argc, char **argv)
 {
-	fprintf(stderr, "lightstream gateway: not available in this build\n");
-	return CMD_EXIT_FAILURE;
+	static const struct option help[] = {
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct option extra[16], opts[40];
+	ls_settings s;
+	ls_error err = { 0 };
+	gw_options go = { 0 };
+	gw_gateway *gw = NULL;
+	struct ev_loop *loop = NULL;
+	void *zctx = NULL;
+	int status = CMD_EXIT_USAGE, c, n = 0;
+
+	if (ls_settings_init(&s) != 0) {
+		fprintf(stderr, "lightstream gateway: out of memory\n");
+		return CMD_EXIT_FAILURE;
+	}
+	for (int i = 0; gw_cli_options[i].name; i++) {
+		extra[n++] = gw_cli_options[i];
+	}
+	extra[n++] = help[0];
+	extra[n] = help[1];
+	ls_settings_options_merge(extra, opts, 40);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int rc = ls_settings_option(&s, c, optarg, &err);
+		if (rc == 0) {
+			rc = gw_cli_option(&s, c, optarg, &err);
+		}
+		if (rc == 1) {
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lightstream gateway: %s\n", err.text);
+			goto out;
+		}
+		if (c == 'h' || c == OPT_HELP) {
+			gateway_usage(stdout);
+			status = CMD_EXIT_OK;
+			goto out;
+		}
+		gateway_usage(stderr);
+		goto out;
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "lightstream gateway: unexpected argument '%s'\n",
+		        argv[optind]);
+		goto out;
+	}
+	if (ls_settings_apply_logging(&s, &err) != 0) {
+		fprintf(stderr, "lightstream gateway: %s\n", err.text);
+		goto out;
+	}
+	status = CMD_EXIT_FAILURE;
+	zctx = zmq_ctx_new();
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (zctx == NULL || loop == NULL) {
+		fprintf(stderr, "lightstream gateway: cannot start\n");
+		goto out;
+	}
+	go.settings = &s;
+	go.zmq_ctx = zctx;
+	gw = gw_gateway_new(loop, &go, &err);
+	if (gw == NULL) {
+		fprintf(stderr, "lightstream gateway: %s\n", err.text);
+		status = err.code == LS_ECONFIG ? CMD_EXIT_USAGE
+		                                : CMD_EXIT_FAILURE;
+		goto out;
+	}
+	gw_cli_announce("gateway", gw);
+	gw_cli_run(loop, gw);
+	status = CMD_EXIT_OK;
+out:
+	gw_gateway_destroy(&gw);
+	if (zctx != NULL) {
+		zmq_ctx_term(zctx);
+	}
+	ls_settings_clear(&s);
+	return status;
 }

@@ -1,11 +1,307 @@
-/* `lightstream serve` — not built yet. */
+/*
+ * `lightstream serve`: the embedded default (SPEC §7) — gateway, broker
+ * and app-server workers in one process, joined by ZeroMQ inproc://
+ * endpoints: the same code as the split deployment, only the endpoints
+ * differ. Configured (non-default) bus endpoints are bound instead, so
+ * other gateways and app servers may join this broker; the store and the
+ * fabric follow the configuration (SQLite and local by default).
+ */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
 
+#include "as_appserver.h"
+#include "bus_broker.h"
 #include "cmd.h"
+#include "gw_cli.h"
+#include "gw_gateway.h"
+#include "ls_log.h"
+#include "ls_settings.h"
+#include "ls_time.h"
+
+#define SERVE_FRONTEND   "inproc://lightstream-frontend"
+#define SERVE_BACKEND    "inproc://lightstream-backend"
+#define DEFAULT_FRONTEND "tcp://127.0.0.1:5555"
+#define DEFAULT_BACKEND  "tcp://127.0.0.1:5556"
+
+enum {
+	OPT_HELP = 0x2000,
+	OPT_FIXTURE,
+	OPT_DEMO,
+	OPT_WORKERS,
+};
+
+static void
+serve_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: lightstream serve [OPTIONS]\n"
+	        "\n"
+	        "Run gateway, service-bus broker and app server in one "
+	        "process.\n"
+	        "Open the printed http:// address for the demo page.\n"
+	        "\n"
+	        "Options:\n%s%s"
+	        "  --fixture FILE           replace all accounts with FILE's "
+	        "at start\n"
+	        "  --workers N              app-server worker threads (2)\n"
+	        "  --demo                   publish demo weather readings to "
+	        "svc1/weather\n"
+	        "  -h, --help               this help\n",
+	        ls_settings_help(), gw_cli_help());
+}
+
+/* ---- demo publisher ----------------------------------------------------- */
+
+typedef struct serve_demo {
+	gw_gateway *gw;
+	ev_timer timer;
+	unsigned seed;
+	double temperature[5];
+	double humidity[5];
+} serve_demo;
+
+static const char *const demo_cities[5] = { "Lisboa", "Porto", "Madrid",
+	                                    "Paris", "Berlin" };
+
+static double
+demo_step(serve_demo *d, double value, double lo, double hi)
+{
+	double delta = ((double)(rand_r(&d->seed) % 200) - 100.0) / 100.0;
+
+	value += delta;
+	return value < lo ? lo : value > hi ? hi : value;
+}
+
+static void
+demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	serve_demo *d = w->data;
+	char now[LS_RFC3339_LEN + 1];
+
+	ls_format_rfc3339(ls_wall_ms(), now);
+	for (int i = 0; i < 5; i++) {
+		json_t *readings = json_array(), *msg;
+		char *text;
+
+		d->temperature[i] = demo_step(d, d->temperature[i], -5, 40);
+		d->humidity[i] = demo_step(d, d->humidity[i], 10, 100);
+		for (int k = 0; k < 3; k++) {
+			json_array_append_new(
+			        readings,
+			        json_pack("{s:s,s:f,s:f}", "sensor",
+			                  k == 0   ? "north"
+			                  : k == 1 ? "centre"
+			                           : "south",
+			                  round((d->temperature[i] + k * 0.7 -
+			                         0.7) *
+			                        10) /
+			                          10,
+			                  round(d->humidity[i] - k * 2.0)));
+		}
+		msg = json_pack("{s:s,s:f,s:f,s:s,s:o}", "city",
+		                demo_cities[i], "temperature",
+		                round(d->temperature[i] * 10) / 10, "humidity",
+		                round(d->humidity[i]), "time", now, "readings",
+		                readings);
+		text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+		if (text != NULL) {
+			gw_gateway_publish(d->gw, "svc1", "weather", text,
+			                   strlen(text));
+		}
+		free(text);
+		json_decref(msg);
+	}
+}
+
+/* ---- broker thread ------------------------------------------------------ */
+
+static void *
+broker_main(void *arg)
+{
+	bus_broker_run(arg);
+	return NULL;
+}
 
 int
 cmd_serve(int argc, char **argv)
 {
-	fprintf(stderr, "lightstream serve: not available in this build\n");
-	return CMD_EXIT_FAILURE;
+	static const struct option own[] = {
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "fixture", required_argument, NULL, OPT_FIXTURE },
+		{ "demo", no_argument, NULL, OPT_DEMO },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct option extra[24], opts[48];
+	ls_settings s;
+	ls_error err = { 0 };
+	gw_options go = { 0 };
+	as_appserver_options ao = { 0 };
+	bus_broker_options bo = { 0 };
+	gw_gateway *gw = NULL;
+	as_appserver *as = NULL;
+	bus_broker *broker = NULL;
+	pthread_t broker_thread;
+	bool broker_running = false, demo = false;
+	serve_demo d;
+	struct ev_loop *loop = NULL;
+	const char *fixture = NULL, *frontend, *backend;
+	char *store_uri = NULL, *end;
+	long workers = -1;
+	void *zctx = NULL;
+	int status = CMD_EXIT_USAGE, c, n = 0;
+
+	memset(&d, 0, sizeof(d));
+	if (ls_settings_init(&s) != 0) {
+		fprintf(stderr, "lightstream serve: out of memory\n");
+		return CMD_EXIT_FAILURE;
+	}
+	for (int i = 0; gw_cli_options[i].name; i++) {
+		extra[n++] = gw_cli_options[i];
+	}
+	for (int i = 0; own[i].name; i++) {
+		extra[n++] = own[i];
+	}
+	memset(&extra[n], 0, sizeof(extra[n]));
+	ls_settings_options_merge(extra, opts, 48);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int rc = ls_settings_option(&s, c, optarg, &err);
+		if (rc == 0) {
+			rc = gw_cli_option(&s, c, optarg, &err);
+		}
+		if (rc == 1) {
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lightstream serve: %s\n", err.text);
+			goto out;
+		}
+		switch (c) {
+		case OPT_FIXTURE:
+			fixture = optarg;
+			break;
+		case OPT_DEMO:
+			demo = true;
+			break;
+		case OPT_WORKERS:
+			errno = 0;
+			workers = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || workers < 1 ||
+			    workers > 256) {
+				fprintf(stderr,
+				        "lightstream serve: --workers: "
+				        "expected "
+				        "1 to 256, not '%s'\n",
+				        optarg);
+				goto out;
+			}
+			break;
+		case 'h':
+		case OPT_HELP:
+			serve_usage(stdout);
+			status = CMD_EXIT_OK;
+			goto out;
+		default:
+			serve_usage(stderr);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "lightstream serve: unexpected argument '%s'\n",
+		        argv[optind]);
+		goto out;
+	}
+	if (ls_settings_apply_logging(&s, &err) != 0) {
+		fprintf(stderr, "lightstream serve: %s\n", err.text);
+		goto out;
+	}
+	status = CMD_EXIT_FAILURE;
+	store_uri = ls_settings_store_uri(&s);
+	zctx = zmq_ctx_new();
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (store_uri == NULL || zctx == NULL || loop == NULL) {
+		fprintf(stderr, "lightstream serve: cannot start\n");
+		goto out;
+	}
+	frontend = strcmp(s.bus_frontend, DEFAULT_FRONTEND) != 0
+	                   ? s.bus_frontend
+	                   : SERVE_FRONTEND;
+	backend = strcmp(s.bus_backend, DEFAULT_BACKEND) != 0 ? s.bus_backend
+	                                                      : SERVE_BACKEND;
+	bo.heartbeat_ms = (int)s.heartbeat_ms;
+	broker = bus_broker_new(zctx, frontend, backend, &bo, &err);
+	if (broker == NULL) {
+		fprintf(stderr, "lightstream serve: broker: %s\n", err.text);
+		goto out;
+	}
+	if (pthread_create(&broker_thread, NULL, broker_main, broker) != 0) {
+		fprintf(stderr,
+		        "lightstream serve: cannot start the broker\n");
+		goto out;
+	}
+	broker_running = true;
+	ao.store_uri = store_uri;
+	ao.backend = backend;
+	ao.workers = (int)(workers > 0 ? workers : s.workers);
+	ao.fixture = fixture;
+	as = as_appserver_start(zctx, &ao, &err);
+	if (as == NULL) {
+		fprintf(stderr, "lightstream serve: app server: %s\n",
+		        err.text);
+		status = err.code == LS_ECONFIG || err.code == LS_EBADREQUEST
+		                 ? CMD_EXIT_USAGE
+		                 : CMD_EXIT_FAILURE;
+		goto out;
+	}
+	go.settings = &s;
+	go.zmq_ctx = zctx;
+	go.bus_endpoint = frontend;
+	gw = gw_gateway_new(loop, &go, &err);
+	if (gw == NULL) {
+		fprintf(stderr, "lightstream serve: %s\n", err.text);
+		status = err.code == LS_ECONFIG ? CMD_EXIT_USAGE
+		                                : CMD_EXIT_FAILURE;
+		goto out;
+	}
+	if (demo) {
+		d.gw = gw;
+		d.seed = (unsigned)ls_wall_ms();
+		for (int i = 0; i < 5; i++) {
+			d.temperature[i] = 8.0 + 3.0 * i;
+			d.humidity[i] = 60.0 + 4.0 * i;
+		}
+		ev_timer_init(&d.timer, demo_tick, 0.5, 0.5);
+		d.timer.data = &d;
+		ev_timer_start(loop, &d.timer);
+	}
+	gw_cli_announce(
+	        demo ? "serve (demo publisher on svc1/weather)" : "serve", gw);
+	gw_cli_run(loop, gw);
+	status = CMD_EXIT_OK;
+out:
+	if (demo && loop != NULL) {
+		ev_timer_stop(loop, &d.timer);
+	}
+	gw_gateway_destroy(&gw);
+	as_appserver_stop(&as);
+	if (broker_running) {
+		bus_broker_stop(broker);
+		pthread_join(broker_thread, NULL);
+	}
+	bus_broker_destroy(&broker);
+	if (zctx != NULL) {
+		zmq_ctx_term(zctx);
+	}
+	free(store_uri);
+	ls_settings_clear(&s);
+	return status;
 }

@@ -1,0 +1,802 @@
+/*
+ * One WebSocket connection: the rules of SPEC §3.
+ *
+ * State machine: NEW → (AuthRequest) AUTHING → READY, or, for a web
+ * token, AUTHING → WEBSIG → (WebTokenResponse) WEBCHECK → READY. Any
+ * failure moves to CLOSING: an Error (or failed AuthResponse) is queued,
+ * and the close frame follows once the queue is written. At most one bus
+ * request per connection is in flight; it is cancelled when the
+ * connection goes, so a late reply never touches freed memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_internal.h"
+#include "ls_crypto.h"
+#include "ls_log.h"
+#include "ls_time.h"
+
+static void gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void gw__expired(struct ev_loop *loop, ev_timer *w, int revents);
+
+gw_conn *
+gw_conn_new(gw_gateway *gw, struct lws *wsi)
+{
+	gw_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		return NULL;
+	}
+	c->gw = gw;
+	c->wsi = wsi;
+	c->state = GW_CS_NEW;
+	c->tls = gw_wsi_is_tls(gw, wsi);
+	gw_client_ip(gw, wsi, c->ip, sizeof(c->ip));
+	ev_timer_init(&c->auth_timer, gw__auth_timeout,
+	              (double)gw->auth_timeout_ms / 1000.0, 0.0);
+	c->auth_timer.data = c;
+	ev_timer_start(gw->loop, &c->auth_timer);
+	ev_init(&c->expiry_timer, gw__expired);
+	c->expiry_timer.data = c;
+	c->next = gw->conns;
+	if (gw->conns != NULL) {
+		gw->conns->prev = c;
+	}
+	gw->conns = c;
+	gw->nconns++;
+	gw->m.connections_total++;
+	return c;
+}
+
+static void
+gw__perms_free(gw_conn *c)
+{
+	for (size_t i = 0; i < c->nperms; i++) {
+		free(c->perms[i].owner);
+		free(c->perms[i].stream);
+	}
+	free(c->perms);
+	c->perms = NULL;
+	c->nperms = 0;
+}
+
+void
+gw_conn_destroy(gw_conn *c)
+{
+	gw_gateway *gw = c->gw;
+
+	ev_timer_stop(gw->loop, &c->auth_timer);
+	ev_timer_stop(gw->loop, &c->expiry_timer);
+	if (c->bus_pending) {
+		bus_client_cancel(gw->bus, c->bus_id);
+	}
+	gw_subs_clear(c);
+	gw_queue_clear(c);
+	while (c->acks != NULL) {
+		gw_ack *a = c->acks;
+		c->acks = a->next;
+		a->conn = NULL; /* freed by its fabric callback */
+		a->prev = a->next = NULL;
+	}
+	free(c->q);
+	gw__perms_free(c);
+	free(c->rx);
+	free(c->app_key);
+	free(c->token);
+	if (c->prev != NULL) {
+		c->prev->next = c->next;
+	} else {
+		gw->conns = c->next;
+	}
+	if (c->next != NULL) {
+		c->next->prev = c->prev;
+	}
+	gw->nconns--;
+	free(c);
+	gw_check_drained(gw);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static gw_buf *
+gw__envelope(int t, json_t *m)
+{
+	json_t *root = json_pack("{s:i,s:o}", "t", t, "m", m);
+	gw_buf *b = NULL;
+	size_t n;
+
+	if (root == NULL) {
+		return NULL;
+	}
+	n = json_dumpb(root, NULL, 0, JSON_COMPACT);
+	b = n ? gw_buf_new(NULL, n) : NULL;
+	if (b != NULL) {
+		json_dumpb(root, b->data, n, JSON_COMPACT);
+	}
+	json_decref(root);
+	return b;
+}
+
+void
+gw_conn_send(gw_conn *c, int t, json_t *m)
+{
+	gw_buf *b;
+
+	if (m == NULL) {
+		return;
+	}
+	b = gw__envelope(t, m);
+	if (b != NULL) {
+		gw_queue_push(c, NULL, b);
+	}
+}
+
+static json_t *
+gw__error(const char *code, const char *message)
+{
+	return json_pack("{s:s,s:s}", "code", code, "message", message);
+}
+
+static void
+gw__closing(gw_conn *c, int close_code)
+{
+	c->state = GW_CS_CLOSING;
+	c->close_code = close_code;
+	ev_timer_stop(c->gw->loop, &c->auth_timer);
+	ev_timer_stop(c->gw->loop, &c->expiry_timer);
+	if (c->bus_pending) {
+		bus_client_cancel(c->gw->bus, c->bus_id);
+		c->bus_pending = false;
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+void
+gw_conn_fail(gw_conn *c, int close_code, const char *code, const char *fmt,
+             ...)
+{
+	char message[256];
+	va_list ap;
+	gw_buf *b;
+
+	if (c->state == GW_CS_CLOSING) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	ls_debug(GW_LOG, "connection from %s: %s (%s), closing %d", c->ip,
+	         code, message, close_code);
+	b = gw__envelope(GW_T_ERROR, gw__error(code, message));
+	gw__closing(c, close_code);
+	if (b != NULL) {
+		gw__queue_force(c, b);
+	}
+}
+
+void
+gw_conn_close(gw_conn *c, int close_code)
+{
+	if (c->state != GW_CS_CLOSING) {
+		gw__closing(c, close_code);
+	}
+}
+
+/* AuthResponse ok:false, then close 4001. */
+static void
+gw__auth_failed(gw_conn *c, const char *message)
+{
+	gw_buf *b;
+
+	c->gw->m.auth_failed++;
+	b = gw__envelope(GW_T_AUTH_RESPONSE,
+	                 json_pack("{s:b,s:o}", "ok", 0, "error",
+	                           gw__error("auth_failed", message)));
+	ls_debug(GW_LOG, "authentication from %s failed: %s", c->ip, message);
+	gw__closing(c, 4001);
+	if (b != NULL) {
+		gw__queue_force(c, b);
+	}
+}
+
+static void
+gw__unavailable(gw_conn *c)
+{
+	c->gw->m.bus_errors++;
+	/* 1013 "try again later": the client did nothing wrong. */
+	gw_conn_fail(c, 1013, "unavailable",
+	             "the app server is unreachable; try again later");
+}
+
+/* ---- authentication ----------------------------------------------------- */
+
+static void
+gw__arm_expiry(gw_conn *c)
+{
+	double after = (double)(c->expires_ms - ls_wall_ms()) / 1000.0;
+
+	ev_timer_stop(c->gw->loop, &c->expiry_timer);
+	ev_timer_set(&c->expiry_timer, after > 0 ? after : 0.0, 0.0);
+	ev_timer_start(c->gw->loop, &c->expiry_timer);
+}
+
+static void
+gw__expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_conn *c = w->data;
+
+	gw_conn_fail(c, 4010, "token_expired", "the token expired");
+}
+
+static void
+gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_conn *c = w->data;
+
+	c->gw->m.auth_failed++;
+	gw_conn_fail(c, 4002, "auth_failed", "no authentication within %ld ms",
+	             c->gw->auth_timeout_ms);
+}
+
+/*
+ * Read a validateToken result: {appKey, permissions, expiresAt, webToken}.
+ * Sets the connection's permissions and expiry. Returns 0 or -EINVAL.
+ */
+static int
+gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
+{
+	json_t *r = json_loadb(body, len, 0, NULL);
+	json_t *perms, *exp, *p;
+	gw_perm *list = NULL;
+	size_t i, n = 0;
+	int64_t expires;
+	int rc = -EINVAL;
+
+	if (!json_is_object(r)) {
+		goto fail;
+	}
+	if (!json_is_string(json_object_get(r, "appKey")) ||
+	    strcmp(json_string_value(json_object_get(r, "appKey")),
+	           c->app_key) != 0) {
+		goto fail;
+	}
+	exp = json_object_get(r, "expiresAt");
+	if (json_is_string(exp)) {
+		if (ls_parse_rfc3339(json_string_value(exp), &expires) != 0) {
+			goto fail;
+		}
+	} else if (json_is_integer(exp)) {
+		expires = json_integer_value(exp);
+	} else {
+		goto fail;
+	}
+	perms = json_object_get(r, "permissions");
+	if (perms != NULL && !json_is_array(perms)) {
+		goto fail;
+	}
+	list = calloc(json_array_size(perms) + 1, sizeof(*list));
+	if (list == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	json_array_foreach(perms, i, p)
+	{
+		const char *owner =
+		        json_string_value(json_object_get(p, "owner"));
+		const char *stream =
+		        json_string_value(json_object_get(p, "stream"));
+		json_t *bits = json_object_get(p, "permission");
+		size_t sl;
+
+		if (owner == NULL || stream == NULL ||
+		    !json_is_integer(bits)) {
+			continue;
+		}
+		sl = strlen(stream);
+		list[n].owner = strdup(owner);
+		list[n].stream = strdup(stream);
+		if (list[n].owner == NULL || list[n].stream == NULL) {
+			free(list[n].owner);
+			free(list[n].stream);
+			continue;
+		}
+		list[n].prefix = sl > 0 && stream[sl - 1] == '*';
+		list[n].stream_len = list[n].prefix ? sl - 1 : sl;
+		list[n].stream[list[n].stream_len] = '\0';
+		list[n].bits = (int)(json_integer_value(bits) & 3);
+		n++;
+	}
+	gw__perms_free(c);
+	c->perms = list;
+	c->nperms = n;
+	c->expires_ms = expires;
+	*web = json_is_true(json_object_get(r, "webToken"));
+	json_decref(r);
+	return 0;
+fail:
+	json_decref(r);
+	free(list);
+	return rc;
+}
+
+static json_t *
+gw__perms_json(const gw_conn *c)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < c->nperms; i++) {
+		char stream[GW_STREAM_MAX + 2];
+		snprintf(stream, sizeof(stream), "%s%s", c->perms[i].stream,
+		         c->perms[i].prefix ? "*" : "");
+		json_array_append_new(a, json_pack("{s:s,s:s,s:i}", "owner",
+		                                   c->perms[i].owner, "stream",
+		                                   stream, "permission",
+		                                   c->perms[i].bits));
+	}
+	return a;
+}
+
+static void
+gw__expires_text(const gw_conn *c, char out[LS_RFC3339_LEN + 1])
+{
+	ls_format_rfc3339(c->expires_ms, out);
+}
+
+static void
+gw__auth_ok(gw_conn *c)
+{
+	char exp[LS_RFC3339_LEN + 1];
+
+	ev_timer_stop(c->gw->loop, &c->auth_timer);
+	c->state = GW_CS_READY;
+	c->gw->m.auth_ok++;
+	gw__expires_text(c, exp);
+	gw_conn_send(c, GW_T_AUTH_RESPONSE,
+	             json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "connectionId",
+	                       c->conn_id, "expiresAt", exp, "permissions",
+	                       gw__perms_json(c)));
+	gw__arm_expiry(c);
+	ls_debug(GW_LOG, "%s authenticated as %s from %s", c->conn_id,
+	         c->app_key, c->ip);
+}
+
+static int
+gw__new_conn_id(gw_conn *c)
+{
+	unsigned char raw[GW_CONN_ID_BYTES];
+
+	if (ls_random_bytes(raw, sizeof(raw)) != 0) {
+		return -EIO;
+	}
+	return ls_base64url_encode(raw, sizeof(raw), c->conn_id,
+	                           sizeof(c->conn_id)) < 0
+	               ? -ENOSPC
+	               : 0;
+}
+
+static void gw__bus_reply(bus_status status, const char *body, size_t len,
+                          void *user);
+
+static int
+gw__bus_call(gw_conn *c, const char *op, json_t *args)
+{
+	int rc;
+
+	if (args == NULL) {
+		return -ENOMEM;
+	}
+	c->bus_start_ns = ls_now_ns();
+	rc = bus_client_call(c->gw->bus, "auth", op, args,
+	                     (int)c->gw->bus_timeout_ms, gw__bus_reply, c,
+	                     &c->bus_id);
+	json_decref(args);
+	if (rc == 0) {
+		c->bus_pending = true;
+	}
+	return rc;
+}
+
+static void
+gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
+{
+	char exp[LS_RFC3339_LEN + 1];
+	bool web = false;
+	const char *why = "token refused";
+
+	c->refreshing = false;
+	if (status == BUS_TIMEOUT || status == BUS_NOSERVICE) {
+		c->gw->m.bus_errors++;
+		gw_conn_send(
+		        c, GW_T_REFRESH_RESPONSE,
+		        json_pack("{s:b,s:o}", "ok", 0, "error",
+		                  gw__error("unavailable", "the app server is "
+		                                           "unreachable")));
+		return;
+	}
+	if (status == BUS_OK && gw__take_grant(c, body, len, &web) == 0) {
+		gw__expires_text(c, exp);
+		gw__arm_expiry(c);
+		gw_conn_send(
+		        c, GW_T_REFRESH_RESPONSE,
+		        json_pack("{s:b,s:s}", "ok", 1, "expiresAt", exp));
+		return;
+	}
+	if (status == BUS_OK) {
+		why = "the token belongs to another account";
+	} else if (len > 0) {
+		why = body;
+	}
+	gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+	             json_pack("{s:b,s:o}", "ok", 0, "error",
+	                       gw__error("auth_failed", why)));
+}
+
+static void
+gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
+{
+	gw_conn *c = user;
+	bool web = false;
+
+	c->bus_pending = false;
+	gw_metrics_bus(&c->gw->m, c->bus_start_ns);
+	if (c->refreshing) {
+		gw__refresh_reply(c, status, body, len);
+		return;
+	}
+	if (status == BUS_TIMEOUT || status == BUS_NOSERVICE) {
+		gw__unavailable(c);
+		return;
+	}
+	if (c->state == GW_CS_AUTHING) {
+		if (status != BUS_OK) {
+			gw__auth_failed(c, len > 0 ? body : "token refused");
+			return;
+		}
+		if (gw__take_grant(c, body, len, &web) != 0) {
+			gw__auth_failed(c, "token refused");
+			return;
+		}
+		if (gw__new_conn_id(c) != 0) {
+			gw_conn_fail(c, 1011, "server_error",
+			             "no random bytes");
+			return;
+		}
+		if (!web) {
+			gw__auth_ok(c);
+			return;
+		}
+		c->state = GW_CS_WEBSIG;
+		gw_conn_send(c, GW_T_WEBTOKEN_REQUEST,
+		             json_pack("{s:s,s:s,s:s}", "appKey", c->app_key,
+		                       "token", c->token, "connectionId",
+		                       c->conn_id));
+		return;
+	}
+	if (c->state == GW_CS_WEBCHECK) {
+		if (status == BUS_OK && len == 4 &&
+		    memcmp(body, "true", 4) == 0) {
+			gw__auth_ok(c);
+		} else {
+			gw__auth_failed(c, "web-token signature refused");
+		}
+	}
+}
+
+static void
+gw__auth_request(gw_conn *c, const gw_envelope *e)
+{
+	c->app_key = strdup(e->app_key);
+	c->token = strdup(e->token);
+	if (c->app_key == NULL || c->token == NULL) {
+		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		return;
+	}
+	c->state = GW_CS_AUTHING;
+	if (gw__bus_call(c, "validateToken",
+	                 json_pack("[sss]", c->app_key, c->token, c->ip)) !=
+	    0) {
+		gw__unavailable(c);
+	}
+}
+
+static void
+gw__webtoken_response(gw_conn *c, const gw_envelope *e)
+{
+	c->state = GW_CS_WEBCHECK;
+	if (gw__bus_call(c, "validateWebToken",
+	                 json_pack("[ssss]", c->app_key, c->token, c->conn_id,
+	                           e->signature)) != 0) {
+		gw__unavailable(c);
+	}
+}
+
+/* ---- authenticated requests --------------------------------------------- */
+
+static bool
+gw__allowed(const gw_conn *c, const char *owner, const char *stream, int bit)
+{
+	for (size_t i = 0; i < c->nperms; i++) {
+		const gw_perm *p = &c->perms[i];
+		if (!(p->bits & bit) || strcmp(p->owner, owner) != 0) {
+			continue;
+		}
+		if (p->prefix ? strncmp(stream, p->stream, p->stream_len) == 0
+		              : strcmp(stream, p->stream) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+gw__ack_done(int status, void *user)
+{
+	gw_ack *a = user;
+	gw_conn *c = a->conn;
+
+	if (c != NULL) {
+		if (a->prev != NULL) {
+			a->prev->next = a->next;
+		} else {
+			c->acks = a->next;
+		}
+		if (a->next != NULL) {
+			a->next->prev = a->prev;
+		}
+		if (status == 0) {
+			gw_conn_send(c, GW_T_PUBLISH_RESPONSE,
+			             json_pack("{s:O,s:b}", "requestId",
+			                       a->request_id, "ok", 1));
+		} else {
+			gw_conn_send(
+			        c, GW_T_PUBLISH_RESPONSE,
+			        json_pack("{s:O,s:b,s:o}", "requestId",
+			                  a->request_id, "ok", 0, "error",
+			                  gw__error("unavailable",
+			                            ls_strerror(status))));
+		}
+	}
+	json_decref(a->request_id);
+	free(a);
+}
+
+static void
+gw__publish(gw_conn *c, const gw_envelope *e)
+{
+	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	gw_ack *a = NULL;
+	char *payload;
+	int rc;
+
+	if (!gw__allowed(c, e->owner, e->stream, 1)) {
+		gw_conn_fail(c, 4003, "forbidden",
+		             "no write permission on %s:%s", e->owner,
+		             e->stream);
+		return;
+	}
+	payload = json_dumps(e->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (payload == NULL) {
+		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		return;
+	}
+	snprintf(topic, sizeof(topic), "%s:%s", e->owner, e->stream);
+	if (e->request_id != NULL) {
+		a = calloc(1, sizeof(*a));
+		if (a == NULL) {
+			free(payload);
+			gw_conn_fail(c, 1011, "server_error", "out of memory");
+			return;
+		}
+		a->conn = c;
+		a->request_id = json_incref(e->request_id);
+		a->next = c->acks;
+		if (c->acks != NULL) {
+			c->acks->prev = a;
+		}
+		c->acks = a;
+	}
+	c->gw->m.messages_in++;
+	rc = ps_fabric_publish(c->gw->fabric, topic, payload, strlen(payload),
+	                       a ? gw__ack_done : NULL, a);
+	free(payload);
+	if (rc != 0 && a != NULL) {
+		gw__ack_done(rc, a); /* answers ok:false and frees */
+	}
+}
+
+static void
+gw__subscribe(gw_conn *c, const gw_envelope *e)
+{
+	q_query *q = NULL;
+	gw_sub *sub;
+	ls_error err;
+	int rc;
+
+	if (!gw__allowed(c, e->owner, e->stream, 2)) {
+		gw_conn_fail(c, 4003, "forbidden",
+		             "no read permission on %s:%s", e->owner,
+		             e->stream);
+		return;
+	}
+	ls_error_clear(&err);
+	if (e->query != NULL && q_query_compile(e->query, &q, &err) != 0) {
+		gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
+		             json_pack("{s:O,s:b,s:o}", "requestId",
+		                       e->request_id, "ok", 0, "error",
+		                       gw__error("invalid_query", err.text)));
+		return;
+	}
+	rc = gw_sub_add(c, e->owner, e->stream, q, &sub);
+	if (rc != 0) {
+		char text[96];
+		q_query_destroy(&q);
+		snprintf(text, sizeof(text),
+		         rc == LS_ETOOLARGE
+		                 ? "at most %ld subscriptions per connection"
+		                 : "cannot subscribe now",
+		         c->gw->max_subscriptions);
+		gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
+		             json_pack("{s:O,s:b,s:o}", "requestId",
+		                       e->request_id, "ok", 0, "error",
+		                       gw__error(rc == LS_ETOOLARGE
+		                                         ? "too_large"
+		                                         : "server_error",
+		                                 text)));
+		return;
+	}
+	gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
+	             json_pack("{s:O,s:b,s:s}", "requestId", e->request_id,
+	                       "ok", 1, "subscriptionId", sub->id));
+}
+
+static void
+gw__refresh(gw_conn *c, const gw_envelope *e)
+{
+	if (c->bus_pending) {
+		gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+		             json_pack("{s:b,s:o}", "ok", 0, "error",
+		                       gw__error("bad_request",
+		                                 "a refresh is in progress")));
+		return;
+	}
+	c->refreshing = true;
+	if (gw__bus_call(c, "validateToken",
+	                 json_pack("[sss]", c->app_key, e->token, c->ip)) !=
+	    0) {
+		c->refreshing = false;
+		gw_conn_send(
+		        c, GW_T_REFRESH_RESPONSE,
+		        json_pack("{s:b,s:o}", "ok", 0, "error",
+		                  gw__error("unavailable", "the app server is "
+		                                           "unreachable")));
+	}
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void
+gw__handle(gw_conn *c, const char *text, size_t len)
+{
+	gw_envelope e;
+	ls_error err;
+
+	ls_error_clear(&err);
+	if (gw_envelope_parse(text, len, &e, &err) != 0) {
+		gw_conn_fail(c, 4004, "bad_request", "%s", err.text);
+		return;
+	}
+	switch (c->state) {
+	case GW_CS_NEW:
+		if (e.t == GW_T_AUTH_REQUEST) {
+			gw__auth_request(c, &e);
+		} else {
+			c->gw->m.auth_failed++;
+			gw_conn_fail(c, 4001, "auth_failed",
+			             "authenticate first");
+		}
+		break;
+	case GW_CS_WEBSIG:
+		if (e.t == GW_T_WEBTOKEN_RESPONSE) {
+			gw__webtoken_response(c, &e);
+		} else {
+			gw__auth_failed(c, "expected WebTokenResponse");
+		}
+		break;
+	case GW_CS_AUTHING:
+	case GW_CS_WEBCHECK:
+		gw__auth_failed(c, "authentication in progress");
+		break;
+	case GW_CS_READY:
+		switch (e.t) {
+		case GW_T_DATA:
+			gw__publish(c, &e);
+			break;
+		case GW_T_SUBSCRIBE_REQUEST:
+			gw__subscribe(c, &e);
+			break;
+		case GW_T_UNSUBSCRIBE_REQUEST:
+			gw_conn_send(
+			        c, GW_T_UNSUBSCRIBE_RESPONSE,
+			        json_pack("{s:s,s:b}", "subscriptionId",
+			                  e.sub_id, "ok",
+			                  gw_sub_remove(c, e.sub_id) == 0));
+			break;
+		case GW_T_REFRESH_REQUEST:
+			gw__refresh(c, &e);
+			break;
+		default:
+			gw_conn_fail(c, 4004, "bad_request",
+			             "unexpected message type %d", e.t);
+			break;
+		}
+		break;
+	case GW_CS_CLOSING:
+		break;
+	}
+	gw_envelope_clear(&e);
+}
+
+int
+gw_conn_receive(gw_conn *c, const void *in, size_t len)
+{
+	gw_gateway *gw = c->gw;
+	size_t remaining = lws_remaining_packet_payload(c->wsi);
+	bool last = lws_is_final_fragment(c->wsi) && remaining == 0;
+
+	if (c->state == GW_CS_CLOSING) {
+		return 0; /* the rest of a refused message */
+	}
+	if (lws_frame_is_binary(c->wsi)) {
+		gw_conn_fail(c, 4004, "bad_request",
+		             "binary frames are not part of the protocol");
+		return 0;
+	}
+	if (c->rxlen + len + remaining > (size_t)gw->max_frame_bytes) {
+		c->rxlen = 0;
+		gw_conn_fail(c, 1009, "too_large",
+		             "message larger than %ld bytes",
+		             gw->max_frame_bytes);
+		return 0;
+	}
+	if (last && c->rxlen == 0) {
+		gw__handle(c, in, len); /* whole message in one chunk */
+		return 0;
+	}
+	if (c->rxlen + len > c->rxcap) {
+		size_t cap = c->rxlen + len + remaining;
+		char *rx;
+		if (cap < 1024) {
+			cap = 1024;
+		}
+		rx = realloc(c->rx, cap);
+		if (rx == NULL) {
+			gw_conn_fail(c, 1011, "server_error", "out of memory");
+			return 0;
+		}
+		c->rx = rx;
+		c->rxcap = cap;
+	}
+	memcpy(c->rx + c->rxlen, in, len);
+	c->rxlen += len;
+	if (last) {
+		size_t n = c->rxlen;
+		c->rxlen = 0;
+		gw__handle(c, c->rx, n);
+		if (c->rxcap > 4096) {
+			/* Idle connections keep no large buffer. */
+			free(c->rx);
+			c->rx = NULL;
+			c->rxcap = 0;
+		}
+	}
+	return 0;
+}
+
+int
+gw_conn_writeable(gw_conn *c)
+{
+	return gw_queue_write(c);
+}

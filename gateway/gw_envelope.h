@@ -1,0 +1,79 @@
+/*
+ * The WebSocket envelope of SPEC §3: {"t": <type>, "m": {<message>}}.
+ *
+ * Parsing of client→server envelopes is kept apart from the server (no
+ * libwebsockets here) so it can be unit-tested and fuzzed on its own.
+ * A parsed envelope has every field its type requires checked for
+ * presence, type and syntax; the gateway only applies the rules.
+ */
+#ifndef GW_ENVELOPE_H
+#define GW_ENVELOPE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ls_error.h"
+
+/* Message types of SPEC §3. */
+enum gw_msg_type {
+	GW_T_AUTH_REQUEST = 1,
+	GW_T_AUTH_RESPONSE = 2,
+	GW_T_WEBTOKEN_REQUEST = 3,
+	GW_T_WEBTOKEN_RESPONSE = 4,
+	GW_T_DATA = 5,
+	GW_T_SUBSCRIBE_REQUEST = 6,
+	GW_T_SUBSCRIBE_RESPONSE = 7,
+	GW_T_UNSUBSCRIBE_REQUEST = 8,
+	GW_T_UNSUBSCRIBE_RESPONSE = 9,
+	GW_T_ERROR = 10,
+	GW_T_REFRESH_REQUEST = 11,
+	GW_T_REFRESH_RESPONSE = 12,
+	GW_T_PUBLISH_RESPONSE = 13,
+};
+
+/* Bounds on client-supplied identifiers. */
+#define GW_APPKEY_MAX     64
+#define GW_STREAM_MAX     128
+#define GW_TOKEN_MAX      512
+#define GW_REQUEST_ID_MAX 128
+#define GW_SIGNATURE_MAX  128
+#define GW_SUB_ID_MAX     32
+
+/*
+ * A parsed client envelope. Every pointer borrows from root, which the
+ * envelope owns (gw_envelope_clear() releases it). Fields not used by the
+ * type are NULL.
+ */
+typedef struct gw_envelope {
+	int t;
+	json_t *root;
+	const char *app_key;   /* 1 */
+	const char *token;     /* 1, 11 */
+	const char *signature; /* 4 */
+	const char *owner;     /* 5, 6 */
+	const char *stream;    /* 5, 6 */
+	json_t *data;          /* 5: any JSON value */
+	json_t *request_id;    /* 5 (optional), 6: string or integer */
+	json_t *query;         /* 6 (optional): object */
+	const char *sub_id;    /* 8 */
+} gw_envelope;
+
+/*
+ * Parse one text frame of len bytes (need not be NUL-terminated). On
+ * success fills *out (clear it with gw_envelope_clear()) and returns 0.
+ * Malformed JSON, an unknown or server-only type, or a missing or
+ * ill-typed field returns LS_EBADREQUEST with err (may be NULL) saying
+ * what is wrong; *out is then empty.
+ */
+int gw_envelope_parse(const char *text, size_t len, gw_envelope *out,
+                      ls_error *err);
+
+/* Release what an envelope owns; accepts an empty envelope. */
+void gw_envelope_clear(gw_envelope *e);
+
+/* Syntax checks shared with the HTTP endpoints. */
+bool gw_valid_app_key(const char *s);
+bool gw_valid_stream(const char *s);
+
+#endif

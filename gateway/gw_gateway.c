@@ -1,0 +1,484 @@
+/*
+ * Gateway lifecycle: the lws context on the caller's libev loop, the
+ * listeners, the bus client and its readiness probe, the fabric, and the
+ * graceful shutdown of SPEC §3.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_internal.h"
+#include "ls_log.h"
+#include "ls_time.h"
+
+static int gw__callback(struct lws *wsi, enum lws_callback_reasons reason,
+                        void *user, void *in, size_t len);
+
+static const struct lws_protocols gw__protocols[] = {
+	{
+	        .name = "lightstream",
+	        .callback = gw__callback,
+	        .per_session_data_size = sizeof(gw_pss),
+	        /* Receive chunk, not a message limit: small chunks keep
+	         * idle connections small; we reassemble (DESIGN). */
+	        .rx_buffer_size = GW_RX_CHUNK,
+	        /* Larger than any batch, or lws splits each send(). */
+	        .tx_packet_size = GW_TX_PACKET,
+	},
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* ---- lws callback ------------------------------------------------------- */
+
+static bool
+gw__origin_allowed(gw_gateway *gw, struct lws *wsi)
+{
+	char origin[256];
+
+	if (gw->origins.count == 0) {
+		return true;
+	}
+	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0) {
+		return true; /* not a browser: nothing to check */
+	}
+	for (size_t i = 0; i < gw->origins.count; i++) {
+		if (strcmp(gw->origins.items[i], "*") == 0 ||
+		    strcasecmp(gw->origins.items[i], origin) == 0) {
+			return true;
+		}
+	}
+	ls_info(GW_LOG, "refused a WebSocket from origin %s", origin);
+	return false;
+}
+
+static int
+gw__filter(gw_gateway *gw, struct lws *wsi)
+{
+	char uri[64];
+
+	if (gw->stopping) {
+		return 1;
+	}
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, GW_WS_PATH) != 0) {
+		return 1;
+	}
+	return gw__origin_allowed(gw, wsi) ? 0 : 1;
+}
+
+static int
+gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+             void *in, size_t len)
+{
+	gw_pss *pss = user;
+	gw_gateway *gw = lws_context_user(lws_get_context(wsi));
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return gw__filter(gw, wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		if (pss->http != NULL) {
+			gw_http_free(&pss->http);
+		}
+		pss->conn = gw_conn_new(gw, wsi);
+		if (pss->conn == NULL) {
+			return -1;
+		}
+		if (gw->stopping) {
+			gw_conn_close(pss->conn, 1001);
+		}
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		return pss->conn ? gw_conn_receive(pss->conn, in, len) : -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pss->conn ? gw_conn_writeable(pss->conn) : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (pss != NULL && pss->conn != NULL) {
+			gw_conn_destroy(pss->conn);
+			pss->conn = NULL;
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP:
+		gw->m.http_requests++;
+		return gw_http_request(gw, wsi, pss, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return pss->http ? gw_http_body(pss->http, in, len) : 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return pss->http ? gw_http_body_done(pss->http) : 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return pss->http ? gw_http_writeable(pss->http) : 0;
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (pss != NULL && pss->http != NULL) {
+			gw_http_free(&pss->http);
+		}
+		break;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- readiness ---------------------------------------------------------- */
+
+static void
+gw__probe_reply(bus_status status, const char *body, size_t len, void *user)
+{
+	gw_gateway *gw = user;
+	bool ok = status == BUS_OK && len == 3 && memcmp(body, "200", 3) == 0;
+
+	gw->probe_pending = false;
+	gw_metrics_bus(&gw->m, gw->probe_start_ns);
+	if (ok != gw->bus_ok) {
+		ls_info(GW_LOG, "service bus %s",
+		        ok ? "reachable" : "not reachable");
+	}
+	gw->bus_ok = ok;
+	if (ok) {
+		gw->bus_reason[0] = '\0';
+	} else if (status == BUS_OK) {
+		snprintf(gw->bus_reason, sizeof(gw->bus_reason),
+		         "service bus: no auth workers");
+	} else {
+		snprintf(gw->bus_reason, sizeof(gw->bus_reason),
+		         "service bus: %s", bus_status_name(status));
+	}
+}
+
+static void
+gw__probe(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_gateway *gw = w->data;
+	int timeout = GW_PROBE_MS - 200;
+
+	if (gw->probe_pending) {
+		bus_client_cancel(gw->bus, gw->probe_id);
+		gw->probe_pending = false;
+	}
+	gw->probe_start_ns = ls_now_ns();
+	if (bus_client_request(gw->bus, "mmi.service", "auth", 4, timeout,
+	                       gw__probe_reply, gw, &gw->probe_id) == 0) {
+		gw->probe_pending = true;
+	} else {
+		gw->bus_ok = false;
+		snprintf(gw->bus_reason, sizeof(gw->bus_reason),
+		         "service bus: cannot send");
+	}
+}
+
+static void
+gw__fabric_state(bool ready, const char *reason, void *user)
+{
+	if (ready) {
+		ls_info(GW_LOG, "pub/sub fabric ready");
+	} else {
+		ls_warn(GW_LOG, "pub/sub fabric not ready: %s",
+		        reason ? reason : "?");
+	}
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void
+gw__finish(gw_gateway *gw)
+{
+	void (*done)(void *) = gw->done;
+
+	ev_timer_stop(gw->loop, &gw->drain);
+	ev_idle_stop(gw->loop, &gw->drained);
+	gw->done = NULL;
+	if (done != NULL) {
+		done(gw->done_user);
+	}
+}
+
+static void
+gw__drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_gateway *gw = w->data;
+
+	ls_warn(GW_LOG, "drain timeout: %zu connection(s) still open",
+	        gw->nconns);
+	gw__finish(gw);
+}
+
+static void
+gw__drained(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	gw__finish(w->data);
+}
+
+void
+gw_check_drained(gw_gateway *gw)
+{
+	/* Deferred: we may be inside an lws callback. */
+	if (gw->stopping && gw->nconns == 0 && gw->done != NULL) {
+		ev_idle_start(gw->loop, &gw->drained);
+	}
+}
+
+void
+gw_gateway_shutdown(gw_gateway *gw, void (*done)(void *user), void *user)
+{
+	if (gw->stopping) {
+		return;
+	}
+	gw->stopping = true;
+	gw->done = done;
+	gw->done_user = user;
+	ls_info(GW_LOG, "shutting down: closing %zu connection(s)",
+	        gw->nconns);
+	gw_listener_close(&gw->plain);
+	gw_listener_close(&gw->tls);
+	ev_timer_stop(gw->loop, &gw->probe);
+	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
+		gw_conn_close(c, 1001);
+	}
+	ev_timer_set(&gw->drain, (double)gw->drain_timeout_ms / 1000.0, 0.0);
+	ev_timer_start(gw->loop, &gw->drain);
+	gw_check_drained(gw);
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static void
+gw__lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+		n--;
+	}
+	ls_log(level == LLL_ERR ? LS_LOG_ERROR : LS_LOG_WARN, "lws", "%.*s",
+	       (int)n, line);
+}
+
+static int
+gw__copy_list(ls_strlist *to, const ls_strlist *from)
+{
+	for (size_t i = 0; i < from->count; i++) {
+		if (ls_strlist_add(to, from->items[i]) != 0) {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static struct lws_vhost *
+gw__vhost(gw_gateway *gw, const ls_settings *s, bool tls, ls_error *err)
+{
+	struct lws_context_creation_info info;
+	struct lws_vhost *vh;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = gw__protocols;
+	info.vhost_name = tls ? "lightstream-tls" : "lightstream";
+	info.retry_and_idle_policy = &gw->retry;
+	info.keepalive_timeout = 30;
+	if (tls) {
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = s->tls_cert;
+		info.ssl_private_key_filepath = s->tls_key;
+		/* Our WebSocket frames are written raw: HTTP/1.1 only. */
+		info.alpn = "http/1.1";
+	}
+	vh = lws_create_vhost(gw->ctx, &info);
+	if (vh == NULL) {
+		ls_error_set(err, LS_ECONFIG, "cannot create the %s vhost%s",
+		             tls ? "TLS" : "HTTP",
+		             tls ? " (check gateway.tls.cert and "
+		                   "gateway.tls.key)"
+		                 : "");
+	}
+	return vh;
+}
+
+gw_gateway *
+gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
+{
+	const ls_settings *s = opt->settings;
+	struct lws_context_creation_info info;
+	ps_fabric_options po;
+	void *loops[1] = { loop };
+	gw_gateway *gw = calloc(1, sizeof(*gw));
+	bool tls = s->tls_listen != NULL;
+
+	if (gw == NULL) {
+		ls_error_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	gw->loop = loop;
+	gw->plain.fd = gw->tls.fd = -1;
+	gw->auth_timeout_ms = s->auth_timeout_ms;
+	gw->max_frame_bytes = s->max_frame_bytes;
+	gw->queue_limit_bytes = s->queue_limit_bytes;
+	gw->max_subscriptions = s->max_subscriptions;
+	gw->ping_interval_s = s->ping_interval_s;
+	gw->drain_timeout_ms = s->drain_timeout_ms;
+	gw->max_connections = s->max_connections;
+	gw->bus_timeout_ms = s->bus_timeout_ms;
+	gw->token_http_remote = s->token_http_remote;
+	snprintf(gw->bus_reason, sizeof(gw->bus_reason),
+	         "service bus: not probed yet");
+	ev_init(&gw->probe, gw__probe);
+	gw->probe.data = gw;
+	ev_init(&gw->drain, gw__drain_timeout);
+	gw->drain.data = gw;
+	ev_idle_init(&gw->drained, gw__drained);
+	gw->drained.data = gw;
+	if (gw__copy_list(&gw->origins, &s->origins) != 0 ||
+	    gw__copy_list(&gw->trusted_proxies, &s->trusted_proxies) != 0 ||
+	    gw__copy_list(&gw->service_allowlist, &s->service_allowlist) !=
+	            0) {
+		ls_error_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (tls && (s->tls_cert == NULL || s->tls_key == NULL)) {
+		ls_error_set(err, LS_ECONFIG,
+		             "gateway.tls.listen needs gateway.tls.cert and "
+		             "gateway.tls.key");
+		goto fail;
+	}
+	gw->static_dir = s->static_dir ? realpath(s->static_dir, NULL)
+	                               : gw_static_dir_default();
+	if (s->static_dir != NULL && gw->static_dir == NULL) {
+		ls_warn(GW_LOG, "gateway.static_dir %s: %s", s->static_dir,
+		        strerror(errno));
+	}
+
+	/* Keepalive: ping after ping_interval_s idle, hang up if nothing
+	 * (not even a pong) arrives for two more intervals. */
+	gw->retry.secs_since_valid_ping = (uint16_t)gw->ping_interval_s;
+	gw->retry.secs_since_valid_hangup =
+	        (uint16_t)(gw->ping_interval_s * 3 > 65535
+	                           ? 65535
+	                           : gw->ping_interval_s * 3);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, gw__lws_log);
+	memset(&info, 0, sizeof(info));
+	info.options =
+	        LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	if (tls) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	}
+	info.foreign_loops = loops;
+	info.user = gw;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = gw__protocols;
+	gw->ctx = lws_create_context(&info);
+	if (gw->ctx == NULL) {
+		ls_error_set(err, LS_ECONFIG,
+		             "cannot create the WebSocket context (is "
+		             "libwebsockets-evlib-ev installed?)");
+		goto fail;
+	}
+	gw->vh = gw__vhost(gw, s, false, err);
+	if (gw->vh == NULL) {
+		goto fail;
+	}
+	if (tls) {
+		gw->vh_tls = gw__vhost(gw, s, true, err);
+		if (gw->vh_tls == NULL) {
+			goto fail;
+		}
+	}
+
+	gw->bus = bus_client_new(
+	        opt->zmq_ctx,
+	        opt->bus_endpoint ? opt->bus_endpoint : s->bus_frontend, err);
+	if (gw->bus == NULL) {
+		goto fail;
+	}
+	if (bus_client_attach_ev(gw->bus, loop) != 0) {
+		ls_error_set(err, LS_ESERVER, "cannot attach the bus client");
+		goto fail;
+	}
+	memset(&po, 0, sizeof(po));
+	po.url = s->pubsub_url;
+	po.on_message = gw_fanout_message;
+	po.on_state = gw__fabric_state;
+	po.user = gw;
+	gw->fabric = ps_fabric_new(loop, &po, err);
+	if (gw->fabric == NULL) {
+		goto fail;
+	}
+
+	if (gw_listener_open(gw, &gw->plain, s->listen, false, err) != 0) {
+		goto fail;
+	}
+	if (tls &&
+	    gw_listener_open(gw, &gw->tls, s->tls_listen, true, err) != 0) {
+		goto fail;
+	}
+	ev_timer_set(&gw->probe, 0.0, (double)GW_PROBE_MS / 1000.0);
+	ev_timer_start(loop, &gw->probe);
+	return gw;
+fail:
+	gw_gateway_destroy(&gw);
+	return NULL;
+}
+
+void
+gw_gateway_destroy(gw_gateway **pgw)
+{
+	gw_gateway *gw = pgw ? *pgw : NULL;
+
+	if (gw == NULL) {
+		return;
+	}
+	gw->done = NULL;
+	gw_listener_close(&gw->plain);
+	gw_listener_close(&gw->tls);
+	ev_timer_stop(gw->loop, &gw->probe);
+	ev_timer_stop(gw->loop, &gw->drain);
+	ev_idle_stop(gw->loop, &gw->drained);
+	if (gw->ctx != NULL) {
+		/* Closes every connection: their CLOSED callbacks still use
+		 * the bus client and the fabric, so those go after. */
+		lws_context_destroy(gw->ctx);
+		gw->ctx = NULL;
+	}
+	if (gw->probe_pending && gw->bus != NULL) {
+		bus_client_cancel(gw->bus, gw->probe_id);
+	}
+	bus_client_destroy(&gw->bus);
+	ps_fabric_destroy(&gw->fabric);
+	gw_streams_free(gw);
+	ls_strlist_clear(&gw->origins);
+	ls_strlist_clear(&gw->trusted_proxies);
+	ls_strlist_clear(&gw->service_allowlist);
+	free(gw->static_dir);
+	free(gw->wbuf);
+	free(gw);
+	*pgw = NULL;
+}
+
+int
+gw_gateway_publish(gw_gateway *gw, const char *owner, const char *stream,
+                   const char *payload, size_t len)
+{
+	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+
+	if (!gw_valid_app_key(owner) || !gw_valid_stream(stream)) {
+		return -EINVAL;
+	}
+	snprintf(topic, sizeof(topic), "%s:%s", owner, stream);
+	gw->m.messages_in++;
+	return ps_fabric_publish(gw->fabric, topic, payload, len, NULL, NULL);
+}
+
+const char *
+gw_gateway_address(const gw_gateway *gw)
+{
+	return gw->plain.address;
+}
+
+const char *
+gw_gateway_tls_address(const gw_gateway *gw)
+{
+	return gw->tls.fd >= 0 || gw->tls.address[0] ? gw->tls.address : NULL;
+}

@@ -1,0 +1,301 @@
+/*
+ * Internals shared by the gateway's files. Nothing here is public API.
+ *
+ * Ownership in one picture:
+ *   gw_gateway ── owns ─▶ lws context, listeners, bus client, fabric,
+ *                          streams (hash of gw_stream), connections
+ *   gw_stream  ── list ─▶ gw_sub (borrowed; a sub is owned by its conn)
+ *   gw_conn    ── owns ─▶ gw_sub list, queue of frames (refcounted bufs)
+ */
+#ifndef GW_INTERNAL_H
+#define GW_INTERNAL_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus_client.h"
+#include "gw_envelope.h"
+#include "gw_gateway.h"
+#include "ls_config.h"
+#include "ps_fabric.h"
+#include "q_query.h"
+
+#define GW_LOG           "gateway"
+#define GW_IP_MAX        64
+#define GW_CONN_ID_BYTES 24 /* 192 random bits */
+#define GW_BATCH_BYTES   (64 * 1024)
+#define GW_TX_PACKET     (256 * 1024)
+#define GW_RX_CHUNK      128
+#define GW_PROBE_MS      2000
+#define GW_HTTP_BODY_MAX (1024 * 1024)
+#define GW_WS_PATH       "/lightstream/websocket"
+
+/* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
+
+typedef struct gw_buf {
+	unsigned refs;
+	size_t len;
+	char data[];
+} gw_buf;
+
+/* New buffer holding a copy of data (may be NULL: uninitialised). */
+gw_buf *gw_buf_new(const void *data, size_t len);
+gw_buf *gw_buf_ref(gw_buf *b);
+void gw_buf_unref(gw_buf **b);
+
+/*
+ * A queued outgoing text frame: payload = head + body (+ "}}" when head
+ * is set). Delivery frames share body between every subscription of a
+ * message and head between every message of a subscription.
+ */
+typedef struct gw_qent {
+	gw_buf *head; /* NULL for control messages */
+	gw_buf *body;
+} gw_qent;
+
+/* ---- metrics (gw_metrics.c) --------------------------------------------- */
+
+#define GW_LAT_BUCKETS 14
+
+typedef struct gw_metrics {
+	uint64_t connections_total;
+	uint64_t connections_rejected;
+	uint64_t http_requests;
+	uint64_t messages_in;     /* publishes accepted from clients/HTTP */
+	uint64_t messages_fabric; /* messages received from the fabric */
+	uint64_t messages_out;    /* delivery frames queued */
+	uint64_t dropped;         /* deliveries dropped (slow consumer, bad) */
+	uint64_t auth_ok;
+	uint64_t auth_failed;
+	uint64_t slow_consumers;
+	uint64_t bus_errors;
+	uint64_t lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
+	uint64_t lat_count;
+	double lat_sum;
+} gw_metrics;
+
+/* Record one bus round trip that started at start_ns (ls_now_ns). */
+void gw_metrics_bus(gw_metrics *m, int64_t start_ns);
+
+/* Prometheus text of the gateway's metrics (new string, free()). */
+char *gw_metrics_render(gw_gateway *gw, size_t *len);
+
+/* ---- connections, streams, subscriptions -------------------------------- */
+
+typedef struct gw_conn gw_conn;
+typedef struct gw_stream gw_stream;
+typedef struct gw_sub gw_sub;
+typedef struct gw_http gw_http;
+typedef struct gw_ack gw_ack;
+
+typedef struct gw_perm {
+	char *owner;
+	char *stream; /* without the trailing '*' when prefix */
+	size_t stream_len;
+	bool prefix;
+	int bits; /* 1 write, 2 read */
+} gw_perm;
+
+typedef enum gw_conn_state {
+	GW_CS_NEW,      /* waiting for AuthRequest */
+	GW_CS_AUTHING,  /* auth.validateToken in flight */
+	GW_CS_WEBSIG,   /* WebTokenRequest sent, waiting for the answer */
+	GW_CS_WEBCHECK, /* auth.validateWebToken in flight */
+	GW_CS_READY,    /* authenticated */
+	GW_CS_CLOSING,  /* close decided; draining the queue */
+} gw_conn_state;
+
+struct gw_sub {
+	gw_conn *conn;
+	gw_stream *stream;
+	q_query *query; /* NULL: every message */
+	gw_buf *head; /* {"t":5,"m":{"owner":..,"stream":..,"sub":..,"data": */
+	gw_sub *sprev, *snext; /* in stream */
+	gw_sub *cprev, *cnext; /* in connection */
+	char id[GW_SUB_ID_MAX + 1];
+};
+
+struct gw_stream {
+	gw_stream *hnext;
+	uint32_t hash;
+	size_t nsubs;
+	size_t nquery;
+	gw_sub *subs;
+	char *owner;
+	char *name;
+	char topic[]; /* owner:name */
+};
+
+struct gw_conn {
+	gw_gateway *gw;
+	struct lws *wsi;
+	gw_conn *prev, *next;
+	gw_conn_state state;
+	bool tls;
+	char ip[GW_IP_MAX];
+	char conn_id[48];
+	char *app_key;
+	char *token;
+	gw_perm *perms;
+	size_t nperms;
+	int64_t expires_ms; /* wall clock */
+	ev_timer auth_timer;
+	ev_timer expiry_timer;
+	/* one bus request at a time: auth, web-token check or refresh */
+	uint64_t bus_id;
+	bool bus_pending;
+	bool refreshing;
+	int64_t bus_start_ns;
+	/* fragment reassembly */
+	char *rx;
+	size_t rxlen, rxcap;
+	/* outgoing queue: ring of frames, bounded in bytes */
+	gw_qent *q;
+	size_t qhead, qcount, qcap;
+	size_t qbytes;
+	int close_code; /* sent once the queue is written */
+	/* subscriptions */
+	gw_sub *subs;
+	size_t nsubs;
+	uint64_t sub_seq;
+	gw_ack *acks; /* publishes waiting for the fabric */
+};
+
+struct gw_ack {
+	gw_ack *prev, *next;
+	gw_conn *conn; /* NULL once the connection is gone */
+	json_t *request_id;
+};
+
+/* ---- the gateway ------------------------------------------------------- */
+
+typedef struct gw_listener {
+	int fd;
+	bool tls;
+	ev_io io;
+	ev_timer pause; /* accept paused after EMFILE */
+	char address[96];
+	gw_gateway *gw;
+} gw_listener;
+
+struct gw_gateway {
+	struct ev_loop *loop;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct lws_vhost *vh_tls;
+	gw_listener plain;
+	gw_listener tls;
+	bus_client *bus;
+	ps_fabric *fabric;
+	gw_metrics m;
+
+	/* configuration */
+	long auth_timeout_ms;
+	long max_frame_bytes;
+	long queue_limit_bytes;
+	long max_subscriptions;
+	long ping_interval_s;
+	long drain_timeout_ms;
+	long max_connections;
+	long bus_timeout_ms;
+	bool token_http_remote;
+	ls_strlist origins;
+	ls_strlist trusted_proxies;
+	ls_strlist service_allowlist;
+	char *static_dir; /* resolved, absolute; NULL: none found */
+
+	/* connections and streams */
+	gw_conn *conns;
+	size_t nconns;
+	size_t nsubs;
+	gw_stream **buckets;
+	size_t nbuckets;
+	size_t nstreams;
+
+	/* readiness */
+	bool bus_ok;
+	char bus_reason[160];
+	ev_timer probe;
+	uint64_t probe_id;
+	bool probe_pending;
+	int64_t probe_start_ns;
+
+	/* shutdown */
+	bool stopping;
+	ev_timer drain;
+	ev_idle drained;
+	void (*done)(void *);
+	void *done_user;
+
+	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
+	unsigned char *wbuf;
+	size_t wcap;
+	lws_retry_bo_t retry;
+};
+
+/* Per-session data of the one lws protocol. */
+typedef struct gw_pss {
+	gw_conn *conn;
+	gw_http *http;
+} gw_pss;
+
+/* gw_conn.c: WebSocket protocol */
+gw_conn *gw_conn_new(gw_gateway *gw, struct lws *wsi);
+void gw_conn_destroy(gw_conn *c);
+int gw_conn_receive(gw_conn *c, const void *in, size_t len);
+int gw_conn_writeable(gw_conn *c);
+/* Queue a control message {"t": t, "m": m}; takes m. */
+void gw_conn_send(gw_conn *c, int t, json_t *m);
+/* Queue Error {code, message} and close with close_code after it. */
+void gw_conn_fail(gw_conn *c, int close_code, const char *code,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Close with close_code once the queue is written (no Error). */
+void gw_conn_close(gw_conn *c, int close_code);
+
+/* gw_fanout.c: streams, subscriptions, queues */
+int gw_sub_add(gw_conn *c, const char *owner, const char *stream,
+               q_query *query, gw_sub **out);
+int gw_sub_remove(gw_conn *c, const char *id);
+void gw_subs_clear(gw_conn *c);
+void gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
+                       size_t len, void *user);
+/* Queue a frame on c: takes the references head (may be NULL) and body.
+ * Returns 0, or LS_ESLOW when the queue limit was passed (c is then
+ * closing with slow_consumer and the references are released). */
+int gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body);
+void gw_queue_clear(gw_conn *c);
+/* Queue a control frame even while closing (the final Error). Takes body. */
+void gw__queue_force(gw_conn *c, gw_buf *body);
+/* Write as much of the queue as one lws_write allows. */
+int gw_queue_write(gw_conn *c);
+void gw_streams_free(gw_gateway *gw);
+
+/* gw_http.c: HTTP endpoints */
+int gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss,
+                    const char *uri);
+int gw_http_body(gw_http *h, const void *in, size_t len);
+int gw_http_body_done(gw_http *h);
+int gw_http_writeable(gw_http *h);
+void gw_http_free(gw_http **h);
+char *gw_static_dir_default(void);
+
+/* gw_net.c: addresses */
+/* The client IP of wsi: the peer, or the left-most X-Forwarded-For entry
+ * when the peer is a trusted proxy. */
+void gw_client_ip(gw_gateway *gw, struct lws *wsi, char *out, size_t len);
+bool gw_ip_is_loopback(const char *ip);
+bool gw_wsi_is_tls(gw_gateway *gw, struct lws *wsi);
+/* TLS to us, or to a trusted proxy that says X-Forwarded-Proto: https. */
+bool gw_request_is_tls(gw_gateway *gw, struct lws *wsi);
+int gw_listener_open(gw_gateway *gw, gw_listener *l, const char *address,
+                     bool tls, ls_error *err);
+void gw_listener_close(gw_listener *l);
+
+/* gw_gateway.c */
+void gw_check_drained(gw_gateway *gw);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * A JSON syntax check that allocates nothing, for the fan-out hot path:
+ * a message from the fabric is embedded into delivery frames byte for byte
+ * when it is valid JSON (so query-less subscriptions never parse it), and
+ * delivered as a JSON string otherwise (SPEC §6).
+ */
+#ifndef GW_JSON_H
+#define GW_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Nesting deeper than this is treated as "not JSON". */
+#define GW_JSON_MAX_DEPTH 512
+
+/*
+ * True when text[0..len) is exactly one JSON value (RFC 8259, surrounding
+ * whitespace allowed) with valid UTF-8 in its strings. *start and *end
+ * (may be NULL) receive the value without the surrounding whitespace.
+ */
+bool gw_json_valid(const char *text, size_t len, size_t *start, size_t *end);
+
+#endif

@@ -1,0 +1,165 @@
+/* Prometheus text exposition of the gateway's counters (SPEC §2). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_internal.h"
+#include "ls_time.h"
+
+static const double gw__lat_le[GW_LAT_BUCKETS - 1] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1,    0.25,  0.5,    1.0,   2.5,  5.0,
+};
+
+void
+gw_metrics_bus(gw_metrics *m, int64_t start_ns)
+{
+	double s = (double)(ls_now_ns() - start_ns) / 1e9;
+	int i;
+
+	for (i = 0; i < GW_LAT_BUCKETS - 1; i++) {
+		if (s <= gw__lat_le[i]) {
+			break;
+		}
+	}
+	m->lat_bucket[i]++;
+	m->lat_count++;
+	m->lat_sum += s;
+}
+
+typedef struct gw__out {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+} gw__out;
+
+static void __attribute__((format(printf, 2, 3)))
+gw__printf(gw__out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = o->cap - o->len;
+		va_start(ap, fmt);
+		n = vsnprintf(o->buf ? o->buf + o->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->failed = true;
+			return;
+		}
+		if ((size_t)n < room) {
+			o->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = (o->cap + (size_t)n + 1) * 2;
+			char *b = realloc(o->buf, cap);
+			if (b == NULL) {
+				o->failed = true;
+				return;
+			}
+			o->buf = b;
+			o->cap = cap;
+		}
+	}
+}
+
+static void
+gw__metric(gw__out *o, const char *name, const char *type, const char *help,
+           double value)
+{
+	gw__printf(o,
+	           "# HELP lightstream_%s %s\n# TYPE lightstream_%s %s\n"
+	           "lightstream_%s %.17g\n",
+	           name, help, name, type, name, value);
+}
+
+char *
+gw_metrics_render(gw_gateway *gw, size_t *len)
+{
+	const gw_metrics *m = &gw->m;
+	gw__out o = { NULL, 0, 0, false };
+	ps_stats ps;
+	uint64_t cum = 0;
+
+	memset(&ps, 0, sizeof(ps));
+	if (gw->fabric != NULL) {
+		ps_fabric_stats(gw->fabric, &ps);
+	}
+	gw__metric(&o, "connections", "gauge", "Open WebSocket connections.",
+	           (double)gw->nconns);
+	gw__metric(&o, "connections_total", "counter",
+	           "WebSocket connections accepted.",
+	           (double)m->connections_total);
+	gw__metric(&o, "connections_rejected_total", "counter",
+	           "Connections refused by max_connections.",
+	           (double)m->connections_rejected);
+	gw__metric(&o, "subscriptions", "gauge", "Active subscriptions.",
+	           (double)gw->nsubs);
+	gw__metric(&o, "streams", "gauge", "Streams with subscribers.",
+	           (double)gw->nstreams);
+	gw__metric(&o, "messages_in_total", "counter",
+	           "Messages published by clients (WebSocket and HTTP).",
+	           (double)m->messages_in);
+	gw__metric(&o, "messages_fabric_total", "counter",
+	           "Messages received from the pub/sub fabric.",
+	           (double)m->messages_fabric);
+	gw__metric(&o, "messages_out_total", "counter",
+	           "Delivery frames queued to subscribers.",
+	           (double)m->messages_out);
+	gw__metric(&o, "messages_dropped_total", "counter",
+	           "Deliveries dropped (slow consumers, undeliverable).",
+	           (double)m->dropped);
+	gw__metric(&o, "slow_consumers_total", "counter",
+	           "Connections closed for exceeding the queue limit.",
+	           (double)m->slow_consumers);
+	gw__metric(&o, "auth_ok_total", "counter",
+	           "Successful authentications.", (double)m->auth_ok);
+	gw__metric(&o, "auth_failed_total", "counter",
+	           "Failed authentications.", (double)m->auth_failed);
+	gw__metric(&o, "http_requests_total", "counter", "HTTP requests.",
+	           (double)m->http_requests);
+	gw__metric(&o, "bus_errors_total", "counter",
+	           "Bus requests that timed out or found no service.",
+	           (double)m->bus_errors);
+	gw__printf(&o, "# HELP lightstream_bus_latency_seconds Service-bus "
+	               "round trips.\n"
+	               "# TYPE lightstream_bus_latency_seconds histogram\n");
+	for (int i = 0; i < GW_LAT_BUCKETS - 1; i++) {
+		cum += m->lat_bucket[i];
+		gw__printf(&o,
+		           "lightstream_bus_latency_seconds_bucket{le=\"%g\"} "
+		           "%llu\n",
+		           gw__lat_le[i], (unsigned long long)cum);
+	}
+	cum += m->lat_bucket[GW_LAT_BUCKETS - 1];
+	gw__printf(&o,
+	           "lightstream_bus_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+	           "lightstream_bus_latency_seconds_sum %.9f\n"
+	           "lightstream_bus_latency_seconds_count %llu\n",
+	           (unsigned long long)cum, m->lat_sum,
+	           (unsigned long long)m->lat_count);
+	gw__metric(&o, "bus_ready", "gauge",
+	           "1 when the service bus answered the last probe.",
+	           gw->bus_ok ? 1 : 0);
+	gw__metric(&o, "pubsub_ready", "gauge",
+	           "1 when the pub/sub fabric is connected.",
+	           gw->fabric && ps_fabric_ready(gw->fabric) ? 1 : 0);
+	gw__metric(&o, "pubsub_reconnects_total", "counter",
+	           "Pub/sub fabric re-connections.", (double)ps.reconnects);
+	gw__metric(&o, "pubsub_topics", "gauge",
+	           "Topics subscribed on the fabric.", (double)ps.topics);
+	gw__metric(&o, "pubsub_published_total", "counter",
+	           "Messages accepted by the fabric for publishing.",
+	           (double)ps.published);
+	gw__metric(&o, "pubsub_received_total", "counter",
+	           "Messages received from the fabric.", (double)ps.received);
+	if (o.failed) {
+		free(o.buf);
+		return NULL;
+	}
+	*len = o.len;
+	return o.buf;
+}
