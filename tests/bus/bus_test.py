@@ -352,4 +352,78 @@ def test_broker_refuses_busy_address():
     bus.stop()
 
 
+def test_wire_protocol_with_a_raw_worker():
+    """A worker written from SPEC §5 alone: READY, REQUEST, REPLY frames."""
+    bus = Bus()
+    w = ctx.socket(zmq.DEALER)
+    w.linger = 0
+    w.connect(bus.be)
+    w.send_multipart([b"LSW1", b"\x01", b"raw", b"raw2"])
+    with Client(bus.fe) as c:
+        lstest.wait_for(lambda: c.raw("mmi.service", b"raw2") == (OK, "200"),
+                        what="raw worker registered")
+        rid = c.send("raw", b'{"o":"x","a":[1]}')
+
+        def next_request():
+            while True:
+                assert w.poll(5000), "no REQUEST"
+                f = w.recv_multipart()
+                if f[1] == b"\x02":
+                    return f
+                assert f == [b"LSW1", b"\x04"], f  # only heartbeats otherwise
+        f = next_request()
+        assert f[0] == b"LSW1" and len(f) == 6, f
+        client, reqid, service, body = f[2:]
+        assert struct.unpack("<Q", reqid)[0] == rid and service == b"raw", f
+        assert json.loads(body) == {"o": "x", "a": [1]}
+        # A reply that does not match the request it holds is dropped ...
+        w.send_multipart([b"LSW1", b"\x03", client, struct.pack("<Q", rid + 99), b"\x01", b"1"])
+        w.send_multipart([b"LSW1", b"\x03", client, reqid])
+        # ... the matching one is delivered, byte for byte.
+        w.send_multipart([b"LSW1", b"\x03", client, reqid, b"\x01", b'{"ok":true}'])
+        assert c.wait(rid) == (OK, '{"ok":true}')
+        # An out-of-range status reaches the client as an error.
+        rid = c.send("raw2", b"{}")
+        f = next_request()
+        w.send_multipart([b"LSW1", b"\x03", f[2], f[3], b"\x09", b"odd"])
+        assert c.wait(rid) == (ERROR, "odd")
+        # DISCONNECT from the worker: gone at once.
+        w.send_multipart([b"LSW1", b"\x05"])
+        lstest.wait_for(lambda: c.raw("mmi.service", b"raw") == (OK, "404"),
+                        what="raw worker gone")
+    w.close()
+    assert bus.broker.poll() is None
+    bus.stop()
+
+
+def test_random_frames_leave_broker_serving():
+    import random
+    rnd = random.Random(1234)
+    bus = Bus()
+    bus.worker()
+    socks = []
+    for ep in (bus.fe, bus.be):
+        s = ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.connect(ep)
+        socks.append(s)
+    heads = [b"", b"LSW1", struct.pack("<Q", 7), b"echo", b"mmi.stats", b"mmi.service"]
+    for i in range(2000):
+        frames = []
+        for _ in range(rnd.randint(1, 30)):
+            if rnd.random() < 0.3:
+                frames.append(rnd.choice(heads))
+            elif rnd.random() < 0.5:
+                frames.append(bytes([rnd.randint(0, 6)]))
+            else:
+                frames.append(rnd.randbytes(rnd.randint(0, 300)))
+        socks[i % 2].send_multipart(frames)
+    with Client(bus.fe) as c:
+        assert c.call("echo", "echo", "alive", timeout=10) == (OK, "alive")
+    for s in socks:
+        s.close()
+    assert bus.broker.poll() is None
+    assert bus.stop() == 0
+
+
 lstest.main(globals())
