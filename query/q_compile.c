@@ -605,10 +605,14 @@ q_query_compile(const json_t *spec, q_query **out, ls_error *err)
 		return -EINVAL;
 	}
 	*out = NULL;
+	if (!json_is_object(spec)) {
+		return ls_error_set(err, LS_EINVALIDQUERY,
+		                    "query: must be a JSON object");
+	}
+	/* An object always serializes to at least "{}": 0 is a failure. */
 	size_t size = json_dumpb(spec, NULL, 0, JSON_COMPACT);
 	if (size == 0) {
-		return ls_error_set(err, spec ? -ENOMEM : LS_EINVALIDQUERY,
-		                    spec ? "out of memory" : "query: missing");
+		return ls_error_set(err, -ENOMEM, "out of memory");
 	}
 	if (size > Q_MAX_QUERY_BYTES) {
 		return ls_error_set(err, LS_EINVALIDQUERY,
