@@ -26,7 +26,8 @@ def admin(*args, input=None):
 
 
 def call(*args):
-    return lstest.run("call", "--broker-frontend", frontend(), *args)
+    # "--": a token may start with '-' (base64url).
+    return lstest.run("call", "--broker-frontend", frontend(), "--", *args)
 
 
 def call_json(*args):
@@ -145,7 +146,8 @@ def test_admin_account_lifecycle():
     assert r.returncode == 0 and "shop_secret" not in r.stdout
     r = admin("account", "show", "shop", "--show-secret")
     assert json.loads(r.stdout)["secretKey"] == "shop_secret"
-    r = admin("token", "revoke", "shop", "--private-key", "shop_private", tok["value"])
+    r = admin("token", "revoke", "shop", "--private-key", "shop_private", "--",
+              tok["value"])
     assert r.returncode == 0, r.stderr
     assert call("auth", "validateToken", "shop", tok["value"], "::1").returncode == 1
     r = admin("role", "delete", "shop", "orders")
