@@ -105,6 +105,8 @@ const QUERY_LIMITS = Object.freeze({
 
 const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh'];
 
+const MIN_REFRESH_INTERVAL_MS = 1000;
+
 class LightStreamError extends Error {
   /*
    * code: one of ErrorCode; message: human readable; details (optional)
@@ -823,6 +825,11 @@ class Client {
     }
     const r = o.reconnect === false ? { enabled: false } : o.reconnect || {};
     this._reconnect = Object.assign({}, DEFAULTS.reconnect, r);
+    const rc = this._reconnect;
+    if (!(rc.initialDelay > 0) || !(rc.maxDelay >= rc.initialDelay) || !(rc.factor >= 1) ||
+        !(rc.jitter >= 0 && rc.jitter <= 1) || !(rc.maxAttempts > 0)) {
+      fail('invalid_argument', 'options.reconnect: need initialDelay > 0, maxDelay >= initialDelay, factor >= 1, 0 <= jitter <= 1, maxAttempts > 0');
+    }
     for (const k of ['requestTimeout', 'authTimeout', 'maxQueuedMessages', 'maxBufferedBytes',
       'maxFrameBytes', 'maxPendingRequests', 'refreshLeadMs']) {
       const v = o[k] === undefined ? DEFAULTS[k] : o[k];
@@ -927,7 +934,12 @@ class Client {
       try { ws.close(1000, 'client closed'); } catch (e) { resolve(); }
     });
     const err = new LightStreamError('closed', 'the client was closed');
+    const waiter = this._openWaiter;
+    this._openWaiter = null;
     this._shutdown(err);
+    if (waiter) {
+      waiter.reject(err);
+    }
     this._emit('close', { code: 1000, reason: 'client closed', willReconnect: false, error: null });
     return done;
   }
@@ -1203,7 +1215,11 @@ class Client {
         this._endSubscription(sub, new LightStreamError('forbidden', 'no read permission on ' + sub.stream + ' any more'));
         continue;
       }
-      this._sendSubscribe(sub);
+      try {
+        this._sendSubscribe(sub);
+      } catch (e) {
+        this._endSubscription(sub, e);
+      }
     }
     const queued = this._outbox;
     this._outbox = [];
@@ -1390,7 +1406,8 @@ class Client {
       return;
     }
     const lead = Math.min(this._refreshLeadMs, left / 4);
-    const delay = Math.max(0, Math.min(left - lead, 0x7fffffff));
+    /* the floor keeps a skewed clock (expiry "in the past") from refreshing in a loop */
+    const delay = Math.max(MIN_REFRESH_INTERVAL_MS, Math.min(left - lead, 0x7fffffff));
     const gen = this._gen;
     this._timers.refresh = setTimeout(async () => {
       this._timers.refresh = null;
