@@ -265,19 +265,15 @@ bus__dispatch(bus_broker *b, bus__service *s)
 			size_t l[4] = { r->client_len, 8, s->name_len,
 				        r->body_len };
 			int rc = bus__to_worker(b, w, BUS__REQUEST, 4, d, l);
-			if (rc == -EHOSTUNREACH) {
-				/* Its connection closed while it was idle: the
-				 * request was not delivered, so another worker
-				 * may take it. Purged after this turn. */
-				w->gone = true;
-				bus__idle_remove(b, w);
-				continue;
-			}
 			if (rc != 0) {
-				/* Its pipe is full: it is not really idle. */
-				bus__drop(b,
-				          "worker %s not accepting; skipped",
-				          w->hex);
+				/* EHOSTUNREACH: its connection closed while it
+				 * was idle; EAGAIN: its pipe is full, so it is
+				 * not really listening. Either way the request
+				 * never left: another worker may take it. The
+				 * worker is purged after this turn (a live one
+				 * is told DISCONNECT on its next message and
+				 * registers again). */
+				w->gone = true;
 				bus__idle_remove(b, w);
 				continue;
 			}

@@ -434,6 +434,27 @@ bus_worker_pool_start(void *zmq_ctx, const char *endpoint,
 			return NULL;
 		}
 	}
+	{
+		/* A bad endpoint is a configuration error: say so now
+		 * rather than from every worker's retry loop. */
+		void *probe = zmq_socket(zmq_ctx, ZMQ_DEALER);
+		int linger = 0, rc = -1;
+		if (probe != NULL) {
+			zmq_setsockopt(probe, ZMQ_LINGER, &linger,
+			               sizeof(linger));
+			rc = zmq_connect(probe, endpoint);
+		}
+		if (rc != 0) {
+			ls_error_set(err, -errno,
+			             "worker pool: cannot connect to '%s': %s",
+			             endpoint, zmq_strerror(errno));
+			if (probe != NULL) {
+				zmq_close(probe);
+			}
+			return NULL;
+		}
+		zmq_close(probe);
+	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		ls_error_set(err, -ENOMEM, "out of memory");
