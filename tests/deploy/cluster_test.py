@@ -244,6 +244,25 @@ def test_cluster_starts_and_serves_tls():
     assert len(tok) == 43
 
 
+def test_client_address_comes_from_haproxy_only():
+    """IP-bound tokens through HAProxy: the gateway takes the client
+    address from HAProxy's X-Forwarded-For (it trusts only HAProxy), and
+    HAProxy overwrites whatever the client claimed."""
+    cl = cluster()
+    src = "127.0.0.2"   # a client address that differs from HAProxy's
+    spoof = {"X-Forwarded-For": "203.0.113.9"}
+    c = cl.connect(cl.token(ip=src), source=src, headers=spoof)
+    c.close()
+    for ip in ("127.0.0.1", "203.0.113.9"):
+        try:
+            c = cl.connect(cl.token(ip=ip), source=src, headers=spoof)
+        except lsdeploy.AuthRefused as e:
+            assert e.m["error"]["code"] == "auth_failed", e.m
+        else:
+            c.close()
+            raise AssertionError("a token bound to %s authenticated a client at %s" % (ip, src))
+
+
 def test_publish_anywhere_reaches_every_subscriber_filtered():
     cl = cluster()
     subs = subscribers(cl)

@@ -99,22 +99,26 @@ class Cluster:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def token(self, app="svc1", private="svc1_private", roles="public"):
-        q = urllib.parse.urlencode({"publicKey": app, "privateKey": private, "roles": roles})
+    def token(self, app="svc1", private="svc1_private", roles="public", ip=None):
+        args = {"publicKey": app, "privateKey": private, "roles": roles}
+        if ip:
+            args["ipAddress"] = ip
+        q = urllib.parse.urlencode(args)
         status, body = self.https("GET", "/lightstream/services/auth/generatetoken?" + q)
         if status != 200:
             raise AssertionError("generatetoken: HTTP %d %r" % (status, body[:200]))
         return json.loads(body)["data"]["value"]
 
-    def connect(self, token, app="svc1", tls=True, gateway=None):
+    def connect(self, token, app="svc1", tls=True, gateway=None, source=None, headers=None):
         """An authenticated client: through HAProxy (TLS), or plain to one
         gateway."""
         if gateway is not None:
-            c = Client("127.0.0.1", self.ports[gateway], None)
+            c = Client("127.0.0.1", self.ports[gateway], None, source=source, headers=headers)
         elif tls:
-            c = Client("127.0.0.1", self.ports["https"], self.ctx)
+            c = Client("127.0.0.1", self.ports["https"], self.ctx, source=source,
+                       headers=headers)
         else:
-            c = Client("127.0.0.1", self.ports["http"], None)
+            c = Client("127.0.0.1", self.ports["http"], None, source=source, headers=headers)
         c.auth(app, token)
         return c
 
@@ -134,6 +138,12 @@ class _ClusterProc:
         return self.cl.logs(lines // 2)
 
 
+class AuthRefused(AssertionError):
+    def __init__(self, m):
+        super().__init__("auth refused: %r" % m)
+        self.m = m
+
+
 class Closed(Exception):
     def __init__(self, code):
         super().__init__("connection closed (%s)" % code)
@@ -144,14 +154,18 @@ class Client:
     """A WebSocket client whose input is parsed incrementally (never loses
     a partial frame), so many can be polled with select()."""
 
-    def __init__(self, host, port, ctx, path="/lightstream/websocket"):
-        raw = socket.create_connection((host, port), timeout=10)
+    def __init__(self, host, port, ctx, path="/lightstream/websocket", source=None,
+                 headers=None):
+        raw = socket.create_connection((host, port), timeout=10,
+                                       source_address=(source, 0) if source else None)
         self.sock = ctx.wrap_socket(raw, server_hostname=host) if ctx else raw
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n"
-                           % (path, host, port, key)).encode())
+                           "Sec-WebSocket-Version: 13\r\n%s\r\n"
+                           % (path, host, port, key,
+                              "".join("%s: %s\r\n" % kv for kv in (headers or {}).items()))
+                           ).encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = self.sock.recv(4096)
@@ -257,7 +271,7 @@ class Client:
         self.send(1, {"appKey": app, "token": token})
         m = self.wait(2)
         if not m.get("ok"):
-            raise AssertionError("auth refused: %r" % m)
+            raise AuthRefused(m)
         return m
 
     def subscribe(self, owner, stream, query=None):
