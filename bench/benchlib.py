@@ -79,7 +79,7 @@ def find_build(explicit=None, need_lightstream=True):
         lg = os.path.join(c, "bench", "loadgen", "ls-loadgen")
         ls = os.path.join(c, "cmd", "lightstream")
         if os.access(lg, os.X_OK) and (not need_lightstream or os.access(ls, os.X_OK)):
-            return c
+            return os.path.abspath(c)
     raise SystemExit("bench: no build directory with bench/loadgen/ls-loadgen%s "
                      "(build first, or pass --build DIR)"
                      % (" and cmd/lightstream" if need_lightstream else ""))

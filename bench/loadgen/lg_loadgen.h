@@ -90,6 +90,7 @@ typedef struct lg_child_stats {
 	uint64_t slow_closed;
 	uint64_t codes[LG_MAX_CODES][2]; /* close code, count */
 	uint64_t connect_done_ns;
+	double window_cpu_s; /* this process's CPU time inside the window */
 	int connect_done;
 	int finished;
 	char first_error[160];

@@ -74,6 +74,14 @@ lg_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static double
+lg__cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void
 lg__note_error(lg_sub *s, const char *what, int err)
 {
@@ -670,8 +678,21 @@ lg_sub_run(const lg_config *cfg, lg_shared *sh, unsigned id, unsigned first,
 	uint64_t start = lg_now_ns();
 	uint64_t deadline = start + (uint64_t)(cfg->connect_timeout * 1e9);
 	int connecting = 1;
+	int last_phase = LG_PHASE_CONNECT;
+	double cpu_at_window = 0;
 	for (;;) {
 		int phase = __atomic_load_n(&sh->phase, __ATOMIC_ACQUIRE);
+		if (phase != last_phase) {
+			/* Our own CPU inside the window tells whether the
+			 * client side limited the run. */
+			if (phase == LG_PHASE_MEASURE) {
+				cpu_at_window = lg__cpu_now();
+			} else if (last_phase == LG_PHASE_MEASURE) {
+				s.st->window_cpu_s =
+				        lg__cpu_now() - cpu_at_window;
+			}
+			last_phase = phase;
+		}
 		if (phase == LG_PHASE_DONE) {
 			break;
 		}

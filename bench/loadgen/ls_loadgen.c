@@ -472,6 +472,7 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 		LG_ADD(lost_subscribers);
 		LG_ADD(errors_received);
 		LG_ADD(stale);
+		LG_ADD(window_cpu_s);
 		LG_ADD(closed_by_server);
 		LG_ADD(slow);
 		LG_ADD(slow_closed);
@@ -576,7 +577,7 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 	printf("},\"loadgen_cpu_s\":%.3f", loadgen_cpu);
 	/* Near 1.0 the client, not the server, limits what is delivered. */
 	printf(",\"loadgen_cpu_util\":%.3f",
-	       r->publish_s > 0 ? loadgen_cpu / (r->publish_s + 0.5) : 0);
+	       r->window_s > 0 ? t.window_cpu_s / r->window_s : 0);
 	printf(",\"first_error\":");
 	lg__json_str(first_error);
 	printf(",\"publish_error\":");
