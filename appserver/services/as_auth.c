@@ -16,6 +16,12 @@
 #define AS__CONNECTION_ID_MAX 128
 #define AS__SIGNATURE_MAX     128
 
+static bool
+as__empty_string(json_t *v)
+{
+	return json_is_string(v) && json_string_length(v) == 0;
+}
+
 /* roles: an array of names, or "r1|r2" / "r1,r2" text from HTTP. */
 static int
 as__arg_roles(json_t *args, size_t i, const as_account *acc, json_t **out,
@@ -118,8 +124,9 @@ as__arg_ttl(json_t *args, size_t i, long *out, ls_error *err)
 		if (*end != '\0' || errno != 0) {
 			ttl = -1;
 		}
-	} else if (v != NULL && !json_is_null(v)) {
-		ttl = -1;
+	} else if (v != NULL && !json_is_null(v) &&
+	           !(json_is_string(v) && json_string_length(v) == 0)) {
+		ttl = -1; /* "" (an empty form field) is the default */
 	}
 	if (ttl < AS_TTL_MIN || ttl > AS_TTL_MAX) {
 		return ls_error_set(err, LS_EBADREQUEST,
@@ -152,7 +159,7 @@ as__op_generate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		return rc;
 	}
 	/* An empty ipAddress (an empty form field) means "not bound". */
-	if (!(json_is_string(ip_arg) && json_string_length(ip_arg) == 0) &&
+	if (!as__empty_string(ip_arg) &&
 	    (rc = as__arg_string(args, 4, "ipAddress", false, AS_IP_MAX * 2,
 	                         &ip_text, err)) != 0) {
 		return rc;
@@ -341,7 +348,7 @@ static int
 as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 {
 	as_services *svc = ctx;
-	const char *app_key, *value, *client_ip;
+	const char *app_key, *value, *client_ip = NULL;
 	char ip[AS_IP_MAX], expires[LS_RFC3339_LEN + 1];
 	as_token t;
 	as_account acc = { 0 };
@@ -353,8 +360,11 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	                         err)) != 0 ||
 	    (rc = as__arg_string(args, 1, "token", true, AS_KEY_MAX, &value,
 	                         err)) != 0 ||
-	    (rc = as__arg_string(args, 2, "clientIp", false, AS_IP_MAX * 2,
-	                         &client_ip, err)) != 0) {
+	    (!as__empty_string(json_array_get(args, 2)) &&
+	     (rc = as__arg_string(args, 2, "clientIp", false, AS_IP_MAX * 2,
+	                          &client_ip, err)) != 0)) {
+		/* clientIp "" or null: unknown peer, fine for unbound tokens
+		 */
 		return rc;
 	}
 	if ((rc = as__find_token(svc, app_key, value, &t, err)) != 0) {

@@ -114,7 +114,7 @@ as__arg_bool(json_t *args, size_t i, const char *name, bool dflt, bool *out,
 	json_t *v = json_array_get(args, i);
 	const char *s = json_string_value(v);
 
-	if (v == NULL || json_is_null(v)) {
+	if (v == NULL || json_is_null(v) || (s != NULL && *s == '\0')) {
 		*out = dflt;
 	} else if (json_is_boolean(v)) {
 		*out = json_is_true(v);

@@ -159,6 +159,19 @@ LS_TEST(generate_and_validate_token)
 	json_decref(res);
 	json_decref(issued);
 
+	/* Empty form fields mean "default": ttl, ipAddress, webToken. */
+	tok = issue("[\"svc1\", \"svc1_private\", \"public\", \"\", \"\", "
+	            "\"\"]",
+	            &issued);
+	LS_CHECK(tok != NULL);
+	LS_CHECK(json_is_false(json_object_get(issued, "webToken")));
+	json_decref(issued);
+	if (tok != NULL) {
+		/* An unknown peer ("") is fine for an unbound token. */
+		LS_CHECK_INT(validate("svc1", tok, "", &res, &err), 0);
+		json_decref(res);
+	}
+
 	/* Roles as text (HTTP form) and a TTL as text. */
 	tok = issue("[\"svc1\", \"svc1_private\", \"public|publisher\", "
 	            "\"60\", \"\", \"false\"]",
@@ -340,6 +353,7 @@ LS_TEST(ip_binding_ipv4)
 	             LS_EAUTH);
 	LS_CHECK_STR(err.text, "authentication failed");
 	LS_CHECK_INT(validate("acc1", value, NULL, &res, &err), LS_EAUTH);
+	LS_CHECK_INT(validate("acc1", value, "", &res, &err), LS_EAUTH);
 	LS_CHECK_INT(validate("acc1", value, "garbage", &res, &err), LS_EAUTH);
 }
 
