@@ -97,7 +97,10 @@ export class Server {
     }
     args.push(...this.extraArgs);
     const log = openSync(this.logFile, 'a');
-    const proc = spawn(lightstreamBin(), args, { stdio: ['ignore', log, log], cwd: sourceRoot() });
+    // Serve this source tree's client and demo, wherever the build directory is.
+    const env = Object.assign({}, process.env);
+    env.LIGHTSTREAM_STATIC_DIR = env.LIGHTSTREAM_STATIC_DIR || join(sourceRoot(), 'clients', 'js', 'public');
+    const proc = spawn(lightstreamBin(), args, { stdio: ['ignore', log, log], cwd: sourceRoot(), env });
     closeSync(log);
     this.proc = proc;
     children.add(proc);

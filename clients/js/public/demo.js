@@ -22,6 +22,9 @@
     owner: 'svc1',
     stream: 'weather',
     maxShown: 100,
+    /* the numeric field of a reading that "Only readings above" compares;
+       taken from the first of these that the live messages carry */
+    readingFields: ['value', 'temperature'],
   });
 
   const $ = (id) => document.getElementById(id);
@@ -40,7 +43,24 @@
     list: $('messages'),
   };
 
-  const demo = { client: null, stream: null, subscription: null, received: 0, cities: new Set() };
+  const demo = { client: null, stream: null, subscription: null, received: 0, cities: new Set(), readingField: null };
+
+  /* The reading field to filter on, learned from the messages seen so far. */
+  function readingField() {
+    return demo.readingField || DEMO_CONFIG.readingFields[0];
+  }
+
+  function learnReadingField(readings) {
+    if (demo.readingField || !Array.isArray(readings)) {
+      return;
+    }
+    const r = readings.find((x) => x && typeof x === 'object');
+    if (!r) {
+      return;
+    }
+    demo.readingField = DEMO_CONFIG.readingFields.find((f) => typeof r[f] === 'number') ||
+      Object.keys(r).find((f) => typeof r[f] === 'number') || null;
+  }
   window.lightstreamDemo = demo; /* for the curious (and the browser tests) */
 
   async function getToken() {
@@ -92,7 +112,7 @@
     const threshold = numberOrNull(ui.threshold);
     if (threshold !== null) {
       /* select mode: conditions apply to each element of readings */
-      return q.select('readings').greater('value', threshold);
+      return q.select('readings').greater(readingField(), threshold);
     }
     const city = ui.city.value.trim();
     if (city !== '') {
@@ -137,15 +157,19 @@
     if (typeof msg.temperature === 'number') {
       li.dataset.temperature = String(msg.temperature);
     }
-    li.appendChild(el('span', 'time', new Date().toLocaleTimeString()));
+    const sent = typeof msg.time === 'string' ? new Date(msg.time) : new Date();
+    li.appendChild(el('span', 'time', (isNaN(sent) ? new Date() : sent).toLocaleTimeString()));
     li.appendChild(el('span', 'city', typeof msg.city === 'string' ? msg.city : '?'));
-    li.appendChild(el('span', 'temp', fmt(msg.temperature) + ' °C'));
+    li.appendChild(el('span', 'temp', fmt(msg.temperature) + ' °C' +
+      (typeof msg.humidity === 'number' ? ' · ' + Math.round(msg.humidity) + ' %' : '')));
     const readings = el('span', 'readings');
     if (Array.isArray(msg.readings)) {
-      li.dataset.readings = JSON.stringify(msg.readings.map((r) => (r && typeof r === 'object' ? r.value : r)));
+      learnReadingField(msg.readings);
+      const field = readingField();
+      li.dataset.readings = JSON.stringify(msg.readings.map((r) => (r && typeof r === 'object' ? r[field] : r)));
       for (const r of msg.readings) {
         const label = r && typeof r === 'object'
-          ? (r.sensor || r.name || r.kind || '') + ' ' + fmt(r.value)
+          ? (r.sensor || r.name || '') + ' ' + fmt(r[field])
           : fmt(r);
         readings.appendChild(el('span', 'reading', label.trim()));
       }
