@@ -97,7 +97,9 @@ int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
  * Redis when PUBLISH is answered or fails, and also before this function
  * returns (LS_EUNAVAILABLE) when the publishing connection is down.
  * Pending publishes are failed with LS_EUNAVAILABLE when the connection is
- * lost or the fabric destroyed. Returns 0 if done will be (or was) called,
+ * lost, stuck (no reply within connect_timeout_ms) or the fabric
+ * destroyed; such a message may still have reached Redis (outcome
+ * unknown). Returns 0 if done will be (or was) called,
  * or a negative error (and done is not called): -EINVAL for a bad topic or
  * a payload over max_payload, -ENOBUFS when too many publishes are pending.
  */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <hiredis/async.h>
@@ -62,6 +63,7 @@ struct ps__redis {
 	size_t pending;       /* publishes waiting for their reply */
 	ev_tstamp progress;   /* last publish reply (or first pending) */
 	ev_timer watchdog;
+	uint64_t rng; /* xorshift64 state for reconnect jitter */
 	char status[2 * PS_REDIS_ERROR_MAX + PS_REDIS_HOST_MAX + 64];
 };
 
@@ -149,6 +151,20 @@ ps__link_state_name(const ps__link *l)
 	}
 }
 
+/*
+ * Up to ±25% around the backoff, so that gateways that lost the same Redis
+ * at the same moment do not all come back in the same millisecond.
+ */
+static double
+ps__jitter(ps__redis *r, int ms)
+{
+	r->rng ^= r->rng << 13;
+	r->rng ^= r->rng >> 7;
+	r->rng ^= r->rng << 17;
+	double unit = (double)(r->rng >> 11) / (double)(1ULL << 53);
+	return ms * (0.75 + 0.5 * unit);
+}
+
 static void
 ps__link_retry_later(ps__link *l)
 {
@@ -158,7 +174,8 @@ ps__link_retry_later(ps__link *l)
 		return;
 	}
 	ev_timer_stop(r->f->loop, &l->retry_timer);
-	ev_timer_set(&l->retry_timer, l->backoff_ms / 1000.0, 0.0);
+	ev_timer_set(&l->retry_timer, ps__jitter(r, l->backoff_ms) / 1000.0,
+	             0.0);
 	ev_timer_start(r->f->loop, &l->retry_timer);
 	l->backoff_ms *= 2;
 	if (l->backoff_ms > r->f->reconnect_max_ms) {
@@ -431,6 +448,11 @@ ps__redis_start(ps_fabric *f, const char *url, ls_error *err)
 		return rc;
 	}
 	f->state = r;
+	r->rng = (uint64_t)(ev_time() * 1e6) ^ ((uint64_t)getpid() << 32) ^
+	         (uint64_t)(uintptr_t)r;
+	if (r->rng == 0) {
+		r->rng = 0x9e3779b97f4a7c15ULL;
+	}
 	ps__link_init(r, &r->sub, "subscriber");
 	ps__link_init(r, &r->pub, "publisher");
 	ev_tstamp tick = f->connect_timeout_ms / 2000.0;

@@ -355,6 +355,70 @@ LS_TEST(redis_destroy_fails_pending_publishes)
 	pt_redis_cleanup(&rs);
 }
 
+static bool
+have_again(void *p)
+{
+	ctx *c = p;
+	for (int i = 0; i < c->count; i++) {
+		if (strcmp(c->msgs[i].payload, "again") == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+LS_TEST(redis_hung_server_fails_publishes_then_recovers)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", rs.port);
+	ps_fabric_options o = { .url = url,
+		                .on_message = on_message,
+		                .on_state = on_state,
+		                .user = &c,
+		                .connect_timeout_ms = 300,
+		                .reconnect_min_ms = 50,
+		                .reconnect_max_ms = 200 };
+	ps_fabric *f = ps_fabric_new(loop, &o, NULL);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:h"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:h", 1, GUARD));
+
+	/* The server stops answering but keeps its connections open. */
+	pt_redis_signal(&rs, SIGSTOP);
+	LS_CHECK_INT(ps_fabric_publish(f, "acme:h", "stuck", 5, on_done, &c),
+	             0);
+	struct want d = { &c, 1 };
+	LS_CHECK(pt_run_until(loop, have_done, &d, GUARD));
+	LS_CHECK_INT(c.last_status, LS_EUNAVAILABLE);
+	LS_CHECK(!ps_fabric_ready(f));
+
+	pt_redis_signal(&rs, SIGCONT);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:h", 1, GUARD));
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:h", "again"), 1);
+	LS_CHECK(pt_run_until(loop, have_again, &c, GUARD));
+	/*
+	 * "stuck" was failed with LS_EUNAVAILABLE, yet Redis may still have
+	 * read and published it on resuming: a failed publish means "outcome
+	 * unknown", never "certainly not delivered".
+	 */
+	for (int i = 0; i < c.count; i++) {
+		LS_CHECK(strcmp(c.msgs[i].payload, "stuck") == 0 ||
+		         strcmp(c.msgs[i].payload, "again") == 0);
+	}
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK(st.reconnects >= 1);
+	ps_fabric_destroy(&f);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
 LS_TEST(redis_payload_limit)
 {
 	struct ev_loop *loop = ev_loop_new(0);

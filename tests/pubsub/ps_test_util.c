@@ -111,8 +111,17 @@ pt_redis_kill(pt_redis *r)
 }
 
 void
+pt_redis_signal(pt_redis *r, int sig)
+{
+	if (r->pid > 0) {
+		kill(r->pid, sig);
+	}
+}
+
+void
 pt_redis_cleanup(pt_redis *r)
 {
+	pt_redis_signal(r, SIGCONT);
 	pt_redis_kill(r);
 	if (r->dir[0] != '\0') {
 		char cmd[128];

@@ -25,6 +25,9 @@ int pt_redis_start(pt_redis *r, int port);
 /* SIGKILL the server and reap it (the directory stays for a restart). */
 void pt_redis_kill(pt_redis *r);
 
+/* Send sig to the server (SIGSTOP/SIGCONT: a server that hangs). */
+void pt_redis_signal(pt_redis *r, int sig);
+
 /* Kill if running and remove the directory. */
 void pt_redis_cleanup(pt_redis *r);
 
