@@ -373,9 +373,9 @@ lsc__lost(lsc_client *c, int code, const char *reason)
 		ls_random_bytes(&rnd, sizeof(rnd));
 		ms = lsc__backoff_ms(c->attempt - 1, c->backoff_initial_ms,
 		                     c->backoff_max_ms, rnd);
-		ls_info(LSC__LOG,
-		        "connection to %s:%d lost (%d %s), retry %u in %u ms",
-		        c->url.host, c->url.port, code, why, c->attempt, ms);
+		ls_debug(LSC__LOG,
+		         "connection to %s:%d lost (%d %s), retry %u in %u ms",
+		         c->url.host, c->url.port, code, why, c->attempt, ms);
 		c->retry_pending = true;
 		lws_sul_schedule(c->ctx, 0, &c->retry_sul, lsc__retry_cb,
 		                 (lws_usec_t)ms * 1000);
@@ -1088,6 +1088,9 @@ lsc__run_cb(lws_sorted_usec_list_t *sul)
 	lsc_client *c = lws_container_of(sul, lsc_client, run_sul);
 
 	c->run_expired = true;
+	/* A sul runs before lws polls; without this wake-up the poll would
+	 * still wait for the next timer or socket event. */
+	lws_cancel_service(c->ctx);
 }
 
 int

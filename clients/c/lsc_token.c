@@ -30,6 +30,7 @@ typedef struct lsc__http {
 	bool too_big;
 	char fail_text[160];
 	bool timed_out;
+	struct lws_context *ctx;
 	lws_sorted_usec_list_t timeout_sul;
 } lsc__http;
 
@@ -143,6 +144,7 @@ lsc__http_timeout(lws_sorted_usec_list_t *sul)
 	lsc__http *h = lws_container_of(sul, lsc__http, timeout_sul);
 
 	h->timed_out = true;
+	lws_cancel_service(h->ctx); /* wake the poll that follows */
 }
 
 /* Append key=urlencoded(value)& to buf. Returns 0 or -ENOSPC. */
@@ -262,6 +264,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 		                    "cannot create the HTTP client "
 		                    "context");
 	}
+	h.ctx = ctx;
 	snprintf(host, sizeof(host), "%s:%d", url.host, url.port);
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ctx;
