@@ -30,7 +30,9 @@ typedef struct q_query q_query;
  * Compile a query from its JSON text (len bytes, need not be
  * NUL-terminated). On success *out is a new query and 0 is returned. On
  * failure returns LS_EINVALIDQUERY and err (may be NULL) says which node
- * and why, e.g. "where.and[1].op: unknown operator 'lt'".
+ * and why, e.g. "where.and[1].op: unknown operator 'lt'"; -ENOMEM (with
+ * err->code -ENOMEM) when memory runs out, except that jansson's parser
+ * reports some allocation failures as invalid JSON.
  */
 int q_query_compile_text(const char *text, size_t len, q_query **out,
                          ls_error *err);
