@@ -178,8 +178,15 @@ pub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 		return;
 	}
 	if (st->err_code[0] != '\0') {
-		fprintf(stderr, "lightstream pub: %s: %s (close %d)\n",
-		        pub_describe(st->err_code), st->err_msg, code);
+		const char *what = pub_describe(st->err_code);
+
+		if (strcmp(what, st->err_msg) == 0 || st->err_msg[0] == '\0') {
+			fprintf(stderr, "lightstream pub: %s (close %d)\n",
+			        what, code);
+		} else {
+			fprintf(stderr, "lightstream pub: %s: %s (close %d)\n",
+			        what, st->err_msg, code);
+		}
 		pub_finish(c, st, lsc_cli_exit_for(st->err_code));
 	} else if (code == 4001) {
 		fprintf(stderr, "lightstream pub: authentication failed "

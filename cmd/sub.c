@@ -198,8 +198,15 @@ sub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 		return;
 	}
 	if (st->err_code[0] != '\0') {
-		fprintf(stderr, "lightstream sub: %s: %s (close %d)\n",
-		        sub_describe(st->err_code), st->err_msg, code);
+		const char *what = sub_describe(st->err_code);
+
+		if (strcmp(what, st->err_msg) == 0 || st->err_msg[0] == '\0') {
+			fprintf(stderr, "lightstream sub: %s (close %d)\n",
+			        what, code);
+		} else {
+			fprintf(stderr, "lightstream sub: %s: %s (close %d)\n",
+			        what, st->err_msg, code);
+		}
 		sub_finish(c, st, lsc_cli_exit_for(st->err_code));
 	} else if (code == 4001) {
 		fprintf(stderr, "lightstream sub: authentication failed "

@@ -13,6 +13,7 @@
 #include "lsc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include "ls_crypto.h"
 #include "ls_log.h"
+#include "lsc_internal.h"
 #include "lsc_proto.h"
 
 #define LSC__LOG "client"
@@ -128,6 +130,14 @@ static const struct lws_protocols lsc__protocols[] = {
 
 /* ---- helpers ---- */
 
+static void lsc__lws_log(int level, const char *line);
+
+static void
+lsc__lws_log_setup(void)
+{
+	lws_set_log_level(LLL_ERR | LLL_WARN, lsc__lws_log);
+}
+
 static void
 lsc__lws_log(int level, const char *line)
 {
@@ -139,6 +149,14 @@ lsc__lws_log(int level, const char *line)
 		n--;
 	}
 	ls_debug(LSC__LOG, "lws: %.*s", (int)n, line);
+}
+
+void
+lsc__lws_log_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, lsc__lws_log_setup);
 }
 
 static char *
@@ -475,6 +493,11 @@ lsc__on_auth_ok(lsc_client *c, json_t *m)
 	c->perms = json_is_array(perms) ? json_incref((json_t *)perms) : NULL;
 	ls_debug(LSC__LOG, "authenticated on %s:%d", c->url.host, c->url.port);
 
+	if (c->cb.on_connect != NULL) {
+		c->cb.on_connect(c, lsc__str(m, "connectionId"),
+		                 lsc__str(m, "expiresAt"), reconnected,
+		                 c->user);
+	}
 	/* (Re)subscribe; refuse locally what the permissions exclude. */
 	for (;;) {
 		lsc__sub *denied = NULL;
@@ -504,11 +527,6 @@ lsc__on_auth_ok(lsc_client *c, json_t *m)
 	}
 	if (c->pub.head != NULL) {
 		lsc__want_write(c);
-	}
-	if (c->cb.on_connect != NULL) {
-		c->cb.on_connect(c, lsc__str(m, "connectionId"),
-		                 lsc__str(m, "expiresAt"), reconnected,
-		                 c->user);
 	}
 }
 
@@ -933,7 +951,6 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 lsc_client *
 lsc_client_new(const lsc_options *opt, ls_error *err)
 {
-	static bool lws_log_set;
 	struct lws_context_creation_info info;
 	lsc_client *c;
 
@@ -997,11 +1014,7 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 	c->cb = opt->cb;
 	c->user = opt->user;
 
-	if (!lws_log_set) {
-		/* Process-wide in lws: route its lines into ls_log. */
-		lws_set_log_level(LLL_ERR | LLL_WARN, lsc__lws_log);
-		lws_log_set = true;
-	}
+	lsc__lws_log_init();
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = lsc__protocols;

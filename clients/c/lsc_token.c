@@ -13,6 +13,7 @@
 #include <libwebsockets.h>
 
 #include "ls_log.h"
+#include "lsc_internal.h"
 #include "lsc_proto.h"
 
 #define LSC__TOKEN_PATH    "/lightstream/services/auth/generatetoken"
@@ -249,6 +250,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	h.req_body = form;
 	h.req_len = strlen(form);
 
+	lsc__lws_log_init();
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = lsc__http_protocols;
