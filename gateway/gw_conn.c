@@ -34,6 +34,7 @@ gw_conn_new(gw_gateway *gw, struct lws *wsi)
 	c->wsi = wsi;
 	c->state = GW_CS_NEW;
 	c->tls = gw_wsi_is_tls(gw, wsi);
+	c->last_rx_ms = ls_now_ms();
 	gw_client_ip(gw, wsi, c->ip, sizeof(c->ip));
 	ev_timer_init(&c->auth_timer, gw__auth_timeout,
 	              (double)gw->auth_timeout_ms / 1000.0, 0.0);
@@ -746,6 +747,7 @@ gw_conn_receive(gw_conn *c, const void *in, size_t len)
 	size_t remaining = lws_remaining_packet_payload(c->wsi);
 	bool last = lws_is_final_fragment(c->wsi) && remaining == 0;
 
+	c->last_rx_ms = ls_now_ms();
 	if (c->state == GW_CS_CLOSING) {
 		return 0; /* the rest of a refused message */
 	}

@@ -435,6 +435,22 @@ gw_queue_write(gw_conn *c)
 	if (c->qcount == 0) {
 		c->qhead = 0;
 	}
+	if (c->ping_due && c->close_code == 0) {
+		/* A ping rides along with the batch (unmasked, empty). */
+		if (LWS_PRE + used + 2 > gw->wcap) {
+			unsigned char *w =
+			        realloc(gw->wbuf, LWS_PRE + used + 2);
+			if (w == NULL) {
+				return -1;
+			}
+			gw->wbuf = w;
+			gw->wcap = LWS_PRE + used + 2;
+		}
+		gw->wbuf[LWS_PRE + used] = 0x89;
+		gw->wbuf[LWS_PRE + used + 1] = 0x00;
+		used += 2;
+		c->ping_due = false;
+	}
 	if (used > 0) {
 		/* Raw: our own frames, one send() for the batch (DESIGN). */
 		if (lws_write(c->wsi, gw->wbuf + LWS_PRE, used,

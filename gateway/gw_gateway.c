@@ -91,6 +91,11 @@ gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return pss->conn ? gw_conn_receive(pss->conn, in, len) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss->conn != NULL) {
+			gw_conn_alive(pss->conn);
+		}
+		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pss->conn ? gw_conn_writeable(pss->conn) : 0;
 	case LWS_CALLBACK_CLOSED:
@@ -180,6 +185,48 @@ gw__fabric_state(bool ready, const char *reason, void *user)
 	}
 }
 
+/* ---- keepalive -----------------------------------------------------------
+ */
+
+/*
+ * Every ping interval: ping each connection that was silent for an
+ * interval, and drop those silent for more than two (they missed at least
+ * one ping). The ping frame joins the connection's next coalesced write.
+ * (lws's own validity pings do not run on adopted sockets here.)
+ */
+static void
+gw__ping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_gateway *gw = w->data;
+	int64_t now = ls_now_ms(), interval = gw->ping_interval_s * 1000;
+	bool killed = false;
+
+	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
+		int64_t idle = now - c->last_rx_ms;
+		if (idle > 2 * interval + interval / 2) {
+			ls_debug(GW_LOG, "dropping %s: no pong", c->ip);
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+			                LWS_TO_KILL_ASYNC);
+			killed = true;
+		} else if (idle >= interval - interval / 10 &&
+		           c->state != GW_CS_CLOSING) {
+			c->ping_due = true;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	if (killed) {
+		/* Outside an lws callback lws does not look at its timers
+		 * until something wakes it: wake it now. */
+		lws_cancel_service(gw->ctx);
+	}
+}
+
+void
+gw_conn_alive(gw_conn *c)
+{
+	c->last_rx_ms = ls_now_ms();
+}
+
 /* ---- shutdown ----------------------------------------------------------- */
 
 static void
@@ -234,6 +281,7 @@ gw_gateway_shutdown(gw_gateway *gw, void (*done)(void *user), void *user)
 	gw_listener_close(&gw->plain);
 	gw_listener_close(&gw->tls);
 	ev_timer_stop(gw->loop, &gw->probe);
+	ev_timer_stop(gw->loop, &gw->ping);
 	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
 		gw_conn_close(c, 1001);
 	}
@@ -277,7 +325,6 @@ gw__vhost(gw_gateway *gw, const ls_settings *s, bool tls, ls_error *err)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = gw__protocols;
 	info.vhost_name = tls ? "lightstream-tls" : "lightstream";
-	info.retry_and_idle_policy = &gw->retry;
 	info.keepalive_timeout = 30;
 	if (tls) {
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -350,13 +397,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 		        strerror(errno));
 	}
 
-	/* Keepalive: ping after ping_interval_s idle, hang up if nothing
-	 * (not even a pong) arrives for two more intervals. */
-	gw->retry.secs_since_valid_ping = (uint16_t)gw->ping_interval_s;
-	gw->retry.secs_since_valid_hangup =
-	        (uint16_t)(gw->ping_interval_s * 3 > 65535
-	                           ? 65535
-	                           : gw->ping_interval_s * 3);
+	ev_init(&gw->ping, gw__ping);
+	gw->ping.data = gw;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw__lws_log);
 	memset(&info, 0, sizeof(info));
@@ -416,6 +458,9 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	}
 	ev_timer_set(&gw->probe, 0.0, (double)GW_PROBE_MS / 1000.0);
 	ev_timer_start(loop, &gw->probe);
+	ev_timer_set(&gw->ping, (double)gw->ping_interval_s,
+	             (double)gw->ping_interval_s);
+	ev_timer_start(loop, &gw->ping);
 	return gw;
 fail:
 	gw_gateway_destroy(&gw);
@@ -434,6 +479,7 @@ gw_gateway_destroy(gw_gateway **pgw)
 	gw_listener_close(&gw->plain);
 	gw_listener_close(&gw->tls);
 	ev_timer_stop(gw->loop, &gw->probe);
+	ev_timer_stop(gw->loop, &gw->ping);
 	ev_timer_stop(gw->loop, &gw->drain);
 	ev_idle_stop(gw->loop, &gw->drained);
 	if (gw->ctx != NULL) {

@@ -157,7 +157,9 @@ struct gw_conn {
 	gw_qent *q;
 	size_t qhead, qcount, qcap;
 	size_t qbytes;
-	int close_code; /* sent once the queue is written */
+	int close_code;     /* sent once the queue is written */
+	int64_t last_rx_ms; /* monotonic: any frame or pong from the peer */
+	bool ping_due;
 	/* subscriptions */
 	gw_sub *subs;
 	size_t nsubs;
@@ -224,6 +226,9 @@ struct gw_gateway {
 	bool probe_pending;
 	int64_t probe_start_ns;
 
+	/* keepalive: our own pings, written with the queued frames */
+	ev_timer ping;
+
 	/* shutdown */
 	bool stopping;
 	ev_timer drain;
@@ -234,7 +239,6 @@ struct gw_gateway {
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
 	unsigned char *wbuf;
 	size_t wcap;
-	lws_retry_bo_t retry;
 };
 
 /* Per-session data of the one lws protocol. */
@@ -297,5 +301,7 @@ void gw_listener_close(gw_listener *l);
 
 /* gw_gateway.c */
 void gw_check_drained(gw_gateway *gw);
+/* The peer sent something: it is alive. */
+void gw_conn_alive(gw_conn *c);
 
 #endif

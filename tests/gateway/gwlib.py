@@ -1,0 +1,133 @@
+"""Helpers of the gateway tests: start `lightstream serve`, get tokens,
+open authenticated WebSockets."""
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+import time
+import urllib.parse
+
+import lstest
+
+WS_PATH = "/lightstream/websocket"
+
+
+def serve(config=None, args=(), name="serve"):
+    """Start `lightstream serve` on a free port with the fixture accounts.
+
+    config: dict written as a JSON configuration file. Returns (proc, port).
+    """
+    port = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "data-%d" % port)
+    os.makedirs(data, exist_ok=True)
+    argv = ["serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+            "--fixture", lstest.FIXTURE]
+    if config is not None:
+        path = os.path.join(lstest.tmpdir(), "config-%d.json" % port)
+        with open(path, "w") as f:
+            json.dump(config, f)
+        argv = ["serve", "--config", path] + argv[1:]
+    proc = lstest.lightstream(*(argv + list(args)), name=name, wait_tcp=port)
+    return proc, port
+
+
+def url(port, path="/"):
+    return "http://127.0.0.1:%d%s" % (port, path)
+
+
+def ws_url(port):
+    return "ws://127.0.0.1:%d%s" % (port, WS_PATH)
+
+
+def token(port, app, private, roles, ttl=None, web=False, ip=None,
+          expect=200):
+    """Issue a token over HTTP; returns the `data` of the answer."""
+    q = {"publicKey": app, "privateKey": private, "roles": "|".join(roles)}
+    if ttl is not None:
+        q["ttl"] = str(ttl)
+    if web:
+        q["webToken"] = "true"
+    if ip is not None:
+        q["ipAddress"] = ip
+    status, body = lstest.http_json(
+        "GET", url(port, "/lightstream/services/auth/generatetoken?" +
+                   urllib.parse.urlencode(q)))
+    assert status == expect, (status, body)
+    return body["data"]
+
+
+ACC1 = ("acc1", "acc1_private")
+SVC1 = ("svc1", "svc1_private")
+
+
+def acc1_token(port, roles=("public", "publisher", "weather-reader"), **kw):
+    return token(port, ACC1[0], ACC1[1], list(roles), **kw)["value"]
+
+
+def connect(port, app, tok, headers=None):
+    """An authenticated WebSocket; returns (ws, AuthResponse message)."""
+    ws = lstest.WS(ws_url(port), headers=headers)
+    ws.send(1, {"appKey": app, "token": tok})
+    m = ws.recv_type(2)
+    assert m["ok"] is True, m
+    return ws, m
+
+
+def subscribe(ws, owner, stream, query=None, rid="r1"):
+    m = {"owner": owner, "stream": stream, "requestId": rid}
+    if query is not None:
+        m["query"] = query
+    ws.send(6, m)
+    r = ws.recv_type(7)
+    assert r["requestId"] == rid, r
+    return r
+
+
+def signature(secret, app, tok, conn_id):
+    return hmac.new(secret.encode(), ("%s:%s:%s" % (app, tok, conn_id)).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def send_masked_fast(ws, payload, opcode=0x1):
+    """Send one masked frame quickly (big payloads)."""
+    n = len(payload)
+    header = bytes([0x80 | opcode])
+    if n < 126:
+        header += bytes([0x80 | n])
+    elif n < 65536:
+        header += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    key = os.urandom(4)
+    reps = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(reps, "big")).to_bytes(n, "big") \
+        if n else b""
+    ws.sock.sendall(header + key + masked)
+
+
+def raw_http(port, request, timeout=5):
+    """Send raw bytes; return the whole answer (until close or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(request)
+    out = b""
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+            if b"\r\n\r\n" in out:
+                head, _, body = out.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        if len(body) >= int(line.split(b":")[1]):
+                            return out
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return out

@@ -1,0 +1,4 @@
+import lstest
+
+
+lstest.main(globals())
