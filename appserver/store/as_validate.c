@@ -290,12 +290,11 @@ as_fixture_parse(json_t *fixture, as_account **out, size_t *n, ls_error *err)
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(accounts[j].app_key, accounts[i].app_key) ==
 			    0) {
-				i++;
 				rc = ls_error_set(err, LS_EBADREQUEST,
 				                  "accounts[%zu]: duplicate "
 				                  "appKey %s",
-				                  i - 1,
-				                  accounts[i - 1].app_key);
+				                  i, accounts[i].app_key);
+				i++; /* accounts[i] is filled: free it too */
 				goto fail;
 			}
 		}

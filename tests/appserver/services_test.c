@@ -740,6 +740,14 @@ LS_TEST(reset_database_invalidates_tokens)
 	                  &res, &err),
 	             LS_EBADREQUEST);
 	LS_CHECK(strstr(err.text, "accounts[0]") != NULL);
+	LS_CHECK_INT(
+	        call("db", "resetDatabase",
+	             "[{\"accounts\": [{\"appKey\": \"d\", \"privateKey\": "
+	             "\"p\", \"secretKey\": \"s\"}, {\"appKey\": \"d\", "
+	             "\"privateKey\": \"q\", \"secretKey\": \"t\"}]}]",
+	             &res, &err),
+	        LS_EBADREQUEST);
+	LS_CHECK(strstr(err.text, "accounts[1]: duplicate appKey d") != NULL);
 	LS_CHECK_INT(call("accounts", "list", "[]", &res, &err), 0);
 	LS_CHECK_INT(json_array_size(res), 1);
 	json_decref(res);
