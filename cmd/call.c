@@ -18,6 +18,8 @@
 
 enum {
 	OPT_HELP = 0x2000,
+	OPT_CURVE_SERVER,
+	OPT_CURVE_KEYS,
 };
 
 static void
@@ -43,6 +45,9 @@ call_usage(FILE *out)
 	        "  -o, --output FORMAT      json (default) or plain (strings "
 	        "unquoted)\n"
 	        "  -t, --timeout MS         deadline (5000; bus.timeout_ms)\n"
+	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
+	        "  --curve-keys FILE        CURVE: our key file (with "
+	        "--curve-server-key)\n"
 	        "%s"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
@@ -98,6 +103,9 @@ cmd_call(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, OPT_HELP },
+		{ "curve-server-key", required_argument, NULL,
+		  OPT_CURVE_SERVER },
+		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[32];
@@ -109,6 +117,9 @@ cmd_call(int argc, char **argv)
 	char *body = NULL, *reply = NULL;
 	size_t body_len = 0, reply_len = 0;
 	bus_status st = BUS_ERROR;
+	const char *server_key = NULL, *keys_path = NULL;
+	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
+	bus_curve_keys keys = { NULL, pub, secret };
 	void *ctx = NULL;
 	int status = CMD_EXIT_USAGE;
 	int c, rc;
@@ -157,6 +168,12 @@ cmd_call(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_CURVE_SERVER:
+			server_key = optarg;
+			break;
+		case OPT_CURVE_KEYS:
+			keys_path = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			call_usage(stdout);
@@ -201,6 +218,25 @@ cmd_call(int argc, char **argv)
 		goto out;
 	}
 	body_len = strlen(body);
+	if ((server_key == NULL) != (keys_path == NULL)) {
+		fprintf(stderr, "lightstream call: CURVE needs both "
+		                "--curve-server-key and --curve-keys\n");
+		goto out;
+	}
+	if (server_key != NULL) {
+		if (!bus_curve_key_valid(server_key)) {
+			fprintf(stderr,
+			        "lightstream call: --curve-server-key: "
+			        "not a Z85 public key\n");
+			goto out;
+		}
+		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
+		    0) {
+			fprintf(stderr, "lightstream call: %s\n", err.text);
+			goto out;
+		}
+		keys.server_public = server_key;
+	}
 	if (timeout < 0) {
 		timeout = s.bus_timeout_ms;
 	}
@@ -211,8 +247,9 @@ cmd_call(int argc, char **argv)
 		        zmq_strerror(errno));
 		goto out;
 	}
-	rc = bus_call(ctx, s.bus_frontend, service, body, body_len,
-	              (int)timeout, &st, &reply, &reply_len);
+	rc = bus_call_secure(ctx, s.bus_frontend,
+	                     keys.server_public ? &keys : NULL, service, body,
+	                     body_len, (int)timeout, &st, &reply, &reply_len);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream call: cannot send to %s: %s\n",
 		        s.bus_frontend, ls_strerror(rc));
@@ -231,6 +268,7 @@ cmd_call(int argc, char **argv)
 		        bus_status_name(st), reply);
 	}
 out:
+	explicit_bzero(secret, sizeof(secret));
 	free(body);
 	free(reply);
 	if (ctx != NULL) {

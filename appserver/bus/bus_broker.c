@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "bus_curve.h"
 #include "bus_proto.h"
 #include "ls_log.h"
 #include "ls_time.h"
@@ -90,7 +91,12 @@ struct bus_broker {
 	int64_t hb_at;
 	int64_t log_window;
 	int log_count, log_suppressed;
+	void *zap;                  /* ZAP handler (REP), with CURVE only */
+	unsigned char (*allow)[32]; /* allowed public keys; none: any */
+	size_t nallow;
 };
+
+#define BUS__ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
 static const char bus__proto[BUS__PROTOCOL_LEN] = BUS__PROTOCOL;
 
@@ -671,15 +677,69 @@ bus__next_wait(bus_broker *b, int64_t now)
 	return at <= now ? 0 : (long)(at - now);
 }
 
+/*
+ * One ZAP request (RFC 27): [version, requestId, domain, address,
+ * routing id, mechanism, credentials...]. Every request gets a reply, or
+ * the REP socket would stop taking requests.
+ */
+static void
+bus__zap(bus_broker *b, bus__msg *m)
+{
+	const char *code = "400", *text = "public key not allowed";
+	const void *reqid = m->n > 1 ? bus__frame_data(m, 1) : "";
+	size_t reqid_len = m->n > 1 ? bus__frame_size(m, 1) : 0;
+
+	if (m->n < 7 || !bus__frame_eq(m, 0, "1.0", 3) ||
+	    !bus__frame_eq(m, 5, "CURVE", 5) || bus__frame_size(m, 6) != 32) {
+		code = "500";
+		text = "unexpected request";
+	} else if (b->nallow == 0) {
+		code = "200";
+		text = "OK";
+	} else {
+		for (size_t i = 0; i < b->nallow; i++) {
+			if (memcmp(b->allow[i], bus__frame_data(m, 6), 32) ==
+			    0) {
+				code = "200";
+				text = "OK";
+				break;
+			}
+		}
+	}
+	if (code[0] != '2') {
+		char key[BUS_CURVE_KEY_LEN + 1] = "?";
+		if (m->n >= 7 && bus__frame_size(m, 6) == 32) {
+			zmq_z85_encode(key, bus__frame_data(m, 6), 32);
+		}
+		bus__drop(b, "CURVE client %s refused: %s", key, text);
+	}
+	{
+		const void *d[6] = { "1.0", reqid, code, text, "", "" };
+		size_t l[6] = { 3, reqid_len, 3, strlen(text), 0, 0 };
+		bus__send(b->zap, 6, d, l);
+	}
+}
+
 static void *
-bus__bind(void *ctx, int type, const char *endpoint, const char *what,
-          ls_error *err)
+bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
+          const char *what, const char *secret, ls_error *err)
 {
 	void *sock = zmq_socket(ctx, type);
+	int on = 1;
 
 	if (sock == NULL) {
 		ls_error_set(err, -errno, "broker %s: %s", what,
 		             zmq_strerror(errno));
+		return NULL;
+	}
+	if (secret != NULL &&
+	    (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &on, sizeof(on)) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret,
+	                    BUS_CURVE_KEY_LEN + 1) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, what, strlen(what)) != 0)) {
+		ls_error_set(err, -errno, "broker %s: CURVE: %s", what,
+		             zmq_strerror(errno));
+		zmq_close(sock);
 		return NULL;
 	}
 	if (bus__socket_setup(sock) != 0 || zmq_bind(sock, endpoint) != 0) {
@@ -691,11 +751,62 @@ bus__bind(void *ctx, int type, const char *endpoint, const char *what,
 	return sock;
 }
 
+/* The allow-list and the ZAP handler (before any CURVE socket binds). */
+static int
+bus__curve_setup(bus_broker *b, void *ctx, const bus_broker_options *opt,
+                 ls_error *err)
+{
+	char pub[BUS_CURVE_KEY_LEN + 1];
+	int linger = 0;
+
+	if (!zmq_has("curve")) {
+		return ls_error_set(
+		        err, -ENOTSUP,
+		        "broker: this libzmq has no CURVE support");
+	}
+	if (bus_curve_public(opt->curve_secret_key, pub) != 0) {
+		return ls_error_set(err, -EINVAL,
+		                    "broker: the CURVE secret key must be %d "
+		                    "Z85 characters",
+		                    BUS_CURVE_KEY_LEN);
+	}
+	if (opt->ncurve_allow > 0) {
+		b->allow = calloc(opt->ncurve_allow, sizeof(*b->allow));
+		if (b->allow == NULL) {
+			return ls_error_set(err, -ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < opt->ncurve_allow; i++) {
+			if (!bus_curve_key_valid(opt->curve_allow[i])) {
+				return ls_error_set(
+				        err, -EINVAL,
+				        "broker: allowed key %zu is not a Z85 "
+				        "public key",
+				        i + 1);
+			}
+			zmq_z85_decode(b->allow[i], opt->curve_allow[i]);
+		}
+		b->nallow = opt->ncurve_allow;
+	}
+	b->zap = zmq_socket(ctx, ZMQ_REP);
+	if (b->zap == NULL ||
+	    zmq_setsockopt(b->zap, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+	    zmq_bind(b->zap, BUS__ZAP_ENDPOINT) != 0) {
+		return ls_error_set(err, -errno,
+		                    "broker: ZAP handler: %s (one CURVE "
+		                    "broker per ZeroMQ context)",
+		                    zmq_strerror(errno));
+	}
+	ls_info(BUS__C, "CURVE on; public key %s; %zu allowed client keys%s",
+	        pub, b->nallow, b->nallow ? "" : " (any key accepted)");
+	return 0;
+}
+
 bus_broker *
 bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
                const bus_broker_options *opt, ls_error *err)
 {
 	bus_broker *b = calloc(1, sizeof(*b));
+	const char *secret = opt ? opt->curve_secret_key : NULL;
 
 	if (b == NULL) {
 		ls_error_set(err, -ENOMEM, "out of memory");
@@ -721,11 +832,16 @@ bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
 		             strerror(errno));
 		goto fail;
 	}
-	b->front = bus__bind(zmq_ctx, ZMQ_ROUTER, frontend, "frontend", err);
+	if (secret != NULL && bus__curve_setup(b, zmq_ctx, opt, err) != 0) {
+		goto fail;
+	}
+	b->front = bus__bind(b, zmq_ctx, ZMQ_ROUTER, frontend, "frontend",
+	                     secret, err);
 	if (b->front == NULL) {
 		goto fail;
 	}
-	b->back = bus__bind(zmq_ctx, ZMQ_ROUTER, backend, "backend", err);
+	b->back = bus__bind(b, zmq_ctx, ZMQ_ROUTER, backend, "backend", secret,
+	                    err);
 	if (b->back == NULL) {
 		goto fail;
 	}
@@ -756,19 +872,28 @@ bus_broker_run(bus_broker *b)
 	        b->hb_ms, b->liveness, b->queue_limit, b->timeout_ms);
 	b->hb_at = ls_now_ms() + b->hb_ms;
 	while (!atomic_load(&b->stopping)) {
-		zmq_pollitem_t items[3] = { { b->back, 0, ZMQ_POLLIN, 0 },
+		zmq_pollitem_t items[4] = { { b->back, 0, ZMQ_POLLIN, 0 },
 			                    { b->front, 0, ZMQ_POLLIN, 0 },
-			                    { NULL, b->stopfd, ZMQ_POLLIN,
-			                      0 } };
+			                    { NULL, b->stopfd, ZMQ_POLLIN, 0 },
+			                    { b->zap, 0, ZMQ_POLLIN, 0 } };
 		int64_t now = ls_now_ms();
 
-		if (zmq_poll(items, 3, bus__next_wait(b, now)) < 0 &&
+		if (zmq_poll(items, b->zap ? 4 : 3, bus__next_wait(b, now)) <
+		            0 &&
 		    errno != EINTR) {
 			ls_err(BUS__C, "poll: %s", zmq_strerror(errno));
 			break;
 		}
 		if (items[2].revents || atomic_load(&b->stopping)) {
 			break;
+		}
+		for (int i = 0; b->zap != NULL && i < BUS__BATCH; i++) {
+			bus__msg m;
+			if (bus__msg_recv(b->zap, &m) != 0) {
+				break;
+			}
+			bus__zap(b, &m);
+			bus__msg_close(&m);
 		}
 		/* Workers first: replies free workers for queued work. */
 		for (int i = 0; i < BUS__BATCH; i++) {
@@ -838,9 +963,13 @@ bus_broker_destroy(bus_broker **bp)
 	if (b->back) {
 		zmq_close(b->back);
 	}
+	if (b->zap) {
+		zmq_close(b->zap);
+	}
 	if (b->stopfd >= 0) {
 		close(b->stopfd);
 	}
+	free(b->allow);
 	free(b);
 	*bp = NULL;
 }

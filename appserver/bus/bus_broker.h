@@ -17,6 +17,17 @@ typedef struct bus_broker_options {
 	int liveness;           /* 0: default 3 */
 	int queue_limit;        /* per service; 0: default 10000 */
 	int default_timeout_ms; /* deadline of queued requests; 0: 5000 */
+	/*
+	 * CURVE (optional): the broker's secret key (Z85, 40 characters)
+	 * makes both endpoints CURVE servers; NULL: plain. curve_allow lists
+	 * the public keys of clients and workers allowed to connect
+	 * (borrowed, copied); NULL or ncurve_allow 0: any key (encryption
+	 * without authentication). Authentication uses ZAP, so only one
+	 * broker with CURVE may run per ZeroMQ context.
+	 */
+	const char *curve_secret_key;
+	const char *const *curve_allow;
+	size_t ncurve_allow;
 } bus_broker_options;
 
 /*

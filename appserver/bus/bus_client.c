@@ -136,6 +136,13 @@ bus__link(bus_client *c, bus__pending *p)
 bus_client *
 bus_client_new(void *zmq_ctx, const char *endpoint, ls_error *err)
 {
+	return bus_client_new_secure(zmq_ctx, endpoint, NULL, err);
+}
+
+bus_client *
+bus_client_new_secure(void *zmq_ctx, const char *endpoint,
+                      const bus_curve_keys *keys, ls_error *err)
+{
 	bus_client *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
@@ -154,6 +161,10 @@ bus_client_new(void *zmq_ctx, const char *endpoint, ls_error *err)
 	if (c->sock == NULL) {
 		ls_error_set(err, -errno, "bus client: socket: %s",
 		             zmq_strerror(errno));
+		goto fail;
+	}
+	if (bus__curve_client(c->sock, keys) != 0) {
+		ls_error_set(err, -EINVAL, "bus client: invalid CURVE keys");
 		goto fail;
 	}
 	if (bus__socket_setup(c->sock) != 0 ||
@@ -460,13 +471,23 @@ bus_call(void *zmq_ctx, const char *endpoint, const char *service,
          const void *body, size_t len, int timeout_ms, bus_status *status,
          char **reply, size_t *replylen)
 {
+	return bus_call_secure(zmq_ctx, endpoint, NULL, service, body, len,
+	                       timeout_ms, status, reply, replylen);
+}
+
+int
+bus_call_secure(void *zmq_ctx, const char *endpoint,
+                const bus_curve_keys *keys, const char *service,
+                const void *body, size_t len, int timeout_ms,
+                bus_status *status, char **reply, size_t *replylen)
+{
 	struct bus__call_state st = { 0 };
 	bus_client *c;
 	int rc;
 
-	c = bus_client_new(zmq_ctx, endpoint, NULL);
+	c = bus_client_new_secure(zmq_ctx, endpoint, keys, NULL);
 	if (c == NULL) {
-		return LS_EUNAVAILABLE;
+		return keys ? -EINVAL : LS_EUNAVAILABLE;
 	}
 	rc = bus_client_request(c, service, body, len, timeout_ms,
 	                        bus__call_cb, &st, NULL);

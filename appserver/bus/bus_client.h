@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus_curve.h"
 #include "ls_error.h"
 
 struct ev_loop;
@@ -45,6 +46,14 @@ typedef void (*bus_reply_fn)(bus_status status, const char *body, size_t len,
  * set on failure.
  */
 bus_client *bus_client_new(void *zmq_ctx, const char *endpoint, ls_error *err);
+
+/*
+ * As bus_client_new, as a CURVE client of a broker that uses CURVE: keys
+ * (borrowed, copied into the socket) must not be NULL. Returns NULL with err
+ * set, also for malformed keys.
+ */
+bus_client *bus_client_new_secure(void *zmq_ctx, const char *endpoint,
+                                  const bus_curve_keys *keys, ls_error *err);
 
 /* Close; pending callbacks are not called. Accepts NULL, clears *c. */
 void bus_client_destroy(bus_client **c);
@@ -97,6 +106,12 @@ int bus_client_attach_ev(bus_client *c, struct ev_loop *loop);
 int bus_call(void *zmq_ctx, const char *endpoint, const char *service,
              const void *body, size_t len, int timeout_ms, bus_status *status,
              char **reply, size_t *replylen);
+
+/* bus_call through CURVE (keys borrowed; NULL: plain). */
+int bus_call_secure(void *zmq_ctx, const char *endpoint,
+                    const bus_curve_keys *keys, const char *service,
+                    const void *body, size_t len, int timeout_ms,
+                    bus_status *status, char **reply, size_t *replylen);
 
 /* Name of a status ("ok", "error", "timeout", "no such service"). */
 const char *bus_status_name(bus_status status);

@@ -80,6 +80,11 @@ int bus__send(void *sock, int n, const void *const *data, const size_t *len);
 /* Apply LINGER 0, bounded HWMs and the maximum message size. */
 int bus__socket_setup(void *sock);
 
+struct bus_curve_keys;
+
+/* Make sock a CURVE client with keys k (NULL: plain). 0 or -errno. */
+int bus__curve_client(void *sock, const struct bus_curve_keys *k);
+
 /* Little-endian request ids. */
 uint64_t bus__get_u64le(const void *p);
 void bus__put_u64le(void *p, uint64_t v);

@@ -54,6 +54,10 @@ struct bus_worker_pool {
 	bus__worker *workers;
 	pthread_t hb_thread;
 	bool hb_started;
+	bool secure; /* CURVE: keys below */
+	char server_public[BUS_CURVE_KEY_LEN + 1];
+	char public_key[BUS_CURVE_KEY_LEN + 1];
+	char secret_key[BUS_CURVE_KEY_LEN + 1];
 };
 
 #define BUS__COMPONENT "bus"
@@ -91,6 +95,15 @@ bus__worker_connect(bus__worker *w)
 	w->sock = zmq_socket(p->ctx, ZMQ_DEALER);
 	if (w->sock == NULL) {
 		return -errno;
+	}
+	if (p->secure) {
+		bus_curve_keys k = { p->server_public, p->public_key,
+			             p->secret_key };
+		if (bus__curve_client(w->sock, &k) != 0) {
+			zmq_close(w->sock);
+			w->sock = NULL;
+			return -EINVAL;
+		}
 	}
 	if (bus__socket_setup(w->sock) != 0 ||
 	    zmq_connect(w->sock, p->endpoint) != 0) {
@@ -461,6 +474,22 @@ bus_worker_pool_start(void *zmq_ctx, const char *endpoint,
 		return NULL;
 	}
 	p->ctx = zmq_ctx;
+	if (opt != NULL && opt->curve != NULL) {
+		const bus_curve_keys *k = opt->curve;
+		if (!bus_curve_key_valid(k->server_public) ||
+		    !bus_curve_key_valid(k->public_key) ||
+		    !bus_curve_key_valid(k->secret_key)) {
+			free(p);
+			ls_error_set(err, -EINVAL,
+			             "worker pool: invalid CURVE keys");
+			return NULL;
+		}
+		p->secure = true;
+		memcpy(p->server_public, k->server_public,
+		       sizeof(p->server_public));
+		memcpy(p->public_key, k->public_key, sizeof(p->public_key));
+		memcpy(p->secret_key, k->secret_key, sizeof(p->secret_key));
+	}
 	p->services = services;
 	p->nservices = nservices;
 	p->hb_ms = opt && opt->heartbeat_ms > 0 ? opt->heartbeat_ms
@@ -543,6 +572,7 @@ bus_worker_pool_stop(bus_worker_pool **pp)
 	}
 	free(p->workers);
 	free(p->endpoint);
+	explicit_bzero(p->secret_key, sizeof(p->secret_key));
 	free(p);
 	*pp = NULL;
 }

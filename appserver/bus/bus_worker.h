@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "bus_curve.h"
 #include "ls_error.h"
 
 /*
@@ -42,6 +43,8 @@ typedef struct bus_worker_options {
 	int liveness;         /* 0: default 3 */
 	int reconnect_min_ms; /* 0: default 1000 */
 	int reconnect_max_ms; /* 0: default 32000 */
+	/* CURVE keys when the broker uses CURVE (copied); NULL: plain. */
+	const bus_curve_keys *curve;
 } bus_worker_options;
 
 /* A set of worker threads serving the same services. */

@@ -426,4 +426,47 @@ def test_random_frames_leave_broker_serving():
     assert bus.stop() == 0
 
 
+def test_curve_encryption_and_allow_list():
+    if not zmq.has("curve"):
+        raise lstest.Skip("libzmq without CURVE")
+    tmp = lstest.tmpdir()
+    paths = {}
+    pubs = {}
+    for who in ("broker", "worker", "client", "stranger"):
+        paths[who] = os.path.join(tmp, "%s.key" % who)
+        r = lstest.run("broker", "--curve-keygen", paths[who])
+        assert r.returncode == 0, r
+        pubs[who] = r.stdout.strip()
+        assert len(pubs[who]) == 40
+        assert os.stat(paths[who]).st_mode & 0o077 == 0  # private file
+    # Never overwrites a key file.
+    assert lstest.run("broker", "--curve-keygen", paths["broker"]).returncode == 1
+    allow = os.path.join(tmp, "allow")
+    with open(allow, "w") as f:
+        f.write("# clients and workers\n%s\n\n%s\n" % (pubs["worker"], pubs["client"]))
+    bus = Bus("--curve-keys", paths["broker"], "--curve-allow", allow)
+    curve = ["--curve-server-key", pubs["broker"]]
+    w = lstest.Proc("worker", [WORKER, bus.be, "--heartbeat-ms", str(HB),
+                               *curve, "--curve-keys", paths["worker"]])
+    bus.workers.append(w)
+
+    def call(keys, *args, timeout=5000):
+        extra = curve + ["--curve-keys", paths[keys]] if keys else []
+        return lstest.run("call", "--broker-frontend", bus.fe, "-t", timeout, *extra, *args)
+    lstest.wait_for(lambda: call("client", "mmi.service", "echo", timeout=500).stdout == "200\n",
+                    timeout=15, what="CURVE worker registered")
+    r = call("client", "echo", "echo", "secret")
+    assert (r.returncode, r.stdout) == (0, '"secret"\n'), r
+    # A key not on the list, and a plain client, are not served.
+    r = call("stranger", "echo", "echo", "x", timeout=700)
+    assert r.returncode == 1 and "timeout" in r.stderr, r
+    r = call(None, "echo", "echo", "x", timeout=700)
+    assert r.returncode == 1 and "timeout" in r.stderr, r
+    assert "refused" in bus.broker.log_text()
+    # Bad key material is refused up front.
+    r = call(None, "--curve-server-key", "short", "--curve-keys", paths["client"], "echo", "echo")
+    assert r.returncode == 2, r
+    bus.stop()
+
+
 lstest.main(globals())

@@ -76,6 +76,9 @@ main(int argc, char **argv)
 	const char *endpoint = NULL, *service = "echo";
 	bus_worker_options opt = { 0 };
 	int threads = 1;
+	const char *server_key = NULL, *keys_path = NULL;
+	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
+	bus_curve_keys keys = { NULL, pub, secret };
 	bus_service svc;
 	bus_worker_pool *pool;
 	ls_error err = { 0 };
@@ -92,6 +95,12 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--reconnect-ms") == 0 &&
 		           i + 1 < argc) {
 			opt.reconnect_min_ms = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--curve-server-key") == 0 &&
+		           i + 1 < argc) {
+			server_key = argv[++i];
+		} else if (strcmp(argv[i], "--curve-keys") == 0 &&
+		           i + 1 < argc) {
+			keys_path = argv[++i];
 		} else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
 			service = argv[++i];
 		} else if (argv[i][0] != '-' && endpoint == NULL) {
@@ -108,6 +117,15 @@ main(int argc, char **argv)
 	if (endpoint == NULL) {
 		fprintf(stderr, "bus_test_worker: missing ENDPOINT\n");
 		return 2;
+	}
+	if (server_key != NULL && keys_path != NULL) {
+		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
+		    0) {
+			fprintf(stderr, "bus_test_worker: %s\n", err.text);
+			return 2;
+		}
+		keys.server_public = server_key;
+		opt.curve = &keys;
 	}
 	ls_log_set_level(LS_LOG_DEBUG);
 	/* Signals go to sigwait below, not to the worker threads. */
