@@ -1,0 +1,336 @@
+"""The command-line clients against a real `lightstream serve`.
+
+`lightstream token` asks the HTTP endpoint for tokens, `lightstream sub`
+runs in the background and prints what `lightstream pub` publishes; exit
+statuses and messages of the failure cases are what a user sees. The
+reconnect test restarts the server (same data directory and port) under a
+running `sub`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import lstest
+
+PORT = lstest.free_port()
+URL = "ws://127.0.0.1:%d" % PORT
+HTTP = "http://127.0.0.1:%d" % PORT
+DATA = os.path.join(lstest.tmpdir(), "data")
+EXAMPLE = os.path.join(lstest.BUILD_ROOT, "clients", "weather_sub")
+LISBON_COLD = json.dumps({"mode": "any", "where": {"and": [
+    {"field": "city", "op": "equals", "value": "Lisboa"},
+    {"field": "temperature", "op": "less", "value": 15}]}})
+
+_serve = None
+
+
+def wait_ready():
+    def ready():
+        try:
+            return lstest.http("GET", HTTP + "/readyz", timeout=2)[0] == 200
+        except OSError:
+            return False
+    lstest.wait_for(ready, timeout=20, what="serve /readyz")
+
+
+def start_serve(fixture=True):
+    global _serve
+    os.makedirs(DATA, exist_ok=True)
+    args = ["serve", "--listen", "127.0.0.1:%d" % PORT, "--data", DATA]
+    if fixture:
+        args += ["--fixture", lstest.FIXTURE]
+    _serve = lstest.lightstream(*args, name="serve", wait_tcp=PORT)
+    wait_ready()
+
+
+class Cli:
+    """A background `lightstream ARGS...`: stdout and stderr in files."""
+
+    def __init__(self, *args, stdin=None):
+        n = len(lstest._procs)
+        self.name = "cli-%s-%d" % (args[0], n)
+        base = os.path.join(lstest.tmpdir(), self.name)
+        self.out_path, self.log_path = base + ".out", base + ".err"
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            [lstest.LIGHTSTREAM] + [str(a) for a in args], stdout=self._out,
+            stderr=self._err, stdin=stdin or subprocess.DEVNULL,
+            cwd=lstest.tmpdir(), start_new_session=True)
+        lstest._procs.append(self)  # stopped and shown on failure
+
+    def poll(self):
+        return self.popen.poll()
+
+    def wait(self, timeout=20):
+        return self.popen.wait(timeout)
+
+    def stop(self, timeout=5.0):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    def lines(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode().splitlines()
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_tail(self, lines=30):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_log(self, text, count=1, timeout=15):
+        def seen():
+            if self.popen.poll() is not None and self.log_text().count(text) < count:
+                raise AssertionError("%s exited with %s before logging %r:\n%s"
+                                     % (self.name, self.popen.returncode, text,
+                                        self.log_text()))
+            return self.log_text().count(text) >= count
+        lstest.wait_for(seen, timeout=timeout, what="%r in %s" % (text, self.name))
+
+    def wait_lines(self, n, timeout=15):
+        lstest.wait_for(lambda: len(self.lines()) >= n, timeout=timeout,
+                        what="%d lines from %s" % (n, self.name))
+        return self.lines()
+
+
+def token(app, key, roles, *extra):
+    r = lstest.run("token", "--url", HTTP, "--app", app, "--private-key", key,
+                   "--roles", roles, *extra)
+    assert r.returncode == 0, r.stderr
+    value = r.stdout.strip()
+    assert len(value) == 43, value
+    return value
+
+
+def sub(app, tok, target, *extra):
+    return Cli("sub", "--url", URL, "--app", app, "--token", tok, *extra, target)
+
+
+def pub(app, tok, target, message, *extra, input=None):
+    return lstest.run("pub", "--url", URL, "--app", app, "--token", tok, *extra,
+                      target, message, input=input)
+
+
+def test_token_value_and_json():
+    start_serve()
+    value = token("svc1", "svc1_private", "publisher")
+    assert value.replace("-", "").replace("_", "").isalnum()
+    r = lstest.run("token", "--url", HTTP, "--app", "acc1", "--private-key",
+                   "acc1_private", "--roles", "public,weather-reader", "--ttl", "60",
+                   "-o", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data["value"]) == 43
+    assert sorted(data["roles"]) == ["public", "weather-reader"]
+    assert data["webToken"] is False
+    assert data["expiresAt"].endswith("Z")
+
+
+def test_token_refused_and_usage():
+    r = lstest.run("token", "--url", HTTP, "--app", "svc1", "--private-key", "wrong",
+                   "--roles", "publisher")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "401" in r.stderr and r.stdout == ""
+    r = lstest.run("token", "--url", HTTP, "--app", "svc1", "--private-key", "x")
+    assert r.returncode == 2 and "--roles" in r.stderr
+    r = lstest.run("token", "--url", HTTP, "--app", "svc1", "--private-key", "x",
+                   "--roles", "a", "--ttl", "0")
+    assert r.returncode == 2 and "--ttl" in r.stderr
+    r = lstest.run("token", "--url", "http://127.0.0.1:%d" % lstest.free_port(),
+                   "--app", "svc1", "--private-key", "x", "--roles", "a")
+    assert r.returncode == 1 and "cannot reach" in r.stderr
+
+
+def test_pub_sub_round_trip():
+    tok = token("svc1", "svc1_private", "publisher")
+    s = sub("svc1", tok, "svc1/weather", "--count", "1", "--timeout", "20")
+    s.wait_log("subscribed to svc1/weather")
+    msg = {"city": "Lisboa", "temperature": 12, "tags": ["sun"]}
+    r = pub("svc1", tok, "svc1/weather", json.dumps(msg))
+    assert r.returncode == 0, r.stderr
+    assert s.wait() == 0, s.log_text()
+    assert [json.loads(l) for l in s.lines()] == [msg]
+
+
+def test_query_filters():
+    tok = token("svc1", "svc1_private", "publisher")
+    s = sub("svc1", tok, "svc1/weather", "--query", LISBON_COLD, "--count", "1",
+            "--timeout", "20")
+    s.wait_log("subscribed to svc1/weather")
+    for m in ({"city": "Porto", "temperature": 9}, {"city": "Lisboa", "temperature": 20},
+              {"city": "Lisboa", "temperature": 12}):
+        r = pub("svc1", tok, "svc1/weather", json.dumps(m))
+        assert r.returncode == 0, r.stderr
+    assert s.wait() == 0, s.log_text()
+    assert s.lines() == ['{"city":"Lisboa","temperature":12}']
+
+
+def test_stdin_lines_in_order():
+    tok = token("acc1", "acc1_private", "publisher")
+    lines = ["one", "two", '{"n":3}', "4", "five with spaces", "", "six"]
+    s = sub("acc1", tok, "acc1/s1", "--count", "6", "-o", "plain", "--timeout", "20")
+    s.wait_log("subscribed to acc1/s1")
+    r = pub("acc1", tok, "acc1/s1", "-", input="\n".join(lines) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert "6 messages published" in r.stderr
+    assert s.wait() == 0, s.log_text()
+    # Text lines arrive as strings (plain: unquoted), JSON lines as JSON,
+    # the empty line is skipped, order is kept.
+    assert s.lines() == ["one", "two", '{"n":3}', "4", "five with spaces", "six"]
+
+
+def test_many_stdin_lines_json_output():
+    tok = token("acc1", "acc1_private", "publisher")
+    n = 300
+    s = sub("acc1", tok, "acc1/s1", "--count", str(n), "--timeout", "30")
+    s.wait_log("subscribed to acc1/s1")
+    r = pub("acc1", tok, "acc1/s1", "-",
+            input="".join('{"i":%d}\n' % i for i in range(n)))
+    assert r.returncode == 0, r.stderr
+    assert s.wait(30) == 0, s.log_text()
+    assert [json.loads(l)["i"] for l in s.lines()] == list(range(n))
+
+
+def test_auth_failure():
+    s = sub("acc1", "A" * 43, "acc1/s1", "--timeout", "10")
+    assert s.wait() == 1
+    assert "authentication failed" in s.log_text()
+    r = pub("acc1", "A" * 43, "acc1/s1", "1")
+    assert r.returncode == 1 and "authentication failed" in r.stderr
+    # A token of another account does not authenticate this one.
+    tok = token("svc1", "svc1_private", "public")
+    r = pub("acc1", tok, "acc1/s1", "1")
+    assert r.returncode == 1 and "authentication failed" in r.stderr
+
+
+def test_forbidden():
+    tok = token("acc1", "acc1_private", "public")
+    s = sub("acc1", tok, "svc1/weather", "--timeout", "10")
+    assert s.wait() == 1
+    assert "forbidden: svc1/weather" in s.log_text()
+    r = pub("acc1", tok, "acc1/s1", '"x"')  # public: read-only on s1
+    assert r.returncode == 1
+    assert "forbidden" in r.stderr and "acc1/s1" in r.stderr
+
+
+def test_invalid_query():
+    tok = token("acc1", "acc1_private", "public")
+    bad = json.dumps({"mode": "any", "where": {"field": "a", "op": "nope", "value": 1}})
+    s = sub("acc1", tok, "acc1/s1", "--query", bad, "--timeout", "10")
+    assert s.wait() == 2
+    assert "invalid query" in s.log_text() and "nope" in s.log_text()
+    r = lstest.run("sub", "--url", URL, "--app", "acc1", "--token", tok, "--query",
+                   "{not json", "acc1/s1")
+    assert r.returncode == 2 and "invalid query" in r.stderr
+
+
+def test_bad_arguments():
+    for args in (["sub", "--app", "a", "--token", "t"],
+                 ["sub", "--app", "a", "--token", "t", "nostream"],
+                 ["sub", "--app", "a", "--token", "t", "--count", "x", "a/b"],
+                 ["sub", "--app", "a", "--token", "t", "-o", "xml", "a/b"],
+                 ["sub", "--url", "http://x", "--app", "a", "--token", "t", "a/b"],
+                 ["sub", "a/b"],
+                 ["pub", "--app", "a", "--token", "t", "a/b"],
+                 ["pub", "--app", "a", "--token", "t", "a/b*", "1"],
+                 ["pub", "--bogus"],
+                 ["token", "--app", "a"]):
+        r = lstest.run(*args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert r.stderr.strip(), args
+    for cmd in ("sub", "pub", "token"):
+        r = lstest.run(cmd, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("Usage: lightstream " + cmd)
+        assert "Exit status" in r.stdout
+
+
+def test_connection_refused():
+    url = "ws://127.0.0.1:%d" % lstest.free_port()
+    r = lstest.run("sub", "--url", url, "--app", "acc1", "--token", "t", "acc1/s1")
+    assert r.returncode == 1 and "cannot connect" in r.stderr
+    r = lstest.run("pub", "--url", url, "--app", "acc1", "--token", "t", "acc1/s1", "1")
+    assert r.returncode == 1 and "cannot connect" in r.stderr
+
+
+def test_web_token_with_secret():
+    web = token("acc1", "acc1_private", "publisher", "--web")
+    r = lstest.run("token", "--url", HTTP, "--app", "acc1", "--private-key",
+                   "acc1_private", "--roles", "publisher", "--web", "-o", "json")
+    assert json.loads(r.stdout)["webToken"] is True
+    # Without the secret the challenge cannot be answered.
+    s = sub("acc1", web, "acc1/s1", "--timeout", "10")
+    assert s.wait() == 1
+    assert "authentication failed" in s.log_text()
+    assert "secret" in s.log_text()
+    # A wrong secret is refused by the server.
+    s = sub("acc1", web, "acc1/s1", "--secret", "wrong", "--timeout", "10")
+    assert s.wait() == 1 and "authentication failed" in s.log_text()
+    # With it: subscribe and publish both pass the challenge.
+    s = sub("acc1", web, "acc1/s1", "--secret", "acc1_secret", "--count", "1",
+            "--timeout", "20")
+    s.wait_log("subscribed to acc1/s1")
+    r = pub("acc1", web, "acc1/s1", "signed", "--secret", "acc1_secret")
+    assert r.returncode == 0, r.stderr
+    assert s.wait() == 0, s.log_text()
+    assert s.lines() == ['"signed"']
+
+
+def test_example_program_filters():
+    if not os.path.exists(EXAMPLE):
+        raise AssertionError("example not built: %s" % EXAMPLE)
+    reader = token("acc1", "acc1_private", "weather-reader")
+    writer = token("svc1", "svc1_private", "publisher")
+    ex = Cli.__new__(Cli)
+    n = len(lstest._procs)
+    ex.name = "weather_sub-%d" % n
+    base = os.path.join(lstest.tmpdir(), ex.name)
+    ex.out_path, ex.log_path = base + ".out", base + ".err"
+    ex._out, ex._err = open(ex.out_path, "wb"), open(ex.log_path, "wb")
+    ex.popen = subprocess.Popen([EXAMPLE, URL, "acc1", reader], stdout=ex._out,
+                                stderr=ex._err, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    lstest._procs.append(ex)
+    # Publish until the example is subscribed and shows the cold Lisbon.
+    deadline = time.time() + 15
+    while time.time() < deadline and not ex.lines():
+        for m in ({"city": "Porto", "temperature": 3},
+                  {"city": "Lisboa", "temperature": 11}):
+            assert pub("svc1", writer, "svc1/weather", json.dumps(m)).returncode == 0
+        time.sleep(0.2)
+    ex.stop()
+    lines = ex.lines()
+    assert lines, ex.log_text()
+    assert all(l == 'svc1/weather: {"city":"Lisboa","temperature":11}' for l in lines), lines
+
+
+def test_reconnect_after_restart():
+    tok = token("svc1", "svc1_private", "publisher")
+    s = sub("svc1", tok, "svc1/weather", "--count", "2", "--timeout", "60")
+    s.wait_log("subscribed to svc1/weather")
+    assert pub("svc1", tok, "svc1/weather", '"before"').returncode == 0
+    s.wait_lines(1)
+    assert _serve.stop() == 0
+    s.wait_log("reconnecting")
+    assert s.poll() is None, s.log_text()
+    # Same port and data directory: accounts and tokens are still there.
+    start_serve(fixture=False)
+    s.wait_log("subscribed to svc1/weather", count=2, timeout=40)
+    assert "reconnected to" in s.log_text()
+    r = pub("svc1", tok, "svc1/weather", '"after"')
+    assert r.returncode == 0, r.stderr
+    assert s.wait(20) == 0, s.log_text()
+    assert s.lines() == ['"before"', '"after"']
+
+
+lstest.main(globals())
