@@ -4,6 +4,7 @@
  * as a bus worker calls them.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "as_services.h"
@@ -751,6 +752,55 @@ LS_TEST(reset_database_invalidates_tokens)
 	LS_CHECK_INT(call("accounts", "list", "[]", &res, &err), 0);
 	LS_CHECK_INT(json_array_size(res), 1);
 	json_decref(res);
+}
+
+#define AST_THREADS 4
+#define AST_ROUNDS  15
+
+static void *
+concurrent_main(void *arg)
+{
+	int *failures = arg;
+
+	for (int i = 0; i < AST_ROUNDS; i++) {
+		json_t *args = json_pack("[s,s,[s],i]", "acc1", "acc1_private",
+		                         "publisher", 60);
+		json_t *res = NULL, *v = NULL;
+		ls_error err;
+		if (as_services_call(svc, "auth", "generateToken", args, &res,
+		                     &err) != 0) {
+			(*failures)++;
+		} else {
+			json_t *vargs = json_pack(
+			        "[s,O,s]", "acc1",
+			        json_object_get(res, "value"), "127.0.0.1");
+			if (as_services_call(svc, "auth", "validateToken",
+			                     vargs, &v, &err) != 0 ||
+			    perm_of(v, "acc1", "s1") != 3) {
+				(*failures)++;
+			}
+			json_decref(vargs);
+		}
+		json_decref(v);
+		json_decref(res);
+		json_decref(args);
+	}
+	return NULL;
+}
+
+LS_TEST(concurrent_worker_threads)
+{
+	pthread_t th[AST_THREADS];
+	int failures[AST_THREADS] = { 0 };
+
+	setup("threads");
+	for (int i = 0; i < AST_THREADS; i++) {
+		pthread_create(&th[i], NULL, concurrent_main, &failures[i]);
+	}
+	for (int i = 0; i < AST_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		LS_CHECK_INT(failures[i], 0);
+	}
 }
 
 LS_TEST(malformed_arguments_never_crash)
