@@ -436,19 +436,20 @@ gw_queue_write(gw_conn *c)
 		c->qhead = 0;
 	}
 	if (c->ping_due && c->close_code == 0) {
-		/* A ping rides along with the batch (unmasked, empty). */
-		if (LWS_PRE + used + 2 > gw->wcap) {
-			unsigned char *w =
-			        realloc(gw->wbuf, LWS_PRE + used + 2);
+		/* A ping rides along with the batch. It carries a payload:
+		 * lws 4.1 does not report a pong with an empty one. */
+		static const unsigned char ping[4] = { 0x89, 0x02, 'l', 's' };
+		if (LWS_PRE + used + sizeof(ping) > gw->wcap) {
+			size_t cap = LWS_PRE + used + sizeof(ping);
+			unsigned char *w = realloc(gw->wbuf, cap);
 			if (w == NULL) {
 				return -1;
 			}
 			gw->wbuf = w;
-			gw->wcap = LWS_PRE + used + 2;
+			gw->wcap = cap;
 		}
-		gw->wbuf[LWS_PRE + used] = 0x89;
-		gw->wbuf[LWS_PRE + used + 1] = 0x00;
-		used += 2;
+		memcpy(gw->wbuf + LWS_PRE + used, ping, sizeof(ping));
+		used += sizeof(ping);
 		c->ping_due = false;
 	}
 	if (used > 0) {
