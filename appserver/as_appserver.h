@@ -9,6 +9,7 @@
 #include "ls_error.h"
 
 typedef struct as_appserver as_appserver;
+struct bus_curve_keys;
 
 typedef struct as_appserver_options {
 	const char *store_uri; /* "sqlite:PATH" or "mongodb://..." */
@@ -16,6 +17,8 @@ typedef struct as_appserver_options {
 	int workers;           /* worker threads; 0: default 2 */
 	const char *fixture;   /* optional fixture file imported at start */
 	int heartbeat_ms;      /* bus heartbeat, as the broker's; 0: 2500 */
+	/* CURVE keys when the broker uses CURVE (borrowed); NULL: plain. */
+	const struct bus_curve_keys *curve;
 } as_appserver_options;
 
 /*

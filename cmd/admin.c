@@ -30,6 +30,8 @@ enum {
 	OPT_IP,
 	OPT_WEB,
 	OPT_TIMEOUT,
+	OPT_CURVE_SERVER,
+	OPT_CURVE_KEYS,
 	OPT_HELP,
 };
 
@@ -47,6 +49,10 @@ typedef struct admin_args {
 	long timeout_ms;
 	unsigned seen; /* bit per OPT_* - OPT_PRIVATE_KEY */
 	char private_key_buf[AS_KEY_MAX + 2];
+	/* CURVE (bus_call_secure) when curve.server_public is set. */
+	bus_curve_keys curve;
+	char curve_public[BUS_CURVE_KEY_LEN + 1];
+	char curve_secret[BUS_CURVE_KEY_LEN + 1];
 } admin_args;
 
 #define SEEN(opt) (1u << ((opt)-OPT_PRIVATE_KEY))
@@ -93,6 +99,9 @@ admin_usage(FILE *out)
 	        "%s"
 	        "  -t, --timeout MS         bus deadline (5000; "
 	        "bus.timeout_ms)\n"
+	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
+	        "  --curve-keys FILE        CURVE: our key file (with "
+	        "--curve-server-key)\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -124,8 +133,10 @@ admin_call(const ls_settings *s, const admin_args *a, const char *service,
 		fprintf(stderr, "lightstream admin: out of memory\n");
 		goto out;
 	}
-	rc = bus_call(ctx, s->bus_frontend, service, text, strlen(text),
-	              (int)a->timeout_ms, &status, &reply, &len);
+	rc = bus_call_secure(ctx, s->bus_frontend,
+	                     a->curve.server_public ? &a->curve : NULL,
+	                     service, text, strlen(text), (int)a->timeout_ms,
+	                     &status, &reply, &len);
 	if (rc != 0) {
 		fprintf(stderr,
 		        "lightstream admin: cannot reach the broker at "
@@ -498,6 +509,9 @@ cmd_admin(int argc, char **argv)
 		{ "ip", required_argument, NULL, OPT_IP },
 		{ "web", no_argument, NULL, OPT_WEB },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "curve-server-key", required_argument, NULL,
+		  OPT_CURVE_SERVER },
+		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -505,6 +519,7 @@ cmd_admin(int argc, char **argv)
 	ls_settings s;
 	ls_error err = { 0 };
 	admin_args a = { .is_public = -1, .shared_write = -1 };
+	const char *server_key = NULL, *keys_path = NULL;
 	char *end;
 	int status = CMD_EXIT_USAGE, c, n;
 	char **pos;
@@ -571,6 +586,12 @@ cmd_admin(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_CURVE_SERVER:
+			server_key = optarg;
+			break;
+		case OPT_CURVE_KEYS:
+			keys_path = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			admin_usage(stdout);
@@ -584,6 +605,28 @@ cmd_admin(int argc, char **argv)
 	if (ls_settings_apply_logging(&s, &err) != 0) {
 		fprintf(stderr, "lightstream admin: %s\n", err.text);
 		goto out;
+	}
+	if ((server_key == NULL) != (keys_path == NULL)) {
+		status = admin_usage_error(
+		        "%s", "CURVE needs both --curve-server-key "
+		              "and --curve-keys");
+		goto out;
+	}
+	if (server_key != NULL) {
+		if (!bus_curve_key_valid(server_key)) {
+			status = admin_usage_error(
+			        "%s",
+			        "--curve-server-key: not a Z85 public key");
+			goto out;
+		}
+		if (bus_curve_read_keyfile(keys_path, a.curve_public,
+		                           a.curve_secret, &err) != 0) {
+			fprintf(stderr, "lightstream admin: %s\n", err.text);
+			goto out;
+		}
+		a.curve.server_public = server_key;
+		a.curve.public_key = a.curve_public;
+		a.curve.secret_key = a.curve_secret;
 	}
 	n = argc - optind;
 	pos = argv + optind;
@@ -603,6 +646,8 @@ cmd_admin(int argc, char **argv)
 		status = admin_usage_error("unknown command '%.40s'", pos[0]);
 	}
 out:
+	explicit_bzero(a.curve_secret, sizeof(a.curve_secret));
+	explicit_bzero(a.private_key_buf, sizeof(a.private_key_buf));
 	ls_settings_clear(&s);
 	return status;
 }

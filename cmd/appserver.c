@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "as_appserver.h"
+#include "bus_curve.h"
 #include "cmd.h"
 #include "ls_log.h"
 #include "ls_settings.h"
@@ -21,6 +22,8 @@ enum {
 	OPT_WORKERS = 0x2000,
 	OPT_FIXTURE,
 	OPT_HEARTBEAT,
+	OPT_CURVE_SERVER,
+	OPT_CURVE_KEYS,
 	OPT_HELP,
 };
 
@@ -45,6 +48,9 @@ appserver_usage(FILE *out)
 	        "  --heartbeat-ms MS        bus heartbeat, same as the "
 	        "broker's (2500;\n"
 	        "                           bus.heartbeat_ms)\n"
+	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
+	        "  --curve-keys FILE        CURVE: our key file (with "
+	        "--curve-server-key)\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -56,6 +62,9 @@ cmd_appserver(int argc, char **argv)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "fixture", required_argument, NULL, OPT_FIXTURE },
 		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
+		{ "curve-server-key", required_argument, NULL,
+		  OPT_CURVE_SERVER },
+		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -64,7 +73,9 @@ cmd_appserver(int argc, char **argv)
 	ls_error err = { 0 };
 	as_appserver_options ao = { 0 };
 	as_appserver *as = NULL;
-	const char *fixture = NULL;
+	const char *fixture = NULL, *server_key = NULL, *keys_path = NULL;
+	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
+	bus_curve_keys keys = { NULL, pub, secret };
 	char *store_uri = NULL, *end;
 	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
@@ -116,6 +127,12 @@ cmd_appserver(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_CURVE_SERVER:
+			server_key = optarg;
+			break;
+		case OPT_CURVE_KEYS:
+			keys_path = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			appserver_usage(stdout);
@@ -135,6 +152,27 @@ cmd_appserver(int argc, char **argv)
 	if (ls_settings_apply_logging(&s, &err) != 0) {
 		fprintf(stderr, "lightstream appserver: %s\n", err.text);
 		goto out;
+	}
+	if ((server_key == NULL) != (keys_path == NULL)) {
+		fprintf(stderr, "lightstream appserver: CURVE needs both "
+		                "--curve-server-key and --curve-keys\n");
+		goto out;
+	}
+	if (server_key != NULL) {
+		if (!bus_curve_key_valid(server_key)) {
+			fprintf(stderr, "lightstream appserver: "
+			                "--curve-server-key: not a Z85 public "
+			                "key\n");
+			goto out;
+		}
+		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
+		    0) {
+			fprintf(stderr, "lightstream appserver: %s\n",
+			        err.text);
+			goto out;
+		}
+		keys.server_public = server_key;
+		ao.curve = &keys;
 	}
 	status = CMD_EXIT_FAILURE;
 	store_uri = ls_settings_store_uri(&s);
@@ -180,6 +218,7 @@ out:
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}
+	explicit_bzero(secret, sizeof(secret));
 	free(store_uri);
 	ls_settings_clear(&s);
 	return status;

@@ -53,7 +53,8 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 {
 	as_appserver *as = calloc(1, sizeof(*as));
 	const bus_service *table;
-	bus_worker_options wo = { .heartbeat_ms = opt->heartbeat_ms };
+	bus_worker_options wo = { .heartbeat_ms = opt->heartbeat_ms,
+		                  .curve = opt->curve };
 	size_t nservices;
 	int workers = opt->workers > 0 ? opt->workers : AS__DEFAULT_WORKERS;
 
@@ -89,8 +90,9 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 	if (as->pool == NULL) {
 		goto fail;
 	}
-	ls_info("appserver", "%d workers on %s, %s store", workers,
-	        opt->backend, as_store_backend(as->store));
+	ls_info("appserver", "%d workers on %s%s, %s store", workers,
+	        opt->backend, opt->curve ? " (CURVE)" : "",
+	        as_store_backend(as->store));
 	return as;
 
 fail:

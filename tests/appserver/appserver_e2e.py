@@ -226,4 +226,53 @@ def test_sigterm_stops_cleanly():
     assert len(tok["value"]) == 43
 
 
+def keygen(name):
+    path = os.path.join(lstest.tmpdir(), name + ".key")
+    r = lstest.run("broker", "--curve-keygen", path)
+    assert r.returncode == 0, r.stderr
+    return path, r.stdout.strip()
+
+
+def test_curve_bus_with_allow_list():
+    # A second broker with CURVE: only listed keys may connect.
+    bkey, bpub = keygen("broker")
+    akey, apub = keygen("appserver")
+    ckey, cpub = keygen("admin")
+    _, stranger_pub = keygen("stranger")
+    allow = os.path.join(lstest.tmpdir(), "allow")
+    with open(allow, "w") as f:
+        f.write("# app server and admin\n%s\n%s\n" % (apub, cpub))
+    front, back = lstest.free_port(), lstest.free_port()
+    fe = "tcp://127.0.0.1:%d" % front
+    lstest.lightstream("broker", "--broker-frontend", fe,
+                       "--broker-backend", "tcp://127.0.0.1:%d" % back,
+                       "--curve-keys", bkey, "--curve-allow", allow,
+                       name="curve-broker", wait_tcp=front)
+    lstest.lightstream("appserver", "--broker-backend", "tcp://127.0.0.1:%d" % back,
+                       "--store", "sqlite:" + state["db"],
+                       "--curve-server-key", bpub, "--curve-keys", akey,
+                       name="curve-appserver")
+    secure = ["--broker-frontend", fe, "--curve-server-key", bpub, "--curve-keys", ckey]
+
+    def listed():
+        r = lstest.run("admin", "-t", "1000", *secure, "account", "list")
+        return r.returncode == 0 and json.loads(r.stdout)
+    accounts = lstest.wait_for(listed, what="admin over CURVE")
+    assert "acc1" in [a["appKey"] for a in accounts]
+    r = lstest.run("admin", "-t", "1000", *secure, "token", "issue", "svc1",
+                   "--private-key", "svc1_private", "--roles", "public")
+    assert r.returncode == 0, r.stderr
+    # Without CURVE, or with a key not on the list: no answer.
+    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe, "account", "list")
+    assert r.returncode == 1
+    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe, "--curve-server-key",
+                   bpub, "--curve-keys", os.path.join(lstest.tmpdir(), "stranger.key"),
+                   "account", "list")
+    assert r.returncode == 1
+    assert stranger_pub not in open(allow).read()
+    # Half a CURVE configuration is a usage error.
+    assert lstest.run("admin", "--curve-keys", ckey, "account", "list").returncode == 2
+    assert lstest.run("appserver", "--curve-server-key", bpub).returncode == 2
+
+
 lstest.main(globals())
