@@ -1,4 +1,155 @@
+"""SPEC §6 end to end: gateways scaled out over Redis, with an external
+broker and app server — `lightstream broker`, `lightstream appserver`,
+several `lightstream gateway --redis`, and any Redis client publishing."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
 import lstest
+from gwlib import acc1_token, connect, subscribe, token, url, ws_url
+
+_cluster = None
+
+
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port)] + list(args),
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def gateway(front, redis_port, port=None, name="gateway"):
+    port = port or lstest.free_port()
+    proc = lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % port,
+                              "--broker-frontend", front,
+                              "--redis", "redis://127.0.0.1:%d" % redis_port,
+                              name=name, wait_tcp=port)
+    return proc, port
+
+
+def ready(port):
+    return lstest.http_json("GET", url(port, "/readyz"))[0] == 200
+
+
+def cluster():
+    """Redis, one broker, one app server, two gateways."""
+    global _cluster
+    if _cluster is None:
+        redis, rport = lstest.redis_server()
+        front = "tcp://127.0.0.1:%d" % lstest.free_port()
+        back = "tcp://127.0.0.1:%d" % lstest.free_port()
+        lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
+                           name="broker")
+        data = os.path.join(lstest.tmpdir(), "appdata")
+        os.makedirs(data, exist_ok=True)
+        lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
+                           "--fixture", lstest.FIXTURE, name="appserver")
+        a, aport = gateway(front, rport, name="gateway-a")
+        b, bport = gateway(front, rport, name="gateway-b")
+        for p in (aport, bport):
+            lstest.wait_for(lambda: ready(p), timeout=15, what="gateway ready")
+        _cluster = {"redis": redis, "rport": rport, "front": front,
+                    "a": a, "aport": aport, "b": b, "bport": bport}
+    return _cluster
+
+
+def test_two_gateways_share_messages():
+    c = cluster()
+    tok = acc1_token(c["aport"])
+    sub_a, _ = connect(c["aport"], "acc1", tok)
+    sa = subscribe(sub_a, "acc1", "s1")
+    sub_b, _ = connect(c["bport"], "acc1", tok)  # same token on the other gateway
+    sb = subscribe(sub_b, "acc1", "s1")
+    pub, _ = connect(c["bport"], "acc1", tok)
+    pub.send(5, {"owner": "acc1", "stream": "s1", "data": {"from": "b"}, "requestId": "1"})
+    assert pub.recv_type(13)["ok"] is True
+    assert sub_a.recv_type(5) == {"owner": "acc1", "stream": "s1", "sub": sa["subscriptionId"],
+                                  "data": {"from": "b"}}
+    assert sub_b.recv_type(5)["sub"] == sb["subscriptionId"]
+    # one SUBSCRIBE per stream per gateway: two subscribers on Redis
+    assert redis_cli(c["rport"], "PUBSUB", "NUMSUB", "acc1:s1").splitlines()[-1] == "2"
+    for ws in (sub_a, sub_b, pub):
+        ws.close()
+
+
+def test_redis_cli_publish_reaches_subscribers():
+    c = cluster()
+    tok = acc1_token(c["aport"])
+    subs = []
+    for port in (c["aport"], c["bport"]):
+        ws, _ = connect(port, "acc1", tok)
+        s = subscribe(ws, "svc1", "weather", query={
+            "where": {"field": "temperature", "op": "less", "value": 15}})
+        subs.append((ws, s))
+    lstest.wait_for(lambda: redis_cli(c["rport"], "PUBSUB", "NUMSUB", "svc1:weather")
+                    .splitlines()[-1] == "2", what="both gateways subscribed")
+    redis_cli(c["rport"], "PUBLISH", "svc1:weather", '{"city":"Porto","temperature":20}')
+    redis_cli(c["rport"], "PUBLISH", "svc1:weather", '{"city":"Lisboa","temperature":12}')
+    for ws, s in subs:
+        d = ws.recv_type(5)
+        assert d["data"] == {"city": "Lisboa", "temperature": 12} and d["sub"] == s["subscriptionId"], d
+    # a payload that is not JSON arrives as a JSON string
+    ws, _ = connect(c["aport"], "acc1", tok)
+    s = subscribe(ws, "acc1", "s2")
+    lstest.wait_for(lambda: redis_cli(c["rport"], "PUBSUB", "NUMSUB", "acc1:s2")
+                    .splitlines()[-1] == "1", what="subscribed")
+    redis_cli(c["rport"], "PUBLISH", "acc1:s2", "hello <world>")
+    assert ws.recv_type(5)["data"] == "hello <world>"
+    for w, _ in subs:
+        w.close()
+    ws.close()
+
+
+def test_gateways_share_one_port():
+    c = cluster()
+    port = lstest.free_port()
+    g1, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-1")
+    g2, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-2")
+    time.sleep(0.3)
+    assert g1.poll() is None and g2.poll() is None, "a gateway failed to share the port"
+    tok = acc1_token(port)
+    clients = [connect(port, "acc1", tok)[0] for _ in range(8)]
+    for ws in clients:
+        ws.close()
+    g1.stop()
+    # the other keeps serving the port
+    ws, _ = connect(port, "acc1", tok)
+    ws.close()
+    assert g2.stop() == 0
+
+
+def test_redis_outage_clients_stay_connected():
+    c = cluster()
+    tok = acc1_token(c["aport"])
+    ws, _ = connect(c["aport"], "acc1", tok)
+    s = subscribe(ws, "acc1", "s1", rid="out")
+    c["redis"].kill9()
+    lstest.wait_for(lambda: not ready(c["aport"]), what="not ready without Redis")
+    status, body = lstest.http_json("GET", url(c["aport"], "/readyz"))
+    assert status == 503 and "fabric" in body["errors"][0]["message"], body
+    redis, _ = lstest.redis_server(c["rport"])
+    c["redis"] = redis
+    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]), timeout=20, what="ready again")
+    pub, _ = connect(c["bport"], "acc1", tok)
+    pub.send(5, {"owner": "acc1", "stream": "s1", "data": "after", "requestId": "2"})
+    assert pub.recv_type(13)["ok"] is True
+    d = ws.recv_type(5)
+    assert d["data"] == "after" and d["sub"] == s["subscriptionId"]
+    text = lstest.http("GET", url(c["aport"], "/metrics"))[2].decode()
+    line = [l for l in text.splitlines() if l.startswith("lightstream_pubsub_reconnects_total")][0]
+    assert float(line.split()[1]) >= 1, line
+    ws.close()
+    pub.close()
+
+
+def test_gateway_sigterm():
+    c = cluster()
+    tok = acc1_token(c["aport"])
+    ws, _ = connect(c["bport"], "acc1", tok)
+    c["b"].signal(signal.SIGTERM)
+    assert ws.expect_close(10) == 1001
+    assert c["b"].wait(15) == 0
 
 
 lstest.main(globals())
