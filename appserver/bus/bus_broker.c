@@ -9,7 +9,7 @@
  * with `timeout` when it waited in the queue past its deadline, with
  * `error` when the worker holding it died or left, with `no such service`
  * when no worker ever registered the service, or with `error` when the
- * service's queue is full. A request is never sent to two workers.
+ * service's queue is full. A request is never delivered to two workers.
  */
 #include "bus_broker.h"
 
@@ -26,82 +26,16 @@
 
 #include <jansson.h>
 
+#include "bus_broker_internal.h"
 #include "bus_curve.h"
 #include "bus_proto.h"
 #include "ls_log.h"
 #include "ls_time.h"
 
-#define BUS__C "broker"
-
-#define BUS__MAX_SERVICES       1024 /* distinct services registered */
-#define BUS__MAX_WORKERS        4096 /* workers registered at once */
-#define BUS__DEFAULT_QUEUE      10000
-#define BUS__DEFAULT_TIMEOUT_MS 5000
-#define BUS__LOG_BURST          10   /* dropped-input warnings per second */
-#define BUS__BATCH              1000 /* messages per socket per turn */
-
-typedef struct bus__request bus__request;
-struct bus__request {
-	bus__request *next;
-	int64_t deadline;
-	unsigned char reqid[8];
-	size_t client_len;
-	unsigned char client[BUS__MAX_IDENTITY];
-	size_t body_len;
-	char body[]; /* body_len bytes */
-};
-
-typedef struct bus__service bus__service;
-struct bus__service {
-	bus__service *next;
-	size_t name_len;
-	char name[BUS__MAX_SERVICE_LEN + 1];
-	bus__request *qhead, *qtail;
-	int qlen;
-	int nworkers;
-	uint64_t served, failed, timed_out, rejected;
-};
-
-typedef struct bus__bworker bus__bworker;
-struct bus__bworker {
-	bus__bworker *next;          /* every worker */
-	bus__bworker *iprev, *inext; /* idle, least recently used first */
-	bool idle;
-	size_t id_len;
-	unsigned char id[BUS__MAX_IDENTITY];
-	char hex[2 * 16 + 1];
-	bus__service *services[BUS__MAX_WORKER_SERVICES];
-	int nservices;
-	int64_t expiry;
-	bool gone;          /* its connection is closed: purge soon */
-	bus__request *held; /* the request it works on */
-	bus__service *held_svc;
-};
-
-struct bus_broker {
-	void *front, *back;
-	int stopfd;
-	atomic_bool stopping;
-	int hb_ms, liveness, queue_limit, timeout_ms;
-	bus__service *services;
-	int nservices;
-	bus__bworker *workers;
-	int nworkers;
-	bus__bworker *idle_head, *idle_tail;
-	int64_t hb_at;
-	int64_t log_window;
-	int log_count, log_suppressed;
-	void *zap;                  /* ZAP handler (REP), with CURVE only */
-	unsigned char (*allow)[32]; /* allowed public keys; none: any */
-	size_t nallow;
-};
-
-#define BUS__ZAP_ENDPOINT "inproc://zeromq.zap.01"
-
 static const char bus__proto[BUS__PROTOCOL_LEN] = BUS__PROTOCOL;
 
 /* Warn about dropped input, at most BUS__LOG_BURST times a second. */
-static void __attribute__((format(printf, 2, 3)))
+void
 bus__drop(bus_broker *b, const char *fmt, ...)
 {
 	int64_t now = ls_now_ms();
@@ -128,7 +62,7 @@ bus__drop(bus_broker *b, const char *fmt, ...)
 	ls_warn(BUS__C, "%s", text);
 }
 
-static int
+int
 bus__reply(bus_broker *b, const void *client, size_t client_len,
            const void *reqid, unsigned char status, const void *body,
            size_t len)
@@ -176,7 +110,7 @@ bus__disconnect_peer(bus_broker *b, const void *id, size_t id_len)
 	bus__send(b->back, 3, d, l);
 }
 
-static bus__service *
+bus__service *
 bus__service_find(bus_broker *b, const void *name, size_t len)
 {
 	for (bus__service *s = b->services; s != NULL; s = s->next) {
@@ -220,7 +154,7 @@ bus__worker_find(bus_broker *b, const void *id, size_t len)
 	return NULL;
 }
 
-static bool
+bool
 bus__serves(const bus__bworker *w, const bus__service *s)
 {
 	for (int i = 0; i < w->nservices; i++) {
@@ -483,63 +417,6 @@ bus__backend(bus_broker *b, bus__msg *m)
 	}
 }
 
-static char *
-bus__stats(bus_broker *b)
-{
-	json_t *root = json_object(), *svcs = json_object();
-	char *text;
-
-	for (bus__service *s = b->services; s != NULL; s = s->next) {
-		int idle = 0;
-		for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
-			idle += bus__serves(w, s);
-		}
-		json_object_set_new(
-		        svcs, s->name,
-		        json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
-		                  "queue", s->qlen, "workers", s->nworkers,
-		                  "idle", idle, "served",
-		                  (json_int_t)s->served, "failed",
-		                  (json_int_t)s->failed, "timedOut",
-		                  (json_int_t)s->timed_out, "rejected",
-		                  (json_int_t)s->rejected));
-	}
-	json_object_set_new(root, "services", svcs);
-	json_object_set_new(root, "workers", json_integer(b->nworkers));
-	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(root);
-	return text;
-}
-
-static void
-bus__mmi(bus_broker *b, bus__msg *m, const char *svc, size_t len)
-{
-	const void *client = bus__frame_data(m, 0);
-	size_t client_len = bus__frame_size(m, 0);
-	const void *reqid = bus__frame_data(m, 1);
-
-	if (len == 11 && memcmp(svc, "mmi.service", 11) == 0) {
-		bus__service *s = bus__service_find(b, bus__frame_data(m, 3),
-		                                    bus__frame_size(m, 3));
-		const char *code = s && s->nworkers > 0 ? "200" : "404";
-		bus__reply(b, client, client_len, reqid, BUS__ST_OK, code, 3);
-	} else if (len == 9 && memcmp(svc, "mmi.stats", 9) == 0) {
-		char *text = bus__stats(b);
-		if (text != NULL) {
-			bus__reply(b, client, client_len, reqid, BUS__ST_OK,
-			           text, strlen(text));
-		} else {
-			bus__reply(b, client, client_len, reqid, BUS__ST_ERROR,
-			           "out of memory", 13);
-		}
-		free(text);
-	} else {
-		static const char msg[] = "no such service";
-		bus__reply(b, client, client_len, reqid, BUS__ST_NOSERVICE,
-		           msg, sizeof(msg) - 1);
-	}
-}
-
 static void
 bus__frontend(bus_broker *b, bus__msg *m)
 {
@@ -677,49 +554,6 @@ bus__next_wait(bus_broker *b, int64_t now)
 	return at <= now ? 0 : (long)(at - now);
 }
 
-/*
- * One ZAP request (RFC 27): [version, requestId, domain, address,
- * routing id, mechanism, credentials...]. Every request gets a reply, or
- * the REP socket would stop taking requests.
- */
-static void
-bus__zap(bus_broker *b, bus__msg *m)
-{
-	const char *code = "400", *text = "public key not allowed";
-	const void *reqid = m->n > 1 ? bus__frame_data(m, 1) : "";
-	size_t reqid_len = m->n > 1 ? bus__frame_size(m, 1) : 0;
-
-	if (m->n < 7 || !bus__frame_eq(m, 0, "1.0", 3) ||
-	    !bus__frame_eq(m, 5, "CURVE", 5) || bus__frame_size(m, 6) != 32) {
-		code = "500";
-		text = "unexpected request";
-	} else if (b->nallow == 0) {
-		code = "200";
-		text = "OK";
-	} else {
-		for (size_t i = 0; i < b->nallow; i++) {
-			if (memcmp(b->allow[i], bus__frame_data(m, 6), 32) ==
-			    0) {
-				code = "200";
-				text = "OK";
-				break;
-			}
-		}
-	}
-	if (code[0] != '2') {
-		char key[BUS_CURVE_KEY_LEN + 1] = "?";
-		if (m->n >= 7 && bus__frame_size(m, 6) == 32) {
-			zmq_z85_encode(key, bus__frame_data(m, 6), 32);
-		}
-		bus__drop(b, "CURVE client %s refused: %s", key, text);
-	}
-	{
-		const void *d[6] = { "1.0", reqid, code, text, "", "" };
-		size_t l[6] = { 3, reqid_len, 3, strlen(text), 0, 0 };
-		bus__send(b->zap, 6, d, l);
-	}
-}
-
 static void *
 bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
           const char *what, const char *secret, ls_error *err)
@@ -749,56 +583,6 @@ bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
 		return NULL;
 	}
 	return sock;
-}
-
-/* The allow-list and the ZAP handler (before any CURVE socket binds). */
-static int
-bus__curve_setup(bus_broker *b, void *ctx, const bus_broker_options *opt,
-                 ls_error *err)
-{
-	char pub[BUS_CURVE_KEY_LEN + 1];
-	int linger = 0;
-
-	if (!zmq_has("curve")) {
-		return ls_error_set(
-		        err, -ENOTSUP,
-		        "broker: this libzmq has no CURVE support");
-	}
-	if (bus_curve_public(opt->curve_secret_key, pub) != 0) {
-		return ls_error_set(err, -EINVAL,
-		                    "broker: the CURVE secret key must be %d "
-		                    "Z85 characters",
-		                    BUS_CURVE_KEY_LEN);
-	}
-	if (opt->ncurve_allow > 0) {
-		b->allow = calloc(opt->ncurve_allow, sizeof(*b->allow));
-		if (b->allow == NULL) {
-			return ls_error_set(err, -ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < opt->ncurve_allow; i++) {
-			if (!bus_curve_key_valid(opt->curve_allow[i])) {
-				return ls_error_set(
-				        err, -EINVAL,
-				        "broker: allowed key %zu is not a Z85 "
-				        "public key",
-				        i + 1);
-			}
-			zmq_z85_decode(b->allow[i], opt->curve_allow[i]);
-		}
-		b->nallow = opt->ncurve_allow;
-	}
-	b->zap = zmq_socket(ctx, ZMQ_REP);
-	if (b->zap == NULL ||
-	    zmq_setsockopt(b->zap, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-	    zmq_bind(b->zap, BUS__ZAP_ENDPOINT) != 0) {
-		return ls_error_set(err, -errno,
-		                    "broker: ZAP handler: %s (one CURVE "
-		                    "broker per ZeroMQ context)",
-		                    zmq_strerror(errno));
-	}
-	ls_info(BUS__C, "CURVE on; public key %s; %zu allowed client keys%s",
-	        pub, b->nallow, b->nallow ? "" : " (any key accepted)");
-	return 0;
 }
 
 bus_broker *

@@ -1,0 +1,108 @@
+/*
+ * Internal to the broker: its state, shared by bus_broker.c (the state
+ * machine), bus_broker_mmi.c (built-in services) and bus_broker_zap.c
+ * (CURVE authentication). Not part of the API.
+ */
+#ifndef BUS_BROKER_INTERNAL_H
+#define BUS_BROKER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus_broker.h"
+#include "bus_proto.h"
+
+#define BUS__C "broker"
+
+#define BUS__MAX_SERVICES       1024 /* distinct services registered */
+#define BUS__MAX_WORKERS        4096 /* workers registered at once */
+#define BUS__DEFAULT_QUEUE      10000
+#define BUS__DEFAULT_TIMEOUT_MS 5000
+#define BUS__LOG_BURST          10   /* dropped-input warnings per second */
+#define BUS__BATCH              1000 /* messages per socket per turn */
+
+typedef struct bus__request bus__request;
+struct bus__request {
+	bus__request *next;
+	int64_t deadline;
+	unsigned char reqid[8];
+	size_t client_len;
+	unsigned char client[BUS__MAX_IDENTITY];
+	size_t body_len;
+	char body[]; /* body_len bytes */
+};
+
+typedef struct bus__service bus__service;
+struct bus__service {
+	bus__service *next;
+	size_t name_len;
+	char name[BUS__MAX_SERVICE_LEN + 1];
+	bus__request *qhead, *qtail;
+	int qlen;
+	int nworkers;
+	uint64_t served, failed, timed_out, rejected;
+};
+
+typedef struct bus__bworker bus__bworker;
+struct bus__bworker {
+	bus__bworker *next;          /* every worker */
+	bus__bworker *iprev, *inext; /* idle, least recently used first */
+	bool idle;
+	size_t id_len;
+	unsigned char id[BUS__MAX_IDENTITY];
+	char hex[2 * 16 + 1];
+	bus__service *services[BUS__MAX_WORKER_SERVICES];
+	int nservices;
+	int64_t expiry;
+	bool gone;          /* its connection is closed: purge soon */
+	bus__request *held; /* the request it works on */
+	bus__service *held_svc;
+};
+
+struct bus_broker {
+	void *front, *back;
+	int stopfd;
+	atomic_bool stopping;
+	int hb_ms, liveness, queue_limit, timeout_ms;
+	bus__service *services;
+	int nservices;
+	bus__bworker *workers;
+	int nworkers;
+	bus__bworker *idle_head, *idle_tail;
+	int64_t hb_at;
+	int64_t log_window;
+	int log_count, log_suppressed;
+	void *zap;                  /* ZAP handler (REP), with CURVE only */
+	unsigned char (*allow)[32]; /* allowed public keys; none: any */
+	size_t nallow;
+};
+
+#define BUS__ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+/* Warn about dropped input, at most BUS__LOG_BURST times a second. */
+void bus__drop(bus_broker *b, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Send [requestId, status, body] to a client. 0 or -errno. */
+int bus__reply(bus_broker *b, const void *client, size_t client_len,
+               const void *reqid, unsigned char status, const void *body,
+               size_t len);
+
+/* The registered service of that name, or NULL. */
+bus__service *bus__service_find(bus_broker *b, const void *name, size_t len);
+
+bool bus__serves(const bus__bworker *w, const bus__service *s);
+
+/* Answer a frontend request to mmi.* (m: [client, id, service, body]). */
+void bus__mmi(bus_broker *b, bus__msg *m, const char *svc, size_t len);
+
+/* Answer one ZAP request read from b->zap. */
+void bus__zap(bus_broker *b, bus__msg *m);
+
+/* Load the allow-list and bind the ZAP handler. 0 or error, err set. */
+int bus__curve_setup(bus_broker *b, void *ctx, const bus_broker_options *opt,
+                     ls_error *err);
+
+#endif
