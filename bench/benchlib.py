@@ -262,13 +262,14 @@ def machine():
 
 def loadgen(build, srv, subscribers, rate=0.0, seconds=3.0, warmup=1.0, hold=0.0,
             selectivity=None, slow_fraction=0.0, idle=False, check=False, procs=None,
-            cpu=LOAD_CPU, extra=()):
+            payload=100, cpu=LOAD_CPU, extra=()):
     """Run ls-loadgen against srv; returns its JSON result (a dict) with
     the load average at the start added as "load_avg"."""
     exe = os.path.join(build, "bench", "loadgen", "ls-loadgen")
     argv = [exe, "--port", str(srv.port), "--subscribers", str(subscribers),
             "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(warmup),
-            "--hold", str(hold), "--slow-fraction", str(slow_fraction)]
+            "--hold", str(hold), "--slow-fraction", str(slow_fraction),
+            "--payload-bytes", str(payload)]
     for pid in srv.pids:
         argv += ["--server-pid", str(pid)]
     if procs:

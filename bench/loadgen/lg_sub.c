@@ -615,10 +615,77 @@ lg__writable(lg_sub *s, lg_conn *c)
 	}
 }
 
+/* A slow subscriber never read, so a close from the server waits behind the
+ * data the kernel still holds for it. Read (and discard) until the close
+ * frame, the end of the stream, or a quiet moment. Returns the close code,
+ * 1006 for an end without close frame, 0 when the server kept it open. */
+static unsigned
+lg__drain_slow(lg_sub *s, lg_conn *c, uint64_t deadline)
+{
+	size_t have = 0;
+	uint64_t quiet = lg_now_ns();
+	while (lg_now_ns() < deadline) {
+		ssize_t n = recv(c->fd, s->rb + have, sizeof s->rb - have,
+		                 MSG_DONTWAIT);
+		if (n == 0) {
+			return 1006;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				return 1006;
+			}
+			if (lg_now_ns() - quiet > 200000000ull) {
+				return 0;
+			}
+			usleep(1000);
+			continue;
+		}
+		quiet = lg_now_ns();
+		have += (size_t)n;
+		size_t off = 0;
+		for (;;) {
+			lg_ws_frame f;
+			long m = lg_ws_parse(s->rb + off, have - off, &f);
+			if (m < 0) {
+				return 1002;
+			}
+			if (m == 0) {
+				break;
+			}
+			if (f.opcode == LG_WS_CLOSE) {
+				return f.len >= 2 ? ((unsigned)f.payload[0]
+				                     << 8) | f.payload[1]
+				                  : 1005;
+			}
+			off += (size_t)m;
+		}
+		memmove(s->rb, s->rb + off, have - off);
+		have -= off;
+	}
+	return 0;
+}
+
 static void
 lg__finish(lg_sub *s)
 {
 	lg_child_stats *st = s->st;
+	uint64_t drain_end = lg_now_ns() + 6000000000ull;
+	for (unsigned i = 0; i < s->count; i++) {
+		lg_conn *c = &s->conns[i];
+		if (c->slow && c->fd >= 0 && c->state == LG_C_READY) {
+			uint64_t now = lg_now_ns();
+			uint64_t until = now + 2000000000ull;
+			unsigned code = lg__drain_slow(
+			        s, c, until < drain_end ? until : drain_end);
+			if (code) {
+				lg__record_code(st, code);
+				st->closed_by_server++;
+				close(c->fd);
+				c->fd = -1;
+				c->state = LG_C_CLOSED;
+			}
+		}
+	}
 	uint64_t expected =
 	        __atomic_load_n(&s->sh->expected, __ATOMIC_ACQUIRE);
 	for (unsigned i = 0; i < s->count; i++) {
