@@ -6,7 +6,9 @@ allow-list."""
 import json
 import os
 import signal
+import subprocess
 import urllib.parse
+import urllib.request
 
 import lstest
 from gwlib import (acc1_token, connect, raw_http, serve, subscribe, token,
@@ -279,6 +281,60 @@ def test_websocket_path_only():
         pass
     status, body = lstest.http_json("GET", url(port, "/lightstream/websocket"))
     assert status == 400
+
+
+def _tls_ws(port, ctx):
+    """A lstest.WS over TLS (the helper itself speaks ws:// only)."""
+    import base64
+    import socket
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(("GET /lightstream/websocket HTTP/1.1\r\nHost: localhost\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        assert chunk, "closed during the TLS handshake"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    ws = lstest.WS.__new__(lstest.WS)
+    ws.sock, ws.buf, ws.closed, ws.status = sock, rest, None, 101
+    return ws
+
+
+def test_tls_listener():
+    import ssl
+    certdir = os.path.join(lstest.tmpdir(), "tls")
+    script = os.path.join(lstest.SOURCE_ROOT, "deploy", "tls", "make-dev-cert.sh")
+    out = subprocess.run([script, certdir], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    tls_port = lstest.free_port()
+    proc, port = serve(args=["--tls-listen", "127.0.0.1:%d" % tls_port, "--tls-cert", cert,
+                             "--tls-key", key], name="serve-tls")
+    lstest.wait_port(tls_port)
+    ctx = ssl.create_default_context(cafile=cert)
+    # https: the certificate verifies for 127.0.0.1 and localhost
+    req = urllib.request.Request("https://localhost:%d/healthz" % tls_port)
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        assert r.status == 200 and json.loads(r.read())["data"]["status"] == "ok"
+    # over TLS a remote client may get tokens (it is not plain HTTP), and the
+    # token works on a wss connection
+    req = urllib.request.Request("https://127.0.0.1:%d%s?publicKey=acc1&privateKey=acc1_private"
+                                 "&roles=public" % (tls_port, GEN))
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        tok = json.loads(r.read())["data"]["value"]
+    ws = _tls_ws(tls_port, ctx)
+    ws.send(1, {"appKey": "acc1", "token": tok})
+    assert ws.recv_type(2)["ok"] is True
+    assert subscribe(ws, "acc1", "s1")["ok"]
+    ws.close()
+    # plain HTTP still answers on the other port
+    assert lstest.http_json("GET", url(port, "/healthz"))[0] == 200
+    proc.stop()
 
 
 lstest.main(globals())
