@@ -469,4 +469,34 @@ def test_curve_encryption_and_allow_list():
     bus.stop()
 
 
+def test_broker_reads_config_file():
+    front, back = lstest.free_port(), lstest.free_port()
+    cfg = os.path.join(lstest.tmpdir(), "bus.json")
+    with open(cfg, "w") as f:
+        json.dump({"bus": {"frontend": "tcp://127.0.0.1:%d" % front,
+                           "backend": "tcp://127.0.0.1:%d" % back,
+                           "heartbeat_ms": HB, "timeout_ms": 400}}, f)
+    broker = lstest.lightstream("broker", "--config", cfg, name="broker", wait_tcp=front)
+    fe = "tcp://127.0.0.1:%d" % front
+    with Client(fe) as c:
+        assert c.raw("mmi.service", b"echo") == (OK, "404")
+    # bus.timeout_ms is the deadline of queued requests.
+    w = lstest.Proc("worker", [WORKER, "tcp://127.0.0.1:%d" % back, "--heartbeat-ms", str(HB)])
+    with Client(fe) as c:
+        lstest.wait_for(lambda: c.raw("mmi.service", b"echo") == (OK, "200"), what="worker")
+        assert w.stop() == 0
+        lstest.wait_for(lambda: c.raw("mmi.service", b"echo") == (OK, "404"), what="worker gone")
+        assert c.call("echo", "echo", 1)[0] == TIMEOUT
+    assert broker.stop() == 0
+    # A typo in the configuration is an error naming the key.
+    with open(cfg, "w") as f:
+        json.dump({"bus": {"frontendd": "x"}}, f)
+    r = lstest.run("broker", "--config", cfg)
+    assert r.returncode == 2 and "frontendd" in r.stderr, r
+    r = lstest.run("broker", "--heartbeat-ms", "soon")
+    assert r.returncode == 2 and "heartbeat-ms" in r.stderr, r
+    r = lstest.run("broker", "--broker-frontend", "bogus://x")
+    assert r.returncode == 1 and "bogus" in r.stderr, r
+
+
 lstest.main(globals())
