@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import vm from 'node:vm';
 
-import { sourceRoot } from './harness.mjs';
+import { sourceRoot, test } from './harness.mjs';
 
 const pub = join(sourceRoot(), 'clients', 'js', 'public');
 

@@ -3,9 +3,8 @@
 // tokens, client-side permission checks, reconnect after a server restart,
 // and token renewal through getToken().
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
 
-import { Server, fixtureSecret, freePort, launchBrowser, makeTmpDir, waitFor, webTokenSignature } from './harness.mjs';
+import { Server, after, before, fixtureSecret, freePort, launchBrowser, makeTmpDir, test, waitFor, webTokenSignature } from './harness.mjs';
 
 let server;
 let browser;
@@ -46,7 +45,9 @@ async function newPage(t) {
   page.on('pageerror', (e) => pageErrors.push(e.message));
   t.after(async () => {
     await context.close();
-    assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+    if (pageErrors.length) {
+      throw new Error('uncaught errors in the page: ' + pageErrors.join(' | '));
+    }
   });
   const r = await page.goto(server.base + '/healthz');
   assert.equal(r.status(), 200);

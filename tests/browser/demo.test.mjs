@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 
-import { Server, freePort, launchBrowser, makeTmpDir, sourceRoot } from './harness.mjs';
+import { Server, after, before, freePort, launchBrowser, makeTmpDir, sourceRoot, test } from './harness.mjs';
 
 let server;
 let browser;
@@ -30,6 +29,18 @@ after(async () => {
   }
 });
 
+/* Runs a test body; when it fails because the server died, say so. */
+function live(fn) {
+  return async () => {
+    try {
+      await fn();
+    } catch (e) {
+      server.checkAlive();
+      throw e;
+    }
+  };
+}
+
 /* The messages the page lists, as {city, temperature, readings}. */
 function listed() {
   return page.$$eval('#messages li', (items) => items.map((li) => ({
@@ -40,7 +51,7 @@ function listed() {
   })));
 }
 
-test('the demo page connects and lists live weather messages', { timeout: 30000 }, async () => {
+test('the demo page connects and lists live weather messages', { timeout: 30000 }, live(async () => {
   const r = await page.goto(server.base + '/');
   assert.equal(r.status(), 200);
   assert.match(await page.title(), /LightStream/);
@@ -53,9 +64,9 @@ test('the demo page connects and lists live weather messages', { timeout: 30000 
     assert.ok(Number.isFinite(m.temperature), 'and its temperature: ' + m.text);
   }
   assert.equal(await page.textContent('#query'), 'none: every message');
-});
+}));
 
-test('filtering by city and maximum temperature shows only matching messages', { timeout: 45000 }, async () => {
+test('filtering by city and maximum temperature shows only matching messages', { timeout: 45000 }, live(async () => {
   const before = await listed();
   const city = before[0].city;
   // a bound that the city's latest temperature satisfies, so messages keep coming
@@ -82,9 +93,9 @@ test('filtering by city and maximum temperature shows only matching messages', {
   }
   mkdirSync(join(sourceRoot(), 'tests', 'artifacts'), { recursive: true });
   await page.screenshot({ path: join(sourceRoot(), 'tests', 'artifacts', 'demo.png'), fullPage: true });
-});
+}));
 
-test('select mode keeps only the readings above the threshold', { timeout: 45000 }, async () => {
+test('select mode keeps only the readings above the threshold', { timeout: 45000 }, live(async () => {
   await page.click('#clear');
   await page.waitForFunction(() => document.querySelectorAll('#messages li').length >= 1, null, { timeout: 20000 });
   // a threshold below the middle of what arrives, so some readings pass and some do not
@@ -104,4 +115,4 @@ test('select mode keeps only the readings above the threshold', { timeout: 45000
     }
   }
   assert.deepEqual(page.pageErrors, []);
-});
+}));

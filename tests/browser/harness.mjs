@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as nodeTest from 'node:test';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -141,6 +142,13 @@ export class Server {
     clearTimeout(t);
   }
 
+  /* Throws a clear error when the server died (e.g. crashed) since start(). */
+  checkAlive() {
+    if (this.proc && this.proc.exitCode_ !== null) {
+      throw new Error('lightstream serve exited unexpectedly (' + this.proc.exitCode_ + '); its log ends with:\n' + this.logTail(15));
+    }
+  }
+
   logTail(lines = 40) {
     try {
       return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
@@ -212,4 +220,52 @@ export async function waitFor(fn, { timeout = 10000, interval = 50, what = 'cond
     }
     await sleep(interval);
   }
+}
+
+/*
+ * node's TAP reporter prints an error's message as a YAML block; meson's
+ * TAP reader ends the block at the first blank line, and playwright's
+ * messages carry blank lines and colour codes. These wrappers of node:test
+ * tidy every error so a failure is reported as a clean "not ok".
+ */
+function tidyError(e) {
+  if (!(e instanceof Error)) {
+    return e;
+  }
+  const clean = (s) => String(s).replace(/\x1b\[[0-9;]*m/g, '').split('\n')
+    .map((l) => l.trimEnd()).filter((l) => l !== '').join('\n');
+  let message = clean(e.message);
+  if (e.cause) {
+    message += '\ncaused by: ' + clean(e.cause && e.cause.message ? e.cause.message : e.cause);
+  }
+  const out = new Error(message);
+  out.stack = 'Error: ' + message + '\n' + clean(e.stack || '').split('\n').filter((l) => /^\s*at /.test(l)).join('\n');
+  for (const k of ['actual', 'expected', 'operator', 'code']) {
+    if (k in e) {
+      out[k] = e[k];
+    }
+  }
+  return out;
+}
+
+function tidy(fn) {
+  return async function (...args) {
+    try {
+      return await fn.apply(this, args);
+    } catch (e) {
+      throw tidyError(e);
+    }
+  };
+}
+
+export function test(name, options, fn) {
+  return nodeTest.test(name, options, tidy(fn));
+}
+
+export function before(fn) {
+  return nodeTest.before(tidy(fn));
+}
+
+export function after(fn) {
+  return nodeTest.after(tidy(fn));
 }

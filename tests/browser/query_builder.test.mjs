@@ -1,7 +1,7 @@
 // Pure JavaScript tests of the query builder (SPEC §4): the JSON it
 // produces, and the mistakes it rejects before anything is sent.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from './harness.mjs';
 
 import LightStream, { query, validateQuery, LightStreamError, QUERY_LIMITS } from '../../clients/js/public/lightstream.mjs';
 

@@ -3,10 +3,8 @@
 // subscriber would see.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { test } from 'node:test';
-
 import { query } from '../../clients/js/public/lightstream.mjs';
-import { lightstreamBin } from './harness.mjs';
+import { lightstreamBin, test } from './harness.mjs';
 
 const bin = lightstreamBin();
 
