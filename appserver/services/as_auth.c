@@ -16,6 +16,13 @@
 #define AS__CONNECTION_ID_MAX 128
 #define AS__SIGNATURE_MAX     128
 
+/* An appKey fit for a log line (no control characters from peers). */
+static const char *
+as__loggable(const char *app_key)
+{
+	return as_valid_app_key(app_key) ? app_key : "(invalid appKey)";
+}
+
 static bool
 as__empty_string(json_t *v)
 {
@@ -173,8 +180,8 @@ as__op_generate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	}
 	if ((rc = as__authenticate(svc, app_key, private_key, &acc, err)) !=
 	    0) {
-		ls_info(AS__LOG, "generateToken refused for '%.64s': %s",
-		        app_key, err ? err->text : "");
+		ls_info(AS__LOG, "generateToken refused for '%s': %s",
+		        as__loggable(app_key), err ? err->text : "");
 		return rc;
 	}
 	if ((rc = as__arg_roles(args, 2, &acc, &t.roles, err)) != 0) {
@@ -369,18 +376,21 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	}
 	if ((rc = as__find_token(svc, app_key, value, &t, err)) != 0) {
 		ls_debug(AS__LOG,
-		         "validateToken for '%.64s': unknown, "
+		         "validateToken for '%s': unknown, "
 		         "expired or foreign token",
-		         app_key);
+		         as__loggable(app_key));
 		return rc;
 	}
 	if (t.ip[0] != '\0' &&
 	    (client_ip == NULL || as_ip_normalize(client_ip, ip) != 0 ||
 	     strcmp(ip, t.ip) != 0)) {
 		ls_info(AS__LOG,
-		        "validateToken for %s: address %.64s is not "
+		        "validateToken for %s: address %s is not "
 		        "the bound one",
-		        app_key, client_ip ? client_ip : "(none)");
+		        app_key,
+		        client_ip == NULL                     ? "(none)"
+		        : as_ip_normalize(client_ip, ip) == 0 ? ip
+		                                              : "(invalid)");
 		rc = ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 		goto out;
 	}
