@@ -1,0 +1,28 @@
+"""Runs lsc_live_test (the library's API, in C) against a real serve."""
+
+import os
+import subprocess
+
+import lstest
+
+BINARY = os.path.join(lstest.BUILD_ROOT, "tests", "clients", "test_clients_lsc_live")
+
+
+def test_library_api_against_serve():
+    port = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "data")
+    os.makedirs(data)
+    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+                       "--fixture", lstest.FIXTURE, name="serve", wait_tcp=port)
+    http = "http://127.0.0.1:%d" % port
+    lstest.wait_for(lambda: lstest.http("GET", http + "/readyz")[0] == 200,
+                    timeout=20, what="serve /readyz")
+    env = dict(os.environ, LSC_LIVE_HTTP=http, LSC_LIVE_WS="ws://127.0.0.1:%d" % port)
+    r = subprocess.run([BINARY], env=env, capture_output=True, text=True, timeout=120)
+    for line in (r.stdout + r.stderr).splitlines():
+        print("# " + line)
+    assert r.returncode == 0, "lsc_live_test failed (see the lines above)"
+    assert "not ok" not in r.stdout
+
+
+lstest.main(globals())

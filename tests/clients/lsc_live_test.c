@@ -1,0 +1,415 @@
+/*
+ * The library's API against a real gateway: tokens over HTTP, subscribe /
+ * publish with acks, unsubscribe, refresh, a user signing callback for web
+ * tokens, the bounded queue and local permission checks.
+ * Run by live_test.py, which starts `lightstream serve` and sets
+ * LSC_LIVE_HTTP (http://HOST:PORT) and LSC_LIVE_WS (ws://HOST:PORT).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ls_crypto.h"
+#include "ls_test.h"
+#include "lsc.h"
+
+#define WAIT_MS 10000
+
+typedef struct rec {
+	int connects;
+	int64_t subscribed[8]; /* handles in order of activation */
+	int n_subscribed;
+	char refused_code[32];
+	int64_t msg_sub[64];
+	char *msg_text[64];
+	int n_msgs;
+	int acks_ok, acks_failed;
+	char ack_code[32];
+	int closes;
+	int last_close;
+	bool last_reconnecting;
+	int signs;
+	char sign_conn[128];
+} rec;
+
+static const char *
+env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL ? v : "";
+}
+
+static void
+rec_free(rec *r)
+{
+	for (int i = 0; i < r->n_msgs; i++) {
+		free(r->msg_text[i]);
+	}
+}
+
+static void
+on_connect(lsc_client *c, const char *id, const char *exp, bool again,
+           void *user)
+{
+	((rec *)user)->connects++;
+}
+
+static void
+on_subscribe(lsc_client *c, int64_t sub, const char *sid, const char *code,
+             const char *msg, void *user)
+{
+	rec *r = user;
+
+	if (sid != NULL && r->n_subscribed < 8) {
+		r->subscribed[r->n_subscribed++] = sub;
+	} else if (sid == NULL) {
+		snprintf(r->refused_code, sizeof(r->refused_code), "%s", code);
+	}
+}
+
+static void
+on_message(lsc_client *c, const lsc_message *m, void *user)
+{
+	rec *r = user;
+
+	if (r->n_msgs < 64) {
+		r->msg_sub[r->n_msgs] = m->sub;
+		r->msg_text[r->n_msgs++] =
+		        json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	}
+}
+
+static void
+on_close(lsc_client *c, int code, const char *reason, bool again, void *user)
+{
+	rec *r = user;
+
+	r->closes++;
+	r->last_close = code;
+	r->last_reconnecting = again;
+}
+
+static void
+on_ack(lsc_client *c, const char *rid, bool ok, const char *code,
+       const char *msg, void *user)
+{
+	rec *r = user;
+
+	if (ok) {
+		r->acks_ok++;
+	} else {
+		r->acks_failed++;
+		snprintf(r->ack_code, sizeof(r->ack_code), "%s", code);
+	}
+}
+
+static int
+sign_cb(const char *app, const char *token, const char *conn, char sig[65],
+        void *user)
+{
+	rec *r = user;
+	char *data;
+	int n = asprintf(&data, "%s:%s:%s", app, token, conn);
+
+	if (n < 0) {
+		return -ENOMEM;
+	}
+	/* In a real program this would ask a backend holding the secret. */
+	ls_hmac_sha256_hex("acc1_secret", 11, data, (size_t)n, sig);
+	free(data);
+	r->signs++;
+	snprintf(r->sign_conn, sizeof(r->sign_conn), "%s", conn);
+	return 0;
+}
+
+static bool
+is_ready(lsc_client *c, void *user)
+{
+	return lsc_client_is_ready(c);
+}
+
+static bool
+subscribed_1(lsc_client *c, void *user)
+{
+	return ((rec *)user)->n_subscribed >= 1;
+}
+
+static bool
+subscribed_2(lsc_client *c, void *user)
+{
+	return ((rec *)user)->n_subscribed >= 2;
+}
+
+static bool
+one_msg_one_ack(lsc_client *c, void *user)
+{
+	rec *r = user;
+
+	return r->n_msgs >= 1 && r->acks_ok + r->acks_failed >= 1;
+}
+
+static bool
+nothing_pending(lsc_client *c, void *user)
+{
+	return lsc_client_pending_acks(c) == 0 &&
+	       lsc_client_queued_bytes(c) == 0;
+}
+
+static bool
+closed(lsc_client *c, void *user)
+{
+	return ((rec *)user)->closes > 0;
+}
+
+/* A token from the HTTP endpoint (new string) or NULL. */
+static char *
+get_token(const char *app, const char *key, const char *roles, bool web)
+{
+	lsc_token_request req = { 0 };
+	json_t *data = NULL;
+	ls_error err;
+	char *v = NULL;
+
+	req.url = env("LSC_LIVE_HTTP");
+	req.app_key = app;
+	req.private_key = key;
+	req.roles = roles;
+	req.web_token = web;
+	if (lsc_token_request_run(&req, &data, &err) == 0) {
+		v = strdup(json_string_value(json_object_get(data, "value")));
+	} else {
+		printf("# token request failed: %s\n", err.text);
+	}
+	json_decref(data);
+	return v;
+}
+
+static lsc_client *
+client(const char *app, const char *token, rec *r, size_t max_queue)
+{
+	lsc_options o = { 0 };
+	ls_error err;
+	lsc_client *c;
+
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = app;
+	o.token = token;
+	o.max_queue_bytes = max_queue;
+	o.cb.on_connect = on_connect;
+	o.cb.on_subscribe = on_subscribe;
+	o.cb.on_message = on_message;
+	o.cb.on_close = on_close;
+	o.user = r;
+	c = lsc_client_new(&o, &err);
+	if (c == NULL) {
+		printf("# lsc_client_new: %s\n", err.text);
+	}
+	return c;
+}
+
+LS_TEST(token_request)
+{
+	lsc_token_request req = { 0 };
+	json_t *data = NULL;
+	ls_error err;
+	char *tok = get_token("svc1", "svc1_private", "publisher", false);
+
+	LS_CHECK(tok != NULL && strlen(tok) == 43);
+	free(tok);
+	req.url = env("LSC_LIVE_HTTP");
+	req.app_key = "svc1";
+	req.private_key = "not the key";
+	req.roles = "publisher";
+	LS_CHECK_INT(lsc_token_request_run(&req, &data, &err), LS_EAUTH);
+	LS_CHECK(data == NULL);
+	LS_CHECK(strstr(err.text, "401") != NULL);
+}
+
+LS_TEST(publish_ack_subscribe_unsubscribe)
+{
+	char *tok = get_token("svc1", "svc1_private", "publisher", false);
+	json_t *msg =
+	        json_pack("{s:s,s:i}", "city", "Lisboa", "temperature", 12);
+	rec r = { 0 };
+	lsc_client *c = client("svc1", tok, &r, 0);
+	int64_t a, b;
+	char rid[LSC_REQUEST_ID_MAX] = "";
+
+	LS_CHECK(c != NULL);
+	a = lsc_client_subscribe(c, "svc1", "weather", NULL, NULL);
+	b = lsc_client_subscribe(c, "svc1", "weather",
+	                         "{\"where\":{\"field\":\"city\",\"op\":"
+	                         "\"equals\",\"value\":\"Lisboa\"}}",
+	                         NULL);
+	LS_CHECK(a > 0 && b > 0 && a != b);
+	LS_CHECK_INT(lsc_client_connect(c), 0);
+	LS_CHECK_INT(lsc_client_connect(c), -EALREADY);
+	LS_CHECK_INT(lsc_client_run_until(c, subscribed_2, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.connects, 1);
+
+	/* Only subscription b stays; the server sees the unsubscribe
+	 * before the publish (one connection, in order). */
+	LS_CHECK_INT(lsc_client_unsubscribe(c, a), 0);
+	LS_CHECK_INT(lsc_client_unsubscribe(c, a), -ENOENT);
+	LS_CHECK_INT(
+	        lsc_client_publish(c, "svc1", "weather", msg, on_ack, &r, rid),
+	        0);
+	LS_CHECK(rid[0] != '\0');
+	LS_CHECK_INT(lsc_client_run_until(c, one_msg_one_ack, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.acks_ok, 1);
+	LS_CHECK_INT(r.n_msgs, 1);
+	LS_CHECK_INT(r.msg_sub[0], b);
+	LS_CHECK_STR(r.msg_text[0],
+	             "{\"city\":\"Lisboa\",\"temperature\":12}");
+
+	/* Not granted: refused locally, the connection stays. */
+	LS_CHECK_INT(
+	        lsc_client_publish(c, "acc1", "s1", msg, NULL, NULL, NULL),
+	        LS_EFORBIDDEN);
+	LS_CHECK(lsc_client_subscribe(c, "acc1", "s1", NULL, NULL) ==
+	         LS_EFORBIDDEN);
+	LS_CHECK(lsc_client_subscribe(c, "svc1", "weather", "[1", NULL) ==
+	         -EINVAL);
+	LS_CHECK(lsc_client_is_ready(c));
+
+	lsc_client_close(c);
+	LS_CHECK_INT(lsc_client_run_until(c, closed, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.last_close, 1000);
+	LS_CHECK(!lsc_client_is_ready(c));
+	lsc_client_destroy(&c);
+	LS_CHECK(c == NULL);
+	json_decref(msg);
+	rec_free(&r);
+	free(tok);
+}
+
+LS_TEST(invalid_query_refused)
+{
+	char *tok = get_token("svc1", "svc1_private", "public", false);
+	rec r = { 0 };
+	lsc_client *c = client("svc1", tok, &r, 0);
+
+	LS_CHECK(lsc_client_subscribe(c, "svc1", "weather",
+	                              "{\"where\":{\"op\":\"nope\"}}",
+	                              NULL) > 0);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, is_ready, &r, WAIT_MS), 0);
+	/* run until the refusal arrives */
+	for (int i = 0; i < 100 && r.refused_code[0] == '\0'; i++) {
+		lsc_client_run(c, 100);
+	}
+	LS_CHECK_STR(r.refused_code, "invalid_query");
+	LS_CHECK(lsc_client_is_ready(c)); /* the connection stays */
+	lsc_client_destroy(&c);
+	free(tok);
+}
+
+LS_TEST(queue_bound_and_order)
+{
+	char *tok = get_token("acc1", "acc1_private", "publisher", false);
+	rec pr = { 0 }, sr = { 0 };
+	lsc_client *p = client("acc1", tok, &pr, 512);
+	lsc_client *s = client("acc1", tok, &sr, 0);
+	json_t *m;
+	int queued = 0, rc = 0;
+
+	LS_CHECK(lsc_client_subscribe(s, "acc1", "s1", NULL, NULL) > 0);
+	lsc_client_connect(s);
+	LS_CHECK_INT(lsc_client_run_until(s, subscribed_1, &sr, WAIT_MS), 0);
+
+	/* Before connecting, publishes wait in the bounded queue. */
+	while (queued < 64) {
+		m = json_integer(queued);
+		rc = lsc_client_publish(p, "acc1", "s1", m, on_ack, &pr, NULL);
+		json_decref(m);
+		if (rc != 0) {
+			break;
+		}
+		queued++;
+	}
+	LS_CHECK_INT(rc, -ENOBUFS);
+	LS_CHECK(queued > 1 && queued < 64);
+	LS_CHECK(lsc_client_queued_bytes(p) <= 512);
+	lsc_client_connect(p);
+	LS_CHECK_INT(lsc_client_run_until(p, nothing_pending, NULL, WAIT_MS),
+	             0);
+	LS_CHECK_INT(pr.acks_ok, queued);
+	for (int i = 0; i < 100 && sr.n_msgs < queued; i++) {
+		lsc_client_run(s, 100);
+	}
+	LS_CHECK_INT(sr.n_msgs, queued);
+	for (int i = 0; i < sr.n_msgs; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "%d", i);
+		LS_CHECK_STR(sr.msg_text[i], want);
+	}
+	lsc_client_destroy(&p);
+	lsc_client_destroy(&s);
+	rec_free(&sr);
+	free(tok);
+}
+
+LS_TEST(web_token_sign_callback_and_refresh)
+{
+	char *web = get_token("acc1", "acc1_private", "public", true);
+	char *next = get_token("acc1", "acc1_private", "public", false);
+	lsc_options o = { 0 };
+	rec r = { 0 };
+	lsc_client *c;
+
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = "acc1";
+	o.token = web;
+	o.sign = sign_cb;
+	o.sign_user = &r;
+	o.cb.on_connect = on_connect;
+	o.cb.on_close = on_close;
+	o.user = &r;
+	c = lsc_client_new(&o, NULL);
+	LS_CHECK(c != NULL);
+	LS_CHECK_INT(lsc_client_refresh(c, next, NULL, NULL), -ENOTCONN);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, is_ready, NULL, WAIT_MS), 0);
+	LS_CHECK_INT(r.signs, 1);
+	LS_CHECK(strlen(r.sign_conn) >= 22); /* >= 128 random bits */
+	LS_CHECK_INT(r.connects, 1);
+
+	LS_CHECK_INT(lsc_client_refresh(c, next, on_ack, &r), 0);
+	LS_CHECK_INT(lsc_client_refresh(c, next, on_ack, &r), -EBUSY);
+	for (int i = 0; i < 100 && r.acks_ok + r.acks_failed == 0; i++) {
+		lsc_client_run(c, 100);
+	}
+	LS_CHECK_INT(r.acks_ok, 1);
+	LS_CHECK(lsc_client_is_ready(c));
+
+	/* Nothing to wait for: the deadline is reported. */
+	LS_CHECK_INT(lsc_client_run_until(c, closed, &r, 50), LS_ETIMEOUT);
+	lsc_client_destroy(&c);
+	free(web);
+	free(next);
+}
+
+LS_TEST(auth_failure_is_final)
+{
+	rec r = { 0 };
+	lsc_options o = { 0 };
+	lsc_client *c;
+
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = "acc1";
+	o.token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	o.reconnect = true; /* but a 4001 is not retried */
+	o.cb.on_close = on_close;
+	o.user = &r;
+	c = lsc_client_new(&o, NULL);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, closed, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.last_close, 4001);
+	LS_CHECK(!r.last_reconnecting);
+	LS_CHECK(!lsc_client_is_ready(c));
+	lsc_client_destroy(&c);
+}
+
+LS_TEST_MAIN()
