@@ -95,6 +95,7 @@ typedef struct lg_child_stats {
 	int finished;
 	char first_error[160];
 	lg_hist lat;
+	lg_hist setup; /* connect() to subscribed, µs */
 } lg_child_stats;
 
 typedef struct lg_shared {

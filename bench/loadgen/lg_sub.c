@@ -42,6 +42,7 @@ typedef struct lg_conn {
 	uint32_t index;
 	uint64_t last_seq;
 	uint64_t received;
+	uint64_t started_ns;
 	uint8_t *rbuf; /* partial frame kept between reads */
 	uint32_t rlen;
 	uint8_t *wbuf; /* unsent bytes */
@@ -220,6 +221,7 @@ lg__start(lg_sub *s, lg_conn *c)
 
 	s->st->started++;
 	s->pending++;
+	c->started_ns = lg_now_ns();
 	c->state = LG_C_CONNECTING;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -267,6 +269,7 @@ lg__became_ready(lg_sub *s, lg_conn *c)
 	c->state = LG_C_READY;
 	c->was_ready = 1;
 	s->st->ready++;
+	lg_hist_record(&s->st->setup, (lg_now_ns() - c->started_ns) / 1000);
 	if (c->slow) {
 		s->st->slow++;
 		lg__watch(s, c, EPOLLRDHUP); /* stop reading from now on */

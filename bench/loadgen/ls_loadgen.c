@@ -477,6 +477,7 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 		LG_ADD(slow);
 		LG_ADD(slow_closed);
 		lg_hist_merge(&t.lat, &c->lat);
+		lg_hist_merge(&t.setup, &c->setup);
 		if (!first_error[0] && c->first_error[0]) {
 			first_error = c->first_error;
 		}
@@ -523,6 +524,9 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 	printf(",\"connect_s\":%.3f,\"connects_per_s\":%.1f", r->connect_s,
 	       r->connect_s > 0 ? (double)t.ready / r->connect_s : 0);
 	printf(",\"connect_server_cpu_s\":%.3f", r->cpu_connected - r->cpu0);
+	printf(",\"setup_p50_ms\":%.3f,\"setup_p99_ms\":%.3f",
+	       lg_hist_quantile(&t.setup, 0.5) / 1000,
+	       lg_hist_quantile(&t.setup, 0.99) / 1000);
 	printf(",\"server_rss_before_kb\":%ld,\"server_rss_connected_kb\":%ld"
 	       ",\"server_rss_hold_kb\":%ld,\"server_rss_peak_kb\":%ld"
 	       ",\"server_rss_end_kb\":%ld",
