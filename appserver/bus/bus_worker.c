@@ -307,6 +307,19 @@ bus__worker_message(bus__worker *w, bus__msg *m)
 	}
 }
 
+/* Close the socket and wait *backoff ms (lock released), then double it. */
+static void
+bus__worker_backoff(bus__worker *w, int *backoff)
+{
+	bus_worker_pool *p = w->pool;
+
+	bus__worker_close(w, false);
+	pthread_mutex_unlock(&w->lock);
+	bus__pool_sleep(p, *backoff);
+	pthread_mutex_lock(&w->lock);
+	*backoff = *backoff * 2 > p->rmax_ms ? p->rmax_ms : *backoff * 2;
+}
+
 static void *
 bus__worker_main(void *arg)
 {
@@ -314,6 +327,7 @@ bus__worker_main(void *arg)
 	bus_worker_pool *p = w->pool;
 	int backoff = p->rmin_ms;
 	int64_t expiry = 0, next_hb = 0;
+	bool heard = false; /* the broker accepted this connection */
 	int rc;
 
 	pthread_mutex_lock(&w->lock);
@@ -330,15 +344,10 @@ bus__worker_main(void *arg)
 				       "worker %d: cannot connect to %s: %s",
 				       w->index, p->endpoint,
 				       zmq_strerror(-rc));
-				bus__worker_close(w, false);
-				pthread_mutex_unlock(&w->lock);
-				bus__pool_sleep(p, backoff);
-				pthread_mutex_lock(&w->lock);
-				backoff = backoff * 2 > p->rmax_ms
-				                  ? p->rmax_ms
-				                  : backoff * 2;
+				bus__worker_backoff(w, &backoff);
 				continue;
 			}
+			heard = false;
 			ls_debug(BUS__COMPONENT, "worker %d: ready on %s",
 			         w->index, p->endpoint);
 			expiry = now + (int64_t)p->hb_ms * p->liveness;
@@ -361,12 +370,26 @@ bus__worker_main(void *arg)
 				break;
 			}
 			expiry = ls_now_ms() + (int64_t)p->hb_ms * p->liveness;
-			backoff = p->rmin_ms;
 			reconnect = !bus__worker_message(w, &m);
 			bus__msg_close(&m);
+			if (!reconnect) {
+				heard = true;
+				backoff = p->rmin_ms;
+			}
+		}
+		if (reconnect && heard) {
+			/* A broker that lost us (restart, or it took us for
+			 * dead): register again at once. */
+			bus__worker_close(w, false);
+			continue;
 		}
 		if (reconnect) {
-			bus__worker_close(w, false);
+			/* Refused right after READY: do not hammer it. */
+			ls_warn(BUS__COMPONENT,
+			        "worker %d: broker refused registration; "
+			        "retrying in %d ms",
+			        w->index, backoff);
+			bus__worker_backoff(w, &backoff);
 			continue;
 		}
 		now = ls_now_ms();
@@ -375,12 +398,7 @@ bus__worker_main(void *arg)
 			        "worker %d: broker silent for %d ms; "
 			        "reconnecting in %d ms",
 			        w->index, p->hb_ms * p->liveness, backoff);
-			bus__worker_close(w, false);
-			pthread_mutex_unlock(&w->lock);
-			bus__pool_sleep(p, backoff);
-			pthread_mutex_lock(&w->lock);
-			backoff = backoff * 2 > p->rmax_ms ? p->rmax_ms
-			                                   : backoff * 2;
+			bus__worker_backoff(w, &backoff);
 			continue;
 		}
 		if (now >= next_hb) {
