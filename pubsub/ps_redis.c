@@ -162,7 +162,9 @@ ps__jitter(ps__redis *r, int ms)
 	r->rng ^= r->rng >> 7;
 	r->rng ^= r->rng << 17;
 	double unit = (double)(r->rng >> 11) / (double)(1ULL << 53);
-	return ms * (0.75 + 0.5 * unit);
+	double d = ms * (0.75 + 0.5 * unit);
+	/* reconnect_max_ms stays the longest wait, jitter included. */
+	return d < r->f->reconnect_max_ms ? d : r->f->reconnect_max_ms;
 }
 
 static void

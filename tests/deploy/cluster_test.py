@@ -326,7 +326,7 @@ def test_redis_restart_keeps_clients_and_resumes():
         cl.kill("redis")
         # Every gateway is now not ready; once HAProxy has noticed, it
         # fails open (backup servers) rather than refusing new clients.
-        lstest.wait_for(lambda: cl.haproxy_up() == [], timeout=15, interval=0.1,
+        lstest.wait_for(cl.haproxy_all_down, timeout=15, interval=0.1,
                         what="HAProxy to see every gateway not ready")
         c = cl.connect(cl.token())
         c.subscribe("svc1", "weather")

@@ -68,11 +68,18 @@ class Cluster:
         r = self.run("status", "--json")
         return json.loads(r.stdout)
 
+    def haproxy_status(self):
+        """{gateway: HAProxy status ("UP", "UP 1/2" going down, "DOWN",
+        "DOWN 1/2" coming up)}."""
+        return {p["name"]: p["haproxy"] for p in self.status()["processes"]
+                if p["name"].startswith("gateway")}
+
     def haproxy_up(self):
-        """Names of the gateways HAProxy currently considers up."""
-        st = self.status()
-        return sorted(p["name"] for p in st["processes"]
-                      if p["haproxy"] and p["haproxy"].startswith("UP"))
+        """Names of the gateways HAProxy currently considers plainly up."""
+        return sorted(n for n, v in self.haproxy_status().items() if v == "UP")
+
+    def haproxy_all_down(self):
+        return all((v or "").startswith("DOWN") for v in self.haproxy_status().values())
 
     def wait_all_up(self, timeout=60):
         lstest.wait_for(lambda: self.haproxy_up() == sorted(self.gateways), timeout=timeout,
