@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "as_appserver.h"
 #include "bus_broker.h"
+#include "bus_client.h"
 #include "cmd.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
@@ -118,6 +120,32 @@ demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		free(text);
 		json_decref(msg);
 	}
+}
+
+/*
+ * Wait (bounded) until the app-server workers have registered with the
+ * broker, so that the first client is not told "no such service".
+ */
+static void
+wait_for_workers(void *zctx, const char *frontend)
+{
+	int64_t deadline = ls_now_ms() + 5000;
+
+	while (ls_now_ms() < deadline) {
+		bus_status st = BUS_ERROR;
+		char *reply = NULL;
+		size_t len = 0;
+		bool ok = bus_call(zctx, frontend, "mmi.service", "auth", 4,
+		                   500, &st, &reply, &len) == 0 &&
+		          st == BUS_OK && len == 3 &&
+		          memcmp(reply, "200", 3) == 0;
+		free(reply);
+		if (ok) {
+			return;
+		}
+		usleep(20 * 1000);
+	}
+	ls_warn("lightstream", "app-server workers not registered yet");
 }
 
 /* ---- broker thread ------------------------------------------------------ */
@@ -262,6 +290,7 @@ cmd_serve(int argc, char **argv)
 		                 : CMD_EXIT_FAILURE;
 		goto out;
 	}
+	wait_for_workers(zctx, frontend);
 	go.settings = &s;
 	go.zmq_ctx = zctx;
 	go.bus_endpoint = frontend;
