@@ -41,6 +41,13 @@ function live(fn) {
   };
 }
 
+/* Submit the form and wait until the new subscription is live. */
+async function apply(button, expectInQuery) {
+  await page.click(button);
+  await page.waitForFunction((text) => document.querySelector('#messages').dataset.state === 'live' &&
+    document.querySelector('#query').textContent.includes(text), expectInQuery, { timeout: 10000 });
+}
+
 /* The messages the page lists, as {city, temperature, readings}. */
 function listed() {
   return page.$$eval('#messages li', (items) => items.map((li) => ({
@@ -56,6 +63,7 @@ test('the demo page connects and lists live weather messages', { timeout: 30000 
   assert.equal(r.status(), 200);
   assert.match(await page.title(), /LightStream/);
   await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
+  await page.waitForSelector('#messages[data-state="live"]', { timeout: 15000 });
   await page.waitForFunction(() => document.querySelectorAll('#messages li').length >= 3, null, { timeout: 20000 });
   const items = await listed();
   assert.ok(items.length >= 3);
@@ -73,9 +81,7 @@ test('filtering by city and maximum temperature shows only matching messages', {
   const maxTemp = Math.ceil(before[0].temperature + 8);
   await page.fill('#city', city.toLowerCase()); // the demo compares case-insensitively
   await page.fill('#max-temp', String(maxTemp));
-  await page.click('#apply');
-  await page.waitForFunction(() => document.querySelector('#query').textContent.includes('"select"') === false &&
-    document.querySelector('#query').textContent.includes('lessEquals'));
+  await apply('#apply', 'lessEquals');
   const q = JSON.parse(await page.textContent('#query'));
   assert.deepEqual(q, {
     mode: 'any',
@@ -96,15 +102,14 @@ test('filtering by city and maximum temperature shows only matching messages', {
 }));
 
 test('select mode keeps only the readings above the threshold', { timeout: 45000 }, live(async () => {
-  await page.click('#clear');
+  await apply('#clear', 'none: every message');
   await page.waitForFunction(() => document.querySelectorAll('#messages li').length >= 1, null, { timeout: 20000 });
   // a threshold below the middle of what arrives, so some readings pass and some do not
   const values = (await listed()).flatMap((m) => m.readings || []).filter(Number.isFinite).sort((a, b) => a - b);
   assert.ok(values.length > 0, 'messages carry readings');
   const threshold = values[Math.floor(values.length / 2)] - 0.01;
   await page.fill('#threshold', String(threshold));
-  await page.click('#apply');
-  await page.waitForFunction(() => document.querySelector('#query').textContent.includes('"select"'));
+  await apply('#apply', '"select"');
   assert.equal(await page.isDisabled('#city'), true, 'message filters are off in select mode');
   await page.waitForFunction(() => document.querySelectorAll('#messages li').length >= 2, null, { timeout: 30000 });
   const items = await listed();

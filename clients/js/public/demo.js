@@ -183,7 +183,11 @@
     }
   }
 
+  let generation = 0;
+
+  /* Replace the subscription with one for the form's query. */
   async function resubscribe() {
+    const mine = ++generation;
     showError(null);
     let q;
     try {
@@ -194,19 +198,28 @@
     }
     ui.messageFilter.disabled = numberOrNull(ui.threshold) !== null;
     ui.query.textContent = q ? JSON.stringify(q.toJSON(), null, 2) : 'none: every message';
+    ui.list.dataset.state = 'subscribing';
     const old = demo.subscription;
     demo.subscription = null;
-    if (old) {
-      await old.unsubscribe().catch(() => {});
-    }
+    /* unsubscribe() stops callbacks at once; the server's answer can come later */
+    const gone = old ? old.unsubscribe().catch(() => {}) : null;
     ui.list.textContent = '';
     demo.received = 0;
     ui.count.textContent = '0';
+    await gone;
+    let sub;
     try {
-      demo.subscription = await demo.stream.subscribe(q, show, { onError: showError });
+      sub = await demo.stream.subscribe(q, show, { onError: showError });
     } catch (e) {
       showError(e);
+      return;
     }
+    if (mine !== generation) {
+      sub.unsubscribe().catch(() => {}); /* the form changed meanwhile */
+      return;
+    }
+    demo.subscription = sub;
+    ui.list.dataset.state = 'live';
   }
 
   async function start() {
