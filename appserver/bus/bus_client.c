@@ -383,6 +383,9 @@ bus__expire(bus_client *c)
 void
 bus_client_process(bus_client *c)
 {
+	/* Deadlines first: a reply that arrives after its deadline is
+	 * dropped even when the loop was too busy to notice in time. */
+	bus__expire(c);
 	/* Bounded per call so one busy socket cannot starve a loop. */
 	for (int i = 0; i < 10000; i++) {
 		bus__msg m;
