@@ -104,6 +104,19 @@ is_not_ready(void *f)
 	return !ps_fabric_ready(f);
 }
 
+/*
+ * Both connections re-established (each counts one reconnect) and ready.
+ * Waiting for "ready" alone could see the state from before a loss that
+ * one connection has not read yet.
+ */
+static bool
+is_ready_again(void *f)
+{
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	return st.reconnects >= 2 && ps_fabric_ready(f);
+}
+
 struct want {
 	ctx *c;
 	int n;
@@ -284,14 +297,14 @@ LS_TEST(redis_restart_reconnects_and_resubscribes)
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:z"), 0);
 
 	LS_CHECK_INT(pt_redis_start(&rs, rs.port), 0);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	LS_CHECK(pt_run_until(loop, is_ready_again, f, GUARD));
 	LS_CHECK(c.ready);
 	LS_CHECK_INT(pt_numsub(rs.port, "acme:x"), 1);
 	LS_CHECK_INT(pt_numsub(rs.port, "acme:y"), 1);
 	LS_CHECK_INT(pt_numsub(rs.port, "acme:z"), 1);
 	ps_stats st;
 	ps_fabric_stats(f, &st);
-	LS_CHECK(st.reconnects >= 1);
+	LS_CHECK_INT(st.reconnects, 2); /* subscriber and publisher */
 	LS_CHECK_INT(st.topics, 3);
 	LS_CHECK(st.failed >= 1);
 
@@ -350,6 +363,63 @@ LS_TEST(redis_destroy_fails_pending_publishes)
 	ps_fabric_destroy(&f);
 	LS_CHECK_INT(c.done_count, 5);
 	LS_CHECK_INT(c.last_status, LS_EUNAVAILABLE);
+	ev_loop_destroy(loop);
+	ctx_clear(&c);
+	pt_redis_cleanup(&rs);
+}
+
+#define MANY 2000
+
+struct count_arg {
+	int port;
+	long n;
+};
+
+static bool
+have_channels(void *p)
+{
+	struct count_arg *a = p;
+	return pt_redis_count(a->port, "PUBSUB CHANNELS many:*") == a->n;
+}
+
+LS_TEST(redis_many_topics_resubscribed_without_patterns)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	char topic[32];
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	ps_fabric *f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	for (int i = 0; i < MANY; i++) {
+		snprintf(topic, sizeof(topic), "many:s%d", i);
+		LS_CHECK_INT(ps_fabric_subscribe(f, topic), 0);
+	}
+	struct count_arg all = { rs.port, MANY };
+	LS_CHECK(pt_run_until(loop, have_channels, &all, GUARD));
+	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB NUMPAT"), 0);
+
+	pt_redis_kill(&rs);
+	LS_CHECK(pt_run_until(loop, is_not_ready, f, GUARD));
+	LS_CHECK_INT(pt_redis_start(&rs, rs.port), 0);
+	/* Ready means every one of them is confirmed again. */
+	LS_CHECK(pt_run_until(loop, is_ready_again, f, GUARD));
+	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB CHANNELS many:*"), MANY);
+	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB NUMPAT"), 0);
+	LS_CHECK_INT(pt_cli_publish(rs.port, "many:s1999", "last"), 1);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+	LS_CHECK_STR(c.msgs[0].topic, "many:s1999");
+
+	for (int i = 0; i < MANY; i++) {
+		snprintf(topic, sizeof(topic), "many:s%d", i);
+		LS_CHECK_INT(ps_fabric_unsubscribe(f, topic), 0);
+	}
+	struct count_arg none = { rs.port, 0 };
+	LS_CHECK(pt_run_until(loop, have_channels, &none, GUARD));
+	ps_stats st;
+	ps_fabric_stats(f, &st);
+	LS_CHECK_INT(st.topics, 0);
+	ps_fabric_destroy(&f);
 	ev_loop_destroy(loop);
 	ctx_clear(&c);
 	pt_redis_cleanup(&rs);

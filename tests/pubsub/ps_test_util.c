@@ -190,6 +190,28 @@ done:
 	return n;
 }
 
+long
+pt_redis_count(int port, const char *command)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	long n = -1;
+	if (c == NULL || c->err) {
+		goto done;
+	}
+	redisReply *rep = redisCommand(c, command);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
+		n = (long)rep->integer;
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ARRAY) {
+		n = (long)rep->elements;
+	}
+	freeReplyObject(rep);
+done:
+	if (c != NULL) {
+		redisFree(c);
+	}
+	return n;
+}
+
 struct pt_numsub_arg {
 	int port;
 	const char *topic;

@@ -45,6 +45,12 @@ void pt_run_for(struct ev_loop *loop, double secs);
 long pt_numsub(int port, const char *topic);
 
 /*
+ * A blocking command returning an integer or an array (its length), e.g.
+ * "PUBSUB NUMPAT" or "PUBSUB CHANNELS acme:*". -1 on error.
+ */
+long pt_redis_count(int port, const char *command);
+
+/*
  * Wait (running loop) until PUBSUB NUMSUB topic equals n. Returns true on
  * success.
  */
