@@ -45,6 +45,10 @@ call_usage(FILE *out)
 	        "  -o, --output FORMAT      json (default) or plain (strings "
 	        "unquoted)\n"
 	        "  -t, --timeout MS         deadline (5000; bus.timeout_ms)\n"
+	        "  -f, --args-file FILE     the arguments as one JSON array "
+	        "from FILE\n"
+	        "                           ('-': standard input), instead "
+	        "of ARGs\n"
 	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
 	        "  --curve-keys FILE        CURVE: our key file (with "
 	        "--curve-server-key)\n"
@@ -78,6 +82,42 @@ call_body(const char *op, int argc, char **argv)
 	return body;
 }
 
+/*
+ * The request body with the arguments read from path ("-": stdin), a JSON
+ * array. Returns a new string, or NULL with a message printed.
+ */
+static char *
+call_body_file(const char *op, const char *path)
+{
+	json_error_t jerr;
+	json_t *args, *req;
+	char *body;
+
+	args = strcmp(path, "-") == 0 ? json_loadf(stdin, 0, &jerr)
+	                              : json_load_file(path, 0, &jerr);
+	if (args == NULL) {
+		fprintf(stderr, "lightstream call: %s:%d:%d: %s\n",
+		        strcmp(path, "-") == 0 ? "stdin" : path, jerr.line,
+		        jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_array(args)) {
+		fprintf(stderr,
+		        "lightstream call: %s: expected a JSON array "
+		        "of arguments\n",
+		        path);
+		json_decref(args);
+		return NULL;
+	}
+	req = json_pack("{s:s, s:o}", "o", op, "a", args);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (body == NULL) {
+		fprintf(stderr, "lightstream call: out of memory\n");
+	}
+	return body;
+}
+
 static void
 call_print(const char *reply, size_t len, bool plain)
 {
@@ -102,6 +142,7 @@ cmd_call(int argc, char **argv)
 	static const struct option extra[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "args-file", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "curve-server-key", required_argument, NULL,
 		  OPT_CURVE_SERVER },
@@ -117,7 +158,7 @@ cmd_call(int argc, char **argv)
 	char *body = NULL, *reply = NULL;
 	size_t body_len = 0, reply_len = 0;
 	bus_status st = BUS_ERROR;
-	const char *server_key = NULL, *keys_path = NULL;
+	const char *server_key = NULL, *keys_path = NULL, *args_file = NULL;
 	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
 	bus_curve_keys keys = { NULL, pub, secret };
 	void *ctx = NULL;
@@ -130,7 +171,7 @@ cmd_call(int argc, char **argv)
 	}
 	ls_settings_options_merge(extra, opts, 32);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "ho:t:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
 		char *end = NULL;
 		rc = ls_settings_option(&s, c, optarg, &err);
 		if (rc == 1) {
@@ -167,6 +208,9 @@ cmd_call(int argc, char **argv)
 				        optarg);
 				goto out;
 			}
+			break;
+		case 'f':
+			args_file = optarg;
 			break;
 		case OPT_CURVE_SERVER:
 			server_key = optarg;
@@ -206,11 +250,25 @@ cmd_call(int argc, char **argv)
 			                "(see --help)\n");
 			goto out;
 		}
-		body = call_body(op, argc - optind - 2, argv + optind + 2);
-		if (body == NULL) {
-			fprintf(stderr, "lightstream call: arguments must be "
-			                "valid UTF-8\n");
+		if (args_file != NULL && argc - optind > 2) {
+			fprintf(stderr,
+			        "lightstream call: give arguments "
+			        "either as ARGs or with --args-file\n");
 			goto out;
+		}
+		if (args_file != NULL) {
+			body = call_body_file(op, args_file);
+			if (body == NULL) {
+				goto out;
+			}
+		} else {
+			body = call_body(op, argc - optind - 2,
+			                 argv + optind + 2);
+			if (body == NULL) {
+				fprintf(stderr, "lightstream call: arguments "
+				                "must be valid UTF-8\n");
+				goto out;
+			}
 		}
 	}
 	if (body == NULL) {

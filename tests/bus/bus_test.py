@@ -329,6 +329,17 @@ def test_call_command():
     assert (r.returncode, r.stdout) == (0, "200\n"), r
     r = lstest.run("call", *fe, "mmi.stats")
     assert r.returncode == 0 and "echo" in json.loads(r.stdout)["services"], r
+    args = os.path.join(lstest.tmpdir(), "args.json")
+    with open(args, "w") as f:
+        json.dump([{"big": "x" * 200000}, 2], f)
+    r = lstest.run("call", *fe, "-f", args, "echo", "echo")
+    assert r.returncode == 0 and json.loads(r.stdout) == [{"big": "x" * 200000}, 2], r.stderr
+    r = lstest.run("call", *fe, "--args-file", "-", "echo", "echo", input='["from stdin"]')
+    assert (r.returncode, r.stdout) == (0, '"from stdin"\n'), r
+    r = lstest.run("call", *fe, "-f", "-", "echo", "echo", input='{"not": "an array"}')
+    assert r.returncode == 2 and "array" in r.stderr, r
+    r = lstest.run("call", *fe, "-f", args, "echo", "echo", "extra")
+    assert r.returncode == 2, r
     r = lstest.run("call", "--help")
     assert r.returncode == 0 and "SERVICE OPERATION" in r.stdout, r
     r = lstest.run("call", *fe, "echo")
