@@ -37,8 +37,8 @@ after(async () => {
   }
 });
 
-/* A fresh page on the gateway's origin with lightstream.js loaded from the gateway. */
-async function newPage(t) {
+/* A fresh page on the gateway's origin with lightstream.js (or another build) loaded from the gateway. */
+async function newPage(t, script = '/lightstream.js') {
   const context = await browser.newContext();
   const page = await context.newPage();
   const pageErrors = [];
@@ -51,7 +51,7 @@ async function newPage(t) {
   });
   const r = await page.goto(server.base + '/healthz');
   assert.equal(r.status(), 200);
-  await page.addScriptTag({ url: server.base + '/lightstream.js' });
+  await page.addScriptTag({ url: server.base + script });
   await page.addScriptTag({ content: PAGE_HELPERS });
   assert.equal(await page.evaluate(() => typeof LightStream.createClient), 'function', 'the gateway serves lightstream.js');
   return page;
@@ -97,6 +97,37 @@ test('connect, then subscribe with a query: only matching messages arrive', { ti
   assert.equal(r.active, false);
 });
 
+/* Subscribe with a query, publish with ack, receive: with whatever LightStream namespace L is. */
+async function roundTrip(page, token, moduleUrl) {
+  return page.evaluate(async ({ url, token, moduleUrl }) => {
+    const L = moduleUrl ? (await import(moduleUrl)).default : LightStream;
+    const client = L.createClient({ url, appKey: 'acc1', token });
+    await client.open();
+    const s2 = client.stream('acc1', 's2');
+    const got = [];
+    await s2.query().in('kind', ['wanted']).subscribe((d) => got.push(d));
+    await s2.publish({ kind: 'unwanted' }, { ack: true });
+    await s2.publish({ kind: 'wanted', via: L.version }, { ack: true });
+    await waitUntil(() => got.length >= 1, 10000, 'delivery');
+    let forbidden = null;
+    try {
+      client.stream('acc1', 's1').publish(1);
+    } catch (e) {
+      forbidden = e instanceof L.LightStreamError ? e.code : 'wrong class';
+    }
+    await client.close();
+    return { got, forbidden };
+  }, { url: server.wsUrl, token, moduleUrl });
+}
+
+test('the minified script and the ES module work in the browser too', { timeout: 30000 }, async (t) => {
+  const minPage = await newPage(t, '/lightstream.min.js');
+  const min = await roundTrip(minPage, (await server.token('acc1', 'public')).value, null);
+  assert.deepEqual(min, { got: [{ kind: 'wanted', via: '0.1.0' }], forbidden: 'forbidden' });
+  const esm = await roundTrip(minPage, (await server.token('acc1', 'public')).value, server.base + '/lightstream.mjs');
+  assert.deepEqual(esm, { got: [{ kind: 'wanted', via: '0.1.0' }], forbidden: 'forbidden' });
+});
+
 test('select mode delivers each message with only its matching readings', { timeout: 30000 }, async (t) => {
   const page = await newPage(t);
   const token = (await server.token('acc1', 'public')).value;
@@ -134,15 +165,24 @@ test('publish with ack resolves once accepted, and another connection receives i
     const isPromise = ack instanceof Promise;
     const ackValue = await ack;
     const plain = s1.publish('text message');
+    let tooLarge = null;
+    try {
+      s1.publish('x'.repeat(70 * 1024)); // over the server's 64 KiB frame limit
+    } catch (e) {
+      tooLarge = e.code;
+    }
     await waitUntil(() => got.length >= 2, 10000, 'both messages');
+    const publisherState = publisher.state;
     await publisher.close();
     await subscriber.close();
-    return { isPromise, ackValue, plain, got, canWrite: s1.canWrite };
+    return { isPromise, ackValue, plain, got, tooLarge, publisherState };
   }, { url: server.wsUrl, pubToken, subToken });
   assert.equal(r.isPromise, true);
   assert.equal(r.ackValue, undefined);
   assert.equal(r.plain, undefined, 'a publish without ack returns nothing');
   assert.deepEqual(r.got, [{ hello: 'world', n: 1 }, 'text message']);
+  assert.equal(r.tooLarge, 'too_large', 'an oversized message is refused before sending');
+  assert.equal(r.publisherState, 'open', 'and the connection stays up');
 });
 
 test('web token: the application backend signs the connection id', { timeout: 30000 }, async (t) => {
@@ -212,8 +252,9 @@ test('forbidden operations throw client-side and the connection stays usable', {
     const publishErr = attempt(() => weather.publish({ temperature: 99 }));
     const ackErr = attempt(() => weather.publish({ temperature: 99 }, { ack: true }));
     const subscribeErr = attempt(() => client.stream('acc1', 's1').subscribe(() => {}));
+    const tooLarge = attempt(() => client.stream('svc1', 'weather').query().equals('x', 'y'.repeat(5000)).toJSON());
     const sub = await weather.subscribe(() => {});
-    const r = { publishErr, ackErr, subscribeErr, canRead: weather.canRead, canWrite: weather.canWrite, subscribed: sub.active, state: client.state };
+    const r = { tooLarge, publishErr, ackErr, subscribeErr, canRead: weather.canRead, canWrite: weather.canWrite, subscribed: sub.active, state: client.state };
     await client.close();
     return Object.assign(r, { closes, activeAfterClose: sub.active });
   }, { url: server.wsUrl, token });
@@ -224,6 +265,7 @@ test('forbidden operations throw client-side and the connection stays usable', {
   }
   assert.match(r.publishErr.message, /write permission on svc1:weather/);
   assert.match(r.subscribeErr.message, /read permission on acc1:s1/);
+  assert.equal(r.tooLarge.code, 'invalid_query', 'a query over 4 KiB is refused before sending');
   assert.equal(r.canRead, true);
   assert.equal(r.canWrite, false);
   assert.equal(r.subscribed, true, 'an allowed subscribe still works');
@@ -237,7 +279,7 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
   const page = await newPage(t);
   const token = (await server.token('acc1', 'public')).value;
   await page.evaluate(async ({ url, token }) => {
-    const client = LightStream.createClient({ url, appKey: 'acc1', token, reconnect: { initialDelay: 100, maxDelay: 1000 } });
+    const client = LightStream.createClient({ url, appKey: 'acc1', token, maxQueuedMessages: 2, reconnect: { initialDelay: 100, maxDelay: 1000 } });
     const events = [];
     for (const name of ['open', 'close', 'reconnecting']) {
       client.on(name, (ev) => events.push({ name, code: ev.code, willReconnect: ev.willReconnect, reconnected: ev.reconnected, errorCode: ev.error && ev.error.code }));
@@ -254,11 +296,19 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
   await server.stop();
   await waitFor(() => page.evaluate(() => t.events.some((e) => e.name === 'reconnecting')), { what: 'reconnecting event' });
   const offline = await page.evaluate(() => {
-    // Published while offline: queued, sent after re-authentication.
+    // Published while offline: queued (at most maxQueuedMessages), sent after re-authentication.
     t.s2.publish({ n: 2, queued: true });
-    return { state: t.client.state, events: t.events.slice() };
+    t.s2.publish({ n: -2, queued: true });
+    let overflow = null;
+    try {
+      t.s2.publish({ n: 99 });
+    } catch (e) {
+      overflow = e.code;
+    }
+    return { state: t.client.state, events: t.events.slice(), overflow };
   });
   assert.equal(offline.state, 'reconnecting');
+  assert.equal(offline.overflow, 'queue_full', 'the offline queue is bounded');
   const close = offline.events.find((e) => e.name === 'close');
   assert.ok(close, 'a close event');
   assert.equal(close.willReconnect, true);

@@ -997,6 +997,9 @@ class Client {
     if (this._state !== 'open') {
       fail('not_connected', 'refresh() needs an open connection');
     }
+    if (this._refreshes.length >= this._maxPendingRequests) {
+      fail('queue_full', 'too many refreshes await an answer');
+    }
     return new Promise((resolve, reject) => {
       const entry = { token: value, resolve, reject, timer: null };
       entry.timer = setTimeout(() => {
