@@ -95,17 +95,17 @@ demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		d->temperature[i] = demo_step(d, d->temperature[i], -5, 40);
 		d->humidity[i] = demo_step(d, d->humidity[i], 10, 100);
 		for (int k = 0; k < 3; k++) {
+			static const char *const sensors[3] = { "north",
+				                                "centre",
+				                                "south" };
+			double t = d->temperature[i] + (k - 1) * 0.7;
+			double h = d->humidity[i] - k * 2.0;
+
 			json_array_append_new(
-			        readings,
-			        json_pack("{s:s,s:f,s:f}", "sensor",
-			                  k == 0   ? "north"
-			                  : k == 1 ? "centre"
-			                           : "south",
-			                  round((d->temperature[i] + k * 0.7 -
-			                         0.7) *
-			                        10) /
-			                          10,
-			                  round(d->humidity[i] - k * 2.0)));
+			        readings, json_pack("{s:s,s:f,s:f}", "sensor",
+			                            sensors[k], "temperature",
+			                            round(t * 10) / 10,
+			                            "humidity", round(h)));
 		}
 		msg = json_pack("{s:s,s:f,s:f,s:s,s:o}", "city",
 		                demo_cities[i], "temperature",

@@ -388,6 +388,29 @@ def test_dead_peer_dropped_after_missing_pongs():
     proc.stop()
 
 
+def test_demo_publisher():
+    proc, port = serve(args=["--demo"], name="serve-demo")
+    ws, _ = connect(port, "acc1", acc1_token(port, roles=["weather-reader"]))
+    plain = subscribe(ws, "svc1", "weather", rid="all")
+    lisboa = subscribe(ws, "svc1", "weather", rid="lisboa", query={
+        "mode": "select", "path": "readings",
+        "where": {"field": "sensor", "op": "equals", "value": "north"}})
+    cities, selected = set(), []
+    while len(cities) < 3 or not selected:
+        d = ws.recv_type(5, timeout=10)
+        if d["sub"] == plain["subscriptionId"]:
+            m = d["data"]
+            assert {"city", "temperature", "humidity", "readings"} <= set(m), m
+            assert len(m["readings"]) == 3
+            cities.add(m["city"])
+        else:
+            assert d["sub"] == lisboa["subscriptionId"]
+            selected.append(d["data"])
+    assert [r["sensor"] for r in selected[0]["readings"]] == ["north"]
+    ws.close()
+    proc.stop()
+
+
 def test_sigterm_closes_1001_and_exits_0():
     proc, port = serve(name="serve-term")
     tok = acc1_token(port)
