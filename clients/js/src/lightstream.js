@@ -64,6 +64,8 @@ const CLOSE_CODE_ERRORS = {
   1001: ['unavailable', 'the server is going away'],
   1006: ['connection_failed', 'the connection was lost'],
   1009: ['too_large', 'a frame was larger than the server accepts'],
+  1011: ['server_error', 'the server hit an internal error'],
+  1013: ['unavailable', 'the server cannot serve now; try again later'],
   4001: ['auth_failed', 'authentication failed'],
   4002: ['timeout', 'authentication timed out'],
   4003: ['forbidden', 'the server refused an operation'],
@@ -1263,7 +1265,8 @@ class Client {
     }
     this._failInFlight();
 
-    const tokenProblem = code === 4001 || code === 4010 || err.code === 'auth_failed' || err.code === 'token_expired';
+    /* err is the server's own word when it gave one (e.g. unavailable before a close) */
+    const tokenProblem = err.code === 'auth_failed' || err.code === 'token_expired';
     if (this._openWaiter) {
       /* never authenticated in this open(): one retry with a fresh token, then give up */
       if (tokenProblem && this._getToken && !this._freshTokenTried && !err.fatal) {
