@@ -24,7 +24,7 @@
     maxShown: 100,
     /* the numeric field of a reading that "Only readings above" compares;
        taken from the first of these that the live messages carry */
-    readingFields: ['value', 'temperature'],
+    readingFields: ['temperature', 'value'],
   });
 
   const $ = (id) => document.getElementById(id);
