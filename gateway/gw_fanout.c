@@ -352,7 +352,11 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 	if (head != NULL) {
 		gw->m.messages_out++;
 	}
-	lws_callback_on_writable(c->wsi);
+	/* A non-empty queue always has a writeable request pending (the
+	 * writer asks again while frames remain): ask only on the first. */
+	if (c->qcount == 1) {
+		lws_callback_on_writable(c->wsi);
+	}
 	return 0;
 drop:
 	gw_buf_unref(&head);
