@@ -314,6 +314,7 @@ lg__sum_frames(const lg_shared *sh, unsigned procs)
 typedef struct lg_result {
 	long rss0, rss_connected, rss_hold, rss_peak, rss_end;
 	double cpu0, cpu_connected, cpu_a, cpu_b;
+	double cpu_hold; /* server CPU while the connections sat idle */
 	double connect_s;
 	double window_s;
 	double publish_s;
@@ -524,6 +525,8 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 	printf(",\"connect_s\":%.3f,\"connects_per_s\":%.1f", r->connect_s,
 	       r->connect_s > 0 ? (double)t.ready / r->connect_s : 0);
 	printf(",\"connect_server_cpu_s\":%.3f", r->cpu_connected - r->cpu0);
+	printf(",\"hold_s\":%.1f,\"hold_server_cpu_s\":%.3f", cfg->hold,
+	       r->cpu_hold);
 	printf(",\"setup_p50_ms\":%.3f,\"setup_p99_ms\":%.3f",
 	       lg_hist_quantile(&t.setup, 0.5) / 1000,
 	       lg_hist_quantile(&t.setup, 0.99) / 1000);
@@ -668,7 +671,9 @@ main(int argc, char **argv)
 	r.rss_peak = r.rss_connected;
 	if (cfg.hold > 0) {
 		__atomic_store_n(&sh->phase, LG_PHASE_HOLD, __ATOMIC_RELEASE);
+		double before = lg_proc_cpu_s(&cfg);
 		lg__sleep(cfg.hold);
+		r.cpu_hold = lg_proc_cpu_s(&cfg) - before;
 		r.rss_hold = lg_proc_rss_kb(&cfg);
 		lg__peak(&cfg, &r);
 	}
