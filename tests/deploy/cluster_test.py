@@ -245,9 +245,17 @@ def test_cluster_starts_and_serves_tls():
     assert cl.haproxy_up() == cl.gateways
     status, body = cl.https("GET", "/readyz")
     assert status == 200, (status, body)
-    # The gateways see HAProxy as the peer and trust its X-Forwarded-For.
     tok = cl.token()
     assert len(tok) == 43
+    # Plain HTTP on the other port: loopback may ask for tokens there, and
+    # WebSockets (ws://) work as over TLS.
+    status, body = lstest.http_json(
+        "GET", "http://127.0.0.1:%d/lightstream/services/auth/generatetoken?"
+        "publicKey=svc1&privateKey=svc1_private&roles=public" % cl.ports["http"])
+    assert status == 200 and len(body["data"]["value"]) == 43, (status, body)
+    c = cl.connect(body["data"]["value"], tls=False)
+    assert c.subscribe("svc1", "weather")
+    c.close()
 
 
 def test_client_address_comes_from_haproxy_only():
