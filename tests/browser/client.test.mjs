@@ -278,7 +278,18 @@ test('forbidden operations throw client-side and the connection stays usable', {
 test('reconnects after a server restart and re-subscribes every live subscription', { timeout: 60000 }, async (t) => {
   const page = await newPage(t);
   const token = (await server.token('acc1', 'public')).value;
-  await page.evaluate(async ({ url, token }) => {
+  // a second client with a web token: it must be signed again for its new connection
+  const web = (await server.token('acc1', 'public', { webToken: true })).value;
+  const secret = fixtureSecret('acc1').secretKey;
+  const signed = [];
+  await page.exposeFunction('backendSign', (req) => {
+    signed.push(req.connectionId);
+    return webTokenSignature(secret, req.appKey, req.token, req.connectionId);
+  });
+  await page.evaluate(async ({ url, token, web }) => {
+    const webClient = LightStream.createClient({ url, appKey: 'acc1', token: web, reconnect: { initialDelay: 100, maxDelay: 1000 } });
+    await webClient.open({ onWebToken: (req) => backendSign(req) });
+    window.webClient = webClient;
     const client = LightStream.createClient({ url, appKey: 'acc1', token, maxQueuedMessages: 2, reconnect: { initialDelay: 100, maxDelay: 1000 } });
     const events = [];
     for (const name of ['open', 'close', 'reconnecting']) {
@@ -291,7 +302,7 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
     await s2.publish({ n: 1 }, { ack: true });
     await waitUntil(() => got.length === 1, 10000, 'first message');
     window.t = { client, events, got, s2, filtered };
-  }, { url: server.wsUrl, token });
+  }, { url: server.wsUrl, token, web });
 
   await server.stop();
   await waitFor(() => page.evaluate(() => t.events.some((e) => e.name === 'reconnecting')), { what: 'reconnecting event' });
@@ -315,6 +326,10 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
 
   await server.start({ fixture: false }); // same port, same data: the token is still valid
   await waitFor(() => page.evaluate(() => t.client.state === 'open'), { timeout: 20000, what: 'reconnected' });
+  await waitFor(() => page.evaluate(() => webClient.state === 'open'), { timeout: 20000, what: 'the web-token client reconnected' });
+  assert.equal(signed.length, 2, 'the backend signed both connections');
+  assert.notEqual(signed[0], signed[1], 'each connection has its own id');
+  assert.equal(await page.evaluate(() => webClient.connectionId), signed[1]);
   const r = await page.evaluate(async () => {
     await t.s2.publish({ n: 3 }, { ack: true });
     await t.s2.publish({ n: -1 }, { ack: true }); // filtered out by the re-sent query
@@ -322,6 +337,7 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
     await waitUntil(() => t.got.some((d) => d.n === 4), 10000, 'messages after the restart');
     const out = { got: t.got, events: t.events, active: t.filtered.active, id: t.filtered.id };
     await t.client.close();
+    await webClient.close();
     return out;
   });
   assert.deepEqual(r.got, [{ n: 1 }, { n: 2, queued: true }, { n: 3 }, { n: 4 }], 'the same callback keeps receiving, with the query');
