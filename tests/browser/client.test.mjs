@@ -286,7 +286,17 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
     signed.push(req.connectionId);
     return webTokenSignature(secret, req.appKey, req.token, req.connectionId);
   });
+  // and a third that gets its tokens from the "backend": it asks for a fresh one after the loss
+  let issued = 0;
+  await page.exposeFunction('backendToken', async () => {
+    issued++;
+    return (await server.token('acc1', 'public')).value;
+  });
   await page.evaluate(async ({ url, token, web }) => {
+    const tokenClient = LightStream.createClient({ url, appKey: 'acc1', getToken: () => backendToken(), reconnect: { initialDelay: 100, maxDelay: 1000 } });
+    await tokenClient.open();
+    window.tokenClient = tokenClient;
+    window.firstToken = tokenClient.token;
     const webClient = LightStream.createClient({ url, appKey: 'acc1', token: web, reconnect: { initialDelay: 100, maxDelay: 1000 } });
     await webClient.open({ onWebToken: (req) => backendSign(req) });
     window.webClient = webClient;
@@ -330,6 +340,11 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
   assert.equal(signed.length, 2, 'the backend signed both connections');
   assert.notEqual(signed[0], signed[1], 'each connection has its own id');
   assert.equal(await page.evaluate(() => webClient.connectionId), signed[1]);
+  await waitFor(() => page.evaluate(() => tokenClient.state === 'open'), { timeout: 20000, what: 'the getToken client reconnected' });
+  // (the token "backend" here is the restarted server itself, so an attempt while it was down failed)
+  assert.ok(issued >= 2, 'getToken() was asked again for the new connection');
+  const tokens = await page.evaluate(() => [firstToken, tokenClient.token]);
+  assert.notEqual(tokens[1], tokens[0], 'and its fresh token is the one in use');
   const r = await page.evaluate(async () => {
     await t.s2.publish({ n: 3 }, { ack: true });
     await t.s2.publish({ n: -1 }, { ack: true }); // filtered out by the re-sent query
@@ -338,6 +353,7 @@ test('reconnects after a server restart and re-subscribes every live subscriptio
     const out = { got: t.got, events: t.events, active: t.filtered.active, id: t.filtered.id };
     await t.client.close();
     await webClient.close();
+    await tokenClient.close();
     return out;
   });
   assert.deepEqual(r.got, [{ n: 1 }, { n: 2, queued: true }, { n: 3 }, { n: 4 }], 'the same callback keeps receiving, with the query');

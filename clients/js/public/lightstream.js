@@ -869,6 +869,7 @@ class Client {
     this._openWaiter = null;
     this._freshTokenTried = false;
     this._needFreshToken = this._token === null;
+    this._preferFreshToken = false;
     this._attempt = 0;
     this._timers = { reconnect: null, auth: null, refresh: null };
     this._lastError = null;
@@ -1076,26 +1077,35 @@ class Client {
     const gen = ++this._gen;
     this._clearTimer('reconnect');
     let token = this._token;
-    if (this._needFreshToken) {
-      if (!this._getToken) {
-        this._connectFailed(gen, new LightStreamError('auth_failed', 'no token and no getToken()'), true);
-        return;
-      }
+    /*
+     * A fresh token is required when there is none or the server refused
+     * or expired it; it is preferred after a lost connection (the old one
+     * may be close to expiry or revoked), but then the old one still serves
+     * when getToken() fails.
+     */
+    if (this._getToken && (this._needFreshToken || this._preferFreshToken)) {
+      let fresh = null;
+      let failure = null;
       try {
-        token = tokenValue(await this._getToken());
+        fresh = tokenValue(await this._getToken());
       } catch (e) {
-        if (gen !== this._gen) {
-          return;
-        }
-        const err = e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message ? e.message : e), { cause: e });
-        this._connectFailed(gen, err, false);
-        return;
+        failure = e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message ? e.message : e), { cause: e });
       }
       if (gen !== this._gen) {
         return;
       }
-      this._token = token;
-      this._needFreshToken = false;
+      if (fresh !== null) {
+        this._token = token = fresh;
+        this._needFreshToken = this._preferFreshToken = false;
+      } else if (this._needFreshToken || token === null) {
+        this._connectFailed(gen, failure, false);
+        return;
+      } else {
+        this._emit('error', failure); /* carry on with the old token */
+      }
+    } else if (this._needFreshToken) {
+      this._connectFailed(gen, new LightStreamError('auth_failed', 'no valid token and no getToken()'), true);
+      return;
     }
     let ws;
     try {
@@ -1304,6 +1314,7 @@ class Client {
     }
     this._state = 'reconnecting';
     if (wasOpen) {
+      this._preferFreshToken = this._getToken !== null;
       this._emit('close', { code, reason: reason || '', willReconnect: true, error: err });
     }
     this._scheduleReconnect(err);
