@@ -248,7 +248,44 @@ as__find_token(as_services *svc, const char *app_key, const char *value,
 	return 0;
 }
 
-/* Cached facts about another account during one resolution. */
+/*
+ * as__find_token for a validation: the token and its account's public
+ * facts in one store read. Their roles are shared: read-only.
+ */
+static int
+as__lookup_token(as_services *svc, const char *app_key, const char *value,
+                 as_token *t, as_account *acc, ls_error *err)
+{
+	char hash[LS_SHA256_HEX_LEN + 1];
+	ls_error inner;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	memset(acc, 0, sizeof(*acc));
+	if (!as_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
+	rc = as_store_token_lookup(svc->store, hash, ls_wall_ms(), t, acc,
+	                           &inner);
+	if (rc == LS_ENOTFOUND) {
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	if (rc != 0) {
+		return ls_error_set(err, rc, "%s", inner.text);
+	}
+	if (strcmp(t->app_key, app_key) != 0) {
+		as_token_clear(t);
+		as_account_clear(acc);
+		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
+	}
+	return 0;
+}
+
+/*
+ * Facts about another account, read once per resolution (an unknown
+ * owner, or one the store cannot read now, allows nothing).
+ */
 static void
 as__owner_flags(as_services *svc, json_t *cache, const char *owner,
                 bool *is_public, bool *shared_write)
@@ -256,19 +293,45 @@ as__owner_flags(as_services *svc, json_t *cache, const char *owner,
 	json_t *c = json_object_get(cache, owner);
 
 	if (c == NULL) {
-		as_account o;
 		ls_error e;
-		int found =
-		        as_store_account_get(svc->store, owner, &o, &e) == 0;
-		c = json_pack("[b,b]", found && o.is_public,
-		              found && o.shared_write);
-		if (found) {
-			as_account_clear(&o);
+		bool pub = false, sw = false;
+		if (as_store_account_flags(svc->store, owner, &pub, &sw, &e) !=
+		    0) {
+			pub = sw = false;
 		}
+		c = json_integer((pub ? AS_PERM_READ : 0) |
+		                 (sw ? AS_PERM_WRITE : 0));
 		json_object_set_new(cache, owner, c);
 	}
-	*is_public = json_is_true(json_array_get(c, 0));
-	*shared_write = json_is_true(json_array_get(c, 1));
+	*is_public = (json_integer_value(c) & AS_PERM_READ) != 0;
+	*shared_write = (json_integer_value(c) & AS_PERM_WRITE) != 0;
+}
+
+/* Set key to value (stolen, also on failure); false when either is
+ * missing. */
+static bool
+as__set(json_t *obj, const char *key, json_t *value)
+{
+	return json_object_set_new_nocheck(obj, key, value) == 0;
+}
+
+/*
+ * {"owner", "stream", "permission"} (new reference, NULL when out of
+ * memory). Built by hand: json_pack's format parsing was a noticeable
+ * part of a validation. The texts come from validated roles.
+ */
+static json_t *
+as__perm_entry(const char *owner, const char *stream, int bits)
+{
+	json_t *e = json_object();
+
+	if (!as__set(e, "owner", json_string_nocheck(owner)) ||
+	    !as__set(e, "stream", json_string_nocheck(stream)) ||
+	    !as__set(e, "permission", json_integer(bits))) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
 }
 
 /*
@@ -282,6 +345,8 @@ as__resolve(as_services *svc, const as_account *acc, json_t *role_names)
 {
 	json_t *out = json_array(), *index = json_object();
 	json_t *cache = json_object(), *role;
+
+	/* acc->roles may be shared with other threads: only read here. */
 	size_t i;
 
 	if (out == NULL || index == NULL || cache == NULL) {
@@ -335,9 +400,7 @@ as__resolve(as_services *svc, const as_account *acc, json_t *role_names)
 			        json_integer(
 			                (json_int_t)json_array_size(out)));
 			json_array_append_new(
-			        out, json_pack("{s:s, s:s, s:i}", "owner",
-			                       owner, "stream", stream,
-			                       "permission", bits));
+			        out, as__perm_entry(owner, stream, bits));
 		}
 	}
 	json_decref(index);
@@ -358,9 +421,8 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	const char *app_key, *value, *client_ip = NULL;
 	char ip[AS_IP_MAX], expires[LS_RFC3339_LEN + 1];
 	as_token t;
-	as_account acc = { 0 };
-	json_t *perms;
-	ls_error inner;
+	as_account acc;
+	json_t *perms, *res;
 	int rc;
 
 	if ((rc = as__arg_string(args, 0, "appKey", true, AS_KEY_MAX, &app_key,
@@ -374,7 +436,7 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		 */
 		return rc;
 	}
-	if ((rc = as__find_token(svc, app_key, value, &t, err)) != 0) {
+	if ((rc = as__lookup_token(svc, app_key, value, &t, &acc, err)) != 0) {
 		ls_debug(AS__LOG,
 		         "validateToken for '%s': unknown, "
 		         "expired or foreign token",
@@ -394,24 +456,27 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		rc = ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 		goto out;
 	}
-	rc = as_store_account_get(svc->store, app_key, &acc, &inner);
-	if (rc != 0) {
-		rc = rc == LS_ENOTFOUND
-		             ? ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED)
-		             : ls_error_set(err, rc, "%s", inner.text);
-		goto out;
-	}
 	perms = as__resolve(svc, &acc, t.roles);
 	ls_format_rfc3339(t.expires_ms, expires);
-	*result = perms ? json_pack("{s:s, s:O, s:o, s:s, s:b, s:o}", "appKey",
-	                            t.app_key, "roles", t.roles, "permissions",
-	                            perms, "expiresAt", expires, "webToken",
-	                            t.web, "ipAddress",
-	                            t.ip[0] ? json_string(t.ip) : json_null())
-	                : NULL;
-	if (*result == NULL) {
+	/*
+	 * Keys in the order clients have always seen. t.roles is shared
+	 * (read-only): the caller gets its own copy.
+	 */
+	res = json_object();
+	if (perms == NULL ||
+	    !as__set(res, "appKey", json_string_nocheck(t.app_key)) ||
+	    !as__set(res, "roles", json_deep_copy(t.roles)) ||
+	    !as__set(res, "permissions", json_incref(perms)) ||
+	    !as__set(res, "expiresAt", json_string_nocheck(expires)) ||
+	    !as__set(res, "webToken", json_boolean(t.web)) ||
+	    !as__set(res, "ipAddress",
+	             t.ip[0] ? json_string_nocheck(t.ip) : json_null())) {
+		json_decref(res);
+		res = NULL;
 		rc = ls_error_set(err, -ENOMEM, "out of memory");
 	}
+	json_decref(perms);
+	*result = res;
 out:
 	as_account_clear(&acc);
 	as_token_clear(&t);

@@ -94,7 +94,8 @@ as__check_hash(const char *hash, ls_error *err)
 		return ls_error_set(err, LS_EBADREQUEST, "invalid token hash");
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!strchr("0123456789abcdef", hash[i])) {
+		char ch = hash[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
 			return ls_error_set(err, LS_EBADREQUEST,
 			                    "invalid token hash");
 		}
@@ -247,6 +248,60 @@ as_store_token_get(as_store *s, const char *hash, int64_t now_ms,
 
 	memset(out, 0, sizeof(*out));
 	return rc ? rc : s->ops->token_get(s, hash, now_ms, out, err);
+}
+
+int
+as_store_token_lookup(as_store *s, const char *hash, int64_t now_ms,
+                      as_token *tok, as_account *acc, ls_error *err)
+{
+	int rc = as__check_hash(hash, err);
+
+	memset(tok, 0, sizeof(*tok));
+	memset(acc, 0, sizeof(*acc));
+	if (rc != 0) {
+		return rc;
+	}
+	if (s->ops->token_lookup != NULL) {
+		return s->ops->token_lookup(s, hash, now_ms, tok, acc, err);
+	}
+	rc = s->ops->token_get(s, hash, now_ms, tok, err);
+	if (rc == 0) {
+		rc = s->ops->account_get(s, tok->app_key, acc, err);
+	}
+	if (rc != 0) {
+		as_token_clear(tok);
+		as_account_clear(acc);
+		return rc;
+	}
+	/* Callers of the lookup never need the secrets. */
+	memset(acc->private_hash, 0, sizeof(acc->private_hash));
+	memset(acc->secret_key, 0, sizeof(acc->secret_key));
+	return 0;
+}
+
+int
+as_store_account_flags(as_store *s, const char *app_key, bool *is_public,
+                       bool *shared_write, ls_error *err)
+{
+	as_account a;
+	int rc = as__check_key(app_key, err);
+
+	*is_public = *shared_write = false;
+	if (rc != 0) {
+		return rc;
+	}
+	if (s->ops->account_flags != NULL) {
+		return s->ops->account_flags(s, app_key, is_public,
+		                             shared_write, err);
+	}
+	memset(&a, 0, sizeof(a));
+	rc = s->ops->account_get(s, app_key, &a, err);
+	if (rc == 0) {
+		*is_public = a.is_public;
+		*shared_write = a.shared_write;
+	}
+	as_account_clear(&a);
+	return rc;
 }
 
 int

@@ -138,6 +138,24 @@ int as_store_token_put(as_store *s, const as_token *t, ls_error *err);
 int as_store_token_get(as_store *s, const char *hash, int64_t now_ms,
                        as_token *out, ls_error *err);
 
+/*
+ * What a token validation needs, in one read: the token whose hash is
+ * given (unless unknown or expired at now_ms) into *tok, and its account's
+ * appKey, isPublic, sharedWrite and roles into *acc (private_hash and
+ * secret_key are left empty). LS_ENOTFOUND when there is no live token.
+ * Both structs are filled as by the _get functions (as_*_clear() them),
+ * but tok->roles and acc->roles may be shared with other threads: they
+ * are read-only. The rows are read on every call: nothing here can be
+ * stale.
+ */
+int as_store_token_lookup(as_store *s, const char *hash, int64_t now_ms,
+                          as_token *tok, as_account *acc, ls_error *err);
+
+/* isPublic and sharedWrite of an account, read now; LS_ENOTFOUND when
+ * there is no such account. */
+int as_store_account_flags(as_store *s, const char *app_key, bool *is_public,
+                           bool *shared_write, ls_error *err);
+
 /* Delete the token of app_key with this hash; LS_ENOTFOUND otherwise. */
 int as_store_token_delete(as_store *s, const char *app_key, const char *hash,
                           ls_error *err);

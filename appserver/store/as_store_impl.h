@@ -26,6 +26,12 @@ typedef struct as__store_ops {
 	int (*token_put)(as_store *s, const as_token *t, ls_error *err);
 	int (*token_get)(as_store *s, const char *hash, int64_t now_ms,
 	                 as_token *out, ls_error *err);
+	/* Optional (NULL: composed from token_get and account_get). */
+	int (*token_lookup)(as_store *s, const char *hash, int64_t now_ms,
+	                    as_token *tok, as_account *acc, ls_error *err);
+	/* Optional (NULL: account_get). */
+	int (*account_flags)(as_store *s, const char *app_key, bool *is_public,
+	                     bool *shared_write, ls_error *err);
 	int (*token_delete)(as_store *s, const char *app_key, const char *hash,
 	                    ls_error *err);
 	int (*token_sweep)(as_store *s, int64_t now_ms, ls_error *err);

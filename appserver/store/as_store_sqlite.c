@@ -8,6 +8,7 @@
  * every read and deleted by a background sweeper.
  */
 #include "as_store_impl.h"
+#include "as_json_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,8 @@ enum as__st {
 	ST_TOK_DELETE,
 	ST_TOK_DELETE_ALL,
 	ST_TOK_SWEEP,
+	ST_TOK_LOOKUP,
+	ST_ACC_FLAGS,
 	ST_COUNT
 };
 
@@ -111,6 +114,14 @@ static const char *const as__sql[ST_COUNT] = {
 	        "DELETE FROM tokens WHERE hash = ?1 AND app_key = ?2",
 	[ST_TOK_DELETE_ALL] = "DELETE FROM tokens",
 	[ST_TOK_SWEEP] = "DELETE FROM tokens WHERE expires_ms <= ?1",
+	/* A validation: the token and its account in one step. */
+	[ST_TOK_LOOKUP] =
+	        "SELECT t.app_key, t.roles, t.expires_ms, t.ip, t.web, "
+	        "a.is_public, a.shared_write, a.roles "
+	        "FROM tokens AS t JOIN accounts AS a ON a.app_key = t.app_key "
+	        "WHERE t.hash = ?1 AND t.expires_ms > ?2",
+	[ST_ACC_FLAGS] = "SELECT is_public, shared_write FROM accounts "
+	                 "WHERE app_key = ?1",
 };
 
 typedef struct as__conn {
@@ -131,6 +142,7 @@ typedef struct as__sqlite {
 	bool stopping;
 	bool sweeper_started;
 	pthread_t sweeper;
+	as__jcache *parsed; /* roles texts of validations, read-only */
 } as__sqlite;
 
 static int
@@ -815,6 +827,106 @@ as__sqlite_token_sweep(as_store *base, int64_t now_ms, ls_error *err)
 	return rc;
 }
 
+/* A roles column through the parse cache (shared, read-only value). */
+static json_t *
+as__column_json_shared(as__sqlite *s, sqlite3_stmt *st, int col)
+{
+	const char *text = (const char *)sqlite3_column_text(st, col);
+
+	return text ? as__jcache_parse(s->parsed, text,
+	                               (size_t)sqlite3_column_bytes(st, col))
+	            : NULL;
+}
+
+static int
+as__sqlite_token_lookup(as_store *base, const char *hash, int64_t now_ms,
+                        as_token *tok, as_account *acc, ls_error *err)
+{
+	as__sqlite *s = (as__sqlite *)base;
+	as__conn *c = as__acquire(s, err);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (c == NULL) {
+		return err ? err->code : LS_EUNAVAILABLE;
+	}
+	st = as__st(c, ST_TOK_LOOKUP);
+	if (sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(st, 2, now_ms)) {
+		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = ls_error_set(err, LS_ENOTFOUND, "no such token");
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = as__sqlerr(c->db, rc, err, "token read");
+		goto out;
+	}
+	memcpy(tok->hash, hash, sizeof(tok->hash));
+	snprintf(tok->app_key, sizeof(tok->app_key), "%s",
+	         (const char *)sqlite3_column_text(st, 0));
+	tok->roles = as__column_json_shared(s, st, 1);
+	tok->expires_ms = sqlite3_column_int64(st, 2);
+	snprintf(tok->ip, sizeof(tok->ip), "%s",
+	         (const char *)sqlite3_column_text(st, 3));
+	tok->web = sqlite3_column_int(st, 4) != 0;
+	memcpy(acc->app_key, tok->app_key, sizeof(acc->app_key));
+	acc->is_public = sqlite3_column_int(st, 5) != 0;
+	acc->shared_write = sqlite3_column_int(st, 6) != 0;
+	acc->roles = as__column_json_shared(s, st, 7);
+	rc = 0;
+	if (!json_is_array(tok->roles) || !json_is_object(acc->roles)) {
+		as_token_clear(tok);
+		as_account_clear(acc);
+		rc = ls_error_set(err, LS_ESERVER,
+		                  "store: token or account has corrupt roles");
+	}
+out:
+	/* Unbind too: hash is the caller's (SQLITE_STATIC). */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	as__release(s, c);
+	return rc;
+}
+
+static int
+as__sqlite_account_flags(as_store *base, const char *app_key, bool *is_public,
+                         bool *shared_write, ls_error *err)
+{
+	as__sqlite *s = (as__sqlite *)base;
+	as__conn *c = as__acquire(s, err);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (c == NULL) {
+		return err ? err->code : LS_EUNAVAILABLE;
+	}
+	st = as__st(c, ST_ACC_FLAGS);
+	if (sqlite3_bind_text(st, 1, app_key, -1, SQLITE_STATIC)) {
+		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*is_public = sqlite3_column_int(st, 0) != 0;
+		*shared_write = sqlite3_column_int(st, 1) != 0;
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
+		                  app_key);
+	} else {
+		rc = as__sqlerr(c->db, rc, err, "account read");
+	}
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	as__release(s, c);
+	return rc;
+}
+
 static void *
 as__sweeper_main(void *arg)
 {
@@ -860,6 +972,7 @@ as__sqlite_close(as_store *base)
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->stop_cv);
 	pthread_mutex_destroy(&s->mu);
+	as__jcache_destroy(&s->parsed);
 	free(s->path);
 	free(s);
 }
@@ -878,6 +991,8 @@ static const as__store_ops as__sqlite_ops = {
 	.token_get = as__sqlite_token_get,
 	.token_delete = as__sqlite_token_delete,
 	.token_sweep = as__sqlite_token_sweep,
+	.token_lookup = as__sqlite_token_lookup,
+	.account_flags = as__sqlite_account_flags,
 	.close = as__sqlite_close,
 };
 
@@ -888,7 +1003,12 @@ as__store_sqlite_open(const char *path, ls_error *err)
 	pthread_condattr_t attr;
 	int fd;
 
-	if (s == NULL || (s->path = strdup(path)) == NULL) {
+	if (s == NULL || (s->path = strdup(path)) == NULL ||
+	    (s->parsed = as__jcache_new()) == NULL) {
+		if (s != NULL) {
+			as__jcache_destroy(&s->parsed);
+			free(s->path);
+		}
 		free(s);
 		ls_error_set(err, -ENOMEM, "out of memory");
 		return NULL;

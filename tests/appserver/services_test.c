@@ -553,6 +553,78 @@ LS_TEST(permission_resolution)
 	json_decref(res);
 }
 
+/*
+ * Another app server sharing the store (a second handle on the same file,
+ * as a second process has): its writes apply at once to validations
+ * here, whatever this process has read before.
+ */
+LS_TEST(writes_by_another_app_server_apply_at_once)
+{
+	json_t *res = NULL, *perms;
+	as_store *other;
+	as_account a = { 0 };
+	const char *tok;
+	char value[64], uri[600], hash[LS_SHA256_HEX_LEN + 1];
+	ls_error err;
+
+	setup("shared");
+	snprintf(uri, sizeof(uri), "sqlite:%s", db_path);
+	other = as_store_open(uri, &err);
+	LS_CHECK(other != NULL);
+	if (other == NULL) {
+		return;
+	}
+	tok = issue("[\"acc1\", \"acc1_private\", [\"public\", "
+	            "\"weather-reader\"]]",
+	            NULL);
+	LS_CHECK(tok != NULL);
+	if (tok == NULL) {
+		as_store_close(&other);
+		return;
+	}
+	snprintf(value, sizeof(value), "%s", tok);
+	/* Validate repeatedly first: whatever is kept from these reads
+	 * must not outlive the writes below. */
+	for (int i = 0; i < 3; i++) {
+		LS_CHECK_INT(validate("acc1", value, NULL, &res, &err), 0);
+		LS_CHECK_INT(perm_of(res, "acc1", "s2"), 3);
+		LS_CHECK_INT(perm_of(res, "svc1", "weather"), 2);
+		/* The result is the caller's: changing it changes nothing
+		 * for the next validation. */
+		json_array_clear(json_object_get(res, "roles"));
+		json_array_clear(json_object_get(res, "permissions"));
+		json_decref(res);
+	}
+
+	/* A role edited elsewhere applies to the live token. */
+	perms = json_pack("[{s:s, s:s, s:i}]", "owner", "acc1", "stream", "s7",
+	                  "permission", 2);
+	LS_CHECK_INT(as_store_role_set(other, "acc1", "public", perms, &err),
+	             0);
+	json_decref(perms);
+	LS_CHECK_INT(validate("acc1", value, NULL, &res, &err), 0);
+	LS_CHECK_INT(perm_of(res, "acc1", "s7"), 2);
+	LS_CHECK_INT(perm_of(res, "acc1", "s2"), 0);
+	LS_CHECK_INT(json_array_size(json_object_get(res, "roles")), 2);
+	json_decref(res);
+
+	/* Another account's flags changed elsewhere apply too. */
+	snprintf(a.app_key, sizeof(a.app_key), "svc1");
+	a.is_public = false;
+	LS_CHECK_INT(as_store_account_update(other, &a, AS_FIELD_PUBLIC, &err),
+	             0);
+	LS_CHECK_INT(validate("acc1", value, NULL, &res, &err), 0);
+	LS_CHECK_INT(perm_of(res, "svc1", "weather"), 0);
+	json_decref(res);
+
+	/* A token revoked elsewhere stops validating at once. */
+	ls_sha256_hex(value, strlen(value), hash);
+	LS_CHECK_INT(as_store_token_delete(other, "acc1", hash, &err), 0);
+	LS_CHECK_INT(validate("acc1", value, NULL, &res, &err), LS_EAUTH);
+	LS_CHECK_STR(err.text, "authentication failed");
+	as_store_close(&other);
+}
+
 /* Does the file at path contain needle anywhere (raw bytes)? */
 static int
 file_contains(const char *path, const char *needle)

@@ -297,6 +297,84 @@ LS_TEST(token_put_get_delete)
 	as_store_close(&s);
 }
 
+/* The validation read: token and account facts together, read now. */
+LS_TEST(token_lookup_reads_token_and_account)
+{
+	OPEN_OR_SKIP(s, "lookup");
+	as_account a = make_account("lacc", "k", true);
+	int64_t now = ls_wall_ms();
+	as_token t = make_token("lacc", "lookup-value-1", now + 60000);
+	as_token got = { 0 };
+	as_account acc = { 0 };
+	json_t *perms = json_pack("[{s:s, s:s, s:i}]", "owner", "lacc",
+	                          "stream", "s9", "permission", 3);
+	bool pub = false, sw = true;
+	ls_error err;
+
+	strcpy(t.ip, "10.0.0.2");
+	LS_CHECK_INT(as_store_account_create(s, &a, &err), 0);
+	LS_CHECK_INT(as_store_token_put(s, &t, &err), 0);
+	LS_CHECK_INT(as_store_token_lookup(s, t.hash, now, &got, &acc, &err),
+	             0);
+	LS_CHECK_STR(got.app_key, "lacc");
+	LS_CHECK_STR(got.ip, "10.0.0.2");
+	LS_CHECK_INT(got.expires_ms, now + 60000);
+	LS_CHECK(json_equal(got.roles, t.roles));
+	LS_CHECK_STR(acc.app_key, "lacc");
+	LS_CHECK(acc.is_public);
+	LS_CHECK(!acc.shared_write);
+	LS_CHECK(json_equal(acc.roles, a.roles));
+	/* The lookup never hands out secrets. */
+	LS_CHECK_STR(acc.secret_key, "");
+	LS_CHECK_STR(acc.private_hash, "");
+	as_token_clear(&got);
+	as_account_clear(&acc);
+
+	/* A role edit is seen by the next lookup... */
+	LS_CHECK_INT(as_store_role_set(s, "lacc", "reader", perms, &err), 0);
+	LS_CHECK_INT(as_store_token_lookup(s, t.hash, now, &got, &acc, &err),
+	             0);
+	LS_CHECK(json_equal(json_object_get(acc.roles, "reader"), perms));
+	as_token_clear(&got);
+	as_account_clear(&acc);
+	/* ...and so are the flags. */
+	LS_CHECK_INT(as_store_account_flags(s, "lacc", &pub, &sw, &err), 0);
+	LS_CHECK(pub);
+	LS_CHECK(!sw);
+	a.is_public = false;
+	a.shared_write = true;
+	LS_CHECK_INT(
+	        as_store_account_update(
+	                s, &a, AS_FIELD_PUBLIC | AS_FIELD_SHARED_WRITE, &err),
+	        0);
+	LS_CHECK_INT(as_store_account_flags(s, "lacc", &pub, &sw, &err), 0);
+	LS_CHECK(!pub);
+	LS_CHECK(sw);
+	LS_CHECK_INT(as_store_account_flags(s, "nobody", &pub, &sw, &err),
+	             LS_ENOTFOUND);
+	LS_CHECK_INT(as_store_account_flags(s, "bad key", &pub, &sw, &err),
+	             LS_EBADREQUEST);
+
+	/* Expired, revoked, malformed: not found / refused. */
+	LS_CHECK_INT(as_store_token_lookup(s, t.hash, now + 60000, &got, &acc,
+	                                   &err),
+	             LS_ENOTFOUND);
+	LS_CHECK_INT(as_store_token_delete(s, "lacc", t.hash, &err), 0);
+	LS_CHECK_INT(as_store_token_lookup(s, t.hash, now, &got, &acc, &err),
+	             LS_ENOTFOUND);
+	LS_CHECK_INT(as_store_token_lookup(s, "nope", now, &got, &acc, &err),
+	             LS_EBADREQUEST);
+	/* Deleting the account takes its live tokens with it. */
+	LS_CHECK_INT(as_store_token_put(s, &t, &err), 0);
+	LS_CHECK_INT(as_store_account_delete(s, "lacc", &err), 0);
+	LS_CHECK_INT(as_store_token_lookup(s, t.hash, now, &got, &acc, &err),
+	             LS_ENOTFOUND);
+	json_decref(perms);
+	as_token_clear(&t);
+	as_account_clear(&a);
+	as_store_close(&s);
+}
+
 LS_TEST(token_expiry_checked_on_read_and_swept)
 {
 	OPEN_OR_SKIP(s, "expiry");
