@@ -367,7 +367,7 @@ test('an expiring token is renewed through getToken() without losing the connect
   let issued = 0;
   await page.exposeFunction('backendToken', async () => {
     issued++;
-    return (await server.token('acc1', 'public', { ttl: 2 })).value;
+    return (await server.token('acc1', 'public', { ttl: 3 })).value;
   });
   const r = await page.evaluate(async ({ url }) => {
     const client = LightStream.createClient({ url, appKey: 'acc1', getToken: () => backendToken() });
@@ -379,7 +379,7 @@ test('an expiring token is renewed through getToken() without losing the connect
     const got = [];
     const s2 = client.stream('acc1', 's2');
     await s2.subscribe((d) => got.push(d));
-    await new Promise((res) => setTimeout(res, 3500)); // beyond the first token's 2 s
+    await new Promise((res) => setTimeout(res, 4000)); // beyond the first token's 3 s (refreshed at about 2.25 s)
     await s2.publish({ still: 'here' }, { ack: true });
     await waitUntil(() => got.length === 1, 10000, 'delivery after renewal');
     const state = client.state;
