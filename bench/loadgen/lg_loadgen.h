@@ -77,6 +77,7 @@ typedef struct lg_child_stats {
 	uint64_t sub_failed;
 	uint64_t frames;
 	uint64_t data_frames;
+	uint64_t normal_received; /* new messages at subscribers that read */
 	uint64_t window_frames;
 	uint64_t bad_frames;
 	uint64_t corrupt;

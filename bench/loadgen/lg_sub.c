@@ -364,6 +364,11 @@ lg__data(lg_sub *s, lg_conn *c, const char *p, size_t len)
 		c->has_last = 1;
 		c->last_seq = pl.seq;
 		c->received++;
+		if (!c->slow) {
+			__atomic_store_n(&st->normal_received,
+			                 st->normal_received + 1,
+			                 __ATOMIC_RELAXED);
+		}
 	}
 	if (__atomic_load_n(&s->sh->phase, __ATOMIC_RELAXED) ==
 	    LG_PHASE_MEASURE) {

@@ -402,22 +402,34 @@ lg__publish(const lg_config *cfg, lg_shared *sh, lg_result *r)
 		}
 		lg_pub_wait(p, 1);
 	}
-	/* Let the queues drain: stop when nothing arrived for 0.5 s. */
+	/* Let the queues drain: until every reading subscriber has every
+	 * message, or nothing arrived for 2 s (some never will), bounded. */
 	uint64_t last = lg__sum_frames(sh, cfg->procs);
 	uint64_t quiet_since = lg_now_ns();
 	uint64_t drain_end = quiet_since + (uint64_t)(cfg->drain_max * 1e9);
+	uint64_t readers = 0;
+	for (unsigned i = 0; i < cfg->procs; i++) {
+		readers += sh->child[i].ready - sh->child[i].slow;
+	}
+	uint64_t want = lg__expected(cfg, lg_pub_published(p)) * readers;
 	char ignore[64];
 	for (;;) {
 		lg_pub_pump(p, lg_pub_published(p), ignore, sizeof ignore);
-		lg__sleep(0.05);
+		lg__sleep(0.02);
 		lg__peak(cfg, r);
 		uint64_t now = lg_now_ns();
 		uint64_t cur = lg__sum_frames(sh, cfg->procs);
+		uint64_t got = 0;
+		for (unsigned i = 0; i < cfg->procs; i++) {
+			got += __atomic_load_n(&sh->child[i].normal_received,
+			                       __ATOMIC_RELAXED);
+		}
 		if (cur != last) {
 			last = cur;
 			quiet_since = now;
 		}
-		if (now - quiet_since > 500000000ull || now > drain_end) {
+		if (got >= want || now - quiet_since > 2000000000ull ||
+		    now > drain_end) {
 			break;
 		}
 	}
@@ -608,7 +620,7 @@ main(int argc, char **argv)
 		.inflight = 200,
 		.seconds = 5,
 		.warmup = 1,
-		.drain_max = 10,
+		.drain_max = 30,
 		.connect_timeout = 60,
 		.payload_size = 100,
 	};
