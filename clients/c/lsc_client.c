@@ -159,6 +159,24 @@ lsc__lws_log_init(void)
 	pthread_once(&once, lsc__lws_log_setup);
 }
 
+void
+lsc__connect_error(bool tls, const char *lws_text, char *out, size_t n)
+{
+	if (lws_text == NULL) {
+		lws_text = "connection failed";
+	}
+	/* lws reports certificate failures as an opaque "SSL err"; say what
+	 * it most likely is. */
+	if (tls && strstr(lws_text, "SSL") != NULL) {
+		snprintf(out, n,
+		         "TLS handshake failed, is the server certificate "
+		         "trusted (CA file)? (%s)",
+		         lws_text);
+	} else {
+		snprintf(out, n, "%s", lws_text);
+	}
+}
+
 static char *
 lsc__strdup(const char *s)
 {
@@ -871,9 +889,11 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (c->wsi == NULL || c->wsi == wsi) {
-			lsc__lost(c, 1006,
-			          in != NULL ? (const char *)in
-			                     : "connection failed");
+			char why[160];
+
+			lsc__connect_error(c->url.tls, (const char *)in, why,
+			                   sizeof(why));
+			lsc__lost(c, 1006, why);
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -1021,7 +1041,9 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 	info.gid = -1;
 	info.uid = -1;
 	info.user = c;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* Only TLS URLs get an SSL_CTX: loading the system CA store costs
+	 * time and memory that a ws:// client never needs. */
+	info.options = c->url.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
 	info.client_ssl_ca_filepath = c->ca_file;
 	info.fd_limit_per_thread = 16; /* one connection at a time */
 	c->ctx = lws_create_context(&info);

@@ -31,6 +31,7 @@ typedef struct lsc__http {
 	bool too_big;
 	char fail_text[160];
 	bool timed_out;
+	bool tls;
 	struct lws_context *ctx;
 	lws_sorted_usec_list_t timeout_sul;
 } lsc__http;
@@ -48,8 +49,8 @@ lsc__http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		h->failed = true;
 		h->done = true;
-		snprintf(h->fail_text, sizeof(h->fail_text), "%s",
-		         in != NULL ? (const char *)in : "connection failed");
+		lsc__connect_error(h->tls, (const char *)in, h->fail_text,
+		                   sizeof(h->fail_text));
 		break;
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
 		unsigned char **p = (unsigned char **)in, *end = (*p) + len;
@@ -247,6 +248,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	                  req->web_token ? "true" : "false")) {
 		return ls_error_set(err, -EINVAL, "parameters too long");
 	}
+	h.tls = url.tls;
 	h.req_body = form;
 	h.req_len = strlen(form);
 
@@ -257,7 +259,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	info.gid = -1;
 	info.uid = -1;
 	info.user = &h;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.options = url.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
 	info.client_ssl_ca_filepath = req->ca_file;
 	info.fd_limit_per_thread = 16;
 	ctx = lws_create_context(&info);

@@ -314,6 +314,45 @@ def test_example_program_filters():
     assert all(l == 'svc1/weather: {"city":"Lisboa","temperature":11}' for l in lines), lines
 
 
+def test_tls_wss_and_https():
+    """A TLS listener with a development certificate: verified with
+    --ca-file, accepted with --insecure, refused without either."""
+    certdir = os.path.join(lstest.tmpdir(), "tls")
+    r = subprocess.run(["sh", os.path.join(lstest.SOURCE_ROOT, "deploy", "tls",
+                                           "make-dev-cert.sh"), certdir],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    port, tport = lstest.free_port(), lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "tls-data")
+    os.makedirs(data)
+    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--tls-listen",
+                       "127.0.0.1:%d" % tport, "--tls-cert", cert, "--tls-key", key,
+                       "--data", data, "--fixture", lstest.FIXTURE, name="serve-tls",
+                       wait_tcp=tport)
+    https, wss = "https://127.0.0.1:%d" % tport, "wss://127.0.0.1:%d" % tport
+    common = ["--app", "svc1", "--private-key", "svc1_private", "--roles", "publisher"]
+    r = lstest.run("token", "--url", https, "--ca-file", cert, *common)
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip()
+    assert len(tok) == 43
+    r = lstest.run("token", "--url", https, "--insecure", *common)
+    assert r.returncode == 0, r.stderr
+    r = lstest.run("token", "--url", https, *common)
+    assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
+
+    s = Cli("sub", "--url", wss, "--ca-file", cert, "--app", "svc1", "--token", tok,
+            "--count", "1", "--timeout", "20", "svc1/weather")
+    s.wait_log("subscribed to svc1/weather")
+    r = lstest.run("pub", "--url", wss, "-k", "--app", "svc1", "--token", tok,
+                   "svc1/weather", '{"secure":true}')
+    assert r.returncode == 0, r.stderr
+    assert s.wait() == 0, s.log_text()
+    assert s.lines() == ['{"secure":true}']
+    r = lstest.run("sub", "--url", wss, "--app", "svc1", "--token", tok, "svc1/weather")
+    assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
+
+
 def test_reconnect_after_restart():
     tok = token("svc1", "svc1_private", "publisher")
     s = sub("svc1", tok, "svc1/weather", "--count", "2", "--timeout", "60")
