@@ -13,7 +13,9 @@
  * only what the input makes it send, so it holds requests.
  *
  * Input: a sequence of records; each starts with one byte op.
- *   op & 3 == 0: client (op >> 2) % 3 sends a message (frames below)
+ *   op & 3 == 0: client (op >> 2) & 3 sends a message (frames below);
+ *                client 3 is a real bus_client: bus_client_request()
+ *                with frame 0 as the service and frame 1 as the body
  *   op & 3 == 1: worker peer (op >> 2) % 3 sends a message
  *   op & 3 == 2: the message is handed directly to the worker code, as if
  *                a broker had sent it
@@ -25,12 +27,15 @@
  *
  * Checked after every step: the broker's lists and counters agree with
  * each other; everything a client or worker receives is well formed; no
- * client receives more replies than requests were sent.
+ * client receives more replies than requests were sent; the bus_client
+ * calls back at most once per request, and exactly its unanswered
+ * requests are pending.
  */
 #include "bus_broker.c"
 
 #include <stdint.h>
 
+#include "bus_client.h"
 #include "fuzz_worker_glue.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_MAX_FRAMES 32
 #define FZ_ROUNDS     64
 #define FZ_SLOW       2 /* this worker peer answers only as the input says */
+#define FZ_API_SLOTS  256
 
 static void *fz_ctx;
 static bus_broker *fz_b;
@@ -47,6 +53,12 @@ static void *fz_worker[FZ_PEERS];
 static int64_t fz_offset;  /* virtual clock: ms ahead of ls_now_ms() */
 static size_t fz_requests; /* messages clients sent in this input */
 static size_t fz_replies;  /* replies clients received */
+
+/* A real bus_client: its callbacks must run at most once per request. */
+static bus_client *fz_api;
+static int fz_api_n;
+static uint64_t fz_api_id[FZ_API_SLOTS];
+static int fz_api_calls[FZ_API_SLOTS];
 
 static int
 fz_op_echo(void *ctx, json_t *args, json_t **result, ls_error *err)
@@ -107,11 +119,67 @@ fz_setup(void)
 	if (fz_ctx == NULL || fz_b == NULL) {
 		abort();
 	}
+	fz_api = bus_client_new(fz_ctx, "inproc://fz-front", &err);
+	if (fz_api == NULL) {
+		abort();
+	}
 	for (int i = 0; i < FZ_PEERS; i++) {
 		char id[3] = { 'c', (char)('0' + i), '\0' };
 		fz_client[i] = fz_peer(ZMQ_DEALER, id, "inproc://fz-front");
 		id[0] = 'w';
 		fz_worker[i] = fz_peer(ZMQ_DEALER, id, "inproc://fz-back");
+	}
+}
+
+static void
+fz_api_reply(bus_status status, const char *body, size_t len, void *user)
+{
+	int slot = (int)(uintptr_t)user;
+
+	if (slot < 0 || slot >= fz_api_n || ++fz_api_calls[slot] > 1 ||
+	    status < BUS_OK || status > BUS_NOSERVICE || body == NULL ||
+	    body[len] != '\0') {
+		abort();
+	}
+}
+
+/* The client API sends [service = frame 0, body = frame 1]. */
+static void
+fz_api_request(zmq_msg_t *f, int n)
+{
+	char svc[BUS__MAX_SERVICE_LEN + 2];
+	size_t len = n > 0 ? zmq_msg_size(&f[0]) : 0;
+	uint64_t id;
+
+	if (fz_api_n >= FZ_API_SLOTS) {
+		return;
+	}
+	if (len >= sizeof(svc)) {
+		len = sizeof(svc) - 1;
+	}
+	if (len > 0) {
+		memcpy(svc, zmq_msg_data(&f[0]), len);
+	}
+	svc[len] = '\0';
+	if (bus_client_request(fz_api, svc, n > 1 ? zmq_msg_data(&f[1]) : "",
+	                       n > 1 ? zmq_msg_size(&f[1]) : 0, 60000,
+	                       fz_api_reply, (void *)(uintptr_t)fz_api_n,
+	                       &id) == 0) {
+		fz_api_id[fz_api_n++] = id;
+	}
+}
+
+/* Requests the client API has not answered are exactly its pending. */
+static void
+fz_api_check(void)
+{
+	size_t open = 0;
+
+	for (int i = 0; i < fz_api_n; i++) {
+		open += fz_api_calls[i] == 0;
+	}
+	if (open != bus_client_pending(fz_api)) {
+		abort();
 	}
 }
 
@@ -245,7 +313,13 @@ fz_pump(void)
 				moved++;
 			}
 		}
+		{
+			size_t before = bus_client_pending(fz_api);
+			bus_client_process(fz_api);
+			moved += before != bus_client_pending(fz_api);
+		}
 		fz_check_state();
+		fz_api_check();
 		if (moved == 0) {
 			return;
 		}
@@ -293,6 +367,17 @@ fz_reset(void)
 	}
 	while (bus__msg_recv(b->front, &m) == 0) {
 		bus__msg_close(&m);
+	}
+	for (int i = 0; i < fz_api_n; i++) {
+		if (fz_api_calls[i] == 0) {
+			bus_client_cancel(fz_api, fz_api_id[i]);
+		}
+		fz_api_calls[i] = 0;
+	}
+	fz_api_n = 0;
+	bus_client_process(fz_api);
+	if (bus_client_pending(fz_api) != 0) {
+		abort();
 	}
 	fz_offset = 0;
 	fz_requests = fz_replies = 0;
@@ -410,12 +495,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if ((op & 3) == 2) {
 			fz_to_worker_code(&m);
+		} else if ((op & 3) == 0 && ((op >> 2) & 3) == FZ_PEERS) {
+			fz_api_request(m.f, m.n);
 		} else if (m.n > 0) {
 			if ((op & 3) == 0) {
 				fz_requests++;
 			}
 			fz_send((op & 3) == 0
-			                ? fz_client[(op >> 2) % FZ_PEERS]
+			                ? fz_client[(op >> 2) & 3]
 			                : fz_worker[(op >> 2) % FZ_PEERS],
 			        &m);
 		}
