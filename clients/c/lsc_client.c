@@ -781,6 +781,9 @@ lsc__receive(lsc_client *c, struct lws *wsi, const void *in, size_t len)
 		if (c->cb.on_error != NULL) {
 			c->cb.on_error(c, "too_large", text, c->user);
 		}
+		c->local_close = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+		snprintf(c->local_reason, sizeof(c->local_reason),
+		         "too large");
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 		                 (unsigned char *)"too large", 9);
 		return -1;

@@ -29,6 +29,7 @@ typedef struct rec {
 	int last_close;
 	bool last_reconnecting;
 	int signs;
+	char error_code[32];
 	char sign_conn[128];
 } rec;
 
@@ -88,6 +89,14 @@ on_close(lsc_client *c, int code, const char *reason, bool again, void *user)
 	r->closes++;
 	r->last_close = code;
 	r->last_reconnecting = again;
+}
+
+static void
+on_error(lsc_client *c, const char *code, const char *message, void *user)
+{
+	rec *r = user;
+
+	snprintf(r->error_code, sizeof(r->error_code), "%s", code);
 }
 
 static void
@@ -389,6 +398,43 @@ LS_TEST(web_token_sign_callback_and_refresh)
 	lsc_client_destroy(&c);
 	free(web);
 	free(next);
+}
+
+LS_TEST(incoming_limit)
+{
+	char *tok = get_token("acc1", "acc1_private", "publisher", false);
+	char big[2001];
+	lsc_options o = { 0 };
+	rec r = { 0 };
+	lsc_client *c;
+	json_t *m;
+
+	memset(big, 'x', 2000);
+	big[2000] = '\0';
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = "acc1";
+	o.token = tok;
+	o.max_frame_bytes = 1024;
+	o.cb.on_subscribe = on_subscribe;
+	o.cb.on_message = on_message;
+	o.cb.on_error = on_error;
+	o.cb.on_close = on_close;
+	o.user = &r;
+	c = lsc_client_new(&o, NULL);
+	LS_CHECK(lsc_client_subscribe(c, "acc1", "s1", NULL, NULL) > 0);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, subscribed_1, &r, WAIT_MS), 0);
+	/* Our own message comes back larger than we accept. */
+	m = json_string(big);
+	LS_CHECK_INT(lsc_client_publish(c, "acc1", "s1", m, NULL, NULL, NULL),
+	             0);
+	json_decref(m);
+	LS_CHECK_INT(lsc_client_run_until(c, closed, &r, WAIT_MS), 0);
+	LS_CHECK_STR(r.error_code, "too_large");
+	LS_CHECK_INT(r.last_close, 1009);
+	LS_CHECK_INT(r.n_msgs, 0);
+	lsc_client_destroy(&c);
+	free(tok);
 }
 
 LS_TEST(auth_failure_is_final)
