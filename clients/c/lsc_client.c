@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "ls_crypto.h"
 #include "ls_log.h"
@@ -82,6 +83,7 @@ struct lsc_client {
 	lsc_callbacks cb;
 	void *user;
 	lsc__url url;
+	SSL_CTX *ssl_ctx; /* wss:// only */
 	char host_header[LSC__HOST_MAX + 8];
 
 	struct lws_context *ctx;
@@ -157,6 +159,33 @@ lsc__lws_log_init(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, lsc__lws_log_setup);
+}
+
+SSL_CTX *
+lsc__ssl_ctx_new(const char *ca_file, ls_error *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		ls_error_set(err, -ENOMEM, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                              SSL_MODE_RELEASE_BUFFERS);
+	if (ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			ls_error_set(err, -EINVAL,
+			             "cannot load CA certificates from %s",
+			             ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else {
+		SSL_CTX_set_default_verify_paths(ctx);
+	}
+	return ctx;
 }
 
 void
@@ -1046,8 +1075,14 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 	info.user = c;
 	/* Only TLS URLs get an SSL_CTX: loading the system CA store costs
 	 * time and memory that a ws:// client never needs. */
-	info.options = c->url.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
-	info.client_ssl_ca_filepath = c->ca_file;
+	if (c->url.tls) {
+		c->ssl_ctx = lsc__ssl_ctx_new(c->ca_file, err);
+		if (c->ssl_ctx == NULL) {
+			goto fail;
+		}
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.provided_client_ssl_ctx = c->ssl_ctx;
+	}
 	info.fd_limit_per_thread = 16; /* one connection at a time */
 	c->ctx = lws_create_context(&info);
 	if (c->ctx == NULL) {
@@ -1083,6 +1118,7 @@ lsc_client_destroy(lsc_client **pc)
 		lws_sul_cancel(&c->timeout_sul);
 		lws_context_destroy(c->ctx);
 	}
+	SSL_CTX_free(c->ssl_ctx); /* after the context that used it */
 	lsc__queue_clear(c, &c->ctl);
 	lsc__queue_clear(c, &c->pub);
 	while ((s = c->subs) != NULL) {

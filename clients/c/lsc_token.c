@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "ls_log.h"
 #include "lsc_internal.h"
@@ -213,6 +214,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	lsc__http h;
 	lsc__url url;
 	json_t *resp = NULL;
+	SSL_CTX *ssl_ctx = NULL;
 	int rc;
 
 	*data = NULL;
@@ -259,11 +261,18 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	info.gid = -1;
 	info.uid = -1;
 	info.user = &h;
-	info.options = url.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
-	info.client_ssl_ca_filepath = req->ca_file;
+	if (url.tls) {
+		ssl_ctx = lsc__ssl_ctx_new(req->ca_file, err);
+		if (ssl_ctx == NULL) {
+			return err != NULL ? err->code : -EINVAL;
+		}
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.provided_client_ssl_ctx = ssl_ctx;
+	}
 	info.fd_limit_per_thread = 16;
 	ctx = lws_create_context(&info);
 	if (ctx == NULL) {
+		SSL_CTX_free(ssl_ctx);
 		return ls_error_set(err, -EIO,
 		                    "cannot create the HTTP client "
 		                    "context");
@@ -305,6 +314,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	}
 	lws_sul_cancel(&h.timeout_sul);
 	lws_context_destroy(ctx);
+	SSL_CTX_free(ssl_ctx);
 
 	if (h.timed_out && !h.done) {
 		rc = ls_error_set(

@@ -9,15 +9,24 @@ BINARY = os.path.join(lstest.BUILD_ROOT, "tests", "clients", "test_clients_lsc_l
 
 
 def test_library_api_against_serve():
-    port = lstest.free_port()
+    port, tport = lstest.free_port(), lstest.free_port()
     data = os.path.join(lstest.tmpdir(), "data")
     os.makedirs(data)
-    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
-                       "--fixture", lstest.FIXTURE, name="serve", wait_tcp=port)
+    certdir = os.path.join(lstest.tmpdir(), "tls")
+    r = subprocess.run(["sh", os.path.join(lstest.SOURCE_ROOT, "deploy", "tls",
+                                           "make-dev-cert.sh"), certdir],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--tls-listen",
+                       "127.0.0.1:%d" % tport, "--tls-cert", cert, "--tls-key", key,
+                       "--data", data, "--fixture", lstest.FIXTURE, name="serve",
+                       wait_tcp=port)
     http = "http://127.0.0.1:%d" % port
     lstest.wait_for(lambda: lstest.http("GET", http + "/readyz")[0] == 200,
                     timeout=20, what="serve /readyz")
-    env = dict(os.environ, LSC_LIVE_HTTP=http, LSC_LIVE_WS="ws://127.0.0.1:%d" % port)
+    env = dict(os.environ, LSC_LIVE_HTTP=http, LSC_LIVE_WS="ws://127.0.0.1:%d" % port,
+               LSC_LIVE_WSS="wss://127.0.0.1:%d" % tport, LSC_LIVE_CA=cert)
     r = subprocess.run([BINARY], env=env, capture_output=True, text=True, timeout=120)
     for line in (r.stdout + r.stderr).splitlines():
         print("# " + line)

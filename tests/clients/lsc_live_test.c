@@ -3,7 +3,9 @@
  * publish with acks, unsubscribe, refresh, a user signing callback for web
  * tokens, the bounded queue and local permission checks.
  * Run by live_test.py, which starts `lightstream serve` and sets
- * LSC_LIVE_HTTP (http://HOST:PORT) and LSC_LIVE_WS (ws://HOST:PORT).
+ * LSC_LIVE_HTTP (http://HOST:PORT), LSC_LIVE_WS (ws://HOST:PORT),
+ * LSC_LIVE_WSS (wss://HOST:TLSPORT) and LSC_LIVE_CA (the server's
+ * development certificate).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -434,6 +436,56 @@ LS_TEST(incoming_limit)
 	LS_CHECK_INT(r.last_close, 1009);
 	LS_CHECK_INT(r.n_msgs, 0);
 	lsc_client_destroy(&c);
+	free(tok);
+}
+
+static bool
+both_ready(lsc_client *c, void *other)
+{
+	return lsc_client_is_ready(c) && lsc_client_is_ready(other);
+}
+
+LS_TEST(two_tls_clients_in_one_process)
+{
+	/* Each client owns its SSL_CTX; under LeakSanitizer this also
+	 * proves nothing of the first context is left behind. */
+	char *tok = get_token("acc1", "acc1_private", "public", false);
+	lsc_options o = { 0 };
+	ls_error err;
+	lsc_client *a, *b, *bad;
+	rec r = { 0 };
+
+	o.url = env("LSC_LIVE_WSS");
+	o.app_key = "acc1";
+	o.token = tok;
+	o.ca_file = env("LSC_LIVE_CA");
+	a = lsc_client_new(&o, &err);
+	b = lsc_client_new(&o, &err);
+	LS_CHECK(a != NULL && b != NULL);
+	lsc_client_connect(a);
+	lsc_client_connect(b);
+	for (int i = 0; i < 100 && !both_ready(a, b); i++) {
+		lsc_client_run(a, 50);
+		lsc_client_run(b, 50);
+	}
+	LS_CHECK(both_ready(a, b));
+	lsc_client_destroy(&a);
+	lsc_client_destroy(&b);
+
+	/* Without the CA the certificate does not verify. */
+	o.ca_file = NULL;
+	o.cb.on_close = on_close;
+	o.user = &r;
+	bad = lsc_client_new(&o, &err);
+	lsc_client_connect(bad);
+	LS_CHECK_INT(lsc_client_run_until(bad, closed, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.last_close, 1006);
+	LS_CHECK(!lsc_client_is_ready(bad));
+	lsc_client_destroy(&bad);
+
+	o.ca_file = "/nonexistent/ca.pem";
+	LS_CHECK(lsc_client_new(&o, &err) == NULL);
+	LS_CHECK(strstr(err.text, "/nonexistent/ca.pem") != NULL);
 	free(tok);
 }
 
