@@ -940,7 +940,11 @@ gw__ready(gw_http *h)
 {
 	gw_gateway *gw = h->gw;
 	bool fabric = gw->fabric != NULL && ps_fabric_ready(gw->fabric);
-	char reason[320];
+	const char *fabric_status =
+	        fabric ? "ok"
+	               : (gw->fabric ? ps_fabric_status(gw->fabric) : "none");
+	const char *bus_status = gw->bus_ok ? "ok" : gw->bus_reason;
+	char reason[400];
 
 	if (fabric && gw->bus_ok && !gw->stopping) {
 		gw__respond(h, 200,
@@ -949,21 +953,20 @@ gw__ready(gw_http *h)
 		            NULL, NULL);
 		return;
 	}
-	snprintf(
-	        reason, sizeof(reason), "%s%s%s",
-	        gw->stopping ? "shutting down"
-	        : fabric     ? ""
-	                     : "pub/sub fabric: ",
-	        gw->stopping || fabric
-	                ? ""
-	                : (gw->fabric ? ps_fabric_status(gw->fabric) : "none"),
-	        gw->stopping || gw->bus_ok
-	                ? ""
-	                : (fabric ? gw->bus_reason : "; service bus down"));
+	if (gw->stopping) {
+		snprintf(reason, sizeof(reason), "shutting down");
+	} else if (!fabric && !gw->bus_ok) {
+		snprintf(reason, sizeof(reason), "pub/sub fabric: %s; %s",
+		         fabric_status, bus_status);
+	} else if (!fabric) {
+		snprintf(reason, sizeof(reason), "pub/sub fabric: %s",
+		         fabric_status);
+	} else {
+		snprintf(reason, sizeof(reason), "%s", bus_status);
+	}
 	gw__respond(h, 503,
 	            json_pack("{s:b,s:s,s:s}", "ready", 0, "fabric",
-	                      fabric ? "ok" : ps_fabric_status(gw->fabric),
-	                      "bus", gw->bus_ok ? "ok" : gw->bus_reason),
+	                      fabric_status, "bus", bus_status),
 	            "unavailable", reason);
 }
 
