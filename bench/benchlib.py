@@ -291,7 +291,7 @@ def loadgen(build, srv, subscribers, rate=0.0, seconds=3.0, warmup=1.0, hold=0.0
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", cpu] + argv
     load = load_average()
-    timeout = 120 + seconds + warmup + hold + subscribers / 500.0
+    timeout = 300 + seconds + warmup + hold + subscribers / 100.0
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=timeout)
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
