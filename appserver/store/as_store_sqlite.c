@@ -827,6 +827,22 @@ as__sqlite_token_sweep(as_store *base, int64_t now_ms, ls_error *err)
 	return rc;
 }
 
+/* Copy a text column into dst[cap], truncated like snprintf("%s"). */
+static void
+as__column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+	const unsigned char *text = sqlite3_column_text(st, col);
+	size_t n = text ? (size_t)sqlite3_column_bytes(st, col) : 0;
+
+	if (n >= cap) {
+		n = cap - 1;
+	}
+	if (n > 0) {
+		memcpy(dst, text, n);
+	}
+	dst[n] = '\0';
+}
+
 /* A roles column through the parse cache (shared, read-only value). */
 static json_t *
 as__column_json_shared(as__sqlite *s, sqlite3_stmt *st, int col)
@@ -866,12 +882,10 @@ as__sqlite_token_lookup(as_store *base, const char *hash, int64_t now_ms,
 		goto out;
 	}
 	memcpy(tok->hash, hash, sizeof(tok->hash));
-	snprintf(tok->app_key, sizeof(tok->app_key), "%s",
-	         (const char *)sqlite3_column_text(st, 0));
+	as__column_copy(st, 0, tok->app_key, sizeof(tok->app_key));
 	tok->roles = as__column_json_shared(s, st, 1);
 	tok->expires_ms = sqlite3_column_int64(st, 2);
-	snprintf(tok->ip, sizeof(tok->ip), "%s",
-	         (const char *)sqlite3_column_text(st, 3));
+	as__column_copy(st, 3, tok->ip, sizeof(tok->ip));
 	tok->web = sqlite3_column_int(st, 4) != 0;
 	memcpy(acc->app_key, tok->app_key, sizeof(acc->app_key));
 	acc->is_public = sqlite3_column_int(st, 5) != 0;
