@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gw_internal.h"
+#include "gw_json.h"
 #include "ls_crypto.h"
 #include "ls_log.h"
 #include "ls_time.h"
@@ -138,7 +139,12 @@ gw_conn_send(gw_conn *c, int t, json_t *m)
 static json_t *
 gw__error(const char *code, const char *message)
 {
-	return json_pack("{s:s,s:s}", "code", code, "message", message);
+	char text[LS_ERROR_TEXT_MAX + 64];
+
+	/* Messages may quote client input, possibly cut mid-character. */
+	snprintf(text, sizeof(text), "%s", message);
+	gw_utf8_sanitize(text);
+	return json_pack("{s:s,s:s}", "code", code, "message", text);
 }
 
 static void

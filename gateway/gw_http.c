@@ -126,10 +126,12 @@ gw__respond(gw_http *h, unsigned status, json_t *data, const char *code,
 	char *text;
 
 	if (code != NULL) {
-		json_array_append_new(errors,
-		                      json_pack("{s:s,s:s}", "message",
-		                                message ? message : code,
-		                                "code", code));
+		char msg[512];
+		/* Bus errors may quote client input, possibly cut. */
+		snprintf(msg, sizeof(msg), "%s", message ? message : code);
+		gw_utf8_sanitize(msg);
+		json_array_append_new(errors, json_pack("{s:s,s:s}", "message",
+		                                        msg, "code", code));
 	}
 	root = json_pack("{s:o,s:o}", "data", data ? data : json_null(),
 	                 "errors", errors);

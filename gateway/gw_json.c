@@ -311,3 +311,23 @@ gw_json_valid(const char *text, size_t len, size_t *start, size_t *end)
 		s.p++;
 	}
 }
+
+void
+gw_utf8_sanitize(char *s)
+{
+	size_t n = strlen(s);
+	gw__scan sc = { (const unsigned char *)s,
+		        (const unsigned char *)s + n };
+
+	while (sc.p < sc.end) {
+		if (*sc.p < 0x80) {
+			sc.p++;
+			continue;
+		}
+		if (gw__utf8(&sc)) {
+			continue;
+		}
+		*(unsigned char *)sc.p = '?';
+		sc.p++;
+	}
+}

@@ -20,4 +20,11 @@
  */
 bool gw_json_valid(const char *text, size_t len, size_t *start, size_t *end);
 
+/*
+ * Make s valid UTF-8 in place, for texts that reach JSON (error messages
+ * may quote client input, and truncation may cut a character): invalid
+ * bytes (and a sequence cut at the end) become '?'.
+ */
+void gw_utf8_sanitize(char *s);
+
 #endif

@@ -135,4 +135,19 @@ LS_TEST(json_check_depth)
 	LS_CHECK(!gw_json_valid(deep, n + 2, NULL, NULL));
 }
 
+LS_TEST(utf8_sanitize)
+{
+	char a[] = "ok \xc3\xa9 \xff end";
+	char b[] = "cut \xe2\x82";
+	char c[] = "plain";
+
+	gw_utf8_sanitize(a);
+	LS_CHECK_STR(a, "ok \xc3\xa9 ? end");
+	gw_utf8_sanitize(b);
+	LS_CHECK_STR(b, "cut ??");
+	gw_utf8_sanitize(c);
+	LS_CHECK_STR(c, "plain");
+	LS_CHECK(gw_json_valid("\"x\"", 3, NULL, NULL));
+}
+
 LS_TEST_MAIN()

@@ -215,6 +215,10 @@ def test_query_filters_and_select_mode():
     bad = subscribe(ws, "acc1", "s2", rid="bad", query={"mode": "any", "where": {"field": "x", "op": "lt", "value": 1}})
     assert cold["ok"] and sel["ok"]
     assert bad["ok"] is False and bad["error"]["code"] == "invalid_query", bad
+    # an error quoting long non-ASCII input still arrives as valid JSON
+    long_bad = subscribe(ws, "acc1", "s2", rid="long", query={
+        "where": {"field": "x", "op": "\u00e9" * 300, "value": 1}})
+    assert long_bad["ok"] is False and long_bad["error"]["code"] == "invalid_query"
     pub, _ = connect(port, "acc1", tok)
     msgs = [{"city": "Porto", "temperature": 10, "readings": [{"v": 1}]},
             {"city": "Lisboa", "temperature": 12, "readings": [{"v": 11}, {"v": 2}, {"v": 30}]},
