@@ -360,6 +360,9 @@ gw__auth_ok(gw_conn *c)
 	ev_timer_stop(c->gw->loop, &c->auth_timer);
 	c->state = GW_CS_READY;
 	c->gw->m.auth_ok++;
+	/* The token was needed for the web-token exchange only. */
+	free(c->token);
+	c->token = NULL;
 	gw__expires_text(c, exp);
 	gw_conn_send(c, GW_T_AUTH_RESPONSE,
 	             json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "connectionId",

@@ -101,12 +101,12 @@ def test_generatetoken_loopback_only_over_plain_http():
     status, body = lstest.http_json("GET", url(port, path), headers={
         "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
     assert status == 200, body
-    proc.stop()
+    assert proc.stop() == 0
     proc, port = serve({"gateway": {"trusted_proxies": ["127.0.0.1"], "token_http_remote": True}},
                        name="serve-remote")
     status, body = lstest.http_json("GET", url(port, path), headers={"X-Forwarded-For": "198.51.100.7"})
     assert status == 200, body
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_service_bridge_allowlist():
@@ -135,7 +135,7 @@ def test_service_bridge_allowlist():
     assert status == 400, body
     status, body = lstest.http_json("GET", url(port, "/lightstream/services/auth/validateToken?args=[]&timeout=0"))
     assert status == 400, body
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_http_publish():
@@ -254,7 +254,7 @@ def test_static_dir_option():
     proc, port = serve(args=["--static-dir", d], name="serve-static")
     status, _, raw = lstest.http("GET", url(port, "/"))
     assert status == 200 and raw == b"<html>own page</html>"
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_origin_allowlist():
@@ -269,7 +269,7 @@ def test_origin_allowlist():
         raise AssertionError("a foreign Origin was accepted")
     except ConnectionError:
         pass
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_websocket_path_only():
@@ -334,7 +334,7 @@ def test_tls_listener():
     ws.close()
     # plain HTTP still answers on the other port
     assert lstest.http_json("GET", url(port, "/healthz"))[0] == 200
-    proc.stop()
+    assert proc.stop() == 0
 
 
 lstest.main(globals())

@@ -85,7 +85,7 @@ def test_ip_bound_token_behind_trusted_proxy():
     ws.send(1, {"appKey": "acc1", "token": tok})
     assert ws.recv_type(2)["ok"] is False
     assert ws.expect_close() == 4001
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_nothing_before_auth_4001():
@@ -294,7 +294,7 @@ def test_subscription_limit():
     ws.send(5, {"owner": "acc1", "stream": "s1", "data": 1, "requestId": "k"})
     assert ws.recv_type(13)["ok"] is True
     ws.close()
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_auth_timeout_4002_and_expiry_4010_and_refresh():
@@ -323,7 +323,7 @@ def test_auth_timeout_4002_and_expiry_4010_and_refresh():
     ws.send(11, {"token": "garbage"})
     assert ws.recv_type(12)["ok"] is False
     ws.close()
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_slow_consumer_4008_others_unaffected():
@@ -361,7 +361,7 @@ def test_slow_consumer_4008_others_unaffected():
     fast.close()
     status, text = lstest.http("GET", "http://127.0.0.1:%d/metrics" % port)[0::2]
     assert b"lightstream_slow_consumers_total 1" in text
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_dead_peer_dropped_after_missing_pongs():
@@ -389,7 +389,7 @@ def test_dead_peer_dropped_after_missing_pongs():
         hung_up = True
     assert hung_up
     ws.close()
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_demo_publisher():
@@ -412,7 +412,7 @@ def test_demo_publisher():
             selected.append(d["data"])
     assert [r["sensor"] for r in selected[0]["readings"]] == ["north"]
     ws.close()
-    proc.stop()
+    assert proc.stop() == 0
 
 
 def test_sigterm_closes_1001_and_exits_0():
