@@ -330,8 +330,10 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 		}
 		goto drop;
 	}
-	if ((long)(c->qbytes + n + gw__header_len(n)) >
-	    gw->queue_limit_bytes) {
+	/* An empty queue takes any one frame: a single message larger than
+	 * the limit is not a slow consumer. */
+	if (c->qcount > 0 && (long)(c->qbytes + n + gw__header_len(n)) >
+	                             gw->queue_limit_bytes) {
 		if (head != NULL) {
 			gw->m.dropped++;
 		}

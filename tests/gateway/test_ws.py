@@ -173,6 +173,29 @@ def test_forbidden_publish_and_subscribe_4003():
     assert ws.expect_close() == 4003
 
 
+def test_prefix_permissions():
+    fixture = os.path.join(lstest.tmpdir(), "prefix.json")
+    with open(fixture, "w") as f:
+        json.dump({"accounts": [{"appKey": "pfx", "privateKey": "pfx_private",
+                                 "secretKey": "pfx_secret", "isPublic": False,
+                                 "roles": {"news": [{"owner": "pfx", "stream": "news.*",
+                                                     "permission": 3}]}}]}, f)
+    proc, port = serve(args=["--fixture", fixture], name="serve-prefix")
+    tok = token(port, "pfx", "pfx_private", ["news"])["value"]
+    ws, m = connect(port, "pfx", tok)
+    assert {"owner": "pfx", "stream": "news.*", "permission": 3} in m["permissions"], m
+    assert subscribe(ws, "pfx", "news.sport")["ok"]
+    ws.send(5, {"owner": "pfx", "stream": "news.local", "data": 1, "requestId": "p"})
+    assert ws.recv_type(13)["ok"] is True
+    ws.send(6, {"owner": "pfx", "stream": "weather", "requestId": "w"})
+    assert ws.recv_type(10)["code"] == "forbidden"
+    assert ws.expect_close() == 4003
+    ws, _ = connect(port, "pfx", tok)
+    ws.send(5, {"owner": "pfx", "stream": "newsroom", "data": 1})  # not "news." + ...
+    assert ws.expect_close() == 4003
+    assert proc.stop() == 0
+
+
 def test_publish_subscribe_ack_unsubscribe():
     port = main_server()
     tok = acc1_token(port)
