@@ -448,4 +448,13 @@ def test_sigterm_closes_1001_and_exits_0():
     assert proc.wait(15) == 0
 
 
+def test_sigterm_drain_timeout_with_silent_client():
+    proc, port = serve({"gateway": {"drain_timeout_ms": 500}}, name="serve-drain")
+    ws, _ = connect(port, "acc1", acc1_token(port))  # never answers the close
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert "drain timeout" in proc.log_text() or "1 connection" in proc.log_text()
+    ws.sock.close()
+
+
 lstest.main(globals())
