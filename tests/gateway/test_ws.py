@@ -448,13 +448,25 @@ def test_sigterm_closes_1001_and_exits_0():
     assert proc.wait(15) == 0
 
 
-def test_sigterm_drain_timeout_with_silent_client():
-    proc, port = serve({"gateway": {"drain_timeout_ms": 500}}, name="serve-drain")
-    ws, _ = connect(port, "acc1", acc1_token(port))  # never answers the close
+def test_sigterm_drain_timeout_with_stuck_client():
+    # A subscriber that reads nothing, with megabytes queued for it: its
+    # close frame cannot be written, so the drain timeout ends the wait.
+    proc, port = serve({"gateway": {"drain_timeout_ms": 500,
+                                    "queue_limit_bytes": 67108864}}, name="serve-drain")
+    tok = acc1_token(port)
+    stuck, _ = connect(port, "acc1", tok)
+    subscribe(stuck, "acc1", "s2")
+    pub, _ = connect(port, "acc1", tok)
+    blob = "d" * 50000
+    for i in range(300):
+        send_masked_fast(pub, json.dumps({"t": 5, "m": {"owner": "acc1", "stream": "s2",
+                                                        "data": blob, "requestId": i}}).encode())
+        pub.recv_type(13)
     proc.signal(signal.SIGTERM)
+    assert pub.expect_close(10) == 1001
     assert proc.wait(15) == 0
-    assert "drain timeout" in proc.log_text() or "1 connection" in proc.log_text()
-    ws.sock.close()
+    assert "drain timeout: 1 connection(s) still open" in proc.log_text()
+    stuck.sock.close()
 
 
 lstest.main(globals())
