@@ -189,9 +189,10 @@ gw__fabric_state(bool ready, const char *reason, void *user)
  */
 
 /*
- * Every ping interval: ping each connection that was silent for an
- * interval, and drop those silent for more than two (they missed at least
- * one ping). The ping frame joins the connection's next coalesced write.
+ * Every ping interval: ping every connection (SPEC §3: pings every 25 s,
+ * which also keeps proxies and NATs from timing the connection out), and
+ * drop those from which nothing (no frame, no pong) arrived for 2.5
+ * intervals. The ping frame joins the connection's next coalesced write.
  * (lws's own validity pings do not run on adopted sockets here.)
  */
 static void
@@ -208,8 +209,7 @@ gw__ping(struct ev_loop *loop, ev_timer *w, int revents)
 			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
 			                LWS_TO_KILL_ASYNC);
 			killed = true;
-		} else if (idle >= interval - interval / 10 &&
-		           c->state != GW_CS_CLOSING) {
+		} else if (c->state != GW_CS_CLOSING) {
 			c->ping_due = true;
 			lws_callback_on_writable(c->wsi);
 		}
