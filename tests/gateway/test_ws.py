@@ -403,14 +403,18 @@ def test_dead_peer_dropped_after_missing_pongs():
     time.sleep(5)
     mute.sock.settimeout(5)
     hung_up = False
+    data = mute.buf
     try:
         while True:
-            if not mute.sock.recv(65536):
+            chunk = mute.sock.recv(65536)
+            if not chunk:
                 hung_up = True
                 break
+            data += chunk
     except ConnectionResetError:
         hung_up = True
     assert hung_up
+    assert b"\x89\x02ls" in data  # it was pinged before being dropped
     ws.close()
     assert proc.stop() == 0
 
