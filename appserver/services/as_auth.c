@@ -339,14 +339,13 @@ as__perm_entry(const char *owner, const char *stream, int bits)
  * account rules of SPEC §1 applied: read on another account's stream only
  * when that account is public, write only when it has sharedWrite. Roles
  * and flags are read now, so a changed role applies to live tokens too.
+ * acc->roles and role_names may be shared with other threads: only read.
  */
 static json_t *
 as__resolve(as_services *svc, const as_account *acc, json_t *role_names)
 {
 	json_t *out = json_array(), *index = json_object();
 	json_t *cache = json_object(), *role;
-
-	/* acc->roles may be shared with other threads: only read here. */
 	size_t i;
 
 	if (out == NULL || index == NULL || cache == NULL) {
