@@ -185,17 +185,50 @@ bus__idle_remove(bus_broker *b, bus__bworker *w)
 	w->idle = false;
 }
 
-/* Send queued requests of s to idle workers, least recently used first. */
+/* Put w last in the available list (most recently used). */
+static void
+bus__idle_append(bus_broker *b, bus__bworker *w)
+{
+	w->iprev = b->idle_tail;
+	w->inext = NULL;
+	if (b->idle_tail) {
+		b->idle_tail->inext = w;
+	} else {
+		b->idle_head = w;
+	}
+	b->idle_tail = w;
+	w->idle = true;
+}
+
+/*
+ * The available worker of s holding the fewest requests, least recently
+ * used first among equals (an idle one whenever there is one).
+ */
+static bus__bworker *
+bus__pick(bus_broker *b, bus__service *s)
+{
+	bus__bworker *best = NULL;
+
+	for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
+		if (bus__serves(w, s) &&
+		    (best == NULL || w->nheld < best->nheld)) {
+			best = w;
+			if (w->nheld == 0) {
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+/* Send queued requests of s to available workers (bus__pick). */
 static void
 bus__dispatch(bus_broker *b, bus__service *s)
 {
 	while (s->qhead != NULL) {
-		bus__bworker *w = b->idle_head;
+		bus__bworker *w = bus__pick(b, s);
 		bus__request *r = s->qhead;
 
-		while (w != NULL && !bus__serves(w, s)) {
-			w = w->inext;
-		}
 		if (w == NULL) {
 			return;
 		}
@@ -225,26 +258,21 @@ bus__dispatch(bus_broker *b, bus__service *s)
 		s->qlen--;
 		r->next = NULL;
 		bus__idle_remove(b, w);
-		w->held = r;
-		w->held_svc = s;
+		w->held[w->nheld] = r;
+		w->held_svc[w->nheld] = s;
+		w->nheld++;
+		if (w->nheld < BUS__PREFETCH) {
+			bus__idle_append(b, w);
+		}
 	}
 }
 
+/* w can take more requests: make it available and give it work. */
 static void
 bus__worker_idle(bus_broker *b, bus__bworker *w)
 {
-	w->held = NULL;
-	w->held_svc = NULL;
 	if (!w->idle) {
-		w->iprev = b->idle_tail;
-		w->inext = NULL;
-		if (b->idle_tail) {
-			b->idle_tail->inext = w;
-		} else {
-			b->idle_head = w;
-		}
-		b->idle_tail = w;
-		w->idle = true;
+		bus__idle_append(b, w);
 	}
 	for (int i = 0; i < w->nservices && w->idle; i++) {
 		bus__dispatch(b, w->services[i]);
@@ -257,13 +285,14 @@ bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
 	bus__bworker **pp = &b->workers;
 
 	ls_info(BUS__C, "worker %s removed: %s", w->hex, why);
-	if (w->held != NULL) {
+	for (int i = 0; i < w->nheld; i++) {
 		/* No retry: the operation may have had effects. */
-		bus__reply_req(b, w->held, BUS__ST_ERROR,
+		bus__reply_req(b, w->held[i], BUS__ST_ERROR,
 		               "the worker handling the request failed");
-		w->held_svc->failed++;
-		free(w->held);
+		w->held_svc[i]->failed++;
+		free(w->held[i]);
 	}
+	w->nheld = 0;
 	bus__idle_remove(b, w);
 	for (int i = 0; i < w->nservices; i++) {
 		w->services[i]->nworkers--;
@@ -342,16 +371,33 @@ refuse:
 static void
 bus__worker_reply(bus_broker *b, bus__bworker *w, bus__msg *m)
 {
-	bus__request *r = w->held;
+	bus__request *r = NULL;
+	bus__service *svc = NULL;
 	unsigned char status;
+	int i = 0;
 
-	/* [id, LSW1, REPLY, client, requestId, status, body] */
-	if (m->n != 7 || bus__frame_size(m, 5) != 1 || r == NULL ||
-	    !bus__frame_eq(m, 3, r->client, r->client_len) ||
-	    !bus__frame_eq(m, 4, r->reqid, 8)) {
+	/* [id, LSW1, REPLY, client, requestId, status, body]: one of the
+	 * requests it holds (normally the oldest). */
+	if (m->n == 7 && bus__frame_size(m, 5) == 1) {
+		for (i = 0; i < w->nheld; i++) {
+			if (bus__frame_eq(m, 3, w->held[i]->client,
+			                  w->held[i]->client_len) &&
+			    bus__frame_eq(m, 4, w->held[i]->reqid, 8)) {
+				r = w->held[i];
+				svc = w->held_svc[i];
+				break;
+			}
+		}
+	}
+	if (r == NULL) {
 		bus__drop(b, "worker %s: unexpected REPLY dropped", w->hex);
 		return;
 	}
+	for (; i + 1 < w->nheld; i++) {
+		w->held[i] = w->held[i + 1];
+		w->held_svc[i] = w->held_svc[i + 1];
+	}
+	w->nheld--;
 	status = *(const unsigned char *)bus__frame_data(m, 5);
 	if (status < BUS__ST_OK || status > BUS__ST_NOSERVICE) {
 		bus__drop(b, "worker %s: REPLY status %d taken as error",
@@ -361,9 +407,9 @@ bus__worker_reply(bus_broker *b, bus__bworker *w, bus__msg *m)
 	bus__reply(b, r->client, r->client_len, r->reqid, status,
 	           bus__frame_data(m, 6), bus__frame_size(m, 6));
 	if (status == BUS__ST_OK) {
-		w->held_svc->served++;
+		svc->served++;
 	} else {
-		w->held_svc->failed++;
+		svc->failed++;
 	}
 	free(r);
 	bus__worker_idle(b, w);
@@ -728,7 +774,9 @@ bus_broker_destroy(bus_broker **bp)
 	while (b->workers) {
 		bus__bworker *w = b->workers;
 		b->workers = w->next;
-		free(w->held);
+		for (int i = 0; i < w->nheld; i++) {
+			free(w->held[i]);
+		}
 		free(w);
 	}
 	while (b->services) {

@@ -22,6 +22,14 @@
 #define BUS__DEFAULT_TIMEOUT_MS 5000
 #define BUS__LOG_BURST          10   /* dropped-input warnings per second */
 #define BUS__BATCH              1000 /* messages per socket per turn */
+/*
+ * Requests a worker may hold at once. A worker handles its requests one
+ * after another; with one more waiting in its socket it starts the next
+ * at once instead of idling for a round trip through the broker, and
+ * every hop carries several messages per wake-up. Idle workers are still
+ * chosen first.
+ */
+#define BUS__PREFETCH 4
 
 typedef struct bus__request bus__request;
 struct bus__request {
@@ -47,8 +55,9 @@ struct bus__service {
 
 typedef struct bus__bworker bus__bworker;
 struct bus__bworker {
-	bus__bworker *next;          /* every worker */
-	bus__bworker *iprev, *inext; /* idle, least recently used first */
+	bus__bworker *next; /* every worker */
+	/* available (holds < BUS__PREFETCH), least recently used first */
+	bus__bworker *iprev, *inext;
 	bool idle;
 	size_t id_len;
 	unsigned char id[BUS__MAX_IDENTITY];
@@ -56,9 +65,10 @@ struct bus__bworker {
 	bus__service *services[BUS__MAX_WORKER_SERVICES];
 	int nservices;
 	int64_t expiry;
-	bool gone;          /* its connection is closed: purge soon */
-	bus__request *held; /* the request it works on */
-	bus__service *held_svc;
+	bool gone; /* its connection is closed: purge soon */
+	bus__request *held[BUS__PREFETCH]; /* sent to it, not answered */
+	bus__service *held_svc[BUS__PREFETCH];
+	int nheld;
 };
 
 struct bus_broker {

@@ -14,7 +14,7 @@ bus__stats(bus_broker *b)
 	for (bus__service *s = b->services; s != NULL; s = s->next) {
 		int idle = 0;
 		for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
-			idle += bus__serves(w, s);
+			idle += w->nheld == 0 && bus__serves(w, s);
 		}
 		json_object_set_new(
 		        svcs, s->name,

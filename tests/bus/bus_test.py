@@ -197,6 +197,31 @@ def test_kill9_mid_request_answers_error_and_survivor_serves():
     bus.stop()
 
 
+def test_kill9_with_several_held_answers_each_with_error():
+    bus = Bus()
+    a = bus.worker()
+    with Client(bus.fe) as c:
+        # One running, three waiting behind it on the same worker.
+        held = [c.send_op("echo", "sleep", 30000) for _ in range(4)]
+        lstest.wait_for(lambda: bus.stats()["services"]["echo"]["idle"] == 0,
+                        what="requests held by the worker")
+        queued = c.send_op("echo", "pid")
+        lstest.wait_for(lambda: bus.stats()["services"]["echo"]["queue"] == 1,
+                        what="a fifth request queued in the broker")
+        a.kill9()
+        got = {}
+        while len(got) < len(held):
+            rid, status, body = c.recv(timeout=10)
+            got[rid] = (status, body)
+        assert all(got[h][0] == ERROR for h in held), got
+        # The queued one was never sent: the next worker serves it.
+        b = bus.worker()
+        assert c.wait(queued, timeout=10) == (OK, str(b.pid))
+        stats = bus.stats()["services"]["echo"]
+        assert stats["failed"] == 4 and stats["served"] == 1, stats
+    bus.stop()
+
+
 def test_no_worker_answers_timeout():
     bus = Bus("--timeout-ms", 500)
     w = bus.worker()
@@ -218,10 +243,15 @@ def test_queue_limit_rejects_with_error():
         held = c.send_op("echo", "sleep", 1000)
         lstest.wait_for(lambda: bus.stats()["services"]["echo"]["idle"] == 0,
                         what="request held by the worker")
+        # The busy worker is also given up to 3 more (broker prefetch 4):
+        # only what no worker can take waits in the bounded queue.
+        behind = [c.send_op("echo", "echo", i) for i in range(3)]
         queued = c.send_op("echo", "echo", "queued")
         rejected = c.send_op("echo", "echo", "rejected")
         assert c.wait(rejected) == (ERROR, "service queue full")
         assert c.wait(held)[0] == OK
+        for i, b in enumerate(behind):
+            assert c.wait(b) == (OK, str(i))
         assert c.wait(queued) == (OK, '"queued"')
     bus.stop()
 
