@@ -96,8 +96,9 @@ struct lsc_client {
 	bool destroying;
 	bool stop;
 	bool run_expired;
-	unsigned attempt; /* consecutive failed attempts */
-	int close_code;   /* from the peer's close frame */
+	bool connect_timed_out; /* timeout_sul fired for this attempt */
+	unsigned attempt;       /* consecutive failed attempts */
+	int close_code;         /* from the peer's close frame */
 	char close_reason[128];
 	int local_close; /* close code we want to send (0: none) */
 	char local_reason[64];
@@ -347,10 +348,9 @@ lsc__close_local(lsc_client *c, int code, const char *reason)
 	}
 	c->local_close = code;
 	snprintf(c->local_reason, sizeof(c->local_reason), "%s", reason);
-	if (c->state == LSC__CONNECTING) {
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-		                LWS_TO_KILL_ASYNC);
-	} else {
+	/* While connecting, ESTABLISHED sees local_close and closes then;
+	 * lws's own handshake timeout bounds the wait. */
+	if (c->state != LSC__CONNECTING) {
 		lws_callback_on_writable(c->wsi);
 	}
 }
@@ -455,19 +455,16 @@ lsc__timeout_cb(lws_sorted_usec_list_t *sul)
 {
 	lsc_client *c = lws_container_of(sul, lsc_client, timeout_sul);
 
-	if (c->conn_live && c->state != LSC__READY) {
+	/* The handshake phase is bounded by lws itself (timeout_secs of
+	 * the context); lws_set_timeout() on a client wsi that is still
+	 * connecting crashes lws 4.1.6. Here: connected, but no answer to
+	 * the AuthRequest. */
+	if (c->conn_live && c->state == LSC__AUTHENTICATING) {
 		ls_info(LSC__LOG,
-		        "no authenticated connection to %s:%d "
-		        "within %u ms",
+		        "no authentication answer from %s:%d within %u ms",
 		        c->url.host, c->url.port, c->connect_timeout_ms);
-		if (c->wsi != NULL) {
-			/* Kill it; CLIENT_CLOSED or CONNECTION_ERROR reports
-			 * the loss. */
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-			                LWS_TO_KILL_ASYNC);
-		} else {
-			lsc__lost(c, 1006, "connect timeout");
-		}
+		c->connect_timed_out = true;
+		lsc__close_local(c, 4002, "authentication timed out");
 	}
 }
 
@@ -499,6 +496,7 @@ lsc__start(lsc_client *c)
 
 	c->state = LSC__CONNECTING;
 	c->conn_live = true;
+	c->connect_timed_out = false;
 	c->close_code = 0;
 	c->close_reason[0] = '\0';
 	c->local_close = 0;
@@ -923,9 +921,26 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (c->wsi == NULL || c->wsi == wsi) {
 			char why[160];
 
-			lsc__connect_error(c->url.tls, (const char *)in, why,
-			                   sizeof(why));
+			lsc__connect_error(c->url.tls,
+			                   c->connect_timed_out
+			                           ? "timed out connecting"
+			                           : (const char *)in,
+			                   why, sizeof(why));
 			lsc__lost(c, 1006, why);
+		}
+		break;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* A handshake that times out or is dropped before the
+		 * upgrade ends as an HTTP client close in lws 4.1.6, without
+		 * CONNECTION_ERROR; WSI_DESTROY is the net under every other
+		 * path. lsc__lost() reports each connection once. */
+		if (wsi == c->wsi) {
+			lsc__lost(c, 1006,
+			          c->connect_timed_out ||
+			                          c->state == LSC__CONNECTING
+			                  ? "no WebSocket handshake answer"
+			                  : "connection lost");
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -982,10 +997,12 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			int code = c->close_code != 0    ? c->close_code
 			           : c->local_close != 0 ? c->local_close
 			                                 : 1006;
-			const char *why = c->close_code != 0 ? c->close_reason
-			                  : c->local_close != 0
-			                          ? c->local_reason
-			                          : "connection lost";
+			const char *why =
+			        c->close_code != 0     ? c->close_reason
+			        : c->local_close != 0  ? c->local_reason
+			        : c->connect_timed_out ? "timed out before "
+			                                 "authentication"
+			                               : "connection lost";
 			char reason_copy[128];
 
 			snprintf(reason_copy, sizeof(reason_copy), "%s", why);
@@ -1084,6 +1101,8 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 		info.provided_client_ssl_ctx = c->ssl_ctx;
 	}
 	info.fd_limit_per_thread = 16; /* one connection at a time */
+	/* lws bounds each handshake step (TCP, TLS, HTTP upgrade) by this. */
+	info.timeout_secs = (c->connect_timeout_ms + 999) / 1000;
 	c->ctx = lws_create_context(&info);
 	if (c->ctx == NULL) {
 		ls_error_set(err, -EIO,
