@@ -215,6 +215,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	lsc__url url;
 	json_t *resp = NULL;
 	SSL_CTX *ssl_ctx = NULL;
+	bool timed_out;
 	int rc;
 
 	*data = NULL;
@@ -312,11 +313,14 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 			break;
 		}
 	}
+	/* Decide before destroying: the teardown closes the connection and
+	 * its callbacks mark it done. */
+	timed_out = h.timed_out && !h.done;
 	lws_sul_cancel(&h.timeout_sul);
 	lws_context_destroy(ctx);
 	SSL_CTX_free(ssl_ctx);
 
-	if (h.timed_out && !h.done) {
+	if (timed_out) {
 		rc = ls_error_set(
 		        err, LS_ETIMEOUT, "no answer from %s:%d within %d ms",
 		        url.host, url.port,

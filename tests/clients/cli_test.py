@@ -263,6 +263,18 @@ def test_connection_refused():
     assert r.returncode == 1 and "cannot connect" in r.stderr
 
 
+def test_token_timeout_on_silent_server():
+    """A peer that accepts and never answers: --timeout ends the wait."""
+    import socket
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        url = "http://127.0.0.1:%d" % srv.getsockname()[1]
+        r = lstest.run("token", "--url", url, "--timeout", "1", "--app", "svc1",
+                       "--private-key", "k", "--roles", "r")
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert "no answer" in r.stderr, r.stderr
+
 def test_web_token_with_secret():
     web = token("acc1", "acc1_private", "publisher", "--web")
     r = lstest.run("token", "--url", HTTP, "--app", "acc1", "--private-key",
