@@ -184,7 +184,8 @@ int lsc_client_run_until(lsc_client *c,
 /* Make the running lsc_client_run*() return 1 (safe from callbacks). */
 void lsc_client_stop(lsc_client *c);
 
-/* Close gracefully (1000); no reconnection. on_close follows. */
+/* Close gracefully (1000) and cancel any scheduled reconnection. When a
+ * connection exists, on_close follows (reconnecting false). */
 void lsc_client_close(lsc_client *c);
 
 /* True while authenticated. */
