@@ -202,6 +202,18 @@ def test_many_stdin_lines_json_output():
     assert [json.loads(l)["i"] for l in s.lines()] == list(range(n))
 
 
+def test_message_output_and_sigterm():
+    tok = token("acc1", "acc1_private", "publisher")
+    s = sub("acc1", tok, "acc1/s1", "-o", "message")
+    s.wait_log("subscribed to acc1/s1")
+    assert pub("acc1", tok, "acc1/s1", "[1,2]").returncode == 0
+    line = json.loads(s.wait_lines(1)[0])
+    assert line["owner"] == "acc1" and line["stream"] == "s1"
+    assert line["data"] == [1, 2] and isinstance(line["sub"], str) and line["sub"]
+    # Without --count or --timeout it runs until told to stop: exit 0.
+    s.popen.send_signal(signal.SIGTERM)
+    assert s.wait() == 0, s.log_text()
+
 def test_auth_failure():
     s = sub("acc1", "A" * 43, "acc1/s1", "--timeout", "10")
     assert s.wait() == 1
