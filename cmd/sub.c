@@ -272,7 +272,7 @@ cmd_sub(int argc, char **argv)
 		fprintf(stderr, "lightstream sub: out of memory\n");
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(own, opts, 48);
+	lsc_cli_options(own, opts, 48);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "u:a:t:s:q:n:T:o:kh", opts,
 	                          NULL)) != -1) {

@@ -111,7 +111,7 @@ cmd_token(int argc, char **argv)
 		fprintf(stderr, "lightstream token: out of memory\n");
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(own, opts, 48);
+	lsc_cli_options(own, opts, 48);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "u:a:r:o:T:kh", opts, NULL)) !=
 	       -1) {

@@ -5,10 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_settings.h"
 #include "lsc_proto.h"
 
 /* Largest @FILE argument (a query is at most 4 KiB on the server). */
 #define LSC_CLI_FILE_MAX (1024 * 1024)
+
+void
+lsc_cli_options(const struct option *own, struct option *out, int cap)
+{
+	static const char *const shared[] = { "config", "log-level",
+		                              "log-format" };
+	int n = 0;
+
+	for (; own[n].name != NULL && n < cap - 1; n++) {
+		out[n] = own[n];
+	}
+	for (const struct option *o = ls_settings_options; o->name != NULL;
+	     o++) {
+		for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]);
+		     i++) {
+			if (strcmp(o->name, shared[i]) == 0 && n < cap - 1) {
+				out[n++] = *o;
+			}
+		}
+	}
+	memset(&out[n], 0, sizeof(out[n]));
+}
 
 int
 lsc_cli_output_parse(const char *text, lsc_cli_output *out)

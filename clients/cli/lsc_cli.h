@@ -6,12 +6,22 @@
 #ifndef LSC_CLI_H
 #define LSC_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include <jansson.h>
 
 #include "lsc.h"
+
+/*
+ * Build the getopt table of a client command into out (cap entries, zero
+ * terminated): own (zero-terminated) followed by the shared --config,
+ * --log-level and --log-format of ls_settings_options — the server-side
+ * shared options (--listen, --data, ...) mean nothing to a client and are
+ * rejected instead of silently ignored.
+ */
+void lsc_cli_options(const struct option *own, struct option *out, int cap);
 
 /* Output formats of `sub` (-o). */
 typedef enum lsc_cli_output {

@@ -257,6 +257,7 @@ def test_bad_arguments():
                  ["pub", "--app", "a", "--token", "t", "a/b"],
                  ["pub", "--app", "a", "--token", "t", "a/b*", "1"],
                  ["pub", "--bogus"],
+                 ["sub", "--listen", "127.0.0.1:1", "--app", "a", "--token", "t", "a/b"],
                  ["token", "--app", "a"]):
         r = lstest.run(*args)
         assert r.returncode == 2, (args, r.returncode, r.stderr)
