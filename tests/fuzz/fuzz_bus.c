@@ -191,9 +191,10 @@ fz_check_state(void)
 	int nworkers = 0, nservices = 0, nidle = 0;
 	bus__bworker *prev = NULL;
 
+	/* The available list: workers holding fewer than BUS__PREFETCH. */
 	for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
-		if (!w->idle || w->held != NULL || w->iprev != prev ||
-		    ++nidle > b->nworkers) {
+		if (!w->idle || w->nheld >= BUS__PREFETCH ||
+		    w->iprev != prev || ++nidle > b->nworkers) {
 			abort();
 		}
 		prev = w;
@@ -203,10 +204,17 @@ fz_check_state(void)
 	}
 	for (bus__bworker *w = b->workers; w != NULL; w = w->next) {
 		nworkers++;
-		if ((w->held != NULL) == w->idle || w->nservices < 1 ||
-		    w->nservices > BUS__MAX_WORKER_SERVICES ||
-		    (w->held != NULL && !bus__serves(w, w->held_svc))) {
+		if (w->nheld < 0 || w->nheld > BUS__PREFETCH ||
+		    (!w->gone && w->idle != (w->nheld < BUS__PREFETCH)) ||
+		    w->nservices < 1 ||
+		    w->nservices > BUS__MAX_WORKER_SERVICES) {
 			abort();
+		}
+		for (int i = 0; i < w->nheld; i++) {
+			if (w->held[i] == NULL ||
+			    !bus__serves(w, w->held_svc[i])) {
+				abort();
+			}
 		}
 	}
 	for (bus__service *s = b->services; s != NULL; s = s->next) {
@@ -220,6 +228,13 @@ fz_check_state(void)
 		}
 		for (bus__bworker *w = b->workers; w != NULL; w = w->next) {
 			serving += bus__serves(w, s);
+		}
+		/* No request waits while an available worker serves it. */
+		for (bus__bworker *w = b->idle_head; qlen > 0 && w != NULL;
+		     w = w->inext) {
+			if (!w->gone && bus__serves(w, s)) {
+				abort();
+			}
 		}
 		if (qlen != s->qlen || s->qtail != last ||
 		    qlen > b->queue_limit || serving != s->nworkers ||
@@ -336,7 +351,9 @@ fz_reset(void)
 	while (b->workers) {
 		bus__bworker *w = b->workers;
 		b->workers = w->next;
-		free(w->held);
+		for (int i = 0; i < w->nheld; i++) {
+			free(w->held[i]);
+		}
 		free(w);
 	}
 	while (b->services) {
