@@ -868,7 +868,8 @@ gw_static_dir_default(void)
 			}
 		}
 	}
-	return realpath("/usr/share/lightstream/www", NULL);
+	/* installed: meson install puts the browser client here */
+	return realpath(LS_WWW_DIR, NULL);
 }
 
 static int
@@ -945,7 +946,7 @@ gw__ready(gw_http *h)
 	const char *fabric_status =
 	        fabric ? "ok"
 	               : (gw->fabric ? ps_fabric_status(gw->fabric) : "none");
-	const char *bus_status = gw->bus_ok ? "ok" : gw->bus_reason;
+	const char *bus_state = gw->bus_ok ? "ok" : gw->bus_reason;
 	char reason[400];
 
 	if (fabric && gw->bus_ok && !gw->stopping) {
@@ -959,16 +960,16 @@ gw__ready(gw_http *h)
 		snprintf(reason, sizeof(reason), "shutting down");
 	} else if (!fabric && !gw->bus_ok) {
 		snprintf(reason, sizeof(reason), "pub/sub fabric: %s; %s",
-		         fabric_status, bus_status);
+		         fabric_status, bus_state);
 	} else if (!fabric) {
 		snprintf(reason, sizeof(reason), "pub/sub fabric: %s",
 		         fabric_status);
 	} else {
-		snprintf(reason, sizeof(reason), "%s", bus_status);
+		snprintf(reason, sizeof(reason), "%s", bus_state);
 	}
 	gw__respond(h, 503,
 	            json_pack("{s:b,s:s,s:s}", "ready", 0, "fabric",
-	                      fabric_status, "bus", bus_status),
+	                      fabric_status, "bus", bus_state),
 	            "unavailable", reason);
 }
 
