@@ -145,4 +145,8 @@ void lg_pub_destroy(lg_pub **pp);
 double lg_proc_cpu_s(const lg_config *cfg);
 long lg_proc_rss_kb(const lg_config *cfg);
 
+/* Seconds the server's threads waited for a CPU while runnable (other
+ * processes on its CPU), summed over the pids; -1 when unavailable. */
+double lg_proc_wait_s(const lg_config *cfg);
+
 #endif

@@ -1,4 +1,5 @@
 /* Server statistics read from /proc (the server runs on this machine). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,54 @@ lg_proc_rss_kb(const lg_config *cfg)
 	long sum = 0;
 	for (int i = 0; i < cfg->nserver_pids; i++) {
 		long v = lg__rss_one(cfg->server_pids[i]);
+		if (v < 0) {
+			return -1;
+		}
+		sum += v;
+	}
+	return sum;
+}
+
+/* Seconds the threads of pid spent runnable but waiting for a CPU
+ * (schedstat run_delay): how much other processes held the server back. */
+static double
+lg__wait_one(pid_t pid)
+{
+	char path[96];
+	double sum = 0;
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d) {
+		return -1;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+			continue;
+		}
+		char p2[160];
+		unsigned long long run = 0, wait = 0;
+		snprintf(p2, sizeof p2, "/proc/%d/task/%.20s/schedstat",
+		         (int)pid, e->d_name);
+		FILE *f = fopen(p2, "r");
+		if (!f) {
+			continue;
+		}
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2) {
+			sum += (double)wait / 1e9;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+double
+lg_proc_wait_s(const lg_config *cfg)
+{
+	double sum = 0;
+	for (int i = 0; i < cfg->nserver_pids; i++) {
+		double v = lg__wait_one(cfg->server_pids[i]);
 		if (v < 0) {
 			return -1;
 		}

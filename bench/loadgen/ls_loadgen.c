@@ -314,7 +314,8 @@ lg__sum_frames(const lg_shared *sh, unsigned procs)
 typedef struct lg_result {
 	long rss0, rss_connected, rss_hold, rss_peak, rss_end;
 	double cpu0, cpu_connected, cpu_a, cpu_b;
-	double cpu_hold; /* server CPU while the connections sat idle */
+	double wait_a, wait_b; /* server run-queue wait at the window edges */
+	double cpu_hold;       /* server CPU while the connections sat idle */
 	double connect_s;
 	double window_s;
 	double publish_s;
@@ -363,6 +364,7 @@ lg__publish(const lg_config *cfg, lg_shared *sh, lg_result *r)
 		uint64_t now = lg_now_ns();
 		if (!in_window && now >= win_a) {
 			r->cpu_a = lg_proc_cpu_s(cfg);
+			r->wait_a = lg_proc_wait_s(cfg);
 			__atomic_store_n(&sh->window_end_ns, UINT64_MAX,
 			                 __ATOMIC_RELAXED);
 			__atomic_store_n(&sh->window_start_ns, now,
@@ -378,6 +380,7 @@ lg__publish(const lg_config *cfg, lg_shared *sh, lg_result *r)
 			__atomic_store_n(&sh->phase, LG_PHASE_DRAIN,
 			                 __ATOMIC_RELEASE);
 			r->cpu_b = lg_proc_cpu_s(cfg);
+			r->wait_b = lg_proc_wait_s(cfg);
 			r->window_s = (double)(now - win_a) / 1e9;
 			r->publish_s = (double)(now - start) / 1e9;
 			break;
@@ -398,6 +401,7 @@ lg__publish(const lg_config *cfg, lg_shared *sh, lg_result *r)
 			__atomic_store_n(&sh->phase, LG_PHASE_DRAIN,
 			                 __ATOMIC_RELEASE);
 			r->cpu_b = lg_proc_cpu_s(cfg);
+			r->wait_b = lg_proc_wait_s(cfg);
 			break;
 		}
 		lg_pub_wait(p, 1);
@@ -565,6 +569,11 @@ lg__report(const lg_config *cfg, const lg_shared *sh, const lg_result *r,
 	       ",\"deliveries_per_server_cpu_s\":%.1f",
 	       server_cpu, r->window_s > 0 ? server_cpu / r->window_s : 0,
 	       server_cpu > 0 ? (double)t.window_frames / server_cpu : 0);
+	/* Time the server was runnable but another process had its CPU: a
+	 * large share means the machine, not the server, set the pace. */
+	printf(",\"server_wait_s\":%.3f,\"server_wait_util\":%.3f",
+	       r->wait_b - r->wait_a,
+	       r->window_s > 0 ? (r->wait_b - r->wait_a) / r->window_s : 0);
 	printf(",\"latency_samples\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f"
 	       ",\"mean_ms\":%.3f",
