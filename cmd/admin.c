@@ -14,6 +14,7 @@
 #include "as_store.h"
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 
@@ -419,7 +420,7 @@ static int
 admin_token(const ls_settings *s, admin_args *a, int n, char **pos)
 {
 	const char *sub = n > 0 ? pos[0] : "";
-	char ip[AS_IP_MAX], *end;
+	char ip[AS_IP_MAX];
 	json_t *roles, *args;
 	long ttl = AS_TTL_DEFAULT;
 	int rc;
@@ -458,10 +459,8 @@ admin_token(const ls_settings *s, admin_args *a, int n, char **pos)
 		return admin_usage_error("%s is required", "--roles");
 	}
 	if (a->ttl != NULL) {
-		errno = 0;
-		ttl = strtol(a->ttl, &end, 10);
-		if (errno || end == a->ttl || *end || ttl < AS_TTL_MIN ||
-		    ttl > AS_TTL_MAX) {
+		if (cmd_parse_long(a->ttl, AS_TTL_MIN, AS_TTL_MAX, &ttl) !=
+		    0) {
 			return admin_usage_error("--ttl: expected 1 to 86400 "
 			                         "seconds, not '%.40s'",
 			                         a->ttl);
@@ -520,24 +519,21 @@ cmd_admin(int argc, char **argv)
 	ls_error err = { 0 };
 	admin_args a = { .is_public = -1, .shared_write = -1 };
 	const char *server_key = NULL, *keys_path = NULL;
-	char *end;
 	int status = CMD_EXIT_USAGE, c, n;
 	char **pos;
 
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream admin: out of memory\n");
+	if (cmd_settings_init("admin", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	a.timeout_ms = s.bus_timeout_ms;
 	ls_settings_options_merge(extra, opts, 40);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
-		int rc = ls_settings_option(&s, c, optarg, &err);
+		int rc = cmd_settings_option("admin", &s, c, optarg, NULL);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream admin: %s\n", err.text);
 			goto out;
 		}
 		if (c >= OPT_PRIVATE_KEY && c < OPT_TIMEOUT) {
@@ -575,10 +571,8 @@ cmd_admin(int argc, char **argv)
 			break;
 		case 't':
 		case OPT_TIMEOUT:
-			errno = 0;
-			a.timeout_ms = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end ||
-			    a.timeout_ms < 1 || a.timeout_ms > 600000) {
+			if (cmd_parse_long(optarg, 1, 600000, &a.timeout_ms) !=
+			    0) {
 				status = admin_usage_error(
 				        "--timeout: expected 1 to 600000 ms, "
 				        "not '%.40s'",
@@ -602,8 +596,7 @@ cmd_admin(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (ls_settings_apply_logging(&s, &err) != 0) {
-		fprintf(stderr, "lightstream admin: %s\n", err.text);
+	if (cmd_apply_logging("admin", &s) != 0) {
 		goto out;
 	}
 	if ((server_key == NULL) != (keys_path == NULL)) {

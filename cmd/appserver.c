@@ -15,6 +15,7 @@
 #include "as_appserver.h"
 #include "bus_curve.h"
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 
@@ -76,38 +77,29 @@ cmd_appserver(int argc, char **argv)
 	const char *fixture = NULL, *server_key = NULL, *keys_path = NULL;
 	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
 	bus_curve_keys keys = { NULL, pub, secret };
-	char *store_uri = NULL, *end;
+	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
 	sigset_t set;
 	int status = CMD_EXIT_USAGE, c, sig = 0;
 
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream appserver: out of memory\n");
+	if (cmd_settings_init("appserver", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	ls_settings_options_merge(extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int rc = ls_settings_option(&s, c, optarg, &err);
+		int rc = cmd_settings_option("appserver", &s, c, optarg, NULL);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream appserver: %s\n",
-			        err.text);
 			goto out;
 		}
 		switch (c) {
 		case OPT_WORKERS:
-			errno = 0;
-			workers = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || workers < 1 ||
-			    workers > 256) {
-				fprintf(stderr,
-				        "lightstream appserver: --workers: "
-				        "expected 1 to 256, not '%s'\n",
-				        optarg);
+			if (cmd_option_long("appserver", "workers", optarg, 1,
+			                    256, NULL, &workers) != 0) {
 				goto out;
 			}
 			break;
@@ -115,15 +107,9 @@ cmd_appserver(int argc, char **argv)
 			fixture = optarg;
 			break;
 		case OPT_HEARTBEAT:
-			errno = 0;
-			heartbeat = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || heartbeat < 10 ||
-			    heartbeat > 600000) {
-				fprintf(stderr,
-				        "lightstream appserver: "
-				        "--heartbeat-ms: "
-				        "expected 10 to 600000, not '%s'\n",
-				        optarg);
+			if (cmd_option_long("appserver", "heartbeat-ms",
+			                    optarg, 10, 600000, NULL,
+			                    &heartbeat) != 0) {
 				goto out;
 			}
 			break;
@@ -143,14 +129,8 @@ cmd_appserver(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "lightstream appserver: unexpected argument '%s'\n",
-		        argv[optind]);
-		goto out;
-	}
-	if (ls_settings_apply_logging(&s, &err) != 0) {
-		fprintf(stderr, "lightstream appserver: %s\n", err.text);
+	if (cmd_no_operands("appserver", optind, argc, argv) != 0 ||
+	    cmd_apply_logging("appserver", &s) != 0) {
 		goto out;
 	}
 	if ((server_key == NULL) != (keys_path == NULL)) {
@@ -180,14 +160,8 @@ cmd_appserver(int argc, char **argv)
 		fprintf(stderr, "lightstream appserver: out of memory\n");
 		goto out;
 	}
-	/*
-	 * Block the stop signals before any thread starts, so that every
-	 * thread inherits the mask and sigwait() below receives them.
-	 */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Before any thread starts: the workers inherit the mask. */
+	cmd_block_stop_signals(&set);
 
 	ctx = zmq_ctx_new();
 	if (ctx == NULL) {
@@ -209,7 +183,7 @@ cmd_appserver(int argc, char **argv)
 		goto out;
 	}
 	ls_info("appserver", "ready (pid %ld)", (long)getpid());
-	sigwait(&set, &sig);
+	sig = cmd_wait_stop(&set);
 	ls_info("appserver", "%s: stopping", strsignal(sig));
 	as_appserver_stop(&as);
 	status = CMD_EXIT_OK;

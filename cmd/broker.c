@@ -10,6 +10,7 @@
 #include "bus_broker.h"
 #include "bus_curve.h"
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 
@@ -63,26 +64,6 @@ broker_usage(FILE *out)
 	        ls_settings_help());
 }
 
-static int
-broker_parse_int(const char *name, const char *arg, long min, long max,
-                 long *out)
-{
-	char *end = NULL;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
-		fprintf(stderr,
-		        "lightstream broker: --%s: expected an integer from "
-		        "%ld to %ld, not '%s'\n",
-		        name, min, max, arg);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
 int
 cmd_broker(int argc, char **argv)
 {
@@ -110,37 +91,37 @@ cmd_broker(int argc, char **argv)
 	int status = CMD_EXIT_USAGE;
 	int c;
 
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream broker: out of memory\n");
+	if (cmd_settings_init("broker", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	ls_settings_options_merge(extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int rc = ls_settings_option(&s, c, optarg, &err);
+		int rc = cmd_settings_option("broker", &s, c, optarg, NULL);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream broker: %s\n", err.text);
 			goto out;
 		}
 		switch (c) {
 		case OPT_HEARTBEAT:
-			if (broker_parse_int("heartbeat-ms", optarg, 10,
-			                     600000, &heartbeat) != 0) {
+			if (cmd_option_long("broker", "heartbeat-ms", optarg,
+			                    10, 600000, "ms",
+			                    &heartbeat) != 0) {
 				goto out;
 			}
 			break;
 		case OPT_QUEUE_LIMIT:
-			if (broker_parse_int("queue-limit", optarg, 1,
-			                     10000000, &queue_limit) != 0) {
+			if (cmd_option_long("broker", "queue-limit", optarg, 1,
+			                    10000000, NULL,
+			                    &queue_limit) != 0) {
 				goto out;
 			}
 			break;
 		case OPT_TIMEOUT:
-			if (broker_parse_int("timeout-ms", optarg, 1, 3600000,
-			                     &timeout) != 0) {
+			if (cmd_option_long("broker", "timeout-ms", optarg, 1,
+			                    3600000, "ms", &timeout) != 0) {
 				goto out;
 			}
 			break;
@@ -170,14 +151,8 @@ cmd_broker(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "lightstream broker: unexpected argument '%s'\n",
-		        argv[optind]);
-		goto out;
-	}
-	if (ls_settings_apply_logging(&s, &err) != 0) {
-		fprintf(stderr, "lightstream broker: %s\n", err.text);
+	if (cmd_no_operands("broker", optind, argc, argv) != 0 ||
+	    cmd_apply_logging("broker", &s) != 0) {
 		goto out;
 	}
 	bo.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
@@ -217,14 +192,7 @@ cmd_broker(int argc, char **argv)
 	ls_info("broker", "frontend %s, backend %s", s.bus_frontend,
 	        s.bus_backend);
 	broker_running = b;
-	{
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = broker_on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-	}
+	cmd_on_stop_signals(broker_on_signal);
 	bus_broker_run(b);
 	broker_running = NULL;
 	status = CMD_EXIT_OK;

@@ -14,6 +14,7 @@
 
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_settings.h"
 
 enum {
@@ -165,20 +166,17 @@ cmd_call(int argc, char **argv)
 	int status = CMD_EXIT_USAGE;
 	int c, rc;
 
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream call: out of memory\n");
+	if (cmd_settings_init("call", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	ls_settings_options_merge(extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
-		char *end = NULL;
-		rc = ls_settings_option(&s, c, optarg, &err);
+		rc = cmd_settings_option("call", &s, c, optarg, NULL);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream call: %s\n", err.text);
 			goto out;
 		}
 		switch (c) {
@@ -196,16 +194,8 @@ cmd_call(int argc, char **argv)
 			}
 			break;
 		case 't':
-			errno = 0;
-			timeout = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || timeout < 1 ||
-			    timeout > 3600000) {
-				fprintf(stderr,
-				        "lightstream call: --timeout: "
-				        "expected "
-				        "milliseconds (1 to 3600000), not "
-				        "'%s'\n",
-				        optarg);
+			if (cmd_option_long("call", "timeout", optarg, 1,
+			                    3600000, "ms", &timeout) != 0) {
 				goto out;
 			}
 			break;

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "cmd.h"
+#include "cmd_util.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
 #include "ls_log.h"
@@ -49,8 +50,7 @@ cmd_gateway(int argc, char **argv)
 	void *zctx = NULL;
 	int status = CMD_EXIT_USAGE, c, n = 0;
 
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream gateway: out of memory\n");
+	if (cmd_settings_init("gateway", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	for (int i = 0; gw_cli_options[i].name; i++) {
@@ -61,15 +61,12 @@ cmd_gateway(int argc, char **argv)
 	ls_settings_options_merge(extra, opts, 40);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int rc = ls_settings_option(&s, c, optarg, &err);
-		if (rc == 0) {
-			rc = gw_cli_option(&s, c, optarg, &err);
-		}
+		int rc = cmd_settings_option("gateway", &s, c, optarg,
+		                             gw_cli_option);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream gateway: %s\n", err.text);
 			goto out;
 		}
 		if (c == 'h' || c == OPT_HELP) {
@@ -80,14 +77,8 @@ cmd_gateway(int argc, char **argv)
 		gateway_usage(stderr);
 		goto out;
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "lightstream gateway: unexpected argument '%s'\n",
-		        argv[optind]);
-		goto out;
-	}
-	if (ls_settings_apply_logging(&s, &err) != 0) {
-		fprintf(stderr, "lightstream gateway: %s\n", err.text);
+	if (cmd_no_operands("gateway", optind, argc, argv) != 0 ||
+	    cmd_apply_logging("gateway", &s) != 0) {
 		goto out;
 	}
 	status = CMD_EXIT_FAILURE;

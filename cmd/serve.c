@@ -22,6 +22,7 @@
 #include "bus_broker.h"
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_util.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
 #include "ls_log.h"
@@ -208,14 +209,13 @@ cmd_serve(int argc, char **argv)
 	serve_demo d;
 	struct ev_loop *loop = NULL;
 	const char *fixture = NULL, *frontend, *backend;
-	char *store_uri = NULL, *end;
+	char *store_uri = NULL;
 	long workers = -1;
 	void *zctx = NULL;
 	int status = CMD_EXIT_USAGE, c, n = 0;
 
 	memset(&d, 0, sizeof(d));
-	if (ls_settings_init(&s) != 0) {
-		fprintf(stderr, "lightstream serve: out of memory\n");
+	if (cmd_settings_init("serve", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	for (int i = 0; gw_cli_options[i].name; i++) {
@@ -228,15 +228,12 @@ cmd_serve(int argc, char **argv)
 	ls_settings_options_merge(extra, opts, 48);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int rc = ls_settings_option(&s, c, optarg, &err);
-		if (rc == 0) {
-			rc = gw_cli_option(&s, c, optarg, &err);
-		}
+		int rc = cmd_settings_option("serve", &s, c, optarg,
+		                             gw_cli_option);
 		if (rc == 1) {
 			continue;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lightstream serve: %s\n", err.text);
 			goto out;
 		}
 		switch (c) {
@@ -247,15 +244,8 @@ cmd_serve(int argc, char **argv)
 			demo = true;
 			break;
 		case OPT_WORKERS:
-			errno = 0;
-			workers = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || workers < 1 ||
-			    workers > 256) {
-				fprintf(stderr,
-				        "lightstream serve: --workers: "
-				        "expected "
-				        "1 to 256, not '%s'\n",
-				        optarg);
+			if (cmd_option_long("serve", "workers", optarg, 1, 256,
+			                    NULL, &workers) != 0) {
 				goto out;
 			}
 			break;
@@ -269,14 +259,8 @@ cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "lightstream serve: unexpected argument '%s'\n",
-		        argv[optind]);
-		goto out;
-	}
-	if (ls_settings_apply_logging(&s, &err) != 0) {
-		fprintf(stderr, "lightstream serve: %s\n", err.text);
+	if (cmd_no_operands("serve", optind, argc, argv) != 0 ||
+	    cmd_apply_logging("serve", &s) != 0) {
 		goto out;
 	}
 	status = CMD_EXIT_FAILURE;
