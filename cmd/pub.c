@@ -7,13 +7,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 #include "ls_time.h"
@@ -25,24 +25,12 @@
 #define PUB_LINE_MAX    (1024 * 1024)
 #define PUB_TIMEOUT_MS  10000
 
-enum {
-	PUB_OPT_CA_FILE = 0x100,
-};
-
-static volatile sig_atomic_t pub_signalled;
-
 typedef struct pub_state {
-	const char *url;
-	char target[200];
+	lsc_cli_session ses; /* target, connection, exit status */
 	long published;
 	long acked;
-	bool connected;
 	bool closed;
-	bool finished;
-	int status;
 	int64_t progress_ms; /* last time something moved */
-	char err_code[32];
-	char err_msg[256];
 } pub_state;
 
 /* stdin split into lines without ever blocking the client's loop. */
@@ -93,46 +81,14 @@ pub_usage(FILE *out)
 }
 
 static void
-pub_on_signal(int sig)
-{
-	(void)sig;
-	pub_signalled = 1;
-}
-
-static const char *
-pub_describe(const char *code)
-{
-	if (strcmp(code, "auth_failed") == 0) {
-		return "authentication failed";
-	}
-	if (strcmp(code, "token_expired") == 0) {
-		return "token expired";
-	}
-	if (strcmp(code, "unavailable") == 0) {
-		return "service unavailable";
-	}
-	return code;
-}
-
-static void
-pub_finish(lsc_client *c, pub_state *st, int status)
-{
-	if (!st->finished) {
-		st->finished = true;
-		st->status = status;
-	}
-	lsc_client_stop(c);
-}
-
-static void
 pub_on_connect(lsc_client *c, const char *connection_id,
                const char *expires_at, bool reconnected, void *user)
 {
 	pub_state *st = user;
 
-	st->connected = true;
+	st->ses.connected = true;
 	st->progress_ms = ls_now_ms();
-	ls_debug(PUB_LOG, "connected to %s", st->url);
+	ls_debug(PUB_LOG, "connected to %s", st->ses.url);
 }
 
 static void
@@ -146,16 +102,14 @@ pub_on_ack(lsc_client *c, const char *request_id, bool ok, const char *code,
 		st->acked++;
 		return;
 	}
-	if (st->finished) {
+	if (st->ses.finished) {
 		return;
 	}
-	if (strcmp(code, "unavailable") == 0 && st->err_code[0] != '\0') {
+	if (strcmp(code, "unavailable") == 0 && st->ses.err_code[0] != '\0') {
 		/* The connection went down; its reason is more useful. */
 		return;
 	}
-	fprintf(stderr, "lightstream pub: %s: %s%s%s\n", pub_describe(code),
-	        st->target, *message ? ": " : "", message);
-	pub_finish(c, st, lsc_cli_exit_for(code));
+	lsc_cli_session_refused(c, &st->ses, code, message);
 }
 
 static void
@@ -163,8 +117,7 @@ pub_on_error(lsc_client *c, const char *code, const char *message, void *user)
 {
 	pub_state *st = user;
 
-	snprintf(st->err_code, sizeof(st->err_code), "%s", code);
-	snprintf(st->err_msg, sizeof(st->err_msg), "%s", message);
+	lsc_cli_session_error(&st->ses, code, message);
 }
 
 static void
@@ -174,34 +127,10 @@ pub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 	pub_state *st = user;
 
 	st->closed = true;
-	if (st->finished) {
+	if (st->ses.finished) {
 		return;
 	}
-	if (st->err_code[0] != '\0') {
-		const char *what = pub_describe(st->err_code);
-
-		if (strcmp(what, st->err_msg) == 0 || st->err_msg[0] == '\0') {
-			fprintf(stderr, "lightstream pub: %s (close %d)\n",
-			        what, code);
-		} else {
-			fprintf(stderr, "lightstream pub: %s: %s (close %d)\n",
-			        what, st->err_msg, code);
-		}
-		pub_finish(c, st, lsc_cli_exit_for(st->err_code));
-	} else if (code == 4001) {
-		fprintf(stderr, "lightstream pub: authentication failed "
-		                "(close 4001)\n");
-		pub_finish(c, st, CMD_EXIT_FAILURE);
-	} else if (!st->connected) {
-		fprintf(stderr, "lightstream pub: cannot connect to %s: %s\n",
-		        st->url, *reason ? reason : "connection failed");
-		pub_finish(c, st, CMD_EXIT_FAILURE);
-	} else {
-		fprintf(stderr,
-		        "lightstream pub: connection closed (%d%s%s)\n", code,
-		        *reason ? " " : "", reason);
-		pub_finish(c, st, CMD_EXIT_FAILURE);
-	}
+	lsc_cli_session_closed(c, &st->ses, code, reason);
 }
 
 /*
@@ -268,15 +197,6 @@ pub_next_line(pub_lines *in, int wait_ms, char **line)
 	}
 }
 
-static int
-pub_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "lightstream pub: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nRun `lightstream pub --help` for the options.\n");
-	return CMD_EXIT_USAGE;
-}
-
 /* Publish msg (borrowed). 1 published, 0 queue full (retry later), or an
  * exit status < 0 (negated). */
 static int
@@ -298,7 +218,7 @@ pub_one(lsc_client *c, pub_state *st, const char *owner, const char *stream,
 		fprintf(stderr,
 		        "lightstream pub: forbidden: the token's roles do not "
 		        "grant writing %s\n",
-		        st->target);
+		        st->ses.target);
 		return -CMD_EXIT_FAILURE;
 	}
 	fprintf(stderr, "lightstream pub: cannot publish: %s\n",
@@ -310,13 +230,8 @@ int
 cmd_pub(int argc, char **argv)
 {
 	static const struct option own[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "app", required_argument, NULL, 'a' },
-		{ "token", required_argument, NULL, 't' },
-		{ "secret", required_argument, NULL, 's' },
+		LSC_CLI_CONN_OPTIONS,
 		{ "timeout", required_argument, NULL, 'T' },
-		{ "ca-file", required_argument, NULL, PUB_OPT_CA_FILE },
-		{ "insecure", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -325,11 +240,10 @@ cmd_pub(int argc, char **argv)
 	pub_lines in;
 	ls_settings settings;
 	ls_error err;
-	lsc_options o;
+	lsc_cli_conn conn;
+	lsc_options *o = &conn.o;
 	lsc_client *c = NULL;
 	json_t *pending = NULL;
-	const char *token = NULL, *secret = NULL;
-	char *token_owned = NULL, *secret_owned = NULL;
 	char owner[65], stream[129];
 	long timeout_ms = PUB_TIMEOUT_MS;
 	bool from_stdin, input_done = false;
@@ -337,95 +251,58 @@ cmd_pub(int argc, char **argv)
 
 	memset(&st, 0, sizeof(st));
 	memset(&in, 0, sizeof(in));
-	memset(&o, 0, sizeof(o));
-	st.url = PUB_DEFAULT_URL;
-	if (ls_settings_init(&settings) != 0) {
-		fprintf(stderr, "lightstream pub: out of memory\n");
+	st.ses.cmd = "pub";
+	lsc_cli_conn_init(&conn, PUB_DEFAULT_URL);
+	if (cmd_settings_init("pub", &settings) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	lsc_cli_options(own, opts, 48);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "u:a:t:s:T:kh", opts, NULL)) !=
-	       -1) {
+	while ((opt = getopt_long(argc, argv, LSC_CLI_CONN_SHORT "T:h", opts,
+	                          NULL)) != -1) {
 		switch (opt) {
-		case 'u':
-			st.url = optarg;
-			break;
-		case 'a':
-			o.app_key = optarg;
-			break;
-		case 't':
-			token = lsc_cli_arg_text(optarg, &token_owned);
-			if (token == NULL) {
-				rc = pub_usage_error("cannot read token %s",
-				                     optarg);
-				goto out;
-			}
-			break;
-		case 's':
-			secret = lsc_cli_arg_text(optarg, &secret_owned);
-			if (secret == NULL) {
-				rc = pub_usage_error("cannot read secret %s",
-				                     optarg);
-				goto out;
-			}
-			break;
 		case 'T':
 			if (lsc_cli_seconds(optarg, &timeout_ms) != 0) {
-				rc = pub_usage_error("--timeout must be a "
-				                     "positive number of "
-				                     "seconds, not '%s'",
-				                     optarg);
+				rc = lsc_cli_usage_error("pub",
+				                         "--timeout must be a "
+				                         "positive number of "
+				                         "seconds, not '%s'",
+				                         optarg);
 				goto out;
 			}
-			break;
-		case PUB_OPT_CA_FILE:
-			o.ca_file = optarg;
-			break;
-		case 'k':
-			o.insecure = true;
 			break;
 		case 'h':
 			pub_usage(stdout);
 			rc = CMD_EXIT_OK;
 			goto out;
 		default: {
-			int r = opt >= 0x1000
-			                ? ls_settings_option(&settings, opt,
-			                                     optarg, &err)
-			                : 0;
-			if (r == 1) {
-				break;
+			int r = lsc_cli_conn_option("pub", &conn, opt, optarg);
+
+			if (r == 0) {
+				r = lsc_cli_settings_option("pub", &settings,
+				                            opt, optarg);
 			}
-			if (r < 0) {
-				fprintf(stderr, "lightstream pub: %s\n",
-				        err.text);
-			} else {
-				fprintf(stderr, "Run `lightstream pub --help` "
-				                "for the options.\n");
+			if (r != 1) {
+				goto out;
 			}
-			goto out;
+			break;
 		}
 		}
 	}
-	if (ls_settings_apply_logging(&settings, &err) != 0) {
-		fprintf(stderr, "lightstream pub: %s\n", err.text);
+	if (cmd_apply_logging("pub", &settings) != 0) {
 		goto out;
 	}
 	if (optind + 2 != argc) {
-		rc = pub_usage_error("%s", "expected OWNER/STREAM and "
-		                           "MESSAGE (or - for stdin)");
+		rc = lsc_cli_usage_error("pub", "%s",
+		                         "expected OWNER/STREAM and "
+		                         "MESSAGE (or - for stdin)");
 		goto out;
 	}
-	if (lsc_cli_target(argv[optind], owner, stream) != 0) {
-		rc = pub_usage_error("'%s' is not OWNER/STREAM (owner "
-		                     "[A-Za-z0-9_-], stream [A-Za-z0-9_.-])",
-		                     argv[optind]);
+	if (lsc_cli_session_target(&st.ses, argv[optind], owner, stream) !=
+	    0) {
 		goto out;
 	}
-	snprintf(st.target, sizeof(st.target), "%s/%s", owner, stream);
-	if (o.app_key == NULL || token == NULL) {
-		rc = pub_usage_error("%s", "--app and --token are required");
+	if (lsc_cli_conn_check("pub", &conn) != 0) {
 		goto out;
 	}
 	from_stdin = strcmp(argv[optind + 1], "-") == 0;
@@ -433,44 +310,42 @@ cmd_pub(int argc, char **argv)
 		pending = lsc_cli_message(argv[optind + 1],
 		                          strlen(argv[optind + 1]));
 		if (pending == NULL) {
-			rc = pub_usage_error("%s", "MESSAGE is not valid "
-			                           "UTF-8");
+			rc = lsc_cli_usage_error("pub", "%s",
+			                         "MESSAGE is not valid "
+			                         "UTF-8");
 			goto out;
 		}
 		input_done = true;
 	}
-	o.url = st.url;
-	o.token = token;
-	o.secret_key = secret;
-	o.reconnect = false; /* acks of a lost connection are unknown */
-	o.cb.on_connect = pub_on_connect;
-	o.cb.on_error = pub_on_error;
-	o.cb.on_close = pub_on_close;
-	o.user = &st;
-	c = lsc_client_new(&o, &err);
+	st.ses.url = o->url;
+	o->reconnect = false; /* acks of a lost connection are unknown */
+	o->cb.on_connect = pub_on_connect;
+	o->cb.on_error = pub_on_error;
+	o->cb.on_close = pub_on_close;
+	o->user = &st;
+	c = lsc_client_new(o, &err);
 	if (c == NULL) {
-		rc = pub_usage_error("%s", err.text);
+		rc = lsc_cli_usage_error("pub", "%s", err.text);
 		goto out;
 	}
-	signal(SIGINT, pub_on_signal);
-	signal(SIGTERM, pub_on_signal);
+	lsc_cli_catch_stop_signals();
 	st.progress_ms = ls_now_ms();
 	if (lsc_client_connect(c) != 0) {
 		fprintf(stderr, "lightstream pub: cannot connect to %s\n",
-		        st.url);
+		        st.ses.url);
 		rc = CMD_EXIT_FAILURE;
 		goto out;
 	}
 
-	while (!st.finished && !pub_signalled) {
+	while (!st.ses.finished && !lsc_cli_stop_requested()) {
 		bool waiting;
 
 		if (pending != NULL) {
 			int r = pub_one(c, &st, owner, stream, pending);
 
 			if (r < 0) {
-				st.finished = true;
-				st.status = -r;
+				st.ses.finished = true;
+				st.ses.status = -r;
 				break;
 			}
 			if (r == 1) {
@@ -494,8 +369,8 @@ cmd_pub(int argc, char **argv)
 						                "not valid "
 						                "UTF-8\n");
 						free(line);
-						st.finished = true;
-						st.status = CMD_EXIT_USAGE;
+						st.ses.finished = true;
+						st.ses.status = CMD_EXIT_USAGE;
 						break;
 					}
 				}
@@ -509,15 +384,15 @@ cmd_pub(int argc, char **argv)
 				        "%s\n",
 				        r == -E2BIG ? "line too long"
 				                    : strerror(-r));
-				st.finished = true;
-				st.status = CMD_EXIT_USAGE;
+				st.ses.finished = true;
+				st.ses.status = CMD_EXIT_USAGE;
 				break;
 			}
 		}
 		if (input_done && pending == NULL &&
 		    st.acked == st.published) {
-			st.finished = true;
-			st.status = CMD_EXIT_OK;
+			st.ses.finished = true;
+			st.ses.status = CMD_EXIT_OK;
 			break;
 		}
 		waiting = pending != NULL || st.acked < st.published;
@@ -526,19 +401,19 @@ cmd_pub(int argc, char **argv)
 			        "lightstream pub: timed out: %ld of %ld "
 			        "messages acknowledged\n",
 			        st.acked, st.published);
-			st.finished = true;
-			st.status = CMD_EXIT_FAILURE;
+			st.ses.finished = true;
+			st.ses.status = CMD_EXIT_FAILURE;
 			break;
 		}
 		if (lsc_client_run(c, input_done || pending ? 100 : 0) < 0) {
 			fprintf(stderr,
 			        "lightstream pub: event loop failed\n");
-			st.finished = true;
-			st.status = CMD_EXIT_FAILURE;
+			st.ses.finished = true;
+			st.ses.status = CMD_EXIT_FAILURE;
 		}
 	}
-	rc = st.finished ? st.status : CMD_EXIT_FAILURE;
-	if (!st.finished) {
+	rc = st.ses.finished ? st.ses.status : CMD_EXIT_FAILURE;
+	if (!st.ses.finished) {
 		fprintf(stderr,
 		        "lightstream pub: interrupted: %ld of %ld "
 		        "messages acknowledged\n",
@@ -546,7 +421,7 @@ cmd_pub(int argc, char **argv)
 	}
 	if (rc == CMD_EXIT_OK) {
 		ls_info(PUB_LOG, "%ld message%s published to %s", st.acked,
-		        st.acked == 1 ? "" : "s", st.target);
+		        st.acked == 1 ? "" : "s", st.ses.target);
 	}
 	/* Say goodbye properly; a peer reading a 1006 would log noise. */
 	if (c != NULL && !st.closed) {
@@ -560,8 +435,7 @@ out:
 	json_decref(pending);
 	lsc_client_destroy(&c);
 	free(in.buf);
-	free(token_owned);
-	free(secret_owned);
+	lsc_cli_conn_clear(&conn);
 	ls_settings_clear(&settings);
 	return rc;
 }

@@ -4,12 +4,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 #include "ls_time.h"
@@ -20,23 +20,14 @@
 #define SUB_DEFAULT_URL "ws://127.0.0.1:8080"
 
 enum {
-	SUB_OPT_CA_FILE = 0x100,
-	SUB_OPT_NO_RECONNECT,
+	SUB_OPT_NO_RECONNECT = 0x200, /* above LSC_CLI_OPT_CA_FILE */
 };
-
-static volatile sig_atomic_t sub_signalled;
 
 typedef struct sub_state {
 	lsc_cli_output out;
 	long count; /* 0: unlimited */
 	long received;
-	const char *url;
-	char target[200];
-	bool connected;
-	bool finished;
-	int status;
-	char err_code[32]; /* last Error envelope */
-	char err_msg[256];
+	lsc_cli_session ses; /* target, connection, exit status */
 } sub_state;
 
 static void
@@ -89,53 +80,15 @@ sub_usage(FILE *out)
 }
 
 static void
-sub_on_signal(int sig)
-{
-	(void)sig;
-	sub_signalled = 1;
-}
-
-static const char *
-sub_describe(const char *code)
-{
-	if (strcmp(code, "auth_failed") == 0) {
-		return "authentication failed";
-	}
-	if (strcmp(code, "forbidden") == 0) {
-		return "forbidden";
-	}
-	if (strcmp(code, "invalid_query") == 0) {
-		return "invalid query";
-	}
-	if (strcmp(code, "token_expired") == 0) {
-		return "token expired";
-	}
-	if (strcmp(code, "unavailable") == 0) {
-		return "service unavailable";
-	}
-	return code;
-}
-
-static void
-sub_finish(lsc_client *c, sub_state *st, int status)
-{
-	if (!st->finished) {
-		st->finished = true;
-		st->status = status;
-	}
-	lsc_client_stop(c);
-}
-
-static void
 sub_on_connect(lsc_client *c, const char *connection_id,
                const char *expires_at, bool reconnected, void *user)
 {
 	sub_state *st = user;
 
-	st->connected = true;
-	st->err_code[0] = '\0';
+	st->ses.connected = true;
+	st->ses.err_code[0] = '\0';
 	ls_info(SUB_LOG, "%s %s (token expires %s)",
-	        reconnected ? "reconnected to" : "connected to", st->url,
+	        reconnected ? "reconnected to" : "connected to", st->ses.url,
 	        expires_at ? expires_at : "?");
 }
 
@@ -146,13 +99,11 @@ sub_on_subscribe(lsc_client *c, int64_t sub, const char *subscription_id,
 	sub_state *st = user;
 
 	if (subscription_id != NULL) {
-		ls_info(SUB_LOG, "subscribed to %s (%s)", st->target,
+		ls_info(SUB_LOG, "subscribed to %s (%s)", st->ses.target,
 		        subscription_id);
 		return;
 	}
-	fprintf(stderr, "lightstream sub: %s: %s%s%s\n", sub_describe(code),
-	        st->target, *message ? ": " : "", message);
-	sub_finish(c, st, lsc_cli_exit_for(code));
+	lsc_cli_session_refused(c, &st->ses, code, message);
 }
 
 static void
@@ -160,17 +111,17 @@ sub_on_message(lsc_client *c, const lsc_message *m, void *user)
 {
 	sub_state *st = user;
 
-	if (st->finished) {
+	if (st->ses.finished) {
 		return;
 	}
 	if (lsc_cli_print(stdout, m, st->out) != 0) {
 		fprintf(stderr, "lightstream sub: cannot write to stdout\n");
-		sub_finish(c, st, CMD_EXIT_FAILURE);
+		lsc_cli_finish(c, &st->ses, CMD_EXIT_FAILURE);
 		return;
 	}
 	st->received++;
 	if (st->count > 0 && st->received >= st->count) {
-		sub_finish(c, st, CMD_EXIT_OK);
+		lsc_cli_finish(c, &st->ses, CMD_EXIT_OK);
 	}
 }
 
@@ -179,8 +130,7 @@ sub_on_error(lsc_client *c, const char *code, const char *message, void *user)
 {
 	sub_state *st = user;
 
-	snprintf(st->err_code, sizeof(st->err_code), "%s", code);
-	snprintf(st->err_msg, sizeof(st->err_msg), "%s", message);
+	lsc_cli_session_error(&st->ses, code, message);
 }
 
 static void
@@ -194,59 +144,21 @@ sub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 		        code, *reason ? " " : "", reason);
 		return;
 	}
-	if (st->finished) {
+	if (st->ses.finished) {
 		return;
 	}
-	if (st->err_code[0] != '\0') {
-		const char *what = sub_describe(st->err_code);
-
-		if (strcmp(what, st->err_msg) == 0 || st->err_msg[0] == '\0') {
-			fprintf(stderr, "lightstream sub: %s (close %d)\n",
-			        what, code);
-		} else {
-			fprintf(stderr, "lightstream sub: %s: %s (close %d)\n",
-			        what, st->err_msg, code);
-		}
-		sub_finish(c, st, lsc_cli_exit_for(st->err_code));
-	} else if (code == 4001) {
-		fprintf(stderr, "lightstream sub: authentication failed "
-		                "(close 4001)\n");
-		sub_finish(c, st, CMD_EXIT_FAILURE);
-	} else if (!st->connected) {
-		fprintf(stderr, "lightstream sub: cannot connect to %s: %s\n",
-		        st->url, *reason ? reason : "connection failed");
-		sub_finish(c, st, CMD_EXIT_FAILURE);
-	} else {
-		fprintf(stderr,
-		        "lightstream sub: connection closed (%d%s%s)\n", code,
-		        *reason ? " " : "", reason);
-		sub_finish(c, st, CMD_EXIT_FAILURE);
-	}
-}
-
-static int
-sub_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "lightstream sub: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nRun `lightstream sub --help` for the options.\n");
-	return CMD_EXIT_USAGE;
+	lsc_cli_session_closed(c, &st->ses, code, reason);
 }
 
 int
 cmd_sub(int argc, char **argv)
 {
 	static const struct option own[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "app", required_argument, NULL, 'a' },
-		{ "token", required_argument, NULL, 't' },
-		{ "secret", required_argument, NULL, 's' },
+		LSC_CLI_CONN_OPTIONS,
 		{ "query", required_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "ca-file", required_argument, NULL, SUB_OPT_CA_FILE },
-		{ "insecure", no_argument, NULL, 'k' },
 		{ "no-reconnect", no_argument, NULL, SUB_OPT_NO_RECONNECT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -255,55 +167,31 @@ cmd_sub(int argc, char **argv)
 	sub_state st;
 	ls_settings settings;
 	ls_error err;
-	lsc_options o;
+	lsc_cli_conn conn;
+	lsc_options *o = &conn.o;
 	lsc_client *c = NULL;
-	const char *query = NULL, *token = NULL, *secret = NULL;
-	char *query_owned = NULL, *token_owned = NULL, *secret_owned = NULL;
+	const char *query = NULL;
+	char *query_owned = NULL;
 	char owner[65], stream[129];
 	long timeout_ms = 0;
 	int64_t deadline = 0;
 	int opt, rc = CMD_EXIT_USAGE;
 
 	memset(&st, 0, sizeof(st));
-	memset(&o, 0, sizeof(o));
-	st.url = SUB_DEFAULT_URL;
-	o.reconnect = true;
-	if (ls_settings_init(&settings) != 0) {
-		fprintf(stderr, "lightstream sub: out of memory\n");
+	st.ses.cmd = "sub";
+	lsc_cli_conn_init(&conn, SUB_DEFAULT_URL);
+	o->reconnect = true;
+	if (cmd_settings_init("sub", &settings) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	lsc_cli_options(own, opts, 48);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "u:a:t:s:q:n:T:o:kh", opts,
-	                          NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, LSC_CLI_CONN_SHORT "q:n:T:o:h",
+	                          opts, NULL)) != -1) {
 		switch (opt) {
-		case 'u':
-			st.url = optarg;
-			break;
-		case 'a':
-			o.app_key = optarg;
-			break;
-		case 't':
-			token = lsc_cli_arg_text(optarg, &token_owned);
-			if (token == NULL) {
-				rc = sub_usage_error("cannot read token %s",
-				                     optarg);
-				goto out;
-			}
-			break;
-		case 's':
-			secret = lsc_cli_arg_text(optarg, &secret_owned);
-			if (secret == NULL) {
-				rc = sub_usage_error("cannot read secret %s",
-				                     optarg);
-				goto out;
-			}
-			break;
 		case 'q':
-			query = lsc_cli_arg_text(optarg, &query_owned);
-			if (query == NULL) {
-				rc = sub_usage_error("cannot read query %s",
-				                     optarg);
+			if (lsc_cli_text_option("sub", "query", optarg, &query,
+			                        &query_owned) != 0) {
 				goto out;
 			}
 			break;
@@ -311,7 +199,8 @@ cmd_sub(int argc, char **argv)
 			if (lsc_cli_long(optarg, 1000000000L, &st.count) !=
 			            0 ||
 			    st.count == 0) {
-				rc = sub_usage_error(
+				rc = lsc_cli_usage_error(
+				        "sub",
 				        "--count must be a positive "
 				        "integer, not '%s'",
 				        optarg);
@@ -320,88 +209,73 @@ cmd_sub(int argc, char **argv)
 			break;
 		case 'T':
 			if (lsc_cli_seconds(optarg, &timeout_ms) != 0) {
-				rc = sub_usage_error("--timeout must be a "
-				                     "positive number of "
-				                     "seconds, not '%s'",
-				                     optarg);
+				rc = lsc_cli_usage_error("sub",
+				                         "--timeout must be a "
+				                         "positive number of "
+				                         "seconds, not '%s'",
+				                         optarg);
 				goto out;
 			}
 			break;
 		case 'o':
 			if (lsc_cli_output_parse(optarg, &st.out) != 0) {
-				rc = sub_usage_error(
+				rc = lsc_cli_usage_error(
+				        "sub",
 				        "--output must be json, "
 				        "plain or message, not '%s'",
 				        optarg);
 				goto out;
 			}
 			break;
-		case SUB_OPT_CA_FILE:
-			o.ca_file = optarg;
-			break;
-		case 'k':
-			o.insecure = true;
-			break;
 		case SUB_OPT_NO_RECONNECT:
-			o.reconnect = false;
+			o->reconnect = false;
 			break;
 		case 'h':
 			sub_usage(stdout);
 			rc = CMD_EXIT_OK;
 			goto out;
 		default: {
-			int r = opt >= 0x1000
-			                ? ls_settings_option(&settings, opt,
-			                                     optarg, &err)
-			                : 0;
-			if (r == 1) {
-				break;
+			int r = lsc_cli_conn_option("sub", &conn, opt, optarg);
+
+			if (r == 0) {
+				r = lsc_cli_settings_option("sub", &settings,
+				                            opt, optarg);
 			}
-			if (r < 0) {
-				fprintf(stderr, "lightstream sub: %s\n",
-				        err.text);
-			} else {
-				fprintf(stderr, "Run `lightstream sub --help` "
-				                "for the options.\n");
+			if (r != 1) {
+				goto out;
 			}
-			goto out;
+			break;
 		}
 		}
 	}
-	if (ls_settings_apply_logging(&settings, &err) != 0) {
-		fprintf(stderr, "lightstream sub: %s\n", err.text);
+	if (cmd_apply_logging("sub", &settings) != 0) {
 		goto out;
 	}
 	if (optind + 1 != argc) {
-		rc = sub_usage_error(
-		        "%s", optind >= argc ? "OWNER/STREAM is required"
-		                             : "exactly one OWNER/STREAM "
-		                               "is expected");
+		rc = lsc_cli_usage_error("sub", "%s",
+		                         optind >= argc
+		                                 ? "OWNER/STREAM is required"
+		                                 : "exactly one OWNER/STREAM "
+		                                   "is expected");
 		goto out;
 	}
-	if (lsc_cli_target(argv[optind], owner, stream) != 0) {
-		rc = sub_usage_error("'%s' is not OWNER/STREAM (owner "
-		                     "[A-Za-z0-9_-], stream [A-Za-z0-9_.-])",
-		                     argv[optind]);
+	if (lsc_cli_session_target(&st.ses, argv[optind], owner, stream) !=
+	    0) {
 		goto out;
 	}
-	snprintf(st.target, sizeof(st.target), "%s/%s", owner, stream);
-	if (o.app_key == NULL || token == NULL) {
-		rc = sub_usage_error("%s", "--app and --token are required");
+	if (lsc_cli_conn_check("sub", &conn) != 0) {
 		goto out;
 	}
-	o.url = st.url;
-	o.token = token;
-	o.secret_key = secret;
-	o.cb.on_connect = sub_on_connect;
-	o.cb.on_subscribe = sub_on_subscribe;
-	o.cb.on_message = sub_on_message;
-	o.cb.on_error = sub_on_error;
-	o.cb.on_close = sub_on_close;
-	o.user = &st;
-	c = lsc_client_new(&o, &err);
+	st.ses.url = o->url;
+	o->cb.on_connect = sub_on_connect;
+	o->cb.on_subscribe = sub_on_subscribe;
+	o->cb.on_message = sub_on_message;
+	o->cb.on_error = sub_on_error;
+	o->cb.on_close = sub_on_close;
+	o->user = &st;
+	c = lsc_client_new(o, &err);
 	if (c == NULL) {
-		rc = sub_usage_error("%s", err.text);
+		rc = lsc_cli_usage_error("sub", "%s", err.text);
 		goto out;
 	}
 	if (lsc_client_subscribe(c, owner, stream, query, &err) < 0) {
@@ -411,19 +285,18 @@ cmd_sub(int argc, char **argv)
 		goto out;
 	}
 
-	signal(SIGINT, sub_on_signal);
-	signal(SIGTERM, sub_on_signal);
+	lsc_cli_catch_stop_signals();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (timeout_ms > 0) {
 		deadline = ls_now_ms() + timeout_ms;
 	}
 	if (lsc_client_connect(c) != 0) {
 		fprintf(stderr, "lightstream sub: cannot connect to %s\n",
-		        st.url);
+		        st.ses.url);
 		rc = CMD_EXIT_FAILURE;
 		goto out;
 	}
-	while (!st.finished && !sub_signalled) {
+	while (!st.ses.finished && !lsc_cli_stop_requested()) {
 		int slice = 200;
 
 		if (deadline != 0) {
@@ -439,13 +312,13 @@ cmd_sub(int argc, char **argv)
 		if (lsc_client_run(c, slice) < 0) {
 			fprintf(stderr,
 			        "lightstream sub: event loop failed\n");
-			st.finished = true;
-			st.status = CMD_EXIT_FAILURE;
+			st.ses.finished = true;
+			st.ses.status = CMD_EXIT_FAILURE;
 		}
 	}
-	if (st.finished) {
-		rc = st.status;
-	} else if (sub_signalled || st.count == 0) {
+	if (st.ses.finished) {
+		rc = st.ses.status;
+	} else if (lsc_cli_stop_requested() || st.count == 0) {
 		rc = CMD_EXIT_OK;
 	} else {
 		fprintf(stderr,
@@ -458,8 +331,7 @@ cmd_sub(int argc, char **argv)
 out:
 	lsc_client_destroy(&c);
 	free(query_owned);
-	free(token_owned);
-	free(secret_owned);
+	lsc_cli_conn_clear(&conn);
 	ls_settings_clear(&settings);
 	return rc;
 }

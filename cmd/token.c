@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_util.h"
 #include "ls_settings.h"
 #include "lsc.h"
 #include "lsc_cli.h"
@@ -67,15 +68,6 @@ token_usage(FILE *out)
 	        "unreachable or failing; 2 bad arguments.\n");
 }
 
-static int
-token_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "lightstream token: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nRun `lightstream token --help` for the options.\n");
-	return CMD_EXIT_USAGE;
-}
-
 int
 cmd_token(int argc, char **argv)
 {
@@ -107,8 +99,7 @@ cmd_token(int argc, char **argv)
 
 	memset(&req, 0, sizeof(req));
 	req.url = TOKEN_DEFAULT_URL;
-	if (ls_settings_init(&settings) != 0) {
-		fprintf(stderr, "lightstream token: out of memory\n");
+	if (cmd_settings_init("token", &settings) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
 	lsc_cli_options(own, opts, 48);
@@ -123,12 +114,9 @@ cmd_token(int argc, char **argv)
 			req.app_key = optarg;
 			break;
 		case TOKEN_OPT_PRIVATE_KEY:
-			req.private_key = lsc_cli_arg_text(optarg, &key_owned);
-			if (req.private_key == NULL) {
-				rc = token_usage_error(
-				        "cannot read the private "
-				        "key from %s",
-				        optarg);
+			if (lsc_cli_text_option(
+			            "token", "the private key from", optarg,
+			            &req.private_key, &key_owned) != 0) {
 				goto out;
 			}
 			break;
@@ -138,9 +126,11 @@ cmd_token(int argc, char **argv)
 		case TOKEN_OPT_TTL:
 			if (lsc_cli_long(optarg, 86400, &req.ttl_s) != 0 ||
 			    req.ttl_s < 1) {
-				rc = token_usage_error("--ttl must be 1-86400 "
-				                       "seconds, not '%s'",
-				                       optarg);
+				rc = lsc_cli_usage_error(
+				        "token",
+				        "--ttl must be 1-86400 "
+				        "seconds, not '%s'",
+				        optarg);
 				goto out;
 			}
 			break;
@@ -157,7 +147,8 @@ cmd_token(int argc, char **argv)
 			           strcmp(optarg, "plain") == 0) {
 				json_out = false;
 			} else {
-				rc = token_usage_error(
+				rc = lsc_cli_usage_error(
+				        "token",
 				        "--output must be value "
 				        "or json, not '%s'",
 				        optarg);
@@ -167,10 +158,11 @@ cmd_token(int argc, char **argv)
 		case 'T':
 			if (lsc_cli_seconds(optarg, &timeout_ms) != 0 ||
 			    timeout_ms > 3600000) {
-				rc = token_usage_error("--timeout must be a "
-				                       "positive number of "
-				                       "seconds, not '%s'",
-				                       optarg);
+				rc = lsc_cli_usage_error("token",
+				                         "--timeout must be a "
+				                         "positive number of "
+				                         "seconds, not '%s'",
+				                         optarg);
 				goto out;
 			}
 			break;
@@ -184,40 +176,27 @@ cmd_token(int argc, char **argv)
 			token_usage(stdout);
 			rc = CMD_EXIT_OK;
 			goto out;
-		default: {
-			int r = opt >= 0x1000
-			                ? ls_settings_option(&settings, opt,
-			                                     optarg, &err)
-			                : 0;
-			if (r == 1) {
-				break;
+		default:
+			if (lsc_cli_settings_option("token", &settings, opt,
+			                            optarg) != 1) {
+				goto out;
 			}
-			if (r < 0) {
-				fprintf(stderr, "lightstream token: %s\n",
-				        err.text);
-			} else {
-				fprintf(stderr,
-				        "Run `lightstream token --help` "
-				        "for the options.\n");
-			}
-			goto out;
-		}
+			break;
 		}
 	}
-	if (ls_settings_apply_logging(&settings, &err) != 0) {
-		fprintf(stderr, "lightstream token: %s\n", err.text);
+	if (cmd_apply_logging("token", &settings) != 0) {
 		goto out;
 	}
 	if (optind != argc) {
-		rc = token_usage_error("unexpected argument '%s'",
-		                       argv[optind]);
+		rc = lsc_cli_usage_error("token", "unexpected argument '%s'",
+		                         argv[optind]);
 		goto out;
 	}
 	if (req.app_key == NULL || req.private_key == NULL ||
 	    req.roles == NULL || *req.roles == '\0') {
-		rc = token_usage_error("%s",
-		                       "--app, --private-key and --roles "
-		                       "are required");
+		rc = lsc_cli_usage_error("token", "%s",
+		                         "--app, --private-key and --roles "
+		                         "are required");
 		goto out;
 	}
 	req.timeout_ms = (int)timeout_ms;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,27 @@ lsc_cli_exit_for(const char *error_code)
 }
 
 const char *
+lsc_cli_describe(const char *error_code)
+{
+	static const struct {
+		const char *code, *text;
+	} words[] = {
+		{ "auth_failed", "authentication failed" },
+		{ "forbidden", "forbidden" },
+		{ "invalid_query", "invalid query" },
+		{ "token_expired", "token expired" },
+		{ "unavailable", "service unavailable" },
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (strcmp(error_code, words[i].code) == 0) {
+			return words[i].text;
+		}
+	}
+	return error_code;
+}
+
+const char *
 lsc_cli_arg_text(const char *arg, char **owned)
 {
 	FILE *fp;
@@ -194,4 +216,120 @@ lsc_cli_arg_text(const char *arg, char **owned)
 	buf[n] = '\0';
 	*owned = buf;
 	return buf;
+}
+
+int
+lsc_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "lightstream %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nRun `lightstream %s --help` for the options.\n",
+	        cmd);
+	return 2;
+}
+
+int
+lsc_cli_text_option(const char *cmd, const char *what, const char *arg,
+                    const char **text, char **owned)
+{
+	/* A repeated option replaces the earlier value (maybe a secret). */
+	if (*owned != NULL) {
+		explicit_bzero(*owned, strlen(*owned));
+		free(*owned);
+		*owned = NULL;
+	}
+	*text = lsc_cli_arg_text(arg, owned);
+	if (*text == NULL) {
+		return lsc_cli_usage_error(cmd, "cannot read %s %s", what,
+		                           arg);
+	}
+	return 0;
+}
+
+int
+lsc_cli_settings_option(const char *cmd, ls_settings *s, int opt,
+                        const char *arg)
+{
+	ls_error err = { 0 };
+	/* The shared options have codes from 0x1000; below are getopt's
+	 * '?' and ':' and the command's own. */
+	int rc = opt >= 0x1000 ? ls_settings_option(s, opt, arg, &err) : 0;
+
+	if (rc < 0) {
+		fprintf(stderr, "lightstream %s: %s\n", cmd, err.text);
+		return -1;
+	}
+	if (rc == 0) {
+		fprintf(stderr,
+		        "Run `lightstream %s --help` for the options.\n", cmd);
+	}
+	return rc;
+}
+
+void
+lsc_cli_conn_init(lsc_cli_conn *cc, const char *url)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->o.url = url;
+}
+
+int
+lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, int opt,
+                    const char *arg)
+{
+	switch (opt) {
+	case 'u':
+		cc->o.url = arg;
+		return 1;
+	case 'a':
+		cc->o.app_key = arg;
+		return 1;
+	case 't':
+		return lsc_cli_text_option(cmd, "token", arg, &cc->o.token,
+		                           &cc->token_owned) == 0
+		               ? 1
+		               : -1;
+	case 's':
+		return lsc_cli_text_option(cmd, "secret", arg,
+		                           &cc->o.secret_key,
+		                           &cc->secret_owned) == 0
+		               ? 1
+		               : -1;
+	case LSC_CLI_OPT_CA_FILE:
+		cc->o.ca_file = arg;
+		return 1;
+	case 'k':
+		cc->o.insecure = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int
+lsc_cli_conn_check(const char *cmd, const lsc_cli_conn *cc)
+{
+	if (cc->o.app_key == NULL || cc->o.token == NULL) {
+		return lsc_cli_usage_error(cmd, "%s",
+		                           "--app and --token are required");
+	}
+	return 0;
+}
+
+void
+lsc_cli_conn_clear(lsc_cli_conn *cc)
+{
+	char **owned[] = { &cc->token_owned, &cc->secret_owned };
+
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		if (*owned[i] != NULL) {
+			explicit_bzero(*owned[i], strlen(*owned[i]));
+			free(*owned[i]);
+			*owned[i] = NULL;
+		}
+	}
 }
