@@ -31,8 +31,6 @@ enum {
 	OPT_IP,
 	OPT_WEB,
 	OPT_TIMEOUT,
-	OPT_CURVE_SERVER,
-	OPT_CURVE_KEYS,
 	OPT_HELP,
 };
 
@@ -50,10 +48,7 @@ typedef struct admin_args {
 	long timeout_ms;
 	unsigned seen; /* bit per OPT_* - OPT_PRIVATE_KEY */
 	char private_key_buf[AS_KEY_MAX + 2];
-	/* CURVE (bus_call_secure) when curve.server_public is set. */
-	bus_curve_keys curve;
-	char curve_public[BUS_CURVE_KEY_LEN + 1];
-	char curve_secret[BUS_CURVE_KEY_LEN + 1];
+	cmd_curve curve; /* CURVE for bus_call_secure when given */
 } admin_args;
 
 #define SEEN(opt) (1u << ((opt)-OPT_PRIVATE_KEY))
@@ -99,10 +94,7 @@ admin_usage(FILE *out)
 	        "Options:\n"
 	        "%s"
 	        "  -t, --timeout MS         bus deadline (5000; "
-	        "bus.timeout_ms)\n"
-	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
-	        "  --curve-keys FILE        CURVE: our key file (with "
-	        "--curve-server-key)\n"
+	        "bus.timeout_ms)\n" CMD_CURVE_HELP
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -134,8 +126,7 @@ admin_call(const ls_settings *s, const admin_args *a, const char *service,
 		fprintf(stderr, "lightstream admin: out of memory\n");
 		goto out;
 	}
-	rc = bus_call_secure(ctx, s->bus_frontend,
-	                     a->curve.server_public ? &a->curve : NULL,
+	rc = bus_call_secure(ctx, s->bus_frontend, cmd_curve_keys(&a->curve),
 	                     service, text, strlen(text), (int)a->timeout_ms,
 	                     &status, &reply, &len);
 	if (rc != 0) {
@@ -508,18 +499,14 @@ cmd_admin(int argc, char **argv)
 		{ "ip", required_argument, NULL, OPT_IP },
 		{ "web", no_argument, NULL, OPT_WEB },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "curve-server-key", required_argument, NULL,
-		  OPT_CURVE_SERVER },
-		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
+		CMD_CURVE_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[40];
 	ls_settings s;
-	ls_error err = { 0 };
 	admin_args a = { .is_public = -1, .shared_write = -1 };
-	const char *server_key = NULL, *keys_path = NULL;
-	int status = CMD_EXIT_USAGE, c, n;
+	int status = CMD_EXIT_USAGE, c, n, curve_rc;
 	char **pos;
 
 	if (cmd_settings_init("admin", &s) != 0) {
@@ -530,6 +517,9 @@ cmd_admin(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("admin", &s, c, optarg, NULL);
+		if (rc == 0) {
+			rc = cmd_curve_option(&a.curve, c, optarg);
+		}
 		if (rc == 1) {
 			continue;
 		}
@@ -580,12 +570,6 @@ cmd_admin(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case OPT_CURVE_SERVER:
-			server_key = optarg;
-			break;
-		case OPT_CURVE_KEYS:
-			keys_path = optarg;
-			break;
 		case 'h':
 		case OPT_HELP:
 			admin_usage(stdout);
@@ -599,27 +583,12 @@ cmd_admin(int argc, char **argv)
 	if (cmd_apply_logging("admin", &s) != 0) {
 		goto out;
 	}
-	if ((server_key == NULL) != (keys_path == NULL)) {
-		status = admin_usage_error(
-		        "%s", "CURVE needs both --curve-server-key "
-		              "and --curve-keys");
+	curve_rc = cmd_curve_load("admin", &a.curve);
+	if (curve_rc != 0) {
+		if (curve_rc == -EINVAL) {
+			fprintf(stderr, "(see `lightstream admin --help`)\n");
+		}
 		goto out;
-	}
-	if (server_key != NULL) {
-		if (!bus_curve_key_valid(server_key)) {
-			status = admin_usage_error(
-			        "%s",
-			        "--curve-server-key: not a Z85 public key");
-			goto out;
-		}
-		if (bus_curve_read_keyfile(keys_path, a.curve_public,
-		                           a.curve_secret, &err) != 0) {
-			fprintf(stderr, "lightstream admin: %s\n", err.text);
-			goto out;
-		}
-		a.curve.server_public = server_key;
-		a.curve.public_key = a.curve_public;
-		a.curve.secret_key = a.curve_secret;
 	}
 	n = argc - optind;
 	pos = argv + optind;
@@ -639,7 +608,7 @@ cmd_admin(int argc, char **argv)
 		status = admin_usage_error("unknown command '%.40s'", pos[0]);
 	}
 out:
-	explicit_bzero(a.curve_secret, sizeof(a.curve_secret));
+	cmd_curve_clear(&a.curve);
 	explicit_bzero(a.private_key_buf, sizeof(a.private_key_buf));
 	ls_settings_clear(&s);
 	return status;

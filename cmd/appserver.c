@@ -13,7 +13,6 @@
 #include <zmq.h>
 
 #include "as_appserver.h"
-#include "bus_curve.h"
 #include "cmd.h"
 #include "cmd_util.h"
 #include "ls_log.h"
@@ -23,8 +22,6 @@ enum {
 	OPT_WORKERS = 0x2000,
 	OPT_FIXTURE,
 	OPT_HEARTBEAT,
-	OPT_CURVE_SERVER,
-	OPT_CURVE_KEYS,
 	OPT_HELP,
 };
 
@@ -48,10 +45,7 @@ appserver_usage(FILE *out)
 	        "FILE's at start\n"
 	        "  --heartbeat-ms MS        bus heartbeat, same as the "
 	        "broker's (2500;\n"
-	        "                           bus.heartbeat_ms)\n"
-	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
-	        "  --curve-keys FILE        CURVE: our key file (with "
-	        "--curve-server-key)\n"
+	        "                           bus.heartbeat_ms)\n" CMD_CURVE_HELP
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -63,9 +57,7 @@ cmd_appserver(int argc, char **argv)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "fixture", required_argument, NULL, OPT_FIXTURE },
 		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
-		{ "curve-server-key", required_argument, NULL,
-		  OPT_CURVE_SERVER },
-		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
+		CMD_CURVE_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -74,9 +66,8 @@ cmd_appserver(int argc, char **argv)
 	ls_error err = { 0 };
 	as_appserver_options ao = { 0 };
 	as_appserver *as = NULL;
-	const char *fixture = NULL, *server_key = NULL, *keys_path = NULL;
-	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
-	bus_curve_keys keys = { NULL, pub, secret };
+	const char *fixture = NULL;
+	cmd_curve curve = { 0 };
 	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
@@ -90,6 +81,9 @@ cmd_appserver(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("appserver", &s, c, optarg, NULL);
+		if (rc == 0) {
+			rc = cmd_curve_option(&curve, c, optarg);
+		}
 		if (rc == 1) {
 			continue;
 		}
@@ -113,12 +107,6 @@ cmd_appserver(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case OPT_CURVE_SERVER:
-			server_key = optarg;
-			break;
-		case OPT_CURVE_KEYS:
-			keys_path = optarg;
-			break;
 		case 'h':
 		case OPT_HELP:
 			appserver_usage(stdout);
@@ -133,27 +121,10 @@ cmd_appserver(int argc, char **argv)
 	    cmd_apply_logging("appserver", &s) != 0) {
 		goto out;
 	}
-	if ((server_key == NULL) != (keys_path == NULL)) {
-		fprintf(stderr, "lightstream appserver: CURVE needs both "
-		                "--curve-server-key and --curve-keys\n");
+	if (cmd_curve_load("appserver", &curve) != 0) {
 		goto out;
 	}
-	if (server_key != NULL) {
-		if (!bus_curve_key_valid(server_key)) {
-			fprintf(stderr, "lightstream appserver: "
-			                "--curve-server-key: not a Z85 public "
-			                "key\n");
-			goto out;
-		}
-		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
-		    0) {
-			fprintf(stderr, "lightstream appserver: %s\n",
-			        err.text);
-			goto out;
-		}
-		keys.server_public = server_key;
-		ao.curve = &keys;
-	}
+	ao.curve = cmd_curve_keys(&curve);
 	status = CMD_EXIT_FAILURE;
 	store_uri = ls_settings_store_uri(&s);
 	if (store_uri == NULL) {
@@ -192,7 +163,7 @@ out:
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}
-	explicit_bzero(secret, sizeof(secret));
+	cmd_curve_clear(&curve);
 	free(store_uri);
 	ls_settings_clear(&s);
 	return status;

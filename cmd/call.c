@@ -19,8 +19,6 @@
 
 enum {
 	OPT_HELP = 0x2000,
-	OPT_CURVE_SERVER,
-	OPT_CURVE_KEYS,
 };
 
 static void
@@ -49,11 +47,7 @@ call_usage(FILE *out)
 	        "  -f, --args-file FILE     the arguments as one JSON array "
 	        "from FILE\n"
 	        "                           ('-': standard input), instead "
-	        "of ARGs\n"
-	        "  --curve-server-key KEY   CURVE: the broker's public key\n"
-	        "  --curve-keys FILE        CURVE: our key file (with "
-	        "--curve-server-key)\n"
-	        "%s"
+	        "of ARGs\n" CMD_CURVE_HELP "%s"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -145,23 +139,19 @@ cmd_call(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "args-file", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, OPT_HELP },
-		{ "curve-server-key", required_argument, NULL,
-		  OPT_CURVE_SERVER },
-		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
+		CMD_CURVE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[32];
 	ls_settings s;
-	ls_error err = { 0 };
 	bool plain = false;
 	long timeout = -1;
 	const char *service, *op;
 	char *body = NULL, *reply = NULL;
 	size_t body_len = 0, reply_len = 0;
 	bus_status st = BUS_ERROR;
-	const char *server_key = NULL, *keys_path = NULL, *args_file = NULL;
-	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
-	bus_curve_keys keys = { NULL, pub, secret };
+	const char *args_file = NULL;
+	cmd_curve curve = { 0 };
 	void *ctx = NULL;
 	int status = CMD_EXIT_USAGE;
 	int c, rc;
@@ -173,6 +163,9 @@ cmd_call(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
 		rc = cmd_settings_option("call", &s, c, optarg, NULL);
+		if (rc == 0) {
+			rc = cmd_curve_option(&curve, c, optarg);
+		}
 		if (rc == 1) {
 			continue;
 		}
@@ -201,12 +194,6 @@ cmd_call(int argc, char **argv)
 			break;
 		case 'f':
 			args_file = optarg;
-			break;
-		case OPT_CURVE_SERVER:
-			server_key = optarg;
-			break;
-		case OPT_CURVE_KEYS:
-			keys_path = optarg;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -266,24 +253,8 @@ cmd_call(int argc, char **argv)
 		goto out;
 	}
 	body_len = strlen(body);
-	if ((server_key == NULL) != (keys_path == NULL)) {
-		fprintf(stderr, "lightstream call: CURVE needs both "
-		                "--curve-server-key and --curve-keys\n");
+	if (cmd_curve_load("call", &curve) != 0) {
 		goto out;
-	}
-	if (server_key != NULL) {
-		if (!bus_curve_key_valid(server_key)) {
-			fprintf(stderr,
-			        "lightstream call: --curve-server-key: "
-			        "not a Z85 public key\n");
-			goto out;
-		}
-		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
-		    0) {
-			fprintf(stderr, "lightstream call: %s\n", err.text);
-			goto out;
-		}
-		keys.server_public = server_key;
 	}
 	if (timeout < 0) {
 		timeout = s.bus_timeout_ms;
@@ -295,9 +266,9 @@ cmd_call(int argc, char **argv)
 		        zmq_strerror(errno));
 		goto out;
 	}
-	rc = bus_call_secure(ctx, s.bus_frontend,
-	                     keys.server_public ? &keys : NULL, service, body,
-	                     body_len, (int)timeout, &st, &reply, &reply_len);
+	rc = bus_call_secure(ctx, s.bus_frontend, cmd_curve_keys(&curve),
+	                     service, body, body_len, (int)timeout, &st,
+	                     &reply, &reply_len);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream call: cannot send to %s: %s\n",
 		        s.bus_frontend, ls_strerror(rc));
@@ -316,7 +287,7 @@ cmd_call(int argc, char **argv)
 		        bus_status_name(st), reply);
 	}
 out:
-	explicit_bzero(secret, sizeof(secret));
+	cmd_curve_clear(&curve);
 	free(body);
 	free(reply);
 	if (ctx != NULL) {

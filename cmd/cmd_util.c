@@ -127,3 +127,56 @@ cmd_on_stop_signals(void (*handler)(int sig))
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 }
+
+int
+cmd_curve_option(cmd_curve *cc, int opt, const char *arg)
+{
+	if (opt == CMD_OPT_CURVE_SERVER_KEY) {
+		cc->server_key = arg;
+	} else if (opt == CMD_OPT_CURVE_KEYS) {
+		cc->keys_path = arg;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+int
+cmd_curve_load(const char *cmd, cmd_curve *cc)
+{
+	ls_error err = { 0 };
+
+	if ((cc->server_key == NULL) != (cc->keys_path == NULL)) {
+		cmd_error(cmd, "CURVE needs both --curve-server-key and "
+		               "--curve-keys");
+		return -EINVAL;
+	}
+	if (cc->server_key == NULL) {
+		return 0;
+	}
+	if (!bus_curve_key_valid(cc->server_key)) {
+		cmd_error(cmd, "--curve-server-key: not a Z85 public key");
+		return -EINVAL;
+	}
+	if (bus_curve_read_keyfile(cc->keys_path, cc->public_key,
+	                           cc->secret_key, &err) != 0) {
+		cmd_error(cmd, "%s", err.text);
+		return -EIO;
+	}
+	cc->keys.server_public = cc->server_key;
+	cc->keys.public_key = cc->public_key;
+	cc->keys.secret_key = cc->secret_key;
+	return 0;
+}
+
+const bus_curve_keys *
+cmd_curve_keys(const cmd_curve *cc)
+{
+	return cc->keys.server_public != NULL ? &cc->keys : NULL;
+}
+
+void
+cmd_curve_clear(cmd_curve *cc)
+{
+	explicit_bzero(cc->secret_key, sizeof(cc->secret_key));
+}
