@@ -262,12 +262,8 @@ cmd_pub(int argc, char **argv)
 	                          NULL)) != -1) {
 		switch (opt) {
 		case 'T':
-			if (lsc_cli_seconds(optarg, &timeout_ms) != 0) {
-				rc = lsc_cli_usage_error("pub",
-				                         "--timeout must be a "
-				                         "positive number of "
-				                         "seconds, not '%s'",
-				                         optarg);
+			if (lsc_cli_timeout_option("pub", optarg, -1,
+			                           &timeout_ms) != 0) {
 				goto out;
 			}
 			break;
@@ -275,18 +271,12 @@ cmd_pub(int argc, char **argv)
 			pub_usage(stdout);
 			rc = CMD_EXIT_OK;
 			goto out;
-		default: {
-			int r = lsc_cli_conn_option("pub", &conn, opt, optarg);
-
-			if (r == 0) {
-				r = lsc_cli_settings_option("pub", &settings,
-				                            opt, optarg);
-			}
-			if (r != 1) {
+		default:
+			if (lsc_cli_conn_option("pub", &conn, &settings, opt,
+			                        optarg) != 1) {
 				goto out;
 			}
 			break;
-		}
 		}
 	}
 	if (cmd_apply_logging("pub", &settings) != 0) {

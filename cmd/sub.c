@@ -208,12 +208,8 @@ cmd_sub(int argc, char **argv)
 			}
 			break;
 		case 'T':
-			if (lsc_cli_seconds(optarg, &timeout_ms) != 0) {
-				rc = lsc_cli_usage_error("sub",
-				                         "--timeout must be a "
-				                         "positive number of "
-				                         "seconds, not '%s'",
-				                         optarg);
+			if (lsc_cli_timeout_option("sub", optarg, -1,
+			                           &timeout_ms) != 0) {
 				goto out;
 			}
 			break;
@@ -234,18 +230,12 @@ cmd_sub(int argc, char **argv)
 			sub_usage(stdout);
 			rc = CMD_EXIT_OK;
 			goto out;
-		default: {
-			int r = lsc_cli_conn_option("sub", &conn, opt, optarg);
-
-			if (r == 0) {
-				r = lsc_cli_settings_option("sub", &settings,
-				                            opt, optarg);
-			}
-			if (r != 1) {
+		default:
+			if (lsc_cli_conn_option("sub", &conn, &settings, opt,
+			                        optarg) != 1) {
 				goto out;
 			}
 			break;
-		}
 		}
 	}
 	if (cmd_apply_logging("sub", &settings) != 0) {

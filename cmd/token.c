@@ -156,13 +156,8 @@ cmd_token(int argc, char **argv)
 			}
 			break;
 		case 'T':
-			if (lsc_cli_seconds(optarg, &timeout_ms) != 0 ||
-			    timeout_ms > 3600000) {
-				rc = lsc_cli_usage_error("token",
-				                         "--timeout must be a "
-				                         "positive number of "
-				                         "seconds, not '%s'",
-				                         optarg);
+			if (lsc_cli_timeout_option("token", optarg, 3600000,
+			                           &timeout_ms) != 0) {
 				goto out;
 			}
 			break;

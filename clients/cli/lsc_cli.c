@@ -278,7 +278,7 @@ lsc_cli_conn_init(lsc_cli_conn *cc, const char *url)
 }
 
 int
-lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, int opt,
+lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, ls_settings *s, int opt,
                     const char *arg)
 {
 	switch (opt) {
@@ -306,7 +306,7 @@ lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, int opt,
 		cc->o.insecure = true;
 		return 1;
 	default:
-		return 0;
+		return lsc_cli_settings_option(cmd, s, opt, arg);
 	}
 }
 
@@ -332,4 +332,19 @@ lsc_cli_conn_clear(lsc_cli_conn *cc)
 			*owned[i] = NULL;
 		}
 	}
+}
+
+int
+lsc_cli_timeout_option(const char *cmd, const char *arg, long max_ms, long *ms)
+{
+	long v;
+
+	if (lsc_cli_seconds(arg, &v) != 0 || (max_ms >= 0 && v > max_ms)) {
+		return lsc_cli_usage_error(cmd,
+		                           "--timeout must be a positive "
+		                           "number of seconds, not '%s'",
+		                           arg);
+	}
+	*ms = v;
+	return 0;
 }

@@ -57,6 +57,14 @@ int lsc_cli_print(FILE *out, const lsc_message *m, lsc_cli_output mode);
  */
 int lsc_cli_seconds(const char *text, long *ms);
 
+/*
+ * The value of -T/--timeout: lsc_cli_seconds, at most max_ms (ms, < 0: no
+ * limit), else a usage error "--timeout must be a positive number of
+ * seconds". Returns 0 with *ms set, or 2 (the exit status).
+ */
+int lsc_cli_timeout_option(const char *cmd, const char *arg, long max_ms,
+                           long *ms);
+
 /* Parse a non-negative integer with an upper bound. 0 or -EINVAL. */
 int lsc_cli_long(const char *text, long max, long *out);
 
@@ -142,12 +150,14 @@ typedef struct lsc_cli_conn {
 void lsc_cli_conn_init(lsc_cli_conn *cc, const char *url);
 
 /*
- * Apply opt (getopt_long's answer, arg borrowed) when it is one of
- * LSC_CLI_CONN_OPTIONS. Returns 1 when applied, 0 when it is not one of
- * them, or -1 when the value cannot be read (usage error printed).
+ * The fallback of the option loop of pub and sub (the `default:` of its
+ * switch): opt (getopt_long's answer, arg borrowed) is applied to cc when
+ * it is one of LSC_CLI_CONN_OPTIONS, else handled by
+ * lsc_cli_settings_option. Returns 1 when applied, 0 when it is no option
+ * (hint printed), -1 when its value is invalid (error printed).
  */
-int lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, int opt,
-                        const char *arg);
+int lsc_cli_conn_option(const char *cmd, lsc_cli_conn *cc, ls_settings *s,
+                        int opt, const char *arg);
 
 /*
  * Check that --app and --token were given (a usage error is printed when
