@@ -127,9 +127,6 @@ pub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 	pub_state *st = user;
 
 	st->closed = true;
-	if (st->ses.finished) {
-		return;
-	}
 	lsc_cli_session_closed(c, &st->ses, code, reason);
 }
 

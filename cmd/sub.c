@@ -144,9 +144,6 @@ sub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 		        code, *reason ? " " : "", reason);
 		return;
 	}
-	if (st->ses.finished) {
-		return;
-	}
 	lsc_cli_session_closed(c, &st->ses, code, reason);
 }
 

@@ -213,10 +213,10 @@ void lsc_cli_session_refused(lsc_client *c, lsc_cli_session *s,
                              const char *code, const char *message);
 
 /*
- * The connection closed for good (no reconnection) before the run
- * finished: prints why — the remembered Error envelope, a rejected
- * token (close 4001), a failed connect or the close code — and finishes
- * with the matching exit status.
+ * The connection closed for good (no reconnection): unless the run has
+ * finished already, prints why — the remembered Error envelope, a
+ * rejected token (close 4001), a failed connect or the close code — and
+ * finishes with the matching exit status.
  */
 void lsc_cli_session_closed(lsc_client *c, lsc_cli_session *s, int code,
                             const char *reason);

@@ -63,6 +63,9 @@ void
 lsc_cli_session_closed(lsc_client *c, lsc_cli_session *s, int code,
                        const char *reason)
 {
+	if (s->finished) {
+		return; /* the reason was reported already */
+	}
 	if (s->err_code[0] != '\0') {
 		const char *what = lsc_cli_describe(s->err_code);
 
