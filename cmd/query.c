@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "ls_json.h"
 #include "q_query.h"
 
 /* Largest message file read (the gateway's frame limit is far lower). */
@@ -127,7 +128,8 @@ cmd_query(int argc, char **argv)
 	char *qtext = NULL, *mtext = NULL;
 	size_t qlen = 0, mlen = 0;
 	q_query *q = NULL;
-	json_t *msg = NULL, *out = NULL, *result = NULL;
+	json_t *msg = NULL, *out = NULL;
+	char *data_text = NULL;
 	ls_error err;
 	int status = CMD_EXIT_USAGE;
 
@@ -205,11 +207,11 @@ cmd_query(int argc, char **argv)
 		status = CMD_EXIT_FAILURE;
 		goto fail;
 	}
-	result = json_pack("{s:b, s:O}", "match", rc == 1, "data",
-	                   out ? out : json_null());
-	if (result == NULL ||
-	    json_dumpf(result, stdout, JSON_ENCODE_ANY) != 0 ||
-	    fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+	data_text = ls_json_dumps(out ? out : json_null(), NULL);
+	if (data_text == NULL ||
+	    printf("{\"match\": %s, \"data\": %s}\n",
+	           rc == 1 ? "true" : "false", data_text) < 0 ||
+	    fflush(stdout) != 0) {
 		fprintf(stderr,
 		        "lightstream query: cannot write the result\n");
 		status = CMD_EXIT_FAILURE;
@@ -218,7 +220,7 @@ cmd_query(int argc, char **argv)
 	status = CMD_EXIT_OK;
 
 fail:
-	json_decref(result);
+	free(data_text);
 	json_decref(out);
 	json_decref(msg);
 	q_query_destroy(&q);

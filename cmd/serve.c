@@ -25,6 +25,7 @@
 #include "cmd_util.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
+#include "ls_json.h"
 #include "ls_log.h"
 #include "ls_settings.h"
 #include "ls_time.h"
@@ -114,7 +115,7 @@ demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		                round(d->temperature[i] * 10) / 10, "humidity",
 		                round(d->humidity[i]), "time", now, "readings",
 		                readings);
-		text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+		text = msg ? ls_json_dumps(msg, NULL) : NULL;
 		if (text != NULL) {
 			gw_gateway_publish(d->gw, "svc1", "weather", text,
 			                   strlen(text));

@@ -186,6 +186,14 @@ ls__apply_object(json_t *obj, const char *prefix,
 			        err, LS_ECONFIG,
 			        "configuration key too long: %.64s...", path);
 		}
+		/* "a.b" as one key would alias the nested key a → b. */
+		if (strchr(key, '.') != NULL) {
+			return ls_error_set(
+			        err, LS_ECONFIG,
+			        "unknown configuration key '%s' (nest objects "
+			        "instead of dotted names)",
+			        path);
+		}
 		f = ls__find_field(fields, n, path);
 		if (f != NULL) {
 			rc = ls__store(f, value, err);

@@ -16,6 +16,7 @@
 
 #include "gw_internal.h"
 #include "gw_json.h"
+#include "ls_json.h"
 #include "ls_crypto.h"
 #include "ls_log.h"
 #include "ls_time.h"
@@ -587,7 +588,7 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 		             e->stream);
 		return;
 	}
-	payload = json_dumps(e->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	payload = ls_json_dumps(e->data, NULL);
 	if (payload == NULL) {
 		gw_conn_fail(c, 1011, "server_error", "out of memory");
 		return;

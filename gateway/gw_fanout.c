@@ -18,6 +18,7 @@
 
 #include "gw_internal.h"
 #include "gw_json.h"
+#include "ls_json.h"
 #include "ls_log.h"
 
 /* ---- streams ------------------------------------------------------------ */
@@ -484,17 +485,15 @@ gw_queue_write(gw_conn *c)
 static gw_buf *
 gw__dump(json_t *v)
 {
-	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n = 0;
+	char *text = ls_json_dumps(v, &n);
 	gw_buf *b;
 
-	if (n == 0) {
+	if (text == NULL) {
 		return NULL;
 	}
-	b = gw_buf_new(NULL, n);
-	if (b != NULL) {
-		json_dumpb(v, b->data, n, JSON_COMPACT | JSON_ENCODE_ANY);
-		b->data[n] = '\0';
-	}
+	b = gw_buf_new(text, n);
+	free(text);
 	return b;
 }
 

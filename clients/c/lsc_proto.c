@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_json.h"
 #include "ls_crypto.h"
 
 static bool
@@ -139,7 +140,7 @@ lsc__envelope(int t, json_t *m)
 	if (env == NULL) {
 		return NULL;
 	}
-	text = json_dumps(env, JSON_COMPACT | JSON_ENCODE_ANY);
+	text = ls_json_dumps(env, NULL);
 	json_decref(env);
 	return text;
 }

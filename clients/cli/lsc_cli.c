@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_json.h"
 #include "ls_settings.h"
 #include "lsc_proto.h"
 
@@ -99,11 +100,11 @@ lsc_cli_print(FILE *out, const lsc_message *m, lsc_cli_output mode)
 		                      (json_t *)m->data);
 
 		if (o != NULL) {
-			text = json_dumps(o, JSON_COMPACT);
+			text = ls_json_dumps(o, NULL);
 			json_decref(o);
 		}
 	} else {
-		text = json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY);
+		text = ls_json_dumps(m->data, NULL);
 	}
 	if (text == NULL) {
 		return -ENOMEM;

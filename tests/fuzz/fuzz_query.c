@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_json.h"
 #include "q_query.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,12 +57,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (msg != NULL) {
 		json_t *out = NULL;
 		bool m = q_query_matches(q, msg);
-		int rc = q_query_apply(q, msg, &out);
-		if (rc >= 0 && m != (rc == 1)) {
+		int arc = q_query_apply(q, msg, &out);
+		if (arc >= 0 && m != (arc == 1)) {
 			abort();
 		}
-		if (rc == 1) {
-			char *s = json_dumps(out, JSON_ENCODE_ANY);
+		if (arc == 1) {
+			/* what the gateway sends for a select subscription */
+			char *s = ls_json_dumps(out, NULL);
 			free(s);
 		}
 		json_decref(out);

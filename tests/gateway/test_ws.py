@@ -262,6 +262,30 @@ def test_query_filters_and_select_mode():
     ws.close()
 
 
+def test_published_numbers_arrive_as_written():
+    """A client publishing 7.9 must not see 7.9000000000000004 on the wire,
+    neither in plain delivery nor in select mode's rebuilt message."""
+    port = main_server()
+    tok = acc1_token(port)
+    ws, _ = connect(port, "acc1", tok)
+    plain = subscribe(ws, "acc1", "s2", rid="plain")
+    sel = subscribe(ws, "acc1", "s2", rid="sel", query={
+        "mode": "select", "path": "r", "where": {"field": "v", "op": "greater", "value": 0.5}})
+    assert plain["ok"] and sel["ok"]
+    ws.send_text('{"t":5,"m":{"owner":"acc1","stream":"s2","data":'
+                 '{"t":7.9,"big":1e300,"r":[{"v":0.1},{"v":2.5}],"n":3.0}}}')
+    raw = {}
+    for _ in range(2):
+        opcode, payload = ws.recv_frame(5)
+        text = payload.decode()
+        raw[json.loads(text)["m"]["sub"]] = text
+    for text in raw.values():
+        assert '"t":7.9,' in text and "7.900" not in text, text
+        assert "1e+300" in text and '"n":3.0' in text, text
+    assert '"r":[{"v":2.5}]' in raw[sel["subscriptionId"]], raw
+    ws.close()
+
+
 def test_non_object_messages_and_text_query():
     port = main_server()
     tok = acc1_token(port)

@@ -68,6 +68,8 @@ LS_TEST(config_errors_name_the_key)
 	LS_CHECK_INT(apply("{\"redis\":{\"uri\":\"x\"}}", &c, &err),
 	             LS_ECONFIG);
 	LS_CHECK(strstr(err.text, "redis.uri") != NULL);
+	LS_CHECK_INT(apply("{\"redis.url\":\"x\"}", &c, &err), LS_ECONFIG);
+	LS_CHECK(strstr(err.text, "redis.url") != NULL);
 	LS_CHECK_INT(apply("{\"origins\":[1]}", &c, &err), LS_ECONFIG);
 	LS_CHECK(strstr(err.text, "origins[0]") != NULL);
 	cfg_free(&c);
