@@ -1,6 +1,7 @@
 /*
  * `lightstream appserver`: the auth, accounts and db services on a store,
- * served by worker threads connected to the broker's backend (SPEC §5, §7).
+ * served by worker threads connected to the broker's backend (docs/bus.md,
+ * §7).
  */
 #include <errno.h>
 #include <getopt.h>

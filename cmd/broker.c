@@ -1,4 +1,4 @@
-/* `lightstream broker`: the service-bus broker alone (SPEC §5, §7). */
+/* `lightstream broker`: the service-bus broker alone (docs/bus.md, §7). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>

@@ -1,8 +1,8 @@
 /*
  * `lightstream call SERVICE OPERATION [ARG...]`: one bus request from the
- * command line (SPEC §7). Arguments are JSON values; a word that is not
- * valid JSON is taken as a string. mmi.* services take OPERATION as their
- * raw body (`lightstream call mmi.service auth`).
+ * command line (docs/configuration.md). Arguments are JSON values; a word that
+ * is not valid JSON is taken as a string. mmi.* services take OPERATION as
+ * their raw body (`lightstream call mmi.service auth`).
  */
 #include <errno.h>
 #include <getopt.h>

@@ -1,6 +1,6 @@
 /*
- * Subcommands of the one `lightstream` executable (SPEC §7). Each lives in
- * its own file and parses its own options; each answers --help.
+ * Subcommands of the one `lightstream` executable (docs/configuration.md).
+ * Each lives in its own file and parses its own options; each answers --help.
  * Return value: the process exit status.
  */
 #ifndef LS_CMD_H

@@ -1,7 +1,8 @@
 /*
- * `lightstream gateway`: the WebSocket/HTTP gateway alone (SPEC §7), with
- * a bus client to --broker-frontend and the fabric of --redis (or local).
- * Several gateways may listen on the same address (SO_REUSEPORT).
+ * `lightstream gateway`: the WebSocket/HTTP gateway alone
+ * (docs/configuration.md), with a bus client to --broker-frontend and the
+ * fabric of --redis (or local). Several gateways may listen on the same
+ * address (SO_REUSEPORT).
  */
 #include <ev.h>
 #include <getopt.h>

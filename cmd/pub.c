@@ -1,6 +1,6 @@
 /*
  * `lightstream pub OWNER/STREAM MESSAGE|-`: publish over WebSocket
- * (SPEC §3) and wait until the server acknowledged every message.
+ * (docs/protocol.md) and wait until the server acknowledged every message.
  * MESSAGE is JSON, or text sent as a JSON string; `-` publishes each line
  * of stdin as one message, in order.
  */

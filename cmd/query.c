@@ -1,6 +1,7 @@
 /*
- * `lightstream query --query Q --message M`: evaluate one query (SPEC §4)
- * on one message and print {"match": bool, "data": <delivered or null>}.
+ * `lightstream query --query Q --message M`: evaluate one query
+ * (docs/query.md) on one message and print {"match": bool, "data": <delivered
+ * or null>}.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@ query_usage(FILE *out)
 	fprintf(out,
 	        "Usage: lightstream query --query Q --message M\n"
 	        "\n"
-	        "Evaluate a query (SPEC section 4) on one message and print\n"
+	        "Evaluate a query (docs/query.md) on one message and print\n"
 	        "  {\"match\": true|false, \"data\": <delivered message or "
 	        "null>}\n"
 	        "\n"

@@ -1,6 +1,6 @@
 /*
- * `lightstream serve`: the embedded default (SPEC §7) — gateway, broker
- * and app-server workers in one process, joined by ZeroMQ inproc://
+ * `lightstream serve`: the embedded default (docs/configuration.md) — gateway,
+ * broker and app-server workers in one process, joined by ZeroMQ inproc://
  * endpoints: the same code as the split deployment, only the endpoints
  * differ. Configured (non-default) bus endpoints are bound instead, so
  * other gateways and app servers may join this broker; the store and the

@@ -1,6 +1,6 @@
 /*
- * `lightstream sub OWNER/STREAM`: subscribe over WebSocket (SPEC §3) and
- * print one line per message on stdout; status and errors on stderr.
+ * `lightstream sub OWNER/STREAM`: subscribe over WebSocket (docs/protocol.md)
+ * and print one line per message on stdout; status and errors on stderr.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -48,8 +48,8 @@ sub_usage(FILE *out)
 	        "  -s, --secret KEY    the account's secret key: answers "
 	        "web-token\n"
 	        "                      challenges (or @FILE)\n"
-	        "  -q, --query Q       a query (JSON text or @FILE), SPEC "
-	        "section 4\n"
+	        "  -q, --query Q       a query (JSON text or @FILE), see "
+	        "docs/query.md\n"
 	        "  -n, --count N       exit after N messages\n"
 	        "  -T, --timeout S     stop after S seconds (fractions "
 	        "allowed)\n"

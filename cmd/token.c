@@ -1,6 +1,7 @@
 /*
  * `lightstream token`: request a token from a gateway's HTTP endpoint
- * (SPEC §2, /lightstream/services/auth/generatetoken) and print it.
+ * (docs/protocol.md (HTTP), /lightstream/services/auth/generatetoken) and
+ * print it.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -1,5 +1,6 @@
 /*
- * JSON configuration files (SPEC §7): one JSON object, every key optional.
+ * JSON configuration files (docs/configuration.md): one JSON object, every key
+ * optional.
  *
  * A component describes the keys it accepts in a table of ls_config_field;
  * ls_config_apply() checks the file against the table and stores the

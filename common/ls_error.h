@@ -43,8 +43,9 @@ typedef struct ls_error {
 const char *ls_strerror(int code);
 
 /*
- * Protocol error code string of SPEC §3 for an error code ("bad_request",
- * "auth_failed", ...). Anything without a protocol name is "server_error".
+ * Protocol error code string of docs/protocol.md for an error code
+ * ("bad_request", "auth_failed", ...). Anything without a protocol name is
+ * "server_error".
  */
 const char *ls_error_protocol_code(int code);
 

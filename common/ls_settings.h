@@ -1,6 +1,6 @@
 /*
- * Settings shared by every role: one JSON configuration file (SPEC §7),
- * every key optional, command-line flags override.
+ * Settings shared by every role: one JSON configuration file
+ * (docs/configuration.md), every key optional, command-line flags override.
  *
  * The whole schema lives here so that one file can configure every role of
  * a deployment (each role reads the keys it needs; a key that belongs to

@@ -1,5 +1,5 @@
 /*
- * One WebSocket connection: the rules of SPEC §3.
+ * One WebSocket connection: the rules of docs/protocol.md.
  *
  * State machine: NEW → (AuthRequest) AUTHING → READY, or, for a web
  * token, AUTHING → WEBSIG → (WebTokenResponse) WEBCHECK → READY. Any

@@ -1,5 +1,5 @@
 /*
- * The WebSocket envelope of SPEC §3: {"t": <type>, "m": {<message>}}.
+ * The WebSocket envelope of docs/protocol.md: {"t": <type>, "m": {<message>}}.
  *
  * Parsing of client→server envelopes is kept apart from the server (no
  * libwebsockets here) so it can be unit-tested and fuzzed on its own.
@@ -15,7 +15,7 @@
 
 #include "ls_error.h"
 
-/* Message types of SPEC §3. */
+/* Message types of docs/protocol.md. */
 enum gw_msg_type {
 	GW_T_AUTH_REQUEST = 1,
 	GW_T_AUTH_RESPONSE = 2,

@@ -519,7 +519,7 @@ gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
 			                 JSON_DECODE_ANY, NULL);
 		}
 	} else {
-		/* Not JSON: delivered as a JSON string (SPEC §6). */
+		/* Not JSON: delivered as a JSON string (docs/pubsub.md). */
 		msg = json_stringn(payload, len);
 		shared = msg ? gw__dump(msg) : NULL;
 	}

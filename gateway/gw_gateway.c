@@ -1,7 +1,7 @@
 /*
  * Gateway lifecycle: the lws context on the caller's libev loop, the
  * listeners, the bus client and its readiness probe, the fabric, and the
- * graceful shutdown of SPEC §3.
+ * graceful shutdown of docs/protocol.md.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -189,8 +189,8 @@ gw__fabric_state(bool ready, const char *reason, void *user)
  */
 
 /*
- * Every ping interval: ping every connection (SPEC §3: pings every 25 s,
- * which also keeps proxies and NATs from timing the connection out), and
+ * Every ping interval: ping every connection (docs/protocol.md: pings every 25
+ * s, which also keeps proxies and NATs from timing the connection out), and
  * drop those from which nothing (no frame, no pong) arrived for 2.5
  * intervals. The ping frame joins the connection's next coalesced write.
  * (lws's own validity pings do not run on adopted sockets here.)

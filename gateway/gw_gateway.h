@@ -1,6 +1,7 @@
 /*
- * The LightStream gateway (SPEC §2, §3): WebSocket and HTTP on one port
- * (plus an optional TLS port), on ONE libev loop that the caller owns.
+ * The LightStream gateway (docs/protocol.md (HTTP), §3): WebSocket and HTTP on
+ * one port (plus an optional TLS port), on ONE libev loop that the caller
+ * owns.
  *
  * The gateway creates and owns its listening sockets, its libwebsockets
  * context (joined to the loop as a foreign loop), its service-bus client

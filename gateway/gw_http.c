@@ -1,7 +1,7 @@
 /*
- * HTTP endpoints of SPEC §2 on the gateway's port(s): token issue, the
- * service bridge, backend publish, health, readiness, metrics and the
- * static browser client.
+ * HTTP endpoints of docs/protocol.md (HTTP) on the gateway's port(s): token
+ * issue, the service bridge, backend publish, health, readiness, metrics and
+ * the static browser client.
  *
  * Every JSON answer is the result envelope {"data", "errors"}; a valid
  * `callback` parameter on a GET wraps it as JSONP. Answers that need the
@@ -477,7 +477,7 @@ gw__allowlisted(gw_gateway *gw, const char *service, const char *op)
 	return false;
 }
 
-/* auth/generatetoken from named parameters (SPEC §2). */
+/* auth/generatetoken from named parameters (docs/protocol.md (HTTP)). */
 static json_t *
 gw__token_args(gw_http *h, const char **why)
 {
@@ -695,7 +695,8 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 		payload = h->body + from;
 		plen = to - from;
 	} else {
-		/* Text is delivered as a JSON string (SPEC §2). */
+		/* Text is delivered as a JSON string (docs/protocol.md
+		 * (HTTP)). */
 		str = json_stringn(h->body ? h->body : "", h->blen);
 		text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
 		json_decref(str);

@@ -2,7 +2,7 @@
  * A JSON syntax check that allocates nothing, for the fan-out hot path:
  * a message from the fabric is embedded into delivery frames byte for byte
  * when it is valid JSON (so query-less subscriptions never parse it), and
- * delivered as a JSON string otherwise (SPEC §6).
+ * delivered as a JSON string otherwise (docs/pubsub.md).
  */
 #ifndef GW_JSON_H
 #define GW_JSON_H

@@ -1,4 +1,5 @@
-/* Prometheus text exposition of the gateway's counters (SPEC §2). */
+/* Prometheus text exposition of the gateway's counters (docs/protocol.md
+ * (HTTP)). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The pub/sub fabric (SPEC §6): how a message published on one gateway
+ * The pub/sub fabric (docs/pubsub.md): how a message published on one gateway
  * reaches every gateway with subscribers.
  *
  * Backends sit behind one function table: "local" (in-process, one
@@ -20,7 +20,7 @@
 
 struct ev_loop;
 
-/* Bounds (SPEC §6): a topic is "owner:stream". */
+/* Bounds (docs/pubsub.md): a topic is "owner:stream". */
 #define PS_OWNER_MAX           64
 #define PS_STREAM_MAX          128
 #define PS_TOPIC_MAX           (PS_OWNER_MAX + 1 + PS_STREAM_MAX)

@@ -1,6 +1,6 @@
 /*
- * Query compilation: validate the JSON form of SPEC §4, split paths, type
- * constants and compile regular expressions, producing one flat array of
+ * Query compilation: validate the JSON form of docs/query.md, split paths,
+ * type constants and compile regular expressions, producing one flat array of
  * nodes. Every rejection names the node it is about.
  */
 #include <errno.h>

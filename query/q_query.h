@@ -1,5 +1,5 @@
 /*
- * The LightStream query language (SPEC §4): compile once, evaluate many
+ * The LightStream query language (docs/query.md): compile once, evaluate many
  * times.
  *
  * A query is compiled at subscribe time (paths split, regexes compiled
@@ -18,7 +18,7 @@
 
 #include "ls_error.h"
 
-/* Limits of SPEC §4. */
+/* Limits of docs/query.md. */
 #define Q_MAX_DEPTH       16
 #define Q_MAX_NODES       64
 #define Q_MAX_QUERY_BYTES 4096

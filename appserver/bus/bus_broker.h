@@ -1,5 +1,5 @@
 /*
- * The service-bus broker (SPEC §5): ROUTER frontend for clients, ROUTER
+ * The service-bus broker (docs/bus.md): ROUTER frontend for clients, ROUTER
  * backend for workers, per-service bounded queues, least-recently-used
  * idle worker first, heartbeats, deadlines, mmi.service and mmi.stats.
  * The broker runs on its own thread (bus_broker_run) and never crashes

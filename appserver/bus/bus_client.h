@@ -1,5 +1,5 @@
 /*
- * Service-bus client (SPEC §5): a ZeroMQ DEALER connected to the broker's
+ * Service-bus client (docs/bus.md): a ZeroMQ DEALER connected to the broker's
  * frontend.
  *
  * Non-blocking and loop-agnostic: the owner watches bus_client_fd() for
@@ -20,7 +20,7 @@
 
 struct ev_loop;
 
-/* Reply status bytes of SPEC §5. */
+/* Reply status bytes of docs/bus.md. */
 typedef enum bus_status {
 	BUS_OK = 1,        /* body: JSON result */
 	BUS_ERROR = 2,     /* body: error message */

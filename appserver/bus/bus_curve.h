@@ -1,5 +1,5 @@
 /*
- * Optional CURVE security of the service bus (SPEC §5): the broker is a
+ * Optional CURVE security of the service bus (docs/bus.md): the broker is a
  * CURVE server on both endpoints; clients and workers are CURVE clients
  * that know the broker's public key. The broker may restrict which public
  * keys may connect (an allow-list checked through ZAP). Keys are Z85 text,

@@ -1,5 +1,5 @@
 /*
- * Internal to the bus: wire constants of SPEC §5 and multipart helpers
+ * Internal to the bus: wire constants of docs/bus.md and multipart helpers
  * shared by the broker, the workers and the client. Not part of the API.
  */
 #ifndef BUS_PROTO_H

@@ -1,5 +1,5 @@
 /*
- * Service-bus workers (SPEC §5): each worker is one thread with its own
+ * Service-bus workers (docs/bus.md): each worker is one thread with its own
  * DEALER socket connected to the broker's backend. A worker registers one
  * or more services, each a table of operations, and answers requests
  * with blocking calls (store access happens here, never on a loop thread).

@@ -1,6 +1,6 @@
 /*
- * The auth service (SPEC §5): issue, validate and revoke tokens, check
- * web-token signatures, resolve role permissions (SPEC §1).
+ * The auth service (docs/bus.md): issue, validate and revoke tokens, check
+ * web-token signatures, resolve role permissions (docs/accounts.md).
  */
 #include "as_services_impl.h"
 
@@ -336,8 +336,8 @@ as__perm_entry(const char *owner, const char *stream, int bits)
 
 /*
  * The union of the permissions of the token's roles, with the cross-
- * account rules of SPEC §1 applied: read on another account's stream only
- * when that account is public, write only when it has sharedWrite. Roles
+ * account rules of docs/accounts.md applied: read on another account's stream
+ * only when that account is public, write only when it has sharedWrite. Roles
  * and flags are read now, so a changed role applies to live tokens too.
  * acc->roles and role_names may be shared with other threads: only read.
  */

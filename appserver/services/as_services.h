@@ -1,9 +1,9 @@
 /*
- * The app-server services of SPEC §5 on a store: "auth" (generateToken,
+ * The app-server services of docs/bus.md on a store: "auth" (generateToken,
  * validateToken, validateWebToken, revokeToken), "accounts" (create, get,
  * list, update, delete, setRole, deleteRole) and "db" (resetDatabase), as
  * bus_service tables for a bus worker pool. Arguments and results are the
- * JSON of SPEC §5; docs/accounts.md describes every operation.
+ * JSON of docs/bus.md; docs/accounts.md describes every operation.
  *
  * "accounts" and "db" are administrative: reachable only through the bus
  * (the gateway's HTTP bridge allow-list excludes them by default).

@@ -1,5 +1,5 @@
 /*
- * The account and token store of the app server (SPEC §1).
+ * The account and token store of the app server (docs/accounts.md).
  *
  * One interface, several backends behind a function table: SQLite
  * ("sqlite:PATH", the default) and MongoDB ("mongodb://..."). Every
@@ -25,7 +25,7 @@
 #include "ls_crypto.h"
 #include "ls_error.h"
 
-/* Limits of SPEC §1 and our own bounds (docs/accounts.md). */
+/* Limits of docs/accounts.md and our own bounds (docs/accounts.md). */
 #define AS_APPKEY_MAX      64
 #define AS_STREAM_MAX      128 /* without the trailing '*' */
 #define AS_ROLE_MAX        64
@@ -191,8 +191,8 @@ int as_roles_validate(json_t *roles, ls_error *err);
 int as_account_from_json(json_t *obj, as_account *out, ls_error *err);
 
 /*
- * Parse and validate a fixture (SPEC §1: {"accounts": [...]}) into a new
- * array *out of *n accounts (free with as_accounts_free). Duplicate
+ * Parse and validate a fixture (docs/accounts.md: {"accounts": [...]}) into a
+ * new array *out of *n accounts (free with as_accounts_free). Duplicate
  * appKeys are errors.
  */
 int as_fixture_parse(json_t *fixture, as_account **out, size_t *n,

@@ -1,4 +1,5 @@
-/* Validation of every stored field (SPEC §1) and the fixture format. */
+/* Validation of every stored field (docs/accounts.md) and the fixture format.
+ */
 #include "as_store.h"
 
 #include <arpa/inet.h>

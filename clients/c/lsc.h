@@ -1,5 +1,5 @@
 /*
- * lsc — the LightStream C client library (SPEC §3, §4).
+ * lsc — the LightStream C client library (docs/protocol.md, §4).
  *
  * One lsc_client is one logical connection to a gateway's WebSocket
  * endpoint: it connects (ws:// or wss://), authenticates with an app key
@@ -71,7 +71,7 @@ typedef int (*lsc_sign_fn)(const char *app_key, const char *token,
 
 /*
  * Outcome of a publish (PublishResponse) or refresh (RefreshResponse).
- * ok false: error_code is a SPEC §3 error code ("forbidden",
+ * ok false: error_code is a docs/protocol.md error code ("forbidden",
  * "unavailable" when the connection was lost before the answer, ...) and
  * message a text; both borrowed, NULL when ok.
  */
@@ -192,9 +192,10 @@ void lsc_client_close(lsc_client *c);
 bool lsc_client_is_ready(const lsc_client *c);
 
 /*
- * Subscribe to owner/stream with an optional query (JSON text of SPEC §4,
- * NULL for none; borrowed). Sent now when authenticated, otherwise on
- * authentication, and again after every reconnection. Returns a handle
+ * Subscribe to owner/stream with an optional query (JSON text of
+ * docs/query.md, NULL for none; borrowed). Sent now when authenticated,
+ * otherwise on authentication, and again after every reconnection. Returns a
+ * handle
  * (> 0) used by on_subscribe/on_message/lsc_client_unsubscribe, or a
  * negative code: -EINVAL (bad names, query not a JSON object; err says
  * which), LS_EFORBIDDEN (the granted permissions do not allow reading).
@@ -238,7 +239,8 @@ size_t lsc_client_pending_acks(const lsc_client *c);
 /* Name of an error code (negative errno or LS_E*). */
 const char *lsc_strerror(int code);
 
-/* ---- Tokens over HTTP (SPEC §2, /lightstream/services/auth/...) ---- */
+/* ---- Tokens over HTTP (docs/protocol.md (HTTP),
+ * /lightstream/services/auth/...) ---- */
 
 typedef struct lsc_token_request {
 	const char *url; /* http[s]://HOST[:PORT] (a path is ignored) */

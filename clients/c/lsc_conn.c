@@ -1,7 +1,7 @@
 /*
  * The client connection: libwebsockets client side on a context of its
- * own, the protocol state machine of SPEC §3, the outgoing queues and the
- * reconnection timer.
+ * own, the protocol state machine of docs/protocol.md, the outgoing queues and
+ * the reconnection timer.
  *
  * Two outgoing queues: "control" frames belong to the current connection
  * (AuthRequest, WebTokenResponse, Subscribe/Unsubscribe/Refresh) and are

@@ -1,6 +1,6 @@
 /*
  * Pure parts of the client (no I/O): URL parsing, protocol envelopes
- * (SPEC §3), web-token signatures, permission checks and reconnection
+ * (docs/protocol.md), web-token signatures, permission checks and reconnection
  * backoff. Internal to the library (double-underscore names); the unit
  * tests use them directly.
  */
@@ -15,7 +15,7 @@
 
 #include "ls_error.h"
 
-/* Envelope types of SPEC §3. */
+/* Envelope types of docs/protocol.md. */
 enum {
 	LSC_T_AUTH_REQUEST = 1,
 	LSC_T_AUTH_RESPONSE = 2,
@@ -32,7 +32,7 @@ enum {
 	LSC_T_PUBLISH_RESPONSE = 13,
 };
 
-/* Permission bits (SPEC §1). */
+/* Permission bits (docs/accounts.md). */
 #define LSC_PERM_WRITE 1
 #define LSC_PERM_READ  2
 

@@ -1,5 +1,5 @@
 /*
- * Token requests over HTTP(S) (SPEC §2): one POST to
+ * Token requests over HTTP(S) (docs/protocol.md (HTTP)): one POST to
  * /lightstream/services/auth/generatetoken with a form body, so the
  * private key never appears in a URL (URLs end up in access logs).
  */

@@ -11,7 +11,8 @@
 /* The exit status of a runtime failure, as in cmd/cmd.h. */
 #define LSC_CLI_EXIT_FAILURE 1
 
-/* The close code of a connection whose token was rejected (SPEC §3). */
+/* The close code of a connection whose token was rejected (docs/protocol.md).
+ */
 #define LSC_CLI_CLOSE_AUTH 4001
 
 static volatile sig_atomic_t lsc_cli_signalled;

@@ -71,7 +71,7 @@ main(int argc, char **argv)
 		        "usage: weather_sub URL APPKEY TOKEN [CITY]\n");
 		return 2;
 	}
-	/* Lisbon (or CITY) below 15 °C — SPEC §4's example. */
+	/* Lisbon (or CITY) below 15 °C — docs/query.md's example. */
 	snprintf(query, sizeof(query),
 	         "{\"mode\":\"any\",\"where\":{\"and\":["
 	         "{\"field\":\"city\",\"op\":\"equals\",\"value\":\"%s\"},"

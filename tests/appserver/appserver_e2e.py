@@ -134,7 +134,7 @@ def test_admin_account_lifecycle():
     assert {"owner": "svc1", "stream": "weather", "permission": 2} in v["permissions"]
     r = call("auth", "validateToken", "shop", tok["value"], "127.0.0.1")
     assert r.returncode == 1
-    # The web-token signature of SPEC §3.
+    # The web-token signature of docs/protocol.md.
     conn = "conn-42"
     sig = hmac.new(b"shop_secret", ("shop:%s:%s" % (tok["value"], conn)).encode(),
                    hashlib.sha256).hexdigest()

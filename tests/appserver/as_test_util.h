@@ -54,7 +54,7 @@ ast_tmpdir_remove(void)
 	rmdir(dir);
 }
 
-/* The reference fixture of SPEC §1 (new reference). */
+/* The reference fixture of docs/accounts.md (new reference). */
 static inline json_t *
 ast_fixture(void)
 {

@@ -4,7 +4,7 @@ throughput through a real broker and app server over tcp.
     LIGHTSTREAM_BIN=$PWD/build/cmd/lightstream PYTHONPATH=tests/harness \\
         /usr/bin/python3 tests/appserver/bench_auth.py [--workers 2] [--requests 5000] [--window 64]
 
-One python-zmq DEALER keeps WINDOW requests in flight (SPEC §5 client
+One python-zmq DEALER keeps WINDOW requests in flight (docs/bus.md client
 frames) and reports requests per second and latency percentiles.
 """
 

@@ -157,7 +157,7 @@ export class Server {
     }
   }
 
-  /* generatetoken over HTTP (SPEC §2); returns its data object. */
+  /* generatetoken over HTTP (docs/protocol.md (HTTP)); returns its data object. */
   async token(appKey, roles, { ttl, webToken, privateKey } = {}) {
     const params = new URLSearchParams({
       publicKey: appKey,
@@ -179,7 +179,7 @@ export class Server {
   }
 }
 
-/* What a web app's backend computes for a web token (SPEC §3, t=4). */
+/* What a web app's backend computes for a web token (docs/protocol.md, t=4). */
 export function webTokenSignature(secretKey, appKey, token, connectionId) {
   return createHmac('sha256', secretKey).update(appKey + ':' + token + ':' + connectionId).digest('hex');
 }

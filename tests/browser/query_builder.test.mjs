@@ -1,4 +1,4 @@
-// Pure JavaScript tests of the query builder (SPEC §4): the JSON it
+// Pure JavaScript tests of the query builder (docs/query.md): the JSON it
 // produces, and the mistakes it rejects before anything is sent.
 import assert from 'node:assert/strict';
 import { test } from './harness.mjs';
@@ -16,7 +16,7 @@ function rejects(fn, code, pattern) {
   });
 }
 
-test('the SPEC example: Lisbon below 15 °C', () => {
+test('the documented example: Lisbon below 15 °C', () => {
   const q = query().equals('city', 'Lisboa').less('temperature', 15);
   assert.deepEqual(q.toJSON(), {
     mode: 'any',
@@ -38,7 +38,7 @@ test('a single condition is not wrapped in "and"', () => {
   });
 });
 
-test('every operator of SPEC §4 produces its JSON', () => {
+test('every operator of docs/query.md produces its JSON', () => {
   const cases = [
     [(q) => q.equals('a', 1), { field: 'a', op: 'equals', value: 1 }],
     [(q) => q.equals('a', { x: [1, null] }), { field: 'a', op: 'equals', value: { x: [1, null] } }],
@@ -162,7 +162,7 @@ test('wrong operands are rejected before sending', () => {
   rejects(() => query().toJSON(), 'invalid_query', /at least one condition/);
 });
 
-test('the limits of SPEC §4 are enforced client-side', () => {
+test('the limits of docs/query.md are enforced client-side', () => {
   // depth: 15 nested "not" around a leaf is depth 16 (allowed), 16 is too deep
   const nest = (n) => {
     let e = { field: 'a', op: 'exists' };

@@ -19,7 +19,7 @@ const lisboaCold = { city: 'Lisboa', temperature: 12, readings: [{ sensor: 'a', 
 const lisboaWarm = { city: 'Lisboa', temperature: 21, readings: [{ sensor: 'a', value: 1 }] };
 const porto = { city: 'Porto', temperature: 9, readings: [] };
 
-test('the SPEC example matches only Lisbon below 15 °C', () => {
+test('the documented example matches only Lisbon below 15 °C', () => {
   const q = query().equals('city', 'Lisboa').less('temperature', 15);
   assert.deepEqual(evaluate(q, lisboaCold), { match: true, data: lisboaCold });
   assert.deepEqual(evaluate(q, lisboaWarm), { match: false, data: null });

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Service bus (SPEC §5) against the real `lightstream broker` over TCP,
+"""Service bus (docs/bus.md) against the real `lightstream broker` over TCP,
 with real worker processes (tests/bus/bus_test_worker, built on
 bus_worker_pool) and raw ZeroMQ clients (python3-zmq)."""
 
@@ -64,7 +64,7 @@ class Bus:
 
 
 class Client:
-    """A raw DEALER client speaking SPEC §5 frames."""
+    """A raw DEALER client speaking docs/bus.md frames."""
 
     def __init__(self, endpoint):
         self.sock = ctx.socket(zmq.DEALER)
@@ -394,7 +394,7 @@ def test_broker_refuses_busy_address():
 
 
 def test_wire_protocol_with_a_raw_worker():
-    """A worker written from SPEC §5 alone: READY, REQUEST, REPLY frames."""
+    """A worker written from docs/bus.md alone: READY, REQUEST, REPLY frames."""
     bus = Bus()
     w = ctx.socket(zmq.DEALER)
     w.linger = 0

@@ -1,4 +1,5 @@
-/* The envelope parser and the allocation-free JSON check (SPEC §3, §6). */
+/* The envelope parser and the allocation-free JSON check (docs/protocol.md,
+ * §6). */
 #include <string.h>
 
 #include "gw_envelope.h"

@@ -1,4 +1,4 @@
-"""SPEC §6 end to end: gateways scaled out over Redis, with an external
+"""docs/pubsub.md end to end: gateways scaled out over Redis, with an external
 broker and app server — `lightstream broker`, `lightstream appserver`,
 several `lightstream gateway --redis`, and any Redis client publishing."""
 

@@ -1,4 +1,4 @@
-"""SPEC §2 end to end against `lightstream serve`: token issue (GET, POST
+"""docs/protocol.md (HTTP) end to end against `lightstream serve`: token issue (GET, POST
 form and JSON, JSONP, loopback rule), the service bridge allow-list,
 backend publish, health, readiness, metrics, static files and the Origin
 allow-list."""

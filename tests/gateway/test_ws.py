@@ -1,4 +1,4 @@
-"""SPEC §3 end to end against `lightstream serve`: every rule of the
+"""docs/protocol.md end to end against `lightstream serve`: every rule of the
 WebSocket protocol, with a real gateway, broker, app server and SQLite."""
 
 import json

@@ -43,7 +43,7 @@ export type Expr =
   | { not: Expr }
   | { field: string; op: Operator; value?: Json; ignoreCase?: boolean };
 
-/** The JSON of a query (SPEC §4). */
+/** The JSON of a query (docs/query.md). */
 export interface QueryJSON {
   mode?: 'any' | 'select';
   path?: string;
@@ -99,7 +99,7 @@ export declare class Query {
   readonly mode: 'any' | 'select';
   /** Number of top-level conditions. */
   readonly size: number;
-  /** The SPEC §4 JSON; throws LightStreamError `invalid_query` when empty or over the limits. */
+  /** The docs/query.md JSON; throws LightStreamError `invalid_query` when empty or over the limits. */
   toJSON(): QueryJSON;
   toString(): string;
   /** Subscribe the stream this builder came from (stream.query()). */
@@ -252,7 +252,7 @@ export declare function createClient(options: ClientOptions): Client;
 /** A query builder not bound to a stream. */
 export declare function query(): Query;
 
-/** Validate a raw query against SPEC §4; returns it or throws `invalid_query`. */
+/** Validate a raw query against docs/query.md; returns it or throws `invalid_query`. */
 export declare function validateQuery<T extends QueryJSON>(query: T): T;
 
 declare const LightStream: {

@@ -12,8 +12,8 @@
 'use strict';
 
 /*
- * LightStream JavaScript client: WebSocket protocol (SPEC §3) and query
- * builder (SPEC §4), without dependencies.
+ * LightStream JavaScript client: WebSocket protocol (docs/protocol.md) and query
+ * builder (docs/query.md), without dependencies.
  *
  * This file is the single source of public/lightstream.js (classic script,
  * global `LightStream`), public/lightstream.mjs (ES module) and
@@ -24,7 +24,7 @@
 
 const VERSION = '0.1.0';
 
-/* Envelope types of SPEC §3. */
+/* Envelope types of docs/protocol.md. */
 const MessageType = Object.freeze({
   AUTH_REQUEST: 1,
   AUTH_RESPONSE: 2,
@@ -41,11 +41,11 @@ const MessageType = Object.freeze({
   PUBLISH_RESPONSE: 13,
 });
 
-/* Permission bits of a stream permission (SPEC §1). */
+/* Permission bits of a stream permission (docs/accounts.md). */
 const Permission = Object.freeze({ WRITE: 1, READ: 2 });
 
 /*
- * Error codes: the server's (SPEC §3) plus the ones this client raises
+ * Error codes: the server's (docs/protocol.md) plus the ones this client raises
  * itself. Every error the client reports is a LightStreamError whose
  * `code` is one of these.
  */
@@ -72,7 +72,7 @@ const ErrorCode = Object.freeze({
   UNSUPPORTED: 'unsupported',
 });
 
-/* Close codes of SPEC §3 and what they mean to this client. */
+/* Close codes of docs/protocol.md and what they mean to this client. */
 const CLOSE_CODE_ERRORS = {
   1001: ['unavailable', 'the server is going away'],
   1006: ['connection_failed', 'the connection was lost'],
@@ -106,11 +106,11 @@ const DEFAULTS = Object.freeze({
   }),
 });
 
-/* SPEC §1 names. */
+/* docs/accounts.md names. */
 const APP_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const STREAM_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 
-/* SPEC §4 limits, checked here so mistakes surface before sending. */
+/* docs/query.md limits, checked here so mistakes surface before sending. */
 const QUERY_LIMITS = Object.freeze({
   maxDepth: 16,
   maxNodes: 64,
@@ -218,7 +218,7 @@ function checkStreamName(name) {
 }
 
 /* ------------------------------------------------------------------------
- * Query language (SPEC §4)
+ * Query language (docs/query.md)
  * --------------------------------------------------------------------- */
 
 /* operator → kind of value it takes */
@@ -358,7 +358,7 @@ function checkExpr(expr, where, depth) {
 }
 
 /*
- * Validates a whole query object ({mode, path?, where?}) against SPEC §4
+ * Validates a whole query object ({mode, path?, where?}) against docs/query.md
  * and its limits; returns it unchanged. Throws invalid_query.
  */
 function validateQuery(query) {
@@ -513,7 +513,7 @@ class Query {
     return this._add({ not: toExpr(part, 'not') });
   }
 
-  /* Append a raw SPEC §4 expression. */
+  /* Append a raw docs/query.md expression. */
   where(expr) {
     checkExpr(expr, 'where', 1);
     return this._add(JSON.parse(JSON.stringify(expr)));
@@ -558,7 +558,7 @@ class Query {
   }
 
   /*
-   * The SPEC §4 JSON, validated against its limits. Throws invalid_query
+   * The docs/query.md JSON, validated against its limits. Throws invalid_query
    * when there is no condition (subscribe() treats an empty "any" query as
    * no query at all).
    */
