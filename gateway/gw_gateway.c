@@ -318,12 +318,21 @@ gw__copy_list(ls_strlist *to, const ls_strlist *from)
 static struct lws_vhost *
 gw__vhost(gw_gateway *gw, const ls_settings *s, bool tls, ls_error *err)
 {
+	/*
+	 * No lws validity timers: the gateway pings on its own (gw_conn.c).
+	 * lws's default policy re-inserts each connection's validity timer
+	 * into one sorted list at every connection set-up and every pong, a
+	 * linear walk past every other connection (O(n^2) per keepalive
+	 * round; see docs/performance.md). A zero policy disables them.
+	 */
+	static const lws_retry_bo_t no_validity_timers = { 0 };
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh;
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = gw__protocols;
+	info.retry_and_idle_policy = &no_validity_timers;
 	info.vhost_name = tls ? "lightstream-tls" : "lightstream";
 	info.keepalive_timeout = 30;
 	if (tls) {
