@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -669,6 +670,12 @@ main(int argc, char **argv)
 			return 1;
 		}
 		if (kids[i] == 0) {
+			/* Never outlive the parent (killed, crashed): the
+			 * connections must not stay open. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1) {
+				_exit(1);
+			}
 			lg_sub_run(&cfg, sh, i, first, count);
 		}
 		first += count;
