@@ -385,21 +385,77 @@ as__column_json(sqlite3_stmt *st, int col)
 	return text ? json_loads(text, 0, NULL) : NULL;
 }
 
+/*
+ * The "no such ..." error of a statement that found or changed no row;
+ * key, when given, is appended after ": " so every backend call names
+ * the missing item the same way.
+ */
+static int
+as__not_found(ls_error *err, const char *missing, const char *key)
+{
+	if (key != NULL) {
+		return ls_error_set(err, LS_ENOTFOUND, "%s: %s", missing, key);
+	}
+	return ls_error_set(err, LS_ENOTFOUND, "%s", missing);
+}
+
+/*
+ * Finish a bound write: bind_rc is the result of the caller's bind chain
+ * (non-zero only when a bind ran out of memory). With missing set, a
+ * write that changed no row is reported as not found. Shared so every
+ * write maps bind, constraint and "no row" failures identically.
+ */
+static int
+as__write(as__conn *c, sqlite3_stmt *st, int bind_rc, ls_error *err,
+          const char *what, const char *missing, const char *key)
+{
+	int rc;
+
+	if (bind_rc) {
+		return as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
+	}
+	rc = as__step_done(c, st, err, what);
+	if (rc == 0 && missing != NULL && sqlite3_changes(c->db) == 0) {
+		rc = as__not_found(err, missing, key);
+	}
+	return rc;
+}
+
+/*
+ * Step a query that yields at most one row: 0 with st on the row,
+ * the not-found error when there is none, else the SQLite error. The
+ * caller resets st in every case.
+ */
+static int
+as__step_row(as__conn *c, sqlite3_stmt *st, ls_error *err, const char *what,
+             const char *missing, const char *key)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		return 0;
+	}
+	if (rc == SQLITE_DONE) {
+		return as__not_found(err, missing, key);
+	}
+	return as__sqlerr(c->db, rc, err, what);
+}
+
 static int
 as__insert_account(as__conn *c, const as_account *a, int64_t now,
                    ls_error *err)
 {
 	sqlite3_stmt *st = as__st(c, ST_ACC_INSERT);
 
-	if (as__bind_text(st, 1, a->app_key) ||
-	    as__bind_text(st, 2, a->private_hash) ||
-	    as__bind_text(st, 3, a->secret_key) ||
-	    sqlite3_bind_int(st, 4, a->is_public) ||
-	    sqlite3_bind_int(st, 5, a->shared_write) ||
-	    as__bind_json(st, 6, a->roles) || sqlite3_bind_int64(st, 7, now)) {
-		return as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
-	}
-	return as__step_done(c, st, err, "account");
+	int bind_rc = as__bind_text(st, 1, a->app_key) ||
+	              as__bind_text(st, 2, a->private_hash) ||
+	              as__bind_text(st, 3, a->secret_key) ||
+	              sqlite3_bind_int(st, 4, a->is_public) ||
+	              sqlite3_bind_int(st, 5, a->shared_write) ||
+	              as__bind_json(st, 6, a->roles) ||
+	              sqlite3_bind_int64(st, 7, now);
+
+	return as__write(c, st, bind_rc, err, "account", NULL, NULL);
 }
 
 static int
@@ -427,32 +483,26 @@ as__sqlite_account_update(as_store *base, const as_account *a, unsigned mask,
 	as__sqlite *s = (as__sqlite *)base;
 	as__conn *c = as__acquire(s, err);
 	sqlite3_stmt *st;
-	int rc = 0;
+	int rc, bind_rc;
 
 	if (c == NULL) {
 		return err ? err->code : LS_EUNAVAILABLE;
 	}
 	st = as__st(c, ST_ACC_UPDATE);
-	if (as__bind_text(st, 1, a->app_key) ||
-	    ((mask & AS_FIELD_PRIVATE) &&
-	     as__bind_text(st, 2, a->private_hash)) ||
-	    ((mask & AS_FIELD_SECRET) &&
-	     as__bind_text(st, 3, a->secret_key)) ||
-	    ((mask & AS_FIELD_PUBLIC) &&
-	     sqlite3_bind_int(st, 4, a->is_public)) ||
-	    ((mask & AS_FIELD_SHARED_WRITE) &&
-	     sqlite3_bind_int(st, 5, a->shared_write)) ||
-	    ((mask & AS_FIELD_ROLES) && as__bind_json(st, 6, a->roles)) ||
-	    sqlite3_bind_int64(st, 7, ls_wall_ms())) {
-		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
-	}
-	if (rc == 0) {
-		rc = as__step_done(c, st, err, "account update");
-	}
-	if (rc == 0 && sqlite3_changes(c->db) == 0) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
-		                  a->app_key);
-	}
+	bind_rc =
+	        as__bind_text(st, 1, a->app_key) ||
+	        ((mask & AS_FIELD_PRIVATE) &&
+	         as__bind_text(st, 2, a->private_hash)) ||
+	        ((mask & AS_FIELD_SECRET) &&
+	         as__bind_text(st, 3, a->secret_key)) ||
+	        ((mask & AS_FIELD_PUBLIC) &&
+	         sqlite3_bind_int(st, 4, a->is_public)) ||
+	        ((mask & AS_FIELD_SHARED_WRITE) &&
+	         sqlite3_bind_int(st, 5, a->shared_write)) ||
+	        ((mask & AS_FIELD_ROLES) && as__bind_json(st, 6, a->roles)) ||
+	        sqlite3_bind_int64(st, 7, ls_wall_ms());
+	rc = as__write(c, st, bind_rc, err, "account update",
+	               "no such account", a->app_key);
 	as__release(s, c);
 	return rc;
 }
@@ -470,14 +520,9 @@ as__get_account(as__conn *c, const char *app_key, as_account *out,
 	if (as__bind_text(st, 1, app_key)) {
 		return as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
-		                    app_key);
-	}
-	if (rc != SQLITE_ROW) {
-		rc = as__sqlerr(c->db, rc, err, "account read");
+	rc = as__step_row(c, st, err, "account read", "no such account",
+	                  app_key);
+	if (rc != 0) {
 		sqlite3_reset(st);
 		return rc;
 	}
@@ -523,23 +568,15 @@ as__sqlite_account_delete(as_store *base, const char *app_key, ls_error *err)
 	as__sqlite *s = (as__sqlite *)base;
 	as__conn *c = as__acquire(s, err);
 	sqlite3_stmt *st;
-	int rc = 0;
+	int rc;
 
 	if (c == NULL) {
 		return err ? err->code : LS_EUNAVAILABLE;
 	}
 	/* Tokens go with the account (ON DELETE CASCADE). */
 	st = as__st(c, ST_ACC_DELETE);
-	if (as__bind_text(st, 1, app_key)) {
-		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
-	}
-	if (rc == 0) {
-		rc = as__step_done(c, st, err, "account delete");
-	}
-	if (rc == 0 && sqlite3_changes(c->db) == 0) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
-		                  app_key);
-	}
+	rc = as__write(c, st, as__bind_text(st, 1, app_key), err,
+	               "account delete", "no such account", app_key);
 	as__release(s, c);
 	return rc;
 }
@@ -714,22 +751,19 @@ as__sqlite_token_put(as_store *base, const as_token *t, ls_error *err)
 	as__sqlite *s = (as__sqlite *)base;
 	as__conn *c = as__acquire(s, err);
 	sqlite3_stmt *st;
-	int rc = 0;
+	int rc, bind_rc;
 
 	if (c == NULL) {
 		return err ? err->code : LS_EUNAVAILABLE;
 	}
 	st = as__st(c, ST_TOK_INSERT);
-	if (as__bind_text(st, 1, t->hash) ||
-	    as__bind_text(st, 2, t->app_key) ||
-	    as__bind_json(st, 3, t->roles) ||
-	    sqlite3_bind_int64(st, 4, t->expires_ms) ||
-	    as__bind_text(st, 5, t->ip) || sqlite3_bind_int(st, 6, t->web)) {
-		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
-	}
-	if (rc == 0) {
-		rc = as__step_done(c, st, err, "token");
-	}
+	bind_rc = as__bind_text(st, 1, t->hash) ||
+	          as__bind_text(st, 2, t->app_key) ||
+	          as__bind_json(st, 3, t->roles) ||
+	          sqlite3_bind_int64(st, 4, t->expires_ms) ||
+	          as__bind_text(st, 5, t->ip) ||
+	          sqlite3_bind_int(st, 6, t->web);
+	rc = as__write(c, st, bind_rc, err, "token", NULL, NULL);
 	as__release(s, c);
 	return rc;
 }
@@ -751,13 +785,8 @@ as__sqlite_token_get(as_store *base, const char *hash, int64_t now_ms,
 		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such token");
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = as__sqlerr(c->db, rc, err, "token read");
+	rc = as__step_row(c, st, err, "token read", "no such token", NULL);
+	if (rc != 0) {
 		goto out;
 	}
 	memcpy(out->hash, hash, sizeof(out->hash));
@@ -787,21 +816,16 @@ as__sqlite_token_delete(as_store *base, const char *app_key, const char *hash,
 	as__sqlite *s = (as__sqlite *)base;
 	as__conn *c = as__acquire(s, err);
 	sqlite3_stmt *st;
-	int rc = 0;
+	int rc;
 
 	if (c == NULL) {
 		return err ? err->code : LS_EUNAVAILABLE;
 	}
 	st = as__st(c, ST_TOK_DELETE);
-	if (as__bind_text(st, 1, hash) || as__bind_text(st, 2, app_key)) {
-		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
-	}
-	if (rc == 0) {
-		rc = as__step_done(c, st, err, "token delete");
-	}
-	if (rc == 0 && sqlite3_changes(c->db) == 0) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such token");
-	}
+	rc = as__write(c, st,
+	               as__bind_text(st, 1, hash) ||
+	                       as__bind_text(st, 2, app_key),
+	               err, "token delete", "no such token", NULL);
 	as__release(s, c);
 	return rc;
 }
@@ -872,13 +896,8 @@ as__sqlite_token_lookup(as_store *base, const char *hash, int64_t now_ms,
 		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such token");
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = as__sqlerr(c->db, rc, err, "token read");
+	rc = as__step_row(c, st, err, "token read", "no such token", NULL);
+	if (rc != 0) {
 		goto out;
 	}
 	memcpy(tok->hash, hash, sizeof(tok->hash));
@@ -923,16 +942,11 @@ as__sqlite_account_flags(as_store *base, const char *app_key, bool *is_public,
 		rc = as__sqlerr(c->db, SQLITE_NOMEM, err, "bind");
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = as__step_row(c, st, err, "account read", "no such account",
+	                  app_key);
+	if (rc == 0) {
 		*is_public = sqlite3_column_int(st, 0) != 0;
 		*shared_write = sqlite3_column_int(st, 1) != 0;
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
-		                  app_key);
-	} else {
-		rc = as__sqlerr(c->db, rc, err, "account read");
 	}
 out:
 	sqlite3_reset(st);
