@@ -169,6 +169,77 @@ as__iter_bool(const bson_t *doc, const char *key)
 	return bson_iter_init_find(&it, doc, key) && bson_iter_as_bool(&it);
 }
 
+/*
+ * The "no such ..." error of a write that matched no document; key, when
+ * given, follows ": " (the same wording as the SQLite backend).
+ */
+static int
+as__not_found(ls_error *err, const char *missing, const char *key)
+{
+	if (key != NULL) {
+		return ls_error_set(err, LS_ENOTFOUND, "%s: %s", missing, key);
+	}
+	return ls_error_set(err, LS_ENOTFOUND, "%s", missing);
+}
+
+/*
+ * Append roles to doc and insert it: the account and token writes share
+ * this so an unencodable roles value fails the same way for both.
+ */
+static int
+as__insert_with_roles(mongoc_collection_t *coll, bson_t *doc, json_t *roles,
+                      ls_error *err, const char *what)
+{
+	bson_error_t e;
+
+	if (!as__append_json(doc, "roles", roles)) {
+		return ls_error_set(err, LS_ESERVER,
+		                    "store: cannot encode roles");
+	}
+	if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &e)) {
+		return as__merr(&e, err, what);
+	}
+	return 0;
+}
+
+/* update_one that must match a document (missing/key: as__not_found). */
+static int
+as__update_one(mongoc_collection_t *coll, const bson_t *filter,
+               const bson_t *update, ls_error *err, const char *what,
+               const char *missing, const char *key)
+{
+	bson_t reply;
+	bson_error_t e;
+	int rc = 0;
+
+	if (!mongoc_collection_update_one(coll, filter, update, NULL, &reply,
+	                                  &e)) {
+		rc = as__merr(&e, err, what);
+	} else if (as__reply_count(&reply, "matchedCount") == 0) {
+		rc = as__not_found(err, missing, key);
+	}
+	bson_destroy(&reply);
+	return rc;
+}
+
+/* delete_one that must remove a document (missing/key: as__not_found). */
+static int
+as__delete_one(mongoc_collection_t *coll, const bson_t *filter, ls_error *err,
+               const char *what, const char *missing, const char *key)
+{
+	bson_t reply;
+	bson_error_t e;
+	int rc = 0;
+
+	if (!mongoc_collection_delete_one(coll, filter, NULL, &reply, &e)) {
+		rc = as__merr(&e, err, what);
+	} else if (as__reply_count(&reply, "deletedCount") == 0) {
+		rc = as__not_found(err, missing, key);
+	}
+	bson_destroy(&reply);
+	return rc;
+}
+
 /* Run fn with a client popped from the pool. */
 #define AS__WITH_CLIENT(s, client)                                            \
 	mongoc_client_t *client = mongoc_client_pool_pop((s)->pool)
@@ -180,9 +251,8 @@ as__mongo_account_create(as_store *base, const as_account *a, ls_error *err)
 	AS__WITH_CLIENT(s, client);
 	mongoc_collection_t *coll = as__coll(s, client, "accounts");
 	bson_t *doc = bson_new();
-	bson_error_t e;
 	int64_t now = ls_wall_ms();
-	int rc = 0;
+	int rc;
 
 	BSON_APPEND_UTF8(doc, "appKey", a->app_key);
 	BSON_APPEND_UTF8(doc, "privateHash", a->private_hash);
@@ -191,15 +261,9 @@ as__mongo_account_create(as_store *base, const as_account *a, ls_error *err)
 	BSON_APPEND_BOOL(doc, "sharedWrite", a->shared_write);
 	BSON_APPEND_DATE_TIME(doc, "createdAt", now);
 	BSON_APPEND_DATE_TIME(doc, "updatedAt", now);
-	if (!as__append_json(doc, "roles", a->roles)) {
-		rc = ls_error_set(err, LS_ESERVER,
-		                  "store: cannot encode roles");
-	} else if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &e)) {
-		rc = as__merr(&e, err, "account");
-		if (rc == LS_EEXISTS) {
-			ls_error_set(err, rc, "account %s already exists",
-			             a->app_key);
-		}
+	rc = as__insert_with_roles(coll, doc, a->roles, err, "account");
+	if (rc == LS_EEXISTS) {
+		ls_error_set(err, rc, "account %s already exists", a->app_key);
 	}
 	bson_destroy(doc);
 	mongoc_collection_destroy(coll);
@@ -216,8 +280,7 @@ as__mongo_account_update(as_store *base, const as_account *a, unsigned mask,
 	mongoc_collection_t *coll = as__coll(s, client, "accounts");
 	bson_t *filter = BCON_NEW("appKey", BCON_UTF8(a->app_key));
 	bson_t *update = bson_new();
-	bson_t set, reply;
-	bson_error_t e;
+	bson_t set;
 	int rc = 0;
 
 	BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
@@ -241,14 +304,9 @@ as__mongo_account_update(as_store *base, const as_account *a, unsigned mask,
 	BSON_APPEND_DATE_TIME(&set, "updatedAt", ls_wall_ms());
 	bson_append_document_end(update, &set);
 	if (rc == 0) {
-		if (!mongoc_collection_update_one(coll, filter, update, NULL,
-		                                  &reply, &e)) {
-			rc = as__merr(&e, err, "account update");
-		} else if (as__reply_count(&reply, "matchedCount") == 0) {
-			rc = ls_error_set(err, LS_ENOTFOUND,
-			                  "no such account: %s", a->app_key);
-		}
-		bson_destroy(&reply);
+		rc = as__update_one(coll, filter, update, err,
+		                    "account update", "no such account",
+		                    a->app_key);
 	}
 	bson_destroy(filter);
 	bson_destroy(update);
@@ -342,18 +400,10 @@ as__mongo_account_delete(as_store *base, const char *app_key, ls_error *err)
 	mongoc_collection_t *accounts = as__coll(s, client, "accounts");
 	mongoc_collection_t *tokens = as__coll(s, client, "tokens");
 	bson_t *filter = BCON_NEW("appKey", BCON_UTF8(app_key));
-	bson_t reply;
 	bson_error_t e;
-	int rc = 0;
+	int rc = as__delete_one(accounts, filter, err, "account delete",
+	                        "no such account", app_key);
 
-	if (!mongoc_collection_delete_one(accounts, filter, NULL, &reply,
-	                                  &e)) {
-		rc = as__merr(&e, err, "account delete");
-	} else if (as__reply_count(&reply, "deletedCount") == 0) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such account: %s",
-		                  app_key);
-	}
-	bson_destroy(&reply);
 	/* Tokens of a deleted account are useless; validation also checks
 	 * that the account exists, so a failure here is not fatal. */
 	if (rc == 0 &&
@@ -425,8 +475,7 @@ as__mongo_role_edit(as_store *base, const char *app_key, const char *role,
 	mongoc_collection_t *coll = as__coll(s, client, "accounts");
 	bson_t *filter = BCON_NEW("appKey", BCON_UTF8(app_key));
 	bson_t *update = bson_new();
-	bson_t op, reply;
-	bson_error_t e;
+	bson_t op;
 	char path[AS_ROLE_MAX + 8];
 	int rc = 0;
 
@@ -448,17 +497,10 @@ as__mongo_role_edit(as_store *base, const char *app_key, const char *role,
 		bson_append_document_end(update, &op);
 	}
 	if (rc == 0) {
-		if (!mongoc_collection_update_one(coll, filter, update, NULL,
-		                                  &reply, &e)) {
-			rc = as__merr(&e, err, "role update");
-		} else if (as__reply_count(&reply, "matchedCount") == 0) {
-			rc = ls_error_set(
-			        err, LS_ENOTFOUND,
-			        perms ? "no such account: %s"
-			              : "no such account or role: %s",
-			        app_key);
-		}
-		bson_destroy(&reply);
+		rc = as__update_one(coll, filter, update, err, "role update",
+		                    perms ? "no such account"
+		                          : "no such account or role",
+		                    app_key);
 	}
 	bson_destroy(filter);
 	bson_destroy(update);
@@ -518,20 +560,14 @@ as__mongo_token_put(as_store *base, const as_token *t, ls_error *err)
 	AS__WITH_CLIENT(s, client);
 	mongoc_collection_t *coll = as__coll(s, client, "tokens");
 	bson_t *doc = bson_new();
-	bson_error_t e;
-	int rc = 0;
+	int rc;
 
 	BSON_APPEND_UTF8(doc, "_id", t->hash);
 	BSON_APPEND_UTF8(doc, "appKey", t->app_key);
 	BSON_APPEND_DATE_TIME(doc, "expiresAt", t->expires_ms);
 	BSON_APPEND_UTF8(doc, "ip", t->ip);
 	BSON_APPEND_BOOL(doc, "web", t->web);
-	if (!as__append_json(doc, "roles", t->roles)) {
-		rc = ls_error_set(err, LS_ESERVER,
-		                  "store: cannot encode roles");
-	} else if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &e)) {
-		rc = as__merr(&e, err, "token");
-	}
+	rc = as__insert_with_roles(coll, doc, t->roles, err, "token");
 	bson_destroy(doc);
 	mongoc_collection_destroy(coll);
 	mongoc_client_pool_push(s->pool, client);
@@ -593,16 +629,9 @@ as__mongo_token_delete(as_store *base, const char *app_key, const char *hash,
 	mongoc_collection_t *coll = as__coll(s, client, "tokens");
 	bson_t *filter =
 	        BCON_NEW("_id", BCON_UTF8(hash), "appKey", BCON_UTF8(app_key));
-	bson_t reply;
-	bson_error_t e;
-	int rc = 0;
+	int rc = as__delete_one(coll, filter, err, "token delete",
+	                        "no such token", NULL);
 
-	if (!mongoc_collection_delete_one(coll, filter, NULL, &reply, &e)) {
-		rc = as__merr(&e, err, "token delete");
-	} else if (as__reply_count(&reply, "deletedCount") == 0) {
-		rc = ls_error_set(err, LS_ENOTFOUND, "no such token");
-	}
-	bson_destroy(&reply);
 	bson_destroy(filter);
 	mongoc_collection_destroy(coll);
 	mongoc_client_pool_push(s->pool, client);
