@@ -329,3 +329,12 @@ as__account_list_view(const as_account *a)
 	                 "isPublic", a->is_public, "sharedWrite",
 	                 a->shared_write, "roles", a->roles);
 }
+
+int
+as__not_found(ls_error *err, const char *missing, const char *key)
+{
+	if (key != NULL) {
+		return ls_error_set(err, LS_ENOTFOUND, "%s: %s", missing, key);
+	}
+	return ls_error_set(err, LS_ENOTFOUND, "%s", missing);
+}

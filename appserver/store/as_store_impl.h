@@ -51,4 +51,8 @@ as_store *as__store_mongo_open(const char *uri, ls_error *err);
  * "roles"} (new reference, NULL on allocation failure). */
 json_t *as__account_list_view(const as_account *a);
 
+/* Set and return LS_ENOTFOUND, "<missing>: <key>" or just "<missing>"
+ * when key is NULL, so every backend names a missing item alike. */
+int as__not_found(ls_error *err, const char *missing, const char *key);
+
 #endif

@@ -170,19 +170,6 @@ as__iter_bool(const bson_t *doc, const char *key)
 }
 
 /*
- * The "no such ..." error of a write that matched no document; key, when
- * given, follows ": " (the same wording as the SQLite backend).
- */
-static int
-as__not_found(ls_error *err, const char *missing, const char *key)
-{
-	if (key != NULL) {
-		return ls_error_set(err, LS_ENOTFOUND, "%s: %s", missing, key);
-	}
-	return ls_error_set(err, LS_ENOTFOUND, "%s", missing);
-}
-
-/*
  * Append roles to doc and insert it: the account and token writes share
  * this so an unencodable roles value fails the same way for both.
  */

@@ -386,20 +386,6 @@ as__column_json(sqlite3_stmt *st, int col)
 }
 
 /*
- * The "no such ..." error of a statement that found or changed no row;
- * key, when given, is appended after ": " so every backend call names
- * the missing item the same way.
- */
-static int
-as__not_found(ls_error *err, const char *missing, const char *key)
-{
-	if (key != NULL) {
-		return ls_error_set(err, LS_ENOTFOUND, "%s: %s", missing, key);
-	}
-	return ls_error_set(err, LS_ENOTFOUND, "%s", missing);
-}
-
-/*
  * Finish a bound write: bind_rc is the result of the caller's bind chain
  * (non-zero only when a bind ran out of memory). With missing set, a
  * write that changed no row is reported as not found. Shared so every
