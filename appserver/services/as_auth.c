@@ -220,21 +220,33 @@ out:
 /*
  * Look up a token for appKey: LS_EAUTH for every reason it is not usable
  * (malformed, unknown, expired, other account), store errors as they are.
+ * With acc, the account's public facts come in the same store read (their
+ * roles are shared: read-only). One function for both reads so a
+ * validation and a token operation never disagree on what is usable.
  */
 static int
-as__find_token(as_services *svc, const char *app_key, const char *value,
-               as_token *t, ls_error *err)
+as__token_read(as_services *svc, const char *app_key, const char *value,
+               as_token *t, as_account *acc, ls_error *err)
 {
 	char hash[LS_SHA256_HEX_LEN + 1];
 	ls_error inner;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
+	if (acc != NULL) {
+		memset(acc, 0, sizeof(*acc));
+	}
 	if (!as_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
 		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 	}
 	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
-	rc = as_store_token_get(svc->store, hash, ls_wall_ms(), t, &inner);
+	if (acc != NULL) {
+		rc = as_store_token_lookup(svc->store, hash, ls_wall_ms(), t,
+		                           acc, &inner);
+	} else {
+		rc = as_store_token_get(svc->store, hash, ls_wall_ms(), t,
+		                        &inner);
+	}
 	if (rc == LS_ENOTFOUND) {
 		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 	}
@@ -243,40 +255,9 @@ as__find_token(as_services *svc, const char *app_key, const char *value,
 	}
 	if (strcmp(t->app_key, app_key) != 0) {
 		as_token_clear(t);
-		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
-	}
-	return 0;
-}
-
-/*
- * as__find_token for a validation: the token and its account's public
- * facts in one store read. Their roles are shared: read-only.
- */
-static int
-as__lookup_token(as_services *svc, const char *app_key, const char *value,
-                 as_token *t, as_account *acc, ls_error *err)
-{
-	char hash[LS_SHA256_HEX_LEN + 1];
-	ls_error inner;
-	int rc;
-
-	memset(t, 0, sizeof(*t));
-	memset(acc, 0, sizeof(*acc));
-	if (!as_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
-		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
-	}
-	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
-	rc = as_store_token_lookup(svc->store, hash, ls_wall_ms(), t, acc,
-	                           &inner);
-	if (rc == LS_ENOTFOUND) {
-		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
-	}
-	if (rc != 0) {
-		return ls_error_set(err, rc, "%s", inner.text);
-	}
-	if (strcmp(t->app_key, app_key) != 0) {
-		as_token_clear(t);
-		as_account_clear(acc);
+		if (acc != NULL) {
+			as_account_clear(acc);
+		}
 		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 	}
 	return 0;
@@ -435,7 +416,7 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		 */
 		return rc;
 	}
-	if ((rc = as__lookup_token(svc, app_key, value, &t, &acc, err)) != 0) {
+	if ((rc = as__token_read(svc, app_key, value, &t, &acc, err)) != 0) {
 		ls_debug(AS__LOG,
 		         "validateToken for '%s': unknown, "
 		         "expired or foreign token",
@@ -507,7 +488,7 @@ as__op_validate_web_token(void *ctx, json_t *args, json_t **result,
 	                         &signature, err)) != 0) {
 		return rc;
 	}
-	rc = as__find_token(svc, app_key, value, &t, &inner);
+	rc = as__token_read(svc, app_key, value, &t, NULL, &inner);
 	if (rc == LS_EAUTH) {
 		/* An unusable token simply does not verify. */
 		*result = json_false();
