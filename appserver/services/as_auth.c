@@ -114,6 +114,24 @@ as__arg_roles(json_t *args, size_t i, const as_account *acc, json_t **out,
 	return 0;
 }
 
+/*
+ * The (publicKey, privateKey) pair that opens every operation acting as
+ * an account, parsed in one place so their limits and errors match.
+ */
+static int
+as__arg_keys(json_t *args, const char **app_key, const char **private_key,
+             ls_error *err)
+{
+	int rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
+	                        app_key, err);
+
+	if (rc == 0) {
+		rc = as__arg_string(args, 1, "privateKey", true, AS_KEY_MAX,
+		                    private_key, err);
+	}
+	return rc;
+}
+
 /* ttl: seconds as an integer or decimal text; missing: the default. */
 static int
 as__arg_ttl(json_t *args, size_t i, long *out, ls_error *err)
@@ -157,10 +175,7 @@ as__op_generate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	bool web;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
-	                         &app_key, err)) != 0 ||
-	    (rc = as__arg_string(args, 1, "privateKey", true, AS_KEY_MAX,
-	                         &private_key, err)) != 0 ||
+	if ((rc = as__arg_keys(args, &app_key, &private_key, err)) != 0 ||
 	    (rc = as__arg_ttl(args, 3, &ttl, err)) != 0 ||
 	    (rc = as__arg_bool(args, 5, "webToken", false, &web, err)) != 0) {
 		return rc;
@@ -536,10 +551,7 @@ as__op_revoke_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	as_account acc;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
-	                         &app_key, err)) != 0 ||
-	    (rc = as__arg_string(args, 1, "privateKey", true, AS_KEY_MAX,
-	                         &private_key, err)) != 0 ||
+	if ((rc = as__arg_keys(args, &app_key, &private_key, err)) != 0 ||
 	    (rc = as__arg_string(args, 2, "token", true, AS_KEY_MAX, &value,
 	                         err)) != 0) {
 		return rc;
