@@ -76,6 +76,7 @@ gw_conn_destroy(gw_conn *c)
 	if (c->bus_pending) {
 		bus_client_cancel(gw->bus, c->bus_id);
 	}
+	gw_flush_forget(c);
 	gw_subs_clear(c);
 	gw_queue_clear(c);
 	while (c->acks != NULL) {

@@ -160,6 +160,9 @@ struct gw_conn {
 	int close_code;     /* sent once the queue is written */
 	int64_t last_rx_ms; /* monotonic: any frame or pong from the peer */
 	bool ping_due;
+	/* on gw->flush: written before the loop next waits */
+	gw_conn *flush_next;
+	bool flush_queued;
 	/* subscriptions */
 	gw_sub *subs;
 	size_t nsubs;
@@ -236,6 +239,14 @@ struct gw_gateway {
 	void (*done)(void *);
 	void *done_user;
 
+	/* A fan-out collects the connections whose queue it started; they
+	 * are written once before the loop next waits, instead of asking lws
+	 * for WRITEABLE (gw_fanout.c). The watcher runs only while the list
+	 * is not empty. */
+	bool fanout;
+	gw_conn *flush;
+	ev_prepare flush_w;
+
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
 	unsigned char *wbuf;
 	size_t wcap;
@@ -276,6 +287,8 @@ void gw_queue_clear(gw_conn *c);
 void gw__queue_force(gw_conn *c, gw_buf *body);
 /* Write as much of the queue as one lws_write allows. */
 int gw_queue_write(gw_conn *c);
+/* Takes c off the fan-out's write list (connection going away). */
+void gw_flush_forget(gw_conn *c);
 void gw_streams_free(gw_gateway *gw);
 
 /* gw_http.c: HTTP endpoints */
