@@ -98,6 +98,28 @@ is_ready(void *f)
 	return ps_fabric_ready(f);
 }
 
+/* A real redis-server and a fabric on it, connected and ready. */
+static ps_fabric *
+start_ready(struct ev_loop *loop, pt_redis *rs, ctx *c)
+{
+	ps_fabric *f;
+
+	LS_CHECK_INT(pt_redis_start(rs, 0), 0);
+	f = make(loop, c, rs->port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	return f;
+}
+
+/* Undo start_ready() and the test's loop. */
+static void
+finish(struct ev_loop *loop, ps_fabric **f, ctx *c, pt_redis *rs)
+{
+	ps_fabric_destroy(f);
+	ev_loop_destroy(loop);
+	ctx_clear(c);
+	pt_redis_cleanup(rs);
+}
+
 static bool
 is_not_ready(void *f)
 {
@@ -185,10 +207,7 @@ LS_TEST(redis_round_trip)
 	LS_CHECK_INT(st.received, 2);
 	LS_CHECK_INT(st.topics, 1);
 	LS_CHECK_INT(st.reconnects, 0);
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 LS_TEST(redis_cli_publisher_non_json)
@@ -196,9 +215,7 @@ LS_TEST(redis_cli_publisher_non_json)
 	struct ev_loop *loop = ev_loop_new(0);
 	pt_redis rs = { 0 };
 	ctx c = { 0 };
-	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
-	ps_fabric *f = make(loop, &c, rs.port);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	ps_fabric *f = start_ready(loop, &rs, &c);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "svc1:weather"), 0);
 	LS_CHECK(pt_wait_numsub(loop, rs.port, "svc1:weather", 1, GUARD));
 	LS_CHECK_INT(
@@ -212,10 +229,7 @@ LS_TEST(redis_cli_publisher_non_json)
 	LS_CHECK_STR(c.msgs[0].payload,
 	             "{\"city\":\"Lisboa\",\"temperature\":12}");
 	LS_CHECK_STR(c.msgs[1].payload, "plain text, not \"json\" {");
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 LS_TEST(redis_refcounted_unsubscribe)
@@ -223,9 +237,7 @@ LS_TEST(redis_refcounted_unsubscribe)
 	struct ev_loop *loop = ev_loop_new(0);
 	pt_redis rs = { 0 };
 	ctx c = { 0 };
-	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
-	ps_fabric *f = make(loop, &c, rs.port);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	ps_fabric *f = start_ready(loop, &rs, &c);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:a"), 0);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:a"), 0);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:marker"), 0);
@@ -262,10 +274,7 @@ LS_TEST(redis_refcounted_unsubscribe)
 	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:a", "three"), 1);
 	LS_CHECK(wait_msgs(loop, &c, 3));
 	LS_CHECK_STR(c.msgs[2].payload, "three");
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 LS_TEST(redis_restart_reconnects_and_resubscribes)
@@ -273,9 +282,7 @@ LS_TEST(redis_restart_reconnects_and_resubscribes)
 	struct ev_loop *loop = ev_loop_new(0);
 	pt_redis rs = { 0 };
 	ctx c = { 0 };
-	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
-	ps_fabric *f = make(loop, &c, rs.port);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	ps_fabric *f = start_ready(loop, &rs, &c);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:x"), 0);
 	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:y"), 0);
 	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:y", 1, GUARD));
@@ -321,10 +328,7 @@ LS_TEST(redis_restart_reconnects_and_resubscribes)
 	LS_CHECK(wait_msgs(loop, &c, 4));
 	LS_CHECK_STR(c.msgs[3].payload, "via-fabric");
 	LS_CHECK_INT(c.last_status, 0);
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 LS_TEST(redis_never_reachable)
@@ -351,9 +355,7 @@ LS_TEST(redis_destroy_fails_pending_publishes)
 	struct ev_loop *loop = ev_loop_new(0);
 	pt_redis rs = { 0 };
 	ctx c = { 0 };
-	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
-	ps_fabric *f = make(loop, &c, rs.port);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	ps_fabric *f = start_ready(loop, &rs, &c);
 	for (int i = 0; i < 5; i++) {
 		LS_CHECK_INT(
 		        ps_fabric_publish(f, "acme:p", "x", 1, on_done, &c),
@@ -388,9 +390,7 @@ LS_TEST(redis_many_topics_resubscribed_without_patterns)
 	pt_redis rs = { 0 };
 	ctx c = { 0 };
 	char topic[32];
-	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
-	ps_fabric *f = make(loop, &c, rs.port);
-	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	ps_fabric *f = start_ready(loop, &rs, &c);
 	for (int i = 0; i < MANY; i++) {
 		snprintf(topic, sizeof(topic), "many:s%d", i);
 		LS_CHECK_INT(ps_fabric_subscribe(f, topic), 0);
@@ -419,10 +419,7 @@ LS_TEST(redis_many_topics_resubscribed_without_patterns)
 	ps_stats st;
 	ps_fabric_stats(f, &st);
 	LS_CHECK_INT(st.topics, 0);
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 static bool
@@ -483,10 +480,7 @@ LS_TEST(redis_hung_server_fails_publishes_then_recovers)
 	ps_stats st;
 	ps_fabric_stats(f, &st);
 	LS_CHECK(st.reconnects >= 1);
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 LS_TEST(redis_payload_limit)
@@ -518,10 +512,7 @@ LS_TEST(redis_payload_limit)
 	ps_fabric_stats(f, &st);
 	LS_CHECK_INT(st.dropped, 1);
 	LS_CHECK_INT(st.received, 1);
-	ps_fabric_destroy(&f);
-	ev_loop_destroy(loop);
-	ctx_clear(&c);
-	pt_redis_cleanup(&rs);
+	finish(loop, &f, &c, &rs);
 }
 
 int
