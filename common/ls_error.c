@@ -1,4 +1,5 @@
 #include "ls_error.h"
+#include "ls_proto.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -6,22 +7,24 @@
 static const struct {
 	int code;
 	const char *text;
-	const char *protocol;
 } ls__errors[] = {
-	{ LS_EBADREQUEST, "bad request", "bad_request" },
-	{ LS_EAUTH, "authentication failed", "auth_failed" },
-	{ LS_EEXPIRED, "token expired", "token_expired" },
-	{ LS_EFORBIDDEN, "forbidden", "forbidden" },
-	{ LS_EINVALIDQUERY, "invalid query", "invalid_query" },
-	{ LS_ETOOLARGE, "too large", "too_large" },
-	{ LS_ESLOW, "slow consumer", "slow_consumer" },
-	{ LS_EUNAVAILABLE, "service unavailable", "unavailable" },
-	{ LS_ETIMEOUT, "timed out", "unavailable" },
-	{ LS_ENOTFOUND, "not found", "not_found" },
-	{ LS_EEXISTS, "already exists", "conflict" },
-	{ LS_ECONFIG, "bad configuration", "server_error" },
-	{ LS_ENOSERVICE, "no such service", "unavailable" },
-	{ LS_ESERVER, "internal server error", "server_error" },
+	{ LS_EBADREQUEST, "bad request" },
+	{ LS_EAUTH, "authentication failed" },
+	{ LS_EEXPIRED, "token expired" },
+	{ LS_EFORBIDDEN, "forbidden" },
+	{ LS_EINVALIDQUERY, "invalid query" },
+	{ LS_ETOOLARGE, "too large" },
+	{ LS_ESLOW, "slow consumer" },
+	{ LS_EUNAVAILABLE, "service unavailable" },
+	{ LS_ETIMEOUT, "timed out" },
+	{ LS_ENOTFOUND, "not found" },
+	{ LS_EEXISTS, "already exists" },
+	{ LS_ECONFIG, "bad configuration" },
+	{ LS_ENOSERVICE, "no such service" },
+	{ LS_ESERVER, "internal server error" },
+	{ LS_ERATELIMITED, "rate limited" },
+	{ LS_EREVOKED, "token revoked" },
+	{ LS_ECOSTLY, "query too costly" },
 };
 
 const char *
@@ -45,13 +48,7 @@ ls_strerror(int code)
 const char *
 ls_error_protocol_code(int code)
 {
-	for (size_t i = 0; i < sizeof(ls__errors) / sizeof(ls__errors[0]);
-	     i++) {
-		if (ls__errors[i].code == code) {
-			return ls__errors[i].protocol;
-		}
-	}
-	return "server_error";
+	return ls_proto_code_name(ls_proto_code_of(code));
 }
 
 int

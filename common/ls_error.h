@@ -29,6 +29,9 @@ enum ls_errcode {
 	LS_ECONFIG = -10012,       /* bad configuration */
 	LS_ENOSERVICE = -10013,    /* no such bus service */
 	LS_ESERVER = -10014,       /* internal error */
+	LS_ERATELIMITED = -10015,  /* over a rate limit */
+	LS_EREVOKED = -10016,      /* token revoked or account deleted */
+	LS_ECOSTLY = -10017,       /* query over its evaluation budget */
 };
 
 #define LS_ERROR_TEXT_MAX 256
@@ -45,7 +48,7 @@ const char *ls_strerror(int code);
 /*
  * Protocol error code string of docs/protocol.md for an error code
  * ("bad_request", "auth_failed", ...). Anything without a protocol name is
- * "server_error".
+ * "server_error". The mapping itself lives in ls_proto.c.
  */
 const char *ls_error_protocol_code(int code);
 
