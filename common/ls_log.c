@@ -1,5 +1,7 @@
 #include "ls_log.h"
 
+#include "ls_time.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -162,4 +164,73 @@ ls_log(ls_log_level level, const char *component, const char *fmt, ...)
 	va_start(ap, fmt);
 	ls_logv(level, component, fmt, ap);
 	va_end(ap);
+}
+
+/* Write the summary of what lim left out; called with lim->lock held. */
+static uint64_t
+ls__limit_summary(ls_log_limit *lim, int64_t now)
+{
+	uint64_t n = lim->suppressed;
+
+	if (n > 0) {
+		ls_log(lim->level, lim->component,
+		       "%llu similar event(s) not logged in the last %lld ms; "
+		       "the first: %s",
+		       (unsigned long long)n,
+		       (long long)(now - lim->window_start), lim->first);
+	}
+	lim->suppressed = 0;
+	lim->logged = 0;
+	lim->window_start = now;
+	return n;
+}
+
+void
+ls_log_ratelimited(ls_log_limit *lim, ls_log_level level,
+                   const char *component, const char *fmt, ...)
+{
+	int64_t now;
+	va_list ap;
+
+	if (level < ls__log.level || level >= LS_LOG_OFF) {
+		return;
+	}
+	now = ls_now_ms();
+	pthread_mutex_lock(&lim->lock);
+	if (lim->window_start == 0) {
+		lim->window_start = now;
+	} else if (now - lim->window_start >= lim->interval_ms) {
+		ls__limit_summary(lim, now);
+	}
+	if (lim->logged < lim->burst) {
+		lim->logged++;
+		va_start(ap, fmt);
+		ls_logv(level, component, fmt, ap);
+		va_end(ap);
+	} else {
+		if (lim->suppressed++ == 0) {
+			lim->level = level;
+			snprintf(lim->component, sizeof(lim->component), "%s",
+			         component);
+			va_start(ap, fmt);
+			vsnprintf(lim->first, sizeof(lim->first), fmt, ap);
+			va_end(ap);
+		}
+	}
+	pthread_mutex_unlock(&lim->lock);
+}
+
+uint64_t
+ls_log_limit_flush(ls_log_limit *lim, bool force)
+{
+	int64_t now = ls_now_ms();
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&lim->lock);
+	if (lim->suppressed > 0 &&
+	    (force || now - lim->window_start >= lim->interval_ms)) {
+		n = ls__limit_summary(lim, now);
+	}
+	pthread_mutex_unlock(&lim->lock);
+	return n;
 }

@@ -8,7 +8,10 @@
 #ifndef LS_LOG_H
 #define LS_LOG_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef enum ls_log_level {
 	LS_LOG_DEBUG = 0,
@@ -50,6 +53,52 @@ void ls_log(ls_log_level level, const char *component, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void ls_logv(ls_log_level level, const char *component, const char *fmt,
              va_list ap);
+
+/*
+ * A rate-limited log site, for events a client can repeat at will (failed
+ * authentications, rate-limited requests, slow consumers): the first
+ * `burst` events of each interval are logged one line each; the rest are
+ * counted, and one summary line per interval reports how many were left
+ * out and the first of them. Declare one per site, statically:
+ *
+ *   static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 5);
+ *   ls_log_ratelimited(&lim, LS_LOG_INFO, "gateway", "auth failed: %s", ip);
+ *
+ * The summary is written by the next event after the interval, or by
+ * ls_log_limit_flush() (call it from a periodic timer so a burst that
+ * stops is still reported). Thread-safe.
+ */
+#define LS__LOG_LIMIT_TEXT 160
+
+typedef struct ls_log_limit {
+	pthread_mutex_t lock;
+	int64_t interval_ms;
+	unsigned burst;
+	/* state */
+	int64_t window_start; /* monotonic ms; 0: no window yet */
+	unsigned logged;      /* lines written in this window */
+	uint64_t suppressed;  /* events counted, not written */
+	ls_log_level level;   /* of the first suppressed event */
+	char component[32];
+	char first[LS__LOG_LIMIT_TEXT]; /* first suppressed message */
+} ls_log_limit;
+
+#define LS_LOG_LIMIT_INIT(interval_ms, burst)                                 \
+	{                                                                     \
+		PTHREAD_MUTEX_INITIALIZER, (interval_ms), (burst), 0, 0, 0,   \
+		        LS_LOG_DEBUG, "", ""                                  \
+	}
+
+/* Log one event through lim (see above). */
+void ls_log_ratelimited(ls_log_limit *lim, ls_log_level level,
+                        const char *component, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/*
+ * Write lim's summary when its interval is over (or at once with force)
+ * and events were left out. Returns the number of events it reported.
+ */
+uint64_t ls_log_limit_flush(ls_log_limit *lim, bool force);
 
 #define ls_debug(c, ...) ls_log(LS_LOG_DEBUG, c, __VA_ARGS__)
 #define ls_info(c, ...)  ls_log(LS_LOG_INFO, c, __VA_ARGS__)

@@ -1,4 +1,5 @@
 #include <string.h>
+#include <time.h>
 
 #include "ls_error.h"
 #include "ls_log.h"
@@ -51,6 +52,54 @@ LS_TEST(error_names)
 	LS_CHECK_INT(ls_error_set(&err, LS_EAUTH, "bad %s", "token"),
 	             LS_EAUTH);
 	LS_CHECK_STR(err.text, "bad token");
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+LS_TEST(log_ratelimited_summarises_repeats)
+{
+	static ls_log_limit lim = LS_LOG_LIMIT_INIT(100, 2);
+
+	ls_log_set_sink(capture, NULL);
+	calls = 0;
+	for (int i = 0; i < 50; i++) {
+		ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "failure %d", i);
+	}
+	/* The burst is written, the rest only counted. */
+	LS_CHECK_INT(calls, 2);
+	LS_CHECK_STR(last, "warn|gw|failure 1");
+	/* Within the interval nothing more is written. */
+	LS_CHECK(ls_log_limit_flush(&lim, false) == 0);
+	LS_CHECK_INT(calls, 2);
+	sleep_ms(120);
+	/* One summary for the 48 left out, naming the first. */
+	LS_CHECK(ls_log_limit_flush(&lim, false) == 48);
+	LS_CHECK_INT(calls, 3);
+	LS_CHECK(strstr(last, "48 similar event(s)") != NULL);
+	LS_CHECK(strstr(last, "failure 2") != NULL);
+	/* A new interval writes its burst again. */
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "failure %d", 99);
+	LS_CHECK_INT(calls, 4);
+	LS_CHECK_STR(last, "warn|gw|failure 99");
+	/* The summary also comes with the first event after the interval. */
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "x");
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "y");
+	LS_CHECK_INT(calls, 5);
+	sleep_ms(120);
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "z");
+	LS_CHECK_INT(calls, 7);
+	LS_CHECK_STR(last, "warn|gw|z");
+	/* Events below the level cost nothing and count nothing. */
+	ls_log_set_level(LS_LOG_ERROR);
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "hidden");
+	LS_CHECK(ls_log_limit_flush(&lim, true) == 0);
+	ls_log_set_level(LS_LOG_INFO);
+	ls_log_set_sink(NULL, NULL);
 }
 
 LS_TEST_MAIN()
