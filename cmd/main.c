@@ -38,8 +38,10 @@ usage(FILE *out)
 		fprintf(out, "  %-10s %s\n", commands[i].name,
 		        commands[i].summary);
 	}
-	fprintf(out, "\nRun `lightstream COMMAND --help` for a command's "
-	             "options.\n");
+	fprintf(out, "\nWith no command, or with only options, `lightstream` "
+	             "runs `serve`.\n"
+	             "Run `lightstream COMMAND --help` (or `lightstream help "
+	             "COMMAND`) for a\ncommand's options.\n");
 }
 
 int
@@ -48,12 +50,31 @@ main(int argc, char **argv)
 	/* hiredis and raw sockets write(); a closed peer must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 
-	if (argc < 2) {
-		usage(stderr);
-		return CMD_EXIT_USAGE;
+	/* `lightstream` alone, or with serve's options only, is serve. */
+	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
+	                 strcmp(argv[1], "-h") != 0 &&
+	                 strcmp(argv[1], "--version") != 0)) {
+		return cmd_serve(argc, argv);
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
+		/* `lightstream help COMMAND` is `lightstream COMMAND --help`.
+		 */
+		if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+			for (size_t i = 0;
+			     i < sizeof(commands) / sizeof(commands[0]); i++) {
+				if (strcmp(argv[2], commands[i].name) == 0) {
+					char *args[] = { argv[2], "--help",
+						         NULL };
+					return commands[i].run(2, args);
+				}
+			}
+			fprintf(stderr,
+			        "lightstream: unknown command '%s'\n\n",
+			        argv[2]);
+			usage(stderr);
+			return CMD_EXIT_USAGE;
+		}
 		usage(stdout);
 		return CMD_EXIT_OK;
 	}

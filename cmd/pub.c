@@ -38,6 +38,7 @@ typedef struct pub_lines {
 	char *buf;
 	size_t len, cap;
 	bool eof;
+	long lines; /* lines handed out so far */
 } pub_lines;
 
 static void
@@ -47,7 +48,9 @@ pub_usage(FILE *out)
 	        "Usage: lightstream pub [OPTIONS] OWNER/STREAM MESSAGE|-\n"
 	        "\n"
 	        "Publish MESSAGE (JSON; other text is sent as a JSON "
-	        "string), or with `-`\n"
+	        "string; text that\n"
+	        "starts like JSON but does not parse is refused), or with "
+	        "`-`\n"
 	        "every non-empty line of stdin as one message, in order; "
 	        "wait until the\n"
 	        "server acknowledged each one.\n"
@@ -64,6 +67,9 @@ pub_usage(FILE *out)
 	        "  -T, --timeout S     give up when the server made no "
 	        "progress for S\n"
 	        "                      seconds (default 10)\n"
+	        "      --text          send MESSAGE (or each line) as a "
+	        "text message,\n"
+	        "                      even when it looks like JSON\n"
 	        "      --ca-file FILE  CA certificates (PEM) for wss://\n"
 	        "  -k, --insecure      accept any server certificate "
 	        "(development)\n"
@@ -158,6 +164,7 @@ pub_next_line(pub_lines *in, int wait_ms, char **line)
 			}
 			memmove(in->buf, in->buf + used, in->len - used);
 			in->len -= used;
+			in->lines++;
 			return 1;
 		}
 		if (in->eof) {
@@ -229,6 +236,7 @@ cmd_pub(int argc, char **argv)
 	static const struct option own[] = {
 		LSC_CLI_CONN_OPTIONS,
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "text", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -243,7 +251,9 @@ cmd_pub(int argc, char **argv)
 	json_t *pending = NULL;
 	char owner[65], stream[129];
 	long timeout_ms = PUB_TIMEOUT_MS;
-	bool from_stdin, input_done = false;
+	bool from_stdin, input_done = false, as_text = false;
+	bool bad_input = false;
+	char why[256];
 	int opt, rc = CMD_EXIT_USAGE;
 
 	memset(&st, 0, sizeof(st));
@@ -263,6 +273,9 @@ cmd_pub(int argc, char **argv)
 			                           &timeout_ms) != 0) {
 				goto out;
 			}
+			break;
+		case 'x':
+			as_text = true;
 			break;
 		case 'h':
 			pub_usage(stdout);
@@ -295,11 +308,10 @@ cmd_pub(int argc, char **argv)
 	from_stdin = strcmp(argv[optind + 1], "-") == 0;
 	if (!from_stdin) {
 		pending = lsc_cli_message(argv[optind + 1],
-		                          strlen(argv[optind + 1]));
+		                          strlen(argv[optind + 1]), as_text,
+		                          why, sizeof(why));
 		if (pending == NULL) {
-			rc = lsc_cli_usage_error("pub", "%s",
-			                         "MESSAGE is not valid "
-			                         "UTF-8");
+			rc = lsc_cli_usage_error("pub", "%s", why);
 			goto out;
 		}
 		input_done = true;
@@ -348,17 +360,19 @@ cmd_pub(int argc, char **argv)
 				st.progress_ms = ls_now_ms();
 				if (*line != '\0') {
 					pending = lsc_cli_message(
-					        line, strlen(line));
+					        line, strlen(line), as_text,
+					        why, sizeof(why));
 					if (pending == NULL) {
-						fprintf(stderr, "lightstream "
-						                "pub: a line "
-						                "of stdin is "
-						                "not valid "
-						                "UTF-8\n");
-						free(line);
-						st.ses.finished = true;
-						st.ses.status = CMD_EXIT_USAGE;
-						break;
+						/* Publish nothing after a
+						 * bad line, but finish
+						 * what came before it. */
+						fprintf(stderr,
+						        "lightstream pub: "
+						        "line "
+						        "%ld of stdin: %s\n",
+						        in.lines, why);
+						bad_input = true;
+						input_done = true;
 					}
 				}
 				free(line);
@@ -379,7 +393,8 @@ cmd_pub(int argc, char **argv)
 		if (input_done && pending == NULL &&
 		    st.acked == st.published) {
 			st.ses.finished = true;
-			st.ses.status = CMD_EXIT_OK;
+			st.ses.status =
+			        bad_input ? CMD_EXIT_USAGE : CMD_EXIT_OK;
 			break;
 		}
 		waiting = pending != NULL || st.acked < st.published;

@@ -10,6 +10,7 @@
 
 #include "cmd.h"
 #include "ls_json.h"
+#include "lsc_cli.h"
 #include "q_query.h"
 
 /* Largest message file read (the gateway's frame limit is far lower). */
@@ -31,7 +32,12 @@ query_usage(FILE *out)
 	        "  -m, --message M   the message as JSON text, or @FILE; "
 	        "text that is\n"
 	        "                    not JSON is a text message (a JSON "
-	        "string)\n"
+	        "string);\n"
+	        "                    text that starts like JSON but does "
+	        "not parse is\n"
+	        "                    refused\n"
+	        "      --text        the message is text, even when it "
+	        "looks like JSON\n"
 	        "  -h, --help        this help\n"
 	        "\n"
 	        "Exit status: 0 evaluated (match or not), 2 invalid query or "
@@ -132,6 +138,8 @@ cmd_query(int argc, char **argv)
 	json_t *msg = NULL, *out = NULL;
 	char *data_text = NULL;
 	ls_error err;
+	char why[256];
+	bool as_text = false;
 	int status = CMD_EXIT_USAGE;
 
 	for (int i = 1; i < argc; i++) {
@@ -139,6 +147,10 @@ cmd_query(int argc, char **argv)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			query_usage(stdout);
 			return CMD_EXIT_OK;
+		}
+		if (strcmp(a, "--text") == 0) {
+			as_text = true;
+			continue;
 		}
 		const char **slot = NULL;
 		const char *val = NULL;
@@ -193,14 +205,10 @@ cmd_query(int argc, char **argv)
 	}
 	/* As on the pub/sub fabric: a payload that is not JSON is a text
 	 * message, delivered as a JSON string. */
-	msg = json_loadb(mtext, mlen, JSON_DECODE_ANY, NULL);
+	msg = lsc_cli_message(mtext, mlen, as_text, why, sizeof(why));
 	if (msg == NULL) {
-		msg = json_stringn(mtext, mlen);
-		if (msg == NULL) {
-			fprintf(stderr, "lightstream query: message: neither "
-			                "JSON nor UTF-8 text\n");
-			goto fail;
-		}
+		fprintf(stderr, "lightstream query: --message: %s\n", why);
+		goto fail;
 	}
 	int rc = q_query_apply(q, msg, &out);
 	if (rc < 0) {

@@ -45,7 +45,16 @@ ls_config_load_file(const char *path, json_t **root, ls_error *err)
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 
 	if (doc == NULL) {
-		return ls_error_set(err, LS_ECONFIG, "%s:%d:%d: %s", path,
+		/* jansson reports an unreadable file at line -1. */
+		if (jerr.line < 0) {
+			return ls_error_set(
+			        err, LS_ECONFIG,
+			        "%s: cannot read the configuration "
+			        "file: %s",
+			        path, strerror(errno));
+		}
+		return ls_error_set(err, LS_ECONFIG,
+		                    "%s:%d:%d: not valid JSON: %s", path,
 		                    jerr.line, jerr.column, jerr.text);
 	}
 	if (!json_is_object(doc)) {
@@ -56,6 +65,75 @@ ls_config_load_file(const char *path, json_t **root, ls_error *err)
 	}
 	*root = doc;
 	return 0;
+}
+
+/* Edit distance of a and b, capped at 9 (enough to rank suggestions). */
+static size_t
+ls__distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t row[LS__CONFIG_PATH_MAX + 1];
+
+	if (la > LS__CONFIG_PATH_MAX || lb > LS__CONFIG_PATH_MAX) {
+		return 9;
+	}
+	for (size_t j = 0; j <= lb; j++) {
+		row[j] = j;
+	}
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best) {
+				best = up + 1;
+			}
+			if (row[j - 1] + 1 < best) {
+				best = row[j - 1] + 1;
+			}
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb] < 9 ? row[lb] : 9;
+}
+
+/*
+ * The known key closest to path (a whole key, or an object on the way to
+ * one), when it is close enough to be a likely typo; NULL otherwise.
+ */
+static const char *
+ls__closest_key(const ls_config_field *fields, size_t n, const char *path,
+                char *buf, size_t buflen)
+{
+	size_t best = 9, plen = strlen(path);
+	const char *dot = strrchr(path, '.');
+	size_t parent = dot ? (size_t)(dot - path) + 1 : 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const char *key = fields[i].key;
+		char cand[LS__CONFIG_PATH_MAX];
+		size_t d;
+
+		/* Compare with the key cut at path's depth: "gatway" is
+		 * compared with "gateway", not "gateway.listen". */
+		if (parent > 0 && strncmp(key, path, parent) != 0) {
+			continue;
+		}
+		snprintf(cand, sizeof(cand), "%s", key);
+		char *end = strchr(cand + parent, '.');
+		if (end != NULL) {
+			*end = '\0';
+		}
+		d = ls__distance(path, cand);
+		if (d < best && d <= (plen > 4 ? 3 : 1)) {
+			best = d;
+			snprintf(buf, buflen, "%s", cand);
+		}
+	}
+	return buf[0] ? buf : NULL;
 }
 
 static const ls_config_field *
@@ -205,6 +283,15 @@ ls__apply_object(json_t *obj, const char *prefix,
 			}
 			rc = ls__apply_object(value, path, fields, n, err);
 		} else {
+			char near[LS__CONFIG_PATH_MAX];
+			if (ls__closest_key(fields, n, path, near,
+			                    sizeof(near)) != NULL) {
+				return ls_error_set(
+				        err, LS_ECONFIG,
+				        "unknown configuration key '%s' (did "
+				        "you mean '%s'?)",
+				        path, near);
+			}
 			return ls_error_set(err, LS_ECONFIG,
 			                    "unknown configuration key '%s'",
 			                    path);

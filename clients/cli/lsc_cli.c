@@ -73,14 +73,40 @@ lsc_cli_target(const char *arg, char *owner, char *stream)
 }
 
 json_t *
-lsc_cli_message(const char *text, size_t len)
+lsc_cli_message(const char *text, size_t len, bool as_text, char *why,
+                size_t why_len)
 {
-	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+	json_error_t jerr;
+	json_t *v;
+	size_t i = 0;
 
-	if (v != NULL) {
-		return v;
+	if (!as_text) {
+		v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+		if (v != NULL) {
+			return v;
+		}
+		while (i < len && (text[i] == ' ' || text[i] == '\t' ||
+		                   text[i] == '\n' || text[i] == '\r')) {
+			i++;
+		}
+		if (i < len &&
+		    (text[i] == '{' || text[i] == '[' || text[i] == '"')) {
+			if (why != NULL) {
+				snprintf(why, why_len,
+				         "the message starts like JSON but "
+				         "is not valid JSON (column %d: %s); "
+				         "fix it, or use --text to send it "
+				         "as a text message",
+				         jerr.column, jerr.text);
+			}
+			return NULL;
+		}
 	}
-	return json_stringn(text, len);
+	v = json_stringn(text, len);
+	if (v == NULL && why != NULL) {
+		snprintf(why, why_len, "the message is not valid UTF-8");
+	}
+	return v;
 }
 
 int

@@ -42,10 +42,15 @@ int lsc_cli_target(const char *arg, char *owner, char *stream);
 
 /*
  * A message from text: JSON when it parses as any JSON value, otherwise
- * the text itself as a JSON string (new reference, NULL on bad UTF-8 or
- * allocation failure).
+ * the text itself as a JSON string. With as_text the text is always a
+ * JSON string. Text that starts like JSON (`{`, `[` or `"` after white
+ * space) but does not parse is refused rather than silently sent as a
+ * string: a typo in a JSON document should not reach subscribers as text.
+ * Returns a new reference, or NULL with why (may be NULL, why_len bytes)
+ * saying what is wrong: bad UTF-8, malformed JSON, or no memory.
  */
-json_t *lsc_cli_message(const char *text, size_t len);
+json_t *lsc_cli_message(const char *text, size_t len, bool as_text, char *why,
+                        size_t why_len);
 
 /* Print one delivered message as one line in the given format and flush.
  * Returns 0 or -EIO. */

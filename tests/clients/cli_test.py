@@ -268,6 +268,57 @@ def test_bad_arguments():
         assert "Exit status" in r.stdout
 
 
+def test_malformed_json_message_is_refused():
+    """A typo in a JSON message is not silently sent as a text message."""
+    tok = token("acc1", "acc1_private", "publisher")
+    s = sub("acc1", tok, "acc1/s1", "--count", "2", "--timeout", "20")
+    s.wait_log("subscribed to acc1/s1")
+    r = pub("acc1", tok, "acc1/s1", '{"city":"Lisboa"')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "not valid JSON" in r.stderr and "--text" in r.stderr, r.stderr
+    r = pub("acc1", tok, "acc1/s1", "-", input='{"ok":1}\n{"broken":\n')
+    assert r.returncode == 2 and "line 2 of stdin" in r.stderr, r.stderr
+    # With --text the user says it is text: delivered as a JSON string.
+    r = pub("acc1", tok, "acc1/s1", '{"city":"Lisboa"', "--text")
+    assert r.returncode == 0, r.stderr
+    assert s.wait() == 0, s.log_text()
+    assert s.lines() == ['{"ok":1}', json.dumps('{"city":"Lisboa"')]
+    r = lstest.run("query", "--query", '{"where":{"field":"","op":"exists"}}',
+                   "--message", "[1,2")
+    assert r.returncode == 2 and "not valid JSON" in r.stderr, r.stderr
+
+
+def test_help_and_default_command():
+    r = lstest.run("help", "sub")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: lightstream sub"), r.stdout
+    r = lstest.run("help", "nope")
+    assert r.returncode == 2 and "unknown command" in r.stderr
+    r = lstest.run("--help")
+    assert r.returncode == 0 and "runs `serve`" in r.stdout
+    # `lightstream` with serve's options only is `lightstream serve`.
+    port = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "default-cmd")
+    os.makedirs(data, exist_ok=True)
+    p = lstest.lightstream("--listen", "127.0.0.1:%d" % port, "--data", data,
+                           name="default-serve", wait_tcp=port)
+    status, _, _ = lstest.http("GET", "http://127.0.0.1:%d/healthz" % port)
+    assert status == 200
+    assert p.stop() == 0
+
+
+def test_config_errors_name_the_file_and_suggest():
+    path = os.path.join(lstest.tmpdir(), "typo.json")
+    with open(path, "w") as f:
+        f.write('{"gateway": {"lisen": "127.0.0.1:1"}}')
+    r = lstest.run("serve", "--config", path)
+    assert r.returncode != 0
+    assert path in r.stderr and "did you mean 'gateway.listen'" in r.stderr, r.stderr
+    r = lstest.run("serve", "--config", "nope.json")
+    assert r.returncode != 0
+    assert "nope.json: cannot read the configuration file" in r.stderr, r.stderr
+    assert ":-1" not in r.stderr
+
+
 def test_connection_refused():
     url = "ws://127.0.0.1:%d" % lstest.free_port()
     r = lstest.run("sub", "--url", url, "--app", "acc1", "--token", "t", "acc1/s1")

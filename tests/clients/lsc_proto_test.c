@@ -258,18 +258,31 @@ LS_TEST(cli_helpers)
 	LS_CHECK_INT(lsc_cli_target("/weather", owner, stream), -EINVAL);
 	LS_CHECK_INT(lsc_cli_target("svc1/a/b", owner, stream), -EINVAL);
 
-	v = lsc_cli_message("{\"a\":1}", 7);
+	v = lsc_cli_message("{\"a\":1}", 7, false, NULL, 0);
 	LS_CHECK(json_is_object(v));
 	json_decref(v);
-	v = lsc_cli_message("42", 2);
+	v = lsc_cli_message("42", 2, false, NULL, 0);
 	LS_CHECK(json_is_integer(v));
 	json_decref(v);
 	/* Not JSON: sent as a JSON string, byte for byte. */
-	v = lsc_cli_message("hello world", 11);
+	v = lsc_cli_message("hello world", 11, false, NULL, 0);
 	LS_CHECK_STR(json_string_value(v), "hello world");
 	json_decref(v);
-	v = lsc_cli_message("{broken", 7);
+	/* Starts like JSON but broken: refused, with the reason. */
+	{
+		char why[200] = "";
+		v = lsc_cli_message(" {\"city\":\"Lisboa\"", 18, false, why,
+		                    sizeof(why));
+		LS_CHECK(v == NULL);
+		LS_CHECK(strstr(why, "not valid JSON") != NULL);
+		LS_CHECK(strstr(why, "--text") != NULL);
+	}
+	/* ... unless the user says it is text. */
+	v = lsc_cli_message("{broken", 7, true, NULL, 0);
 	LS_CHECK_STR(json_string_value(v), "{broken");
+	json_decref(v);
+	v = lsc_cli_message("{\"a\":1}", 7, true, NULL, 0);
+	LS_CHECK_STR(json_string_value(v), "{\"a\":1}");
 	json_decref(v);
 
 	LS_CHECK_INT(lsc_cli_seconds("1.5", &ms), 0);
