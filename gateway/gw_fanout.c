@@ -245,6 +245,20 @@ gw_sub_remove(gw_conn *c, const char *id)
 }
 
 void
+gw_sub_end(gw_sub *sub, ls_proto_code code, const char *message)
+{
+	gw_conn *c = sub->conn;
+
+	ls_debug(GW_LOG, "%s: subscription %s on %s ended: %s", c->conn_id,
+	         sub->id, sub->stream->topic, ls_proto_code_name(code));
+	gw_conn_send(c, LS_T_SUBSCRIPTION_ENDED,
+	             json_pack("{s:s,s:{s:s,s:s}}", "subscriptionId", sub->id,
+	                       "error", "code", ls_proto_code_name(code),
+	                       "message", message));
+	gw__sub_free(c, sub);
+}
+
+void
 gw_subs_clear(gw_conn *c)
 {
 	while (c->subs != NULL) {

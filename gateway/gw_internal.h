@@ -21,6 +21,7 @@
 #include "gw_envelope.h"
 #include "gw_gateway.h"
 #include "ls_config.h"
+#include "ls_proto.h"
 #include "ps_fabric.h"
 #include "q_query.h"
 
@@ -275,6 +276,14 @@ void gw_conn_close(gw_conn *c, int close_code);
 int gw_sub_add(gw_conn *c, const char *owner, const char *stream,
                q_query *query, gw_sub **out);
 int gw_sub_remove(gw_conn *c, const char *id);
+/*
+ * End one subscription on the server's initiative: queue
+ * SubscriptionEnded {subscriptionId, error: {code, message}} and free sub
+ * (the connection stays). message is borrowed. May be called from a
+ * fan-out for the subscription being delivered (the loop keeps its next
+ * pointer), never for another subscription of the same stream.
+ */
+void gw_sub_end(gw_sub *sub, ls_proto_code code, const char *message);
 void gw_subs_clear(gw_conn *c);
 void gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
                        size_t len, void *user);
