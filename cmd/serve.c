@@ -23,6 +23,7 @@
 #include "bus_client.h"
 #include "cmd.h"
 #include "cmd_util.h"
+#include "demo.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
 #include "ls_json.h"
@@ -60,69 +61,6 @@ serve_usage(FILE *out)
 	        "svc1/weather\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help(), gw_cli_help());
-}
-
-/* ---- demo publisher ----------------------------------------------------- */
-
-typedef struct serve_demo {
-	gw_gateway *gw;
-	ev_timer timer;
-	unsigned seed;
-	double temperature[5];
-	double humidity[5];
-} serve_demo;
-
-static const char *const demo_cities[5] = { "Lisboa", "Porto", "Madrid",
-	                                    "Paris", "Berlin" };
-
-static double
-demo_step(serve_demo *d, double value, double lo, double hi)
-{
-	double delta = ((double)(rand_r(&d->seed) % 200) - 100.0) / 100.0;
-
-	value += delta;
-	return value < lo ? lo : value > hi ? hi : value;
-}
-
-static void
-demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	serve_demo *d = w->data;
-	char now[LS_RFC3339_LEN + 1];
-
-	ls_format_rfc3339(ls_wall_ms(), now);
-	for (int i = 0; i < 5; i++) {
-		json_t *readings = json_array(), *msg;
-		char *text;
-
-		d->temperature[i] = demo_step(d, d->temperature[i], -5, 40);
-		d->humidity[i] = demo_step(d, d->humidity[i], 10, 100);
-		for (int k = 0; k < 3; k++) {
-			static const char *const sensors[3] = { "north",
-				                                "centre",
-				                                "south" };
-			double t = d->temperature[i] + (k - 1) * 0.7;
-			double h = d->humidity[i] - k * 2.0;
-
-			json_array_append_new(
-			        readings, json_pack("{s:s,s:f,s:f}", "sensor",
-			                            sensors[k], "temperature",
-			                            round(t * 10) / 10,
-			                            "humidity", round(h)));
-		}
-		msg = json_pack("{s:s,s:f,s:f,s:s,s:o}", "city",
-		                demo_cities[i], "temperature",
-		                round(d->temperature[i] * 10) / 10, "humidity",
-		                round(d->humidity[i]), "time", now, "readings",
-		                readings);
-		text = msg ? ls_json_dumps(msg, NULL) : NULL;
-		if (text != NULL) {
-			gw_gateway_publish(d->gw, "svc1", "weather", text,
-			                   strlen(text));
-		}
-		free(text);
-		json_decref(msg);
-	}
 }
 
 /*
@@ -207,7 +145,7 @@ cmd_serve(int argc, char **argv)
 	bus_broker *broker = NULL;
 	pthread_t broker_thread;
 	bool broker_running = false, demo = false;
-	serve_demo d;
+	serve_demo *d = NULL;
 	struct ev_loop *loop = NULL;
 	const char *fixture = NULL, *frontend, *backend;
 	char *store_uri = NULL;
@@ -319,24 +257,14 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	if (demo) {
-		d.gw = gw;
-		d.seed = (unsigned)ls_wall_ms();
-		for (int i = 0; i < 5; i++) {
-			d.temperature[i] = 8.0 + 3.0 * i;
-			d.humidity[i] = 60.0 + 4.0 * i;
-		}
-		ev_timer_init(&d.timer, demo_tick, 0.5, 0.5);
-		d.timer.data = &d;
-		ev_timer_start(loop, &d.timer);
+		d = serve_demo_start(loop, gw, zctx, frontend);
 	}
 	gw_cli_announce(
 	        demo ? "serve (demo publisher on svc1/weather)" : "serve", gw);
 	gw_cli_run(loop, gw);
 	status = CMD_EXIT_OK;
 out:
-	if (demo && loop != NULL) {
-		ev_timer_stop(loop, &d.timer);
-	}
+	serve_demo_stop(&d);
 	gw_gateway_destroy(&gw);
 	as_appserver_stop(&as);
 	if (broker_running) {

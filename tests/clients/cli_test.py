@@ -306,6 +306,35 @@ def test_help_and_default_command():
     assert p.stop() == 0
 
 
+def test_demo_brings_its_own_account():
+    """`serve --demo` on an empty data directory: the demo account exists,
+    tokens for it are issued, and the readings are realistic per city."""
+    port = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "demo-data")
+    os.makedirs(data, exist_ok=True)
+    p = lstest.lightstream("serve", "--demo", "--listen", "127.0.0.1:%d" % port,
+                           "--data", data, name="demo-serve", wait_tcp=port)
+    r = lstest.run("token", "--url", "http://127.0.0.1:%d" % port, "--app", "svc1",
+                   "--private-key", "svc1_private", "--roles", "public")
+    assert r.returncode == 0, r.stderr
+    s = Cli("sub", "--url", "ws://127.0.0.1:%d" % port, "--app", "svc1", "--token",
+            r.stdout.strip(), "--count", "100", "--timeout", "40", "svc1/weather")
+    assert s.wait(60) == 0, s.log_text()
+    temps = {}
+    for line in s.lines():
+        m = json.loads(line)
+        temps.setdefault(m["city"], []).append(m["temperature"])
+        assert 0 <= m["humidity"] <= 100, m
+    assert set(temps) == {"Lisboa", "Porto", "Madrid", "Paris", "Berlin"}
+    avg = {c: sum(v) / len(v) for c, v in temps.items()}
+    # Each city near its own climate, and they differ: a filter such as
+    # temperature < 15 keeps some cities and drops others.
+    assert avg["Lisboa"] > avg["Berlin"] + 6, avg
+    assert all(-5 < t < 30 for v in temps.values() for t in v), temps
+    assert p.stop() == 0
+    assert "created the demo account svc1" in open(p.log_path).read()
+
+
 def test_config_errors_name_the_file_and_suggest():
     path = os.path.join(lstest.tmpdir(), "typo.json")
     with open(path, "w") as f:
