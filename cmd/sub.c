@@ -140,8 +140,18 @@ sub_on_close(lsc_client *c, int code, const char *reason, bool reconnecting,
 	sub_state *st = user;
 
 	if (reconnecting) {
-		ls_warn(SUB_LOG, "connection lost (%d%s%s), reconnecting",
-		        code, *reason ? " " : "", reason);
+		if (st->ses.err_code[0] != '\0') {
+			ls_warn(SUB_LOG, "%s: %s (close %d), reconnecting",
+			        lsc_cli_describe(st->ses.err_code),
+			        st->ses.err_msg, code);
+			/* Retried: not the reason of a later failure. */
+			st->ses.err_code[0] = '\0';
+			st->ses.err_msg[0] = '\0';
+		} else {
+			ls_warn(SUB_LOG,
+			        "connection lost (%d%s%s), reconnecting", code,
+			        *reason ? " " : "", reason);
+		}
 		return;
 	}
 	lsc_cli_session_closed(c, &st->ses, code, reason);

@@ -91,6 +91,7 @@ struct lsc_client {
 	unsigned attempt;       /* consecutive failed attempts */
 	int close_code;         /* from the peer's close frame */
 	char close_reason[128];
+	int error_close; /* close code of the last Error's code */
 	int local_close; /* close code we want to send (0: none) */
 	char local_reason[64];
 	json_t *perms; /* from the AuthResponse; NULL: unknown */

@@ -18,6 +18,7 @@
 #include "ls_crypto.h"
 #include "ls_log.h"
 #include "lsc_client_int.h"
+#include "ls_proto.h"
 #include "lsc_internal.h"
 
 #define LSC__LOG "client"
@@ -102,9 +103,12 @@ lsc__lost(lsc_client *c, int code, const char *reason)
 	lsc__fail_acks(c);
 
 	c->attempt++;
+	/* "Try again later" is an invitation to retry even a connection
+	 * that never got in: the server was there, its app server was not. */
 	reconnecting = c->reconnect && !c->user_closed &&
 	               !lsc__fatal_close(code) &&
-	               (c->ever_ready || c->retry_initial) &&
+	               (c->ever_ready || c->retry_initial ||
+	                code == LS_CLOSE_UNAVAILABLE) &&
 	               (c->max_attempts == 0 || c->attempt <= c->max_attempts);
 	if (reconnecting) {
 		uint32_t rnd = 0;
@@ -174,6 +178,7 @@ lsc__start(lsc_client *c)
 	c->connect_timed_out = false;
 	c->close_code = 0;
 	c->close_reason[0] = '\0';
+	c->error_close = 0;
 	c->local_close = 0;
 	lws_sul_schedule(c->ctx, 0, &c->timeout_sul, lsc__timeout_cb,
 	                 (lws_usec_t)c->connect_timeout_ms * 1000);
@@ -448,6 +453,11 @@ lsc__handle(lsc_client *c, const char *text, size_t len)
 		break;
 	case LSC_T_ERROR:
 		lsc__error_of(m, &code, &msg);
+		{
+			const ls_proto_error *row =
+			        ls_proto_error_by_name(code);
+			c->error_close = row ? (int)row->close_code : 0;
+		}
 		if (c->cb.on_error != NULL) {
 			c->cb.on_error(c, code, msg, c->user);
 		}
@@ -660,6 +670,14 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			size_t n = len - 2;
 
 			c->close_code = (p[0] << 8) | p[1];
+			/* lws 4.1.6 rewrites close codes above 1011 (1013
+			 * "try again later" among them) to 1002 before we see
+			 * them; the Error sent before the close names the
+			 * real one. */
+			if (c->close_code == LS_CLOSE_PROTOCOL &&
+			    c->error_close != 0) {
+				c->close_code = c->error_close;
+			}
 			if (n >= sizeof(c->close_reason)) {
 				n = sizeof(c->close_reason) - 1;
 			}

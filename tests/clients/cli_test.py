@@ -348,6 +348,23 @@ def test_config_errors_name_the_file_and_suggest():
     assert ":-1" not in r.stderr
 
 
+def test_sub_retries_when_unavailable():
+    """Close 1013 (the app server is unreachable) is "try again later": sub
+    says so and keeps retrying instead of exiting."""
+    port = lstest.free_port()
+    args = ["gateway", "--listen", "127.0.0.1:%d" % port,
+            "--broker-frontend", "tcp://127.0.0.1:%d" % lstest.free_port()]
+    if "--bus-insecure" in lstest.run("gateway", "--help").stdout:
+        args.append("--bus-insecure")
+    lstest.lightstream(*args, name="gateway-no-bus", wait_tcp=port)
+    s = Cli("sub", "--url", "ws://127.0.0.1:%d" % port, "--app", "acc1",
+            "--token", "x" * 43, "--timeout", "30", "acc1/s1")
+    s.wait_log("reconnecting", count=2, timeout=25)
+    assert s.poll() is None, s.log_text()
+    assert "unavailable" in s.log_text() and "close 1013" in s.log_text(), s.log_text()
+    s.stop()
+
+
 def test_connection_refused():
     url = "ws://127.0.0.1:%d" % lstest.free_port()
     r = lstest.run("sub", "--url", url, "--app", "acc1", "--token", "t", "acc1/s1")
