@@ -606,7 +606,7 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (c->wsi == NULL || c->wsi == wsi) {
 			char why[160];
 
-			lsc__connect_error(c->url.tls,
+			lsc__connect_error(c->ssl_ctx,
 			                   c->connect_timed_out
 			                           ? "timed out connecting"
 			                           : (const char *)in,

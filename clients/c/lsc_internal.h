@@ -13,9 +13,15 @@
  */
 void lsc__lws_log_init(void);
 
-/* A readable reason for a failed connection attempt into out (n bytes),
- * from lws's text (may be NULL). */
-void lsc__connect_error(bool tls, const char *lws_text, char *out, size_t n);
+/*
+ * A readable reason for a failed connection attempt into out (n bytes),
+ * from lws's text (may be NULL) and, for TLS, what the handshake on ssl_ctx
+ * (from lsc__ssl_ctx_new; NULL for plain connections) got to: no TLS
+ * answer at all (a plain ws:// or http:// port), or a certificate the
+ * client refused.
+ */
+void lsc__connect_error(struct ssl_ctx_st *ssl_ctx, const char *lws_text,
+                        char *out, size_t n);
 
 /*
  * A client SSL_CTX (new; SSL_CTX_free() after the lws context that uses

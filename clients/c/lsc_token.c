@@ -33,6 +33,7 @@ typedef struct lsc__http {
 	char fail_text[160];
 	bool timed_out;
 	bool tls;
+	struct ssl_ctx_st *ssl_ctx; /* borrowed; NULL for http:// */
 	struct lws_context *ctx;
 	lws_sorted_usec_list_t timeout_sul;
 } lsc__http;
@@ -50,7 +51,7 @@ lsc__http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		h->failed = true;
 		h->done = true;
-		lsc__connect_error(h->tls, (const char *)in, h->fail_text,
+		lsc__connect_error(h->ssl_ctx, (const char *)in, h->fail_text,
 		                   sizeof(h->fail_text));
 		break;
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
@@ -269,6 +270,7 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 		}
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.provided_client_ssl_ctx = ssl_ctx;
+		h.ssl_ctx = ssl_ctx;
 	}
 	info.fd_limit_per_thread = 16;
 	ctx = lws_create_context(&info);

@@ -473,6 +473,14 @@ def test_tls_wss_and_https():
     assert s.lines() == ['{"secure":true}']
     r = lstest.run("sub", "--url", wss, "--app", "svc1", "--token", tok, "svc1/weather")
     assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
+    # wss:// and https:// to the plain port: no certificate hint, the cause.
+    for cmd, url in (("sub", "wss://127.0.0.1:%d" % port),
+                     ("token", "https://127.0.0.1:%d" % port)):
+        extra = ["--token", tok, "svc1/weather"] if cmd == "sub" else common[2:]
+        r = lstest.run(cmd, "--url", url, "--app", "svc1", *extra)
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert "does not speak TLS" in r.stderr, r.stderr
+        assert "certificate" not in r.stderr, r.stderr
 
 
 def test_reconnect_after_restart():
