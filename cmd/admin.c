@@ -376,8 +376,7 @@ admin_role(const ls_settings *s, admin_args *a, int n, char **pos)
 static int
 admin_import(const ls_settings *s, admin_args *a, int n, char **pos)
 {
-	json_error_t jerr;
-	json_t *fixture;
+	json_t *fixture = NULL;
 	as_account *accounts = NULL;
 	size_t count = 0;
 	ls_error err;
@@ -389,10 +388,8 @@ admin_import(const ls_settings *s, admin_args *a, int n, char **pos)
 	if (n != 1) {
 		return admin_usage_error("%s", "expected: import FILE");
 	}
-	fixture = json_load_file(pos[0], 0, &jerr);
-	if (fixture == NULL) {
-		fprintf(stderr, "lightstream admin: %s: line %d: %s\n", pos[0],
-		        jerr.line, jerr.text);
+	if (ls_json_file_load(pos[0], "the fixture", &fixture, &err) != 0) {
+		fprintf(stderr, "lightstream admin: %s\n", err.text);
 		return CMD_EXIT_USAGE;
 	}
 	/* Validate everything here; the app server checks it again. */

@@ -39,7 +39,8 @@ ls_strlist_add(ls_strlist *list, const char *s)
 }
 
 int
-ls_config_load_file(const char *path, json_t **root, ls_error *err)
+ls_json_file_load(const char *path, const char *what, json_t **root,
+                  ls_error *err)
 {
 	json_error_t jerr;
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -47,11 +48,9 @@ ls_config_load_file(const char *path, json_t **root, ls_error *err)
 	if (doc == NULL) {
 		/* jansson reports an unreadable file at line -1. */
 		if (jerr.line < 0) {
-			return ls_error_set(
-			        err, LS_ECONFIG,
-			        "%s: cannot read the configuration "
-			        "file: %s",
-			        path, strerror(errno));
+			return ls_error_set(err, LS_ECONFIG,
+			                    "%s: cannot read %s: %s", path,
+			                    what, strerror(errno));
 		}
 		return ls_error_set(err, LS_ECONFIG,
 		                    "%s:%d:%d: not valid JSON: %s", path,
@@ -59,12 +58,18 @@ ls_config_load_file(const char *path, json_t **root, ls_error *err)
 	}
 	if (!json_is_object(doc)) {
 		json_decref(doc);
-		return ls_error_set(
-		        err, LS_ECONFIG,
-		        "%s: the configuration must be a JSON object", path);
+		return ls_error_set(err, LS_ECONFIG,
+		                    "%s: %s must be a JSON object", path,
+		                    what);
 	}
 	*root = doc;
 	return 0;
+}
+
+int
+ls_config_load_file(const char *path, json_t **root, ls_error *err)
+{
+	return ls_json_file_load(path, "the configuration file", root, err);
 }
 
 /* Edit distance of a and b, capped at 9 (enough to rank suggestions). */

@@ -44,9 +44,15 @@ typedef struct ls_config_field {
 } ls_config_field;
 
 /*
- * Load a JSON object from path into *root (new reference).
- * Returns 0, or LS_ECONFIG with err naming the file, line and column.
+ * Load a JSON object from path into *root (new reference). what names the
+ * file in errors ("the fixture"). Returns 0, or LS_ECONFIG with err naming
+ * the file and why: unreadable (with the system's reason), not JSON (line
+ * and column), or not an object.
  */
+int ls_json_file_load(const char *path, const char *what, json_t **root,
+                      ls_error *err);
+
+/* ls_json_file_load of a configuration file. */
 int ls_config_load_file(const char *path, json_t **root, ls_error *err);
 
 /*

@@ -7,6 +7,7 @@
 #include "as_services.h"
 #include "as_store.h"
 #include "bus_worker.h"
+#include "ls_config.h"
 #include "ls_log.h"
 
 #define AS__DEFAULT_WORKERS 2
@@ -22,16 +23,15 @@ struct as_appserver {
 static int
 as__import(as_store *store, const char *path, ls_error *err)
 {
-	json_error_t jerr;
-	json_t *fixture = json_load_file(path, 0, &jerr);
+	json_t *fixture = NULL;
 	as_account *accounts = NULL;
 	size_t n = 0;
 	ls_error inner;
 	int rc;
 
-	if (fixture == NULL) {
-		return ls_error_set(err, LS_ECONFIG, "fixture %s: line %d: %s",
-		                    path, jerr.line, jerr.text);
+	rc = ls_json_file_load(path, "the fixture", &fixture, err);
+	if (rc != 0) {
+		return rc;
 	}
 	rc = as_fixture_parse(fixture, &accounts, &n, &inner);
 	json_decref(fixture);

@@ -271,8 +271,9 @@ lsc_cli_text_option(const char *cmd, const char *what, const char *arg,
 	}
 	*text = lsc_cli_arg_text(arg, owned);
 	if (*text == NULL) {
-		return lsc_cli_usage_error(cmd, "cannot read %s %s", what,
-		                           arg);
+		return lsc_cli_usage_error(
+		        cmd, "cannot read %s %s: %s", what, arg,
+		        errno == E2BIG ? "file too large" : strerror(errno));
 	}
 	return 0;
 }

@@ -346,6 +346,13 @@ def test_config_errors_name_the_file_and_suggest():
     assert r.returncode != 0
     assert "nope.json: cannot read the configuration file" in r.stderr, r.stderr
     assert ":-1" not in r.stderr
+    # Other files a user names: what could not be read and why.
+    r = lstest.run("sub", "--app", "a", "--token", "@/nonexistent/token", "a/b")
+    assert r.returncode == 2, r.stderr
+    assert "cannot read token @/nonexistent/token: No such file" in r.stderr, r.stderr
+    r = lstest.run("admin", "import", "/nonexistent/fixture.json")
+    assert r.returncode == 2, r.stderr
+    assert "/nonexistent/fixture.json: cannot read the fixture: No such file" in r.stderr
 
 
 def test_sub_retries_when_unavailable():
