@@ -49,6 +49,7 @@ struct gw_http {
 	gw_http_kind kind;
 	gw_http_phase phase;
 	bool post;
+	bool head; /* HEAD: the headers of the GET answer, no body */
 	bool tls;
 	char ip[GW_IP_MAX];
 	char service[GW_SERVICE_MAX];
@@ -186,6 +187,9 @@ gw_http_writeable(gw_http *h)
 		return 0;
 	case GW_HP_HEADERS:
 		h->phase = GW_HP_DONE;
+		if (h->head) {
+			return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+		}
 		if (lws_write(h->wsi, h->resp + LWS_PRE, h->resp_len,
 		              LWS_WRITE_HTTP_FINAL) < (int)h->resp_len) {
 			return -1;
@@ -822,6 +826,7 @@ gw__mime(const char *path)
 		{ ".htm", "text/html; charset=utf-8" },
 		{ ".js", "application/javascript; charset=utf-8" },
 		{ ".mjs", "application/javascript; charset=utf-8" },
+		{ ".ts", "application/typescript; charset=utf-8" },
 		{ ".css", "text/css; charset=utf-8" },
 		{ ".json", "application/json" },
 		{ ".map", "application/json" },
@@ -994,7 +999,9 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 {
 	gw_http *h;
 	const char *cb;
-	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+	bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+	/* HEAD is answered wherever GET is, without the body. */
+	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 || head;
 
 	gw_http_free(&pss->http);
 	h = calloc(1, sizeof(*h));
@@ -1005,6 +1012,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	h->gw = gw;
 	h->wsi = wsi;
 	h->post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+	h->head = head;
 	h->tls = gw_request_is_tls(gw, wsi);
 	h->bmax = 64 * 1024;
 	h->params = json_object();

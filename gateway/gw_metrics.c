@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "gw_internal.h"
 #include "ls_time.h"
 
@@ -67,6 +71,120 @@ gw__printf(gw__out *o, const char *fmt, ...)
 	}
 }
 
+/* The standard process_* metrics of Prometheus clients, and build info. */
+static void
+gw__process_metrics(gw__out *o)
+{
+	struct rusage ru;
+	struct rlimit rl;
+	long pages = 0, page = sysconf(_SC_PAGESIZE);
+	unsigned long long start_ticks = 0;
+	double boot = 0;
+	int fds = 0;
+	FILE *f;
+	DIR *d;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		gw__printf(o,
+		           "# HELP process_cpu_seconds_total Total user and "
+		           "system CPU time spent in seconds.\n"
+		           "# TYPE process_cpu_seconds_total counter\n"
+		           "process_cpu_seconds_total %.6f\n",
+		           (double)ru.ru_utime.tv_sec +
+		                   (double)ru.ru_utime.tv_usec / 1e6 +
+		                   (double)ru.ru_stime.tv_sec +
+		                   (double)ru.ru_stime.tv_usec / 1e6);
+	}
+	f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		long size = 0;
+		if (fscanf(f, "%ld %ld", &size, &pages) == 2) {
+			gw__printf(
+			        o,
+			        "# HELP process_resident_memory_bytes "
+			        "Resident memory size in bytes.\n"
+			        "# TYPE process_resident_memory_bytes gauge\n"
+			        "process_resident_memory_bytes %lld\n"
+			        "# HELP process_virtual_memory_bytes Virtual "
+			        "memory size in bytes.\n"
+			        "# TYPE process_virtual_memory_bytes gauge\n"
+			        "process_virtual_memory_bytes %lld\n",
+			        (long long)pages * page,
+			        (long long)size * page);
+		}
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		while (readdir(d) != NULL) {
+			fds++;
+		}
+		closedir(d);
+		gw__printf(o,
+		           "# HELP process_open_fds Number of open file "
+		           "descriptors.\n"
+		           "# TYPE process_open_fds gauge\n"
+		           "process_open_fds %d\n",
+		           fds > 3 ? fds - 3
+		                   : 0); /* ., .. and the dir's own */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		gw__printf(
+		        o,
+		        "# HELP process_max_fds Maximum number of open file "
+		        "descriptors.\n"
+		        "# TYPE process_max_fds gauge\n"
+		        "process_max_fds %llu\n",
+		        (unsigned long long)rl.rlim_cur);
+	}
+	/* Start time: field 22 of /proc/self/stat (clock ticks after boot),
+	 * plus the boot time of /proc/stat. */
+	f = fopen("/proc/self/stat", "r");
+	if (f != NULL) {
+		char buf[1024];
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		char *p;
+		buf[n] = '\0';
+		fclose(f);
+		p = strrchr(buf, ')');
+		if (p != NULL) {
+			/* after ") " come fields 3.. ; skip to field 22 */
+			int field = 2;
+			for (p++; *p && field < 22; p++) {
+				if (*p == ' ') {
+					field++;
+				}
+			}
+			start_ticks = strtoull(p, NULL, 10);
+		}
+	}
+	f = fopen("/proc/stat", "r");
+	if (f != NULL) {
+		char line[256];
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "btime ", 6) == 0) {
+				boot = strtod(line + 6, NULL);
+			}
+		}
+		fclose(f);
+	}
+	if (boot > 0 && start_ticks > 0) {
+		gw__printf(
+		        o,
+		        "# HELP process_start_time_seconds Start time of the "
+		        "process since unix epoch in seconds.\n"
+		        "# TYPE process_start_time_seconds gauge\n"
+		        "process_start_time_seconds %.2f\n",
+		        boot + (double)start_ticks /
+		                        (double)sysconf(_SC_CLK_TCK));
+	}
+	gw__printf(o,
+	           "# HELP lightstream_build_info The running version.\n"
+	           "# TYPE lightstream_build_info gauge\n"
+	           "lightstream_build_info{version=\"%s\"} 1\n",
+	           LS_VERSION);
+}
+
 static void
 gw__metric(gw__out *o, const char *name, const char *type, const char *help,
            double value)
@@ -102,7 +220,8 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "streams", "gauge", "Streams with subscribers.",
 	           (double)gw->nstreams);
 	gw__metric(&o, "messages_in_total", "counter",
-	           "Messages published by clients (WebSocket and HTTP).",
+	           "Messages published by clients (WebSocket and HTTP) and "
+	           "by the demo publisher.",
 	           (double)m->messages_in);
 	gw__metric(&o, "messages_fabric_total", "counter",
 	           "Messages received from the pub/sub fabric.",
@@ -157,6 +276,7 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           (double)ps.published);
 	gw__metric(&o, "pubsub_received_total", "counter",
 	           "Messages received from the fabric.", (double)ps.received);
+	gw__process_metrics(&o);
 	if (o.failed) {
 		free(o.buf);
 		return NULL;

@@ -121,3 +121,19 @@ test('select mode keeps only the readings above the threshold', { timeout: 45000
   }
   assert.deepEqual(page.pageErrors, []);
 }));
+
+test('on a phone-sized screen nothing overflows sideways', { timeout: 30000 }, live(async () => {
+  const phone = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+  try {
+    await phone.goto(server.base + '/');
+    await phone.waitForFunction(() => document.querySelectorAll('#messages li').length >= 5, null, { timeout: 20000 });
+    const [scroll, client] = await phone.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert.ok(scroll <= client, 'page width ' + scroll + ' > viewport ' + client);
+    // every reading chip is inside the viewport
+    const right = await phone.$$eval('#messages .reading, #messages .temp', (els) => Math.max(...els.map((e) => e.getBoundingClientRect().right)));
+    assert.ok(right <= client, 'a reading ends at ' + right + ' px, past ' + client);
+    assert.equal(await phone.getAttribute('link[rel="icon"]', 'href'), 'favicon.svg');
+  } finally {
+    await phone.close();
+  }
+}));
