@@ -21,5 +21,6 @@ int cmd_query(int argc, char **argv);
 #define CMD_EXIT_OK      0
 #define CMD_EXIT_FAILURE 1 /* runtime failure: peer unreachable, refused */
 #define CMD_EXIT_USAGE   2 /* bad arguments or invalid input */
+#define CMD_EXIT_COSTLY  3 /* lightstream query: query_too_costly */
 
 #endif

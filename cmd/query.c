@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "ls_json.h"
 #include "lsc_cli.h"
+#include "ls_proto.h"
 #include "q_query.h"
 
 /* Largest message file read (the gateway's frame limit is far lower). */
@@ -41,7 +42,9 @@ query_usage(FILE *out)
 	        "  -h, --help        this help\n"
 	        "\n"
 	        "Exit status: 0 evaluated (match or not), 2 invalid query or "
-	        "usage.\n");
+	        "usage,\n"
+	        "3 query_too_costly (the query ran out of its cost budget on "
+	        "the message).\n");
 }
 
 /* Read all of fp into a new buffer; -E2BIG past the limit. */
@@ -211,6 +214,16 @@ cmd_query(int argc, char **argv)
 		goto fail;
 	}
 	int rc = q_query_apply(q, msg, &out);
+	if (rc == LS_ECOSTLY) {
+		/* What ends a subscription with SubscriptionEnded. */
+		fprintf(stderr,
+		        "lightstream query: %s: the query ran out of its "
+		        "budget of %ld steps on this message\n",
+		        ls_proto_code_name(LS_PC_QUERY_TOO_COSTLY),
+		        (long)Q_EVAL_BUDGET);
+		status = CMD_EXIT_COSTLY;
+		goto fail;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "lightstream query: %s\n", strerror(-rc));
 		status = CMD_EXIT_FAILURE;

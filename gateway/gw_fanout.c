@@ -646,7 +646,21 @@ gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
 			                  */
 			continue;
 		}
-		if (q_query_apply(sub->query, msg, &out) != 1) {
+		int rc = q_query_apply(sub->query, msg, &out);
+		if (rc == LS_ECOSTLY) {
+			/* Ended rather than left to cost every message its
+			 * budget again. */
+			char text[160];
+			snprintf(
+			        text, sizeof(text),
+			        "the query ran out of its budget of %ld steps "
+			        "on a message (docs/query.md)",
+			        (long)Q_EVAL_BUDGET);
+			gw->m.queries_too_costly++;
+			gw_sub_end(sub, LS_PC_QUERY_TOO_COSTLY, text);
+			continue;
+		}
+		if (rc != 1) {
 			continue;
 		}
 		body = out == msg ? gw_buf_ref(shared) : gw__dump(out);

@@ -73,6 +73,7 @@ typedef struct gw_metrics {
 	uint64_t auth_ok;
 	uint64_t auth_failed;
 	uint64_t slow_consumers;
+	uint64_t queries_too_costly; /* subscriptions ended over budget */
 	uint64_t bus_errors;
 	uint64_t lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	uint64_t lat_count;

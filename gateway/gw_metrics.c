@@ -235,6 +235,10 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "slow_consumers_total", "counter",
 	           "Connections closed for exceeding the queue limit.",
 	           (double)m->slow_consumers);
+	gw__metric(&o, "queries_too_costly_total", "counter",
+	           "Subscriptions ended because their query ran out of its "
+	           "cost budget.",
+	           (double)m->queries_too_costly);
 	gw__metric(&o, "auth_ok_total", "counter",
 	           "Successful authentications.", (double)m->auth_ok);
 	gw__metric(&o, "auth_failed_total", "counter",

@@ -43,48 +43,62 @@ q__pcre2_free(void *p, void *data)
 	q__free(p);
 }
 
-/* One match block per thread: compiled queries stay immutable and
- * shareable, and matching allocates nothing once the block exists. */
+/* One match block and match context per thread: compiled queries stay
+ * immutable and shareable, each evaluation sets its own budget on the
+ * context, and matching allocates nothing once they exist. */
 static pthread_key_t q__md_key;
 static pthread_once_t q__md_once = PTHREAD_ONCE_INIT;
 static int q__md_key_ok;
 
 static void
-q__md_destroy(void *md)
+q__tls_destroy(void *p)
 {
-	pcre2_match_data_free(md);
+	struct q_regex_tls *t = p;
+
+	pcre2_match_data_free(t->md);
+	pcre2_match_context_free(t->mctx);
+	q__free(t);
 }
 
 static void
 q__md_init(void)
 {
-	q__md_key_ok = pthread_key_create(&q__md_key, q__md_destroy) == 0;
+	q__md_key_ok = pthread_key_create(&q__md_key, q__tls_destroy) == 0;
 }
 
-pcre2_match_data *
-q__thread_match_data(void)
+struct q_regex_tls *
+q__thread_regex(void)
 {
 	pthread_once(&q__md_once, q__md_init);
 	if (!q__md_key_ok) {
 		return NULL;
 	}
-	pcre2_match_data *md = pthread_getspecific(q__md_key);
-	if (md != NULL) {
-		return md;
+	struct q_regex_tls *t = pthread_getspecific(q__md_key);
+	if (t != NULL) {
+		return t;
+	}
+	t = q__malloc(sizeof(*t));
+	if (t == NULL) {
+		return NULL;
 	}
 	pcre2_general_context *gc = pcre2_general_context_create(
 	        q__pcre2_malloc, q__pcre2_free, NULL);
 	if (gc == NULL) {
+		q__free(t);
 		return NULL;
 	}
 	/* One pair is enough: we only ask whether the pattern matched. */
-	md = pcre2_match_data_create(1, gc);
+	t->md = pcre2_match_data_create(1, gc);
+	t->mctx = pcre2_match_context_create(gc);
 	pcre2_general_context_free(gc);
-	if (md != NULL && pthread_setspecific(q__md_key, md) != 0) {
-		pcre2_match_data_free(md);
-		md = NULL;
+	if (t->md == NULL || t->mctx == NULL ||
+	    pthread_setspecific(q__md_key, t) != 0) {
+		q__tls_destroy(t);
+		return NULL;
 	}
-	return md;
+	pcre2_set_depth_limit(t->mctx, Q_REGEX_DEPTH_LIMIT);
+	pcre2_set_heap_limit(t->mctx, Q_REGEX_HEAP_KIB);
+	return t;
 }
 
 void
@@ -94,9 +108,9 @@ q_query_thread_cleanup(void)
 	if (!q__md_key_ok) {
 		return;
 	}
-	pcre2_match_data *md = pthread_getspecific(q__md_key);
-	if (md != NULL) {
+	struct q_regex_tls *t = pthread_getspecific(q__md_key);
+	if (t != NULL) {
 		pthread_setspecific(q__md_key, NULL);
-		pcre2_match_data_free(md);
+		q__tls_destroy(t);
 	}
 }

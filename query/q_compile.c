@@ -141,17 +141,94 @@ q__string_const(struct q_cc *c, struct q_node *n)
 	return 0;
 }
 
+const char *
+q__regex_refused(const char *p, size_t n, size_t *at)
+{
+	bool in_class = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\') {
+			if (i + 1 < n && p[i + 1] == 'Q') {
+				/* \Q...\E (or to the end) is literal text */
+				const char *e =
+				        memmem(p + i + 2, n - i - 2, "\\E", 2);
+				if (e == NULL) {
+					return NULL;
+				}
+				i = (size_t)(e - p) + 1;
+			} else {
+				i++; /* the escaped character */
+			}
+			continue;
+		}
+		if (in_class) {
+			if (p[i] == '[' && i + 1 < n && p[i + 1] == ':') {
+				/* [:alpha:] inside a class */
+				const char *e =
+				        memmem(p + i + 2, n - i - 2, ":]", 2);
+				if (e != NULL) {
+					i = (size_t)(e - p) + 1;
+				}
+			} else if (p[i] == ']') {
+				in_class = false;
+			}
+			continue;
+		}
+		if (p[i] == '[') {
+			/* A ']' first in a class is a literal. */
+			in_class = true;
+			if (i + 1 < n && p[i + 1] == '^') {
+				i++;
+			}
+			if (i + 1 < n && p[i + 1] == ']') {
+				i++;
+			}
+			continue;
+		}
+		if (p[i] != '(' || i + 1 >= n) {
+			continue;
+		}
+		if (p[i + 1] == '*') {
+			*at = i;
+			return "(*...) verbs and option settings are not "
+			       "allowed";
+		}
+		if (p[i + 1] == '?' && i + 2 < n && p[i + 2] == 'C') {
+			*at = i;
+			return "callouts (?C...) are not allowed";
+		}
+		if (p[i + 1] == '?' && i + 2 < n && p[i + 2] == '#') {
+			/* a comment runs to the next ')' */
+			const char *e = memchr(p + i, ')', n - i);
+			if (e == NULL) {
+				return NULL;
+			}
+			i = (size_t)(e - p);
+		}
+	}
+	return NULL;
+}
+
 static int
 q__regex_compile(struct q_cc *c, struct q_node *n)
 {
 	int code;
 	PCRE2_SIZE off;
-	uint32_t opts = PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C;
+	/* Auto-callouts: every engine step reports to the evaluation,
+	 * which charges it to the budget (q_eval.c). */
+	uint32_t opts =
+	        PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_AUTO_CALLOUT;
+	const char *why;
+	size_t at = 0;
 
 	if (n->len > Q_MAX_REGEX_BYTES) {
 		return q__fail(c, "value",
 		               "regular expression longer than %d bytes",
 		               Q_MAX_REGEX_BYTES);
+	}
+	why = q__regex_refused(json_string_value(n->value), n->len, &at);
+	if (why != NULL) {
+		return q__fail(c, "value", "%s (offset %zu)", why, at);
 	}
 	if (c->gc == NULL) {
 		c->gc = pcre2_general_context_create(q__pcre2_malloc,
@@ -181,8 +258,15 @@ q__regex_compile(struct q_cc *c, struct q_node *n)
 		               "invalid regular expression at offset %zu: %s",
 		               (size_t)off, (const char *)msg);
 	}
+	/* A backreference compares up to the whole subject inside one
+	 * engine step, out of sight of the budget. */
+	uint32_t backref = 0;
+	if (pcre2_pattern_info(n->re, PCRE2_INFO_BACKREFMAX, &backref) == 0 &&
+	    backref > 0) {
+		return q__fail(c, "value", "backreferences are not allowed");
+	}
 	/* JIT is an optimization: without it (or out of memory for it)
-	 * the interpreter runs under the same limits. */
+	 * the interpreter runs under the same budget. */
 	uint32_t jit = 0;
 	if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
 		(void)pcre2_jit_compile(n->re, PCRE2_JIT_COMPLETE);
@@ -328,6 +412,11 @@ q__leaf_compile(struct q_cc *c, struct q_node *n, const json_t *e)
 		if (!json_is_array(value)) {
 			return q__fail(c, "value", "'%s' needs an array",
 			               opname);
+		}
+		if (json_array_size(value) > Q_MAX_IN_VALUES) {
+			return q__fail(c, "value",
+			               "'%s' takes at most %d values", opname,
+			               Q_MAX_IN_VALUES);
 		}
 		return 0;
 	case Q_OP_CONTAINS:
@@ -566,17 +655,12 @@ q__compile(const json_t *spec, q_query **out, ls_error *err)
 	}
 	q->select = select;
 	q->sel_path = sel;
-	q->mctx = NULL;
 	q->nnodes = c->n;
-	if (c->has_regex) {
-		q->mctx = pcre2_match_context_create(c->gc);
-		if (q->mctx == NULL || q__thread_match_data() == NULL) {
-			rc = ls_error_set(err, -ENOMEM, "out of memory");
-			goto fail;
-		}
-		pcre2_set_match_limit(q->mctx, Q_REGEX_MATCH_LIMIT);
-		pcre2_set_depth_limit(q->mctx, Q_REGEX_DEPTH_LIMIT);
-		pcre2_set_heap_limit(q->mctx, Q_REGEX_HEAP_KIB);
+	/* The thread's regex state now, so that evaluating allocates
+	 * nothing on this thread. */
+	if (c->has_regex && q__thread_regex() == NULL) {
+		rc = ls_error_set(err, -ENOMEM, "out of memory");
+		goto fail;
 	}
 	memcpy(q->nodes, c->nodes, c->n * sizeof(struct q_node));
 	c->n = 0; /* the query owns the nodes now */
@@ -586,10 +670,7 @@ q__compile(const json_t *spec, q_query **out, ls_error *err)
 	return 0;
 
 fail:
-	if (q != NULL) {
-		pcre2_match_context_free(q->mctx);
-		q__free(q);
-	}
+	q__free(q);
 	if (c != NULL) {
 		q__cc_clear(c);
 		q__free(c);
@@ -664,7 +745,6 @@ q_query_destroy(q_query **qp)
 		q__node_clear(&q->nodes[i]);
 	}
 	q__path_free(&q->sel_path);
-	pcre2_match_context_free(q->mctx);
 	q__free(q);
 	*qp = NULL;
 }

@@ -1,12 +1,18 @@
 /*
  * Evaluation of compiled queries. Nothing here allocates except
- * q_query_apply building a "select" result and the per-thread PCRE2 match
- * block created once per thread.
+ * q_query_apply building a "select" result and the per-thread PCRE2 state
+ * created once per thread.
+ *
+ * Every evaluation carries a budget (struct q_eval, Q_EVAL_BUDGET steps)
+ * charged for everything it does: nodes, path segments, array elements,
+ * comparisons, bytes scanned and regex engine steps. Once it is spent the
+ * evaluation unwinds (every loop checks ev->over) and reports LS_ECOSTLY.
  */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
 
+#include "ls_time.h"
 #include "q_internal.h"
 
 /* Haystack bytes folded at a time by the case-insensitive substring
@@ -68,9 +74,12 @@ q__bytes_eq(const char *a, const char *b, size_t n, bool icase)
 	return true;
 }
 
-bool
-q__equal(const json_t *a, const json_t *b, bool icase)
+static bool
+q__equal_ev(const json_t *a, const json_t *b, bool icase, struct q_eval *ev)
 {
+	if (!q__charge(ev, 1)) {
+		return false;
+	}
 	if (json_is_number(a) && json_is_number(b)) {
 		return q__num_cmp(a, b) == 0;
 	}
@@ -81,6 +90,8 @@ q__equal(const json_t *a, const json_t *b, bool icase)
 	case JSON_STRING: {
 		size_t n = json_string_length(a);
 		return n == json_string_length(b) &&
+		       q__charge(ev, (long)(n / (icase ? Q_FOLD_BYTES
+		                                       : Q_SCAN_BYTES))) &&
 		       q__bytes_eq(json_string_value(a), json_string_value(b),
 		                   n, icase);
 	}
@@ -90,8 +101,8 @@ q__equal(const json_t *a, const json_t *b, bool icase)
 			return false;
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (!q__equal(json_array_get(a, i),
-			              json_array_get(b, i), icase)) {
+			if (!q__equal_ev(json_array_get(a, i),
+			                 json_array_get(b, i), icase, ev)) {
 				return false;
 			}
 		}
@@ -106,8 +117,12 @@ q__equal(const json_t *a, const json_t *b, bool icase)
 		json_t *va;
 		json_object_keylen_foreach((json_t *)a, key, klen, va)
 		{
+			/* the lookup hashes the key */
+			if (!q__charge(ev, 2 + (long)(klen / Q_SCAN_BYTES))) {
+				return false;
+			}
 			const json_t *vb = json_object_getn(b, key, klen);
-			if (vb == NULL || !q__equal(va, vb, icase)) {
+			if (vb == NULL || !q__equal_ev(va, vb, icase, ev)) {
 				return false;
 			}
 		}
@@ -116,6 +131,14 @@ q__equal(const json_t *a, const json_t *b, bool icase)
 	default: /* true, false, null: same type is enough */
 		return true;
 	}
+}
+
+bool
+q__equal(const json_t *a, const json_t *b, bool icase, struct q_eval *ev)
+{
+	struct q_eval unbounded = { .left = LONG_MAX };
+
+	return q__equal_ev(a, b, icase, ev != NULL ? ev : &unbounded);
 }
 
 /* Order for less/greater/between: false when the types do not compare. */
@@ -166,15 +189,70 @@ q__contains_icase(const char *hay, size_t hlen, const char *needle,
 	return false;
 }
 
-static bool
-q__regex(const struct q_node *n, const json_t *v, pcre2_match_context *mctx)
+/*
+ * Called by PCRE2 before every item of the pattern it tries (the pattern
+ * was compiled with auto-callouts): one step, plus the bytes the engine
+ * moved over since the last call. Returning a negative value abandons
+ * the match.
+ */
+static int
+q__callout(pcre2_callout_block *cb, void *data)
 {
-	pcre2_match_data *md = q__thread_match_data();
-	if (md == NULL) {
+	struct q_eval *ev = data;
+	size_t pos = cb->current_position;
+	size_t moved =
+	        pos > ev->lastpos ? pos - ev->lastpos : ev->lastpos - pos;
+
+	ev->lastpos = pos;
+	if (!q__charge(ev, 1 + (long)(moved / Q_SCAN_BYTES))) {
+		return PCRE2_ERROR_CALLOUT;
+	}
+	if (++ev->ticks % Q_CLOCK_EVERY == 0 &&
+	    ls_now_ns() > ev->deadline_ns) {
+		ev->over = true;
+		return PCRE2_ERROR_CALLOUT;
+	}
+	return 0;
+}
+
+static bool
+q__regex(const struct q_node *n, const json_t *v, struct q_eval *ev)
+{
+	struct q_regex_tls *t = q__thread_regex();
+	size_t len = json_string_length(v);
+
+	if (t == NULL) {
 		return false;
 	}
-	return pcre2_match(n->re, (PCRE2_SPTR)json_string_value(v),
-	                   json_string_length(v), 0, 0, md, mctx) >= 0;
+	/* The engine's own scans for a place to start, unseen by the
+	 * callouts, read the subject at most once. */
+	if (!q__charge(ev, 1 + (long)(len / Q_REGEX_SCAN_BYTES))) {
+		return false;
+	}
+	if (ev->deadline_ns == 0) {
+		ev->deadline_ns = ls_now_ns() + Q_REGEX_TIME_NS;
+	}
+	ev->lastpos = 0;
+	/* PCRE2 counts its own steps too (differently with and without
+	 * JIT): never more than what is left. */
+	pcre2_set_match_limit(
+	        t->mctx,
+	        (uint32_t)(ev->left < UINT32_MAX ? ev->left + 1 : UINT32_MAX));
+	pcre2_set_callout(t->mctx, q__callout, ev);
+	int rc = pcre2_match(n->re, (PCRE2_SPTR)json_string_value(v), len, 0,
+	                     0, t->md, t->mctx);
+	switch (rc) {
+	case PCRE2_ERROR_CALLOUT:
+	case PCRE2_ERROR_MATCHLIMIT:
+	case PCRE2_ERROR_DEPTHLIMIT:
+	case PCRE2_ERROR_HEAPLIMIT:
+	case PCRE2_ERROR_JIT_STACKLIMIT:
+		/* Out of steps, or of the memory a match may use. */
+		ev->over = true;
+		return false;
+	default:
+		return rc >= 0;
+	}
 }
 
 static unsigned
@@ -199,43 +277,55 @@ q__type_bit(const json_t *v)
 }
 
 static bool
-q__in(const struct q_node *n, const json_t *v)
+q__in(const struct q_node *n, const json_t *v, struct q_eval *ev)
 {
 	size_t k = json_array_size(n->value);
-	for (size_t i = 0; i < k; i++) {
-		if (q__equal(v, json_array_get(n->value, i), n->icase)) {
+	for (size_t i = 0; i < k && !ev->over; i++) {
+		if (q__equal_ev(v, json_array_get(n->value, i), n->icase,
+		                ev)) {
 			return true;
 		}
 	}
 	return false;
 }
 
+/* Bytes compared or scanned, as steps. */
+static long
+q__bytes_cost(size_t n, bool icase)
+{
+	return (long)(n / (icase ? Q_FOLD_BYTES : Q_SCAN_BYTES));
+}
+
 /* Equality against the constant, with a fast path for strings. */
 static bool
-q__eq_const(const struct q_node *n, const json_t *v)
+q__eq_const(const struct q_node *n, const json_t *v, struct q_eval *ev)
 {
 	if (n->str != NULL) {
 		return json_is_string(v) && json_string_length(v) == n->len &&
+		       q__charge(ev, q__bytes_cost(n->len, n->icase)) &&
 		       q__bytes_eq(json_string_value(v), n->str, n->len,
 		                   n->icase);
 	}
-	return q__equal(v, n->value, n->icase);
+	return q__equal_ev(v, n->value, n->icase, ev);
 }
 
 static bool
-q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
+q__leaf(const struct q_node *n, const json_t *msg, struct q_eval *ev)
 {
-	const json_t *v = q__path_resolve(&n->path, msg);
+	const json_t *v = q__path_resolve(&n->path, msg, ev);
 	int c;
 
+	if (ev->over) {
+		return false;
+	}
 	if (v == NULL) {
 		return n->op == Q_OP_NOT_EXISTS || n->op == Q_OP_NOT_EQUALS;
 	}
 	switch ((enum q_op)n->op) {
 	case Q_OP_EQUALS:
-		return q__eq_const(n, v);
+		return q__eq_const(n, v, ev);
 	case Q_OP_NOT_EQUALS:
-		return !q__eq_const(n, v);
+		return !q__eq_const(n, v, ev);
 	case Q_OP_LESS:
 		return q__order(v, n->value, &c) && c < 0;
 	case Q_OP_LESS_EQUALS:
@@ -249,12 +339,16 @@ q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
 		       c >= 0 &&
 		       q__order(v, json_array_get(n->value, 1), &c) && c <= 0;
 	case Q_OP_IN:
-		return q__in(n, v);
+		return q__in(n, v, ev);
 	case Q_OP_NOT_IN:
-		return !q__in(n, v);
+		return !q__in(n, v, ev);
 	case Q_OP_CONTAINS:
 		if (json_is_string(v)) {
 			if (n->str == NULL) {
+				return false;
+			}
+			if (!q__charge(ev, q__bytes_cost(json_string_length(v),
+			                                 n->icase))) {
 				return false;
 			}
 			if (n->icase) {
@@ -268,9 +362,9 @@ q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
 		}
 		if (json_is_array(v)) {
 			size_t k = json_array_size(v);
-			for (size_t i = 0; i < k; i++) {
-				if (q__equal(json_array_get(v, i), n->value,
-				             n->icase)) {
+			for (size_t i = 0; i < k && !ev->over; i++) {
+				if (q__equal_ev(json_array_get(v, i), n->value,
+				                n->icase, ev)) {
 					return true;
 				}
 			}
@@ -278,15 +372,17 @@ q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
 		return false;
 	case Q_OP_STARTS_WITH:
 		return json_is_string(v) && json_string_length(v) >= n->len &&
+		       q__charge(ev, q__bytes_cost(n->len, n->icase)) &&
 		       q__bytes_eq(json_string_value(v), n->str, n->len,
 		                   n->icase);
 	case Q_OP_ENDS_WITH:
 		return json_is_string(v) && json_string_length(v) >= n->len &&
+		       q__charge(ev, q__bytes_cost(n->len, n->icase)) &&
 		       q__bytes_eq(json_string_value(v) +
 		                           json_string_length(v) - n->len,
 		                   n->str, n->len, n->icase);
 	case Q_OP_MATCH:
-		return json_is_string(v) && q__regex(n, v, mctx);
+		return json_is_string(v) && q__regex(n, v, ev);
 	case Q_OP_EXISTS:
 		return true;
 	case Q_OP_NOT_EXISTS:
@@ -305,15 +401,18 @@ q__leaf(const struct q_node *n, const json_t *msg, pcre2_match_context *mctx)
 }
 
 static bool
-q__eval(const struct q_node *n, const json_t *v, pcre2_match_context *mctx)
+q__eval(const struct q_node *n, const json_t *v, struct q_eval *ev)
 {
 	const struct q_node *c, *end;
 
+	if (!q__charge(ev, 1)) {
+		return false;
+	}
 	switch ((enum q_kind)n->kind) {
 	case Q_AND:
 		end = n + n->size;
 		for (c = n + 1; c < end; c += c->size) {
-			if (!q__eval(c, v, mctx)) {
+			if (!q__eval(c, v, ev) || ev->over) {
 				return false;
 			}
 		}
@@ -321,39 +420,70 @@ q__eval(const struct q_node *n, const json_t *v, pcre2_match_context *mctx)
 	case Q_OR:
 		end = n + n->size;
 		for (c = n + 1; c < end; c += c->size) {
-			if (q__eval(c, v, mctx)) {
+			if (q__eval(c, v, ev) && !ev->over) {
 				return true;
+			}
+			if (ev->over) {
+				return false;
 			}
 		}
 		return false;
 	case Q_NOT:
-		return !q__eval(n + 1, v, mctx);
+		return !q__eval(n + 1, v, ev) && !ev->over;
 	case Q_LEAF:
-		return q__leaf(n, v, mctx);
+		return q__leaf(n, v, ev);
 	}
 	return false;
+}
+
+static void
+q__eval_init(struct q_eval *ev)
+{
+	ev->left = Q_EVAL_BUDGET;
+	ev->over = false;
+	ev->lastpos = 0;
+	ev->ticks = 0;
+	ev->deadline_ns = 0;
+}
+
+static int
+q__done(const struct q_eval *ev, long *steps, int rc)
+{
+	if (steps != NULL) {
+		*steps = Q_EVAL_BUDGET - ev->left;
+	}
+	return ev->over ? LS_ECOSTLY : rc;
+}
+
+int
+q_query_test(const q_query *q, const json_t *msg, long *steps)
+{
+	struct q_eval ev;
+
+	q__eval_init(&ev);
+	if (q == NULL || msg == NULL) {
+		return q__done(&ev, steps, 0);
+	}
+	if (!q->select) {
+		return q__done(&ev, steps, q__eval(q->nodes, msg, &ev));
+	}
+	const json_t *arr = q__path_resolve(&q->sel_path, msg, &ev);
+	if (!json_is_array(arr)) {
+		return q__done(&ev, steps, 0);
+	}
+	size_t n = json_array_size(arr);
+	for (size_t i = 0; i < n && !ev.over; i++) {
+		if (q__eval(q->nodes, json_array_get(arr, i), &ev)) {
+			return q__done(&ev, steps, 1);
+		}
+	}
+	return q__done(&ev, steps, 0);
 }
 
 bool
 q_query_matches(const q_query *q, const json_t *msg)
 {
-	if (q == NULL || msg == NULL) {
-		return false;
-	}
-	if (!q->select) {
-		return q__eval(q->nodes, msg, q->mctx);
-	}
-	const json_t *arr = q__path_resolve(&q->sel_path, msg);
-	if (!json_is_array(arr)) {
-		return false;
-	}
-	size_t n = json_array_size(arr);
-	for (size_t i = 0; i < n; i++) {
-		if (q__eval(q->nodes, json_array_get(arr, i), q->mctx)) {
-			return true;
-		}
-	}
-	return false;
+	return q_query_test(q, msg, NULL) == 1;
 }
 
 /* Shallow copy of an object or array. json_copy() ignores failures to
@@ -433,28 +563,35 @@ q__rebuild(const q_query *q, json_t *v, uint32_t i, json_t *arr)
 }
 
 int
-q_query_apply(const q_query *q, json_t *msg, json_t **out)
+q_query_apply_steps(const q_query *q, json_t *msg, json_t **out, long *steps)
 {
+	struct q_eval ev;
+
 	*out = NULL;
+	q__eval_init(&ev);
 	if (q == NULL || msg == NULL) {
-		return 0;
+		return q__done(&ev, steps, 0);
 	}
 	if (!q->select) {
-		if (!q__eval(q->nodes, msg, q->mctx)) {
-			return 0;
+		if (!q__eval(q->nodes, msg, &ev) || ev.over) {
+			return q__done(&ev, steps, 0);
 		}
 		*out = json_incref(msg);
-		return 1;
+		return q__done(&ev, steps, 1);
 	}
-	json_t *arr = (json_t *)q__path_resolve(&q->sel_path, msg);
+	json_t *arr = (json_t *)q__path_resolve(&q->sel_path, msg, &ev);
 	if (!json_is_array(arr)) {
-		return 0;
+		return q__done(&ev, steps, 0);
 	}
 	json_t *picked = NULL;
 	size_t n = json_array_size(arr);
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(arr, i);
-		if (!q__eval(q->nodes, e, q->mctx)) {
+		if (!q__eval(q->nodes, e, &ev)) {
+			if (ev.over) {
+				json_decref(picked);
+				return q__done(&ev, steps, 0);
+			}
 			continue;
 		}
 		if (picked == NULL && (picked = json_array()) == NULL) {
@@ -466,8 +603,14 @@ q_query_apply(const q_query *q, json_t *msg, json_t **out)
 		}
 	}
 	if (picked == NULL) {
-		return 0;
+		return q__done(&ev, steps, 0);
 	}
 	*out = q__rebuild(q, msg, 0, picked);
-	return *out != NULL ? 1 : -ENOMEM;
+	return *out != NULL ? q__done(&ev, steps, 1) : -ENOMEM;
+}
+
+int
+q_query_apply(const q_query *q, json_t *msg, json_t **out)
+{
+	return q_query_apply_steps(q, msg, out, NULL);
 }

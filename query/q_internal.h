@@ -20,11 +20,49 @@
 /* Largest array index a numeric path segment may name. */
 #define Q_MAX_PATH_INDEX 99999999L
 
-/* PCRE2 effort limits for one match (see docs/query.md). */
-#define Q_REGEX_MATCH_LIMIT 100000
+/* PCRE2 limits of one match (see docs/query.md); the match steps are
+ * bounded by what is left of the evaluation's budget. */
 #define Q_REGEX_DEPTH_LIMIT 1000
 #define Q_REGEX_HEAP_KIB    1024
 #define Q_REGEX_PARENS_NEST 64
+
+/*
+ * What an evaluation charges to its budget (Q_EVAL_BUDGET), in steps.
+ * Bytes are charged by the stretch: one step per Q_SCAN_BYTES bytes a
+ * search or a regex scans, per Q_FOLD_BYTES bytes case-folded.
+ */
+#define Q_SCAN_BYTES       8
+#define Q_FOLD_BYTES       8
+#define Q_REGEX_SCAN_BYTES 4 /* PCRE2's search for a place to start */
+/*
+ * Safety net for regex work the step count cannot see (a counted repeat
+ * that scans far and then fails inside one engine step): once an
+ * evaluation has run regexes for this long, it is over budget. Checked
+ * every Q_CLOCK_EVERY engine steps.
+ */
+#define Q_REGEX_TIME_NS 2000000L
+#define Q_CLOCK_EVERY   16
+
+/* One evaluation's budget; over is set once it ran out. */
+struct q_eval {
+	long left;
+	bool over;
+	/* regex accounting (callouts of the running match) */
+	size_t lastpos;
+	unsigned ticks;
+	int64_t deadline_ns; /* 0 until the first regex */
+};
+
+/* Charge n steps; false once the budget is spent. */
+static inline bool
+q__charge(struct q_eval *ev, long n)
+{
+	ev->left -= n;
+	if (ev->left < 0) {
+		ev->over = true;
+	}
+	return !ev->over;
+}
 
 enum q_kind {
 	Q_AND,
@@ -100,7 +138,6 @@ struct q_node {
 struct q_query {
 	bool select;
 	struct q_path sel_path;
-	pcre2_match_context *mctx; /* owned; NULL when no regex */
 	uint32_t nnodes;
 	struct q_node nodes[]; /* nnodes */
 };
@@ -111,11 +148,17 @@ void q__free(void *p);
 void *q__pcre2_malloc(PCRE2_SIZE n, void *data);
 void q__pcre2_free(void *p, void *data);
 
+/* The calling thread's regex state: match block and match context. */
+struct q_regex_tls {
+	pcre2_match_data *md;
+	pcre2_match_context *mctx; /* depth and heap limits, our callout */
+};
+
 /*
- * The calling thread's PCRE2 match block, created on first use and freed
- * at thread exit or by q_query_thread_cleanup(). NULL when out of memory.
+ * The calling thread's regex state, created on first use and freed at
+ * thread exit or by q_query_thread_cleanup(). NULL when out of memory.
  */
-pcre2_match_data *q__thread_match_data(void);
+struct q_regex_tls *q__thread_regex(void);
 
 /*
  * Split path s (len bytes) at dots into *out. Returns 0, -EINVAL with
@@ -125,12 +168,19 @@ int q__path_split(const char *s, size_t len, struct q_path *out,
                   const char **why);
 void q__path_free(struct q_path *p);
 
-/* The value at path p inside v (borrowed), or NULL when missing. */
+/*
+ * The value at path p inside v (borrowed), or NULL when missing. Each
+ * segment looked up costs a step (and one per Q_SCAN_BYTES of its key,
+ * which is hashed).
+ */
 static inline const json_t *
-q__path_resolve(const struct q_path *p, const json_t *v)
+q__path_resolve(const struct q_path *p, const json_t *v, struct q_eval *ev)
 {
 	for (uint32_t i = 0; i < p->nseg && v != NULL; i++) {
 		const struct q_seg *s = &p->segs[i];
+		if (!q__charge(ev, 1 + (long)(s->len / Q_SCAN_BYTES))) {
+			return NULL;
+		}
 		if (json_is_object(v)) {
 			v = json_object_getn(v, s->key, s->len);
 		} else if (json_is_array(v) && s->index >= 0) {
@@ -147,9 +197,18 @@ int q__num_cmp(const json_t *a, const json_t *b);
 
 /*
  * Deep equality: numbers by value (1 == 1.0), strings by bytes (ASCII
- * case-folded when icase), arrays element-wise, objects by key set.
+ * case-folded when icase), arrays element-wise, objects by key set. Each
+ * pair of values compared costs a step (and strings their bytes); false
+ * once ev is over budget. ev may be NULL: not counted.
  */
-bool q__equal(const json_t *a, const json_t *b, bool icase);
+bool q__equal(const json_t *a, const json_t *b, bool icase, struct q_eval *ev);
+
+/*
+ * Reasons a regular expression is refused before PCRE2 sees it: (*VERB)s
+ * and callouts. Returns NULL, or a static reason with *at set to the
+ * offset.
+ */
+const char *q__regex_refused(const char *p, size_t n, size_t *at);
 
 /* ASCII case folding of one byte. */
 static inline unsigned char

@@ -23,6 +23,18 @@
 #define Q_MAX_NODES       64
 #define Q_MAX_QUERY_BYTES 4096
 #define Q_MAX_REGEX_BYTES 256
+#define Q_MAX_IN_VALUES   256
+
+/*
+ * The cost budget of one evaluation of one query on one message, in steps
+ * (docs/query.md, "Cost budget"): every expression visited, path segment
+ * looked up, array element visited, value compared, regex engine step
+ * and stretch of bytes scanned is charged to it. A query that runs out
+ * is "too costly" (LS_ECOSTLY) for that message rather than a match or
+ * not. Calibrated so that a step is at most about 10 ns: the worst
+ * evaluation costs about a millisecond.
+ */
+#define Q_EVAL_BUDGET 50000L
 
 typedef struct q_query q_query;
 
@@ -51,18 +63,28 @@ bool q_query_is_select(const q_query *q);
 
 /*
  * "any" mode test: does where hold for msg (borrowed)? For a select query
- * this is true when at least one element of the array matches.
- * Allocates nothing.
+ * this is true when at least one element of the array matches (the
+ * elements after it are not visited). Returns 1, 0, or LS_ECOSTLY when
+ * the evaluation ran out of its budget. When steps is not NULL it
+ * receives the steps used. Allocates nothing.
  */
+int q_query_test(const q_query *q, const json_t *msg, long *steps);
+
+/* q_query_test() == 1: an evaluation over budget does not match. */
 bool q_query_matches(const q_query *q, const json_t *msg);
 
 /*
  * Evaluate q on msg (borrowed) and produce the message to deliver.
  * Returns 1 and sets *out (new reference) on a match, 0 when nothing is to
- * be delivered, or -ENOMEM. In "any" mode *out is msg itself
+ * be delivered, -ENOMEM, or LS_ECOSTLY when the evaluation ran out of its
+ * budget (*out is then NULL). In "any" mode *out is msg itself
  * (incref'ed); in "select" mode it is a copy with the array reduced.
  */
 int q_query_apply(const q_query *q, json_t *msg, json_t **out);
+
+/* q_query_apply() that also reports the steps used (steps may be NULL). */
+int q_query_apply_steps(const q_query *q, json_t *msg, json_t **out,
+                        long *steps);
 
 /*
  * Route the engine's own memory and PCRE2's through malloc_fn/free_fn
@@ -73,9 +95,10 @@ void q_query_set_alloc_funcs(void *(*malloc_fn)(size_t),
                              void (*free_fn)(void *));
 
 /*
- * Free the calling thread's regex match block. It is created by the first
- * regex compile or evaluation on a thread and otherwise released when the
- * thread exits; call this before checking for leaks or unloading.
+ * Free the calling thread's regex match block and match context. They are
+ * created by the first regex compile or evaluation on a thread and
+ * otherwise released when the thread exits; call this before checking for
+ * leaks or unloading.
  */
 void q_query_thread_cleanup(void);
 

@@ -2,8 +2,9 @@
  * libFuzzer target for the query engine. Input: the query text, a newline,
  * then the message text (a message that is not JSON is a text message, as
  * on the pub/sub fabric). Compiles, evaluates and applies; checks that the
- * allocation-free test and the delivering apply agree, and that compiling
- * the parsed query gives the same verdict as compiling its text.
+ * allocation-free test and the delivering apply agree, that neither goes
+ * past the cost budget without saying so, and that compiling the parsed
+ * query gives the same verdict as compiling its text.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -59,11 +60,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (msg != NULL) {
 		json_t *out = NULL;
-		bool m = q_query_matches(q, msg);
-		int arc = q_query_apply(q, msg, &out);
-		if (arc >= 0 && m != (arc == 1)) {
+		long tsteps = 0, asteps = 0;
+		int trc = q_query_test(q, msg, &tsteps);
+		int arc = q_query_apply_steps(q, msg, &out, &asteps);
+		/* The budget holds, and an evaluation over it reports so
+		 * and delivers nothing. */
+		if (tsteps < 0 || asteps < 0 ||
+		    (trc != LS_ECOSTLY && tsteps > Q_EVAL_BUDGET) ||
+		    (arc != LS_ECOSTLY && asteps > Q_EVAL_BUDGET) ||
+		    (arc == LS_ECOSTLY && out != NULL)) {
 			abort();
 		}
+		/* Both agree unless the budget cut one of them short (the
+		 * test stops at the first matching element, apply visits
+		 * them all). */
+		if (trc != LS_ECOSTLY && arc >= 0 && trc != arc) {
+			abort();
+		}
+
 		if (arc == 1) {
 			/* what the gateway sends for a select subscription */
 			char *s = ls_json_dumps(out, NULL);

@@ -4,6 +4,7 @@
  *   message.json   the message (any JSON value), or
  *   message.txt    a text message (delivered as a JSON string)
  *   expected.json  {"match": bool, "data": <delivered or null>}, or
+ *                  {"error": "query_too_costly"}: over the cost budget
  *   error.txt      a substring of the invalid_query error text
  * One TAP line per case.
  */
@@ -138,8 +139,23 @@ run_case(const char *dir)
 		goto done;
 	}
 	rc = q_query_apply(q, msg, &out);
+	const char *want_error =
+	        json_string_value(json_object_get(expected, "error"));
+	if (want_error != NULL) {
+		if (strcmp(want_error, "query_too_costly") != 0) {
+			fail = "unknown error in expected.json";
+		} else if (rc != LS_ECOSTLY || out != NULL) {
+			snprintf(
+			        why, sizeof(why),
+			        "apply returned %d, expected query_too_costly",
+			        rc);
+			fail = why;
+		}
+		goto done;
+	}
 	if (rc < 0) {
-		fail = "apply failed";
+		snprintf(why, sizeof(why), "apply failed: %d", rc);
+		fail = why;
 		goto done;
 	}
 	if (q_query_matches(q, msg) != (rc == 1)) {
