@@ -6,6 +6,7 @@
 #ifndef AS_APPSERVER_H
 #define AS_APPSERVER_H
 
+#include "as_services.h"
 #include "ls_error.h"
 
 typedef struct as_appserver as_appserver;
@@ -19,6 +20,10 @@ typedef struct as_appserver_options {
 	int heartbeat_ms;      /* bus heartbeat, as the broker's; 0: 2500 */
 	/* CURVE keys when the broker uses CURVE (borrowed); NULL: plain. */
 	const struct bus_curve_keys *curve;
+	/* Optional: told of every change open connections must follow
+	 * (revocations, deletions, permission changes), on worker threads. */
+	as_change_fn on_change;
+	void *on_change_user;
 } as_appserver_options;
 
 /*

@@ -22,6 +22,7 @@
 #include "bus_broker.h"
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_announce.h"
 #include "cmd_util.h"
 #include "demo.h"
 #include "gw_cli.h"
@@ -61,6 +62,102 @@ serve_usage(FILE *out)
 	        "svc1/weather\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help(), gw_cli_help());
+}
+
+/* ---- announcements ------------------------------------------------------ */
+
+/*
+ * The app server's changes reach the gateway's control channel: the
+ * workers (their own threads) queue announcements, an ev_async hands them
+ * to the loop, which publishes them on the fabric (local: applied at once;
+ * Redis: every gateway sharing it). Bounded: past SERVE_RELAY_MAX waiting
+ * announcements the queue collapses into one "every account changed",
+ * whose re-validations find every revoked token too.
+ */
+#define SERVE_RELAY_MAX 1024
+
+typedef struct serve_relay {
+	pthread_mutex_t lock;
+	char *items[SERVE_RELAY_MAX];
+	size_t n;
+	bool overflow;
+	ev_async async;
+	struct ev_loop *loop;
+	gw_gateway *gw; /* loop thread only */
+} serve_relay;
+
+static void
+relay_change(const as_change *ch, void *user)
+{
+	serve_relay *r = user;
+	ps_control m;
+	char *text;
+
+	cmd_change_control(ch, &m);
+	text = ps_control_encode(&m, NULL);
+	pthread_mutex_lock(&r->lock);
+	if (text != NULL && r->n < SERVE_RELAY_MAX) {
+		r->items[r->n++] = text;
+		text = NULL;
+	} else {
+		r->overflow = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(text);
+	ev_async_send(r->loop, &r->async);
+}
+
+static void
+relay_send(serve_relay *r, const char *text)
+{
+	int rc;
+
+	if (r->gw == NULL) {
+		return; /* no gateway (yet / any more): no connections */
+	}
+	rc = gw_gateway_announce(r->gw, text, strlen(text));
+	if (rc != 0) {
+		ls_warn("lightstream", "announcement not published: %s",
+		        ls_strerror(rc));
+	}
+}
+
+static void
+relay_drain(struct ev_loop *loop, ev_async *w, int revents)
+{
+	serve_relay *r = w->data;
+	char *items[SERVE_RELAY_MAX];
+	size_t n;
+	bool overflow;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->n;
+	memcpy(items, r->items, n * sizeof(items[0]));
+	r->n = 0;
+	overflow = r->overflow;
+	r->overflow = false;
+	pthread_mutex_unlock(&r->lock);
+	if (overflow) {
+		ps_control all = { .kind = PS_CONTROL_CHANGED };
+		char *text = ps_control_encode(&all, NULL);
+		if (text != NULL) {
+			relay_send(r, text);
+		}
+		free(text);
+	}
+	for (size_t i = 0; i < n; i++) {
+		relay_send(r, items[i]);
+		free(items[i]);
+	}
+}
+
+static void
+relay_clear(serve_relay *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->items[i]);
+	}
+	r->n = 0;
 }
 
 /*
@@ -146,6 +243,8 @@ cmd_serve(int argc, char **argv)
 	pthread_t broker_thread;
 	bool broker_running = false, demo = false;
 	serve_demo *d = NULL;
+	static serve_relay relay;
+	bool relay_on = false;
 	struct ev_loop *loop = NULL;
 	const char *fixture = NULL, *frontend, *backend;
 	char *store_uri = NULL;
@@ -236,6 +335,14 @@ cmd_serve(int argc, char **argv)
 	ao.backend = backend;
 	ao.workers = (int)(workers > 0 ? workers : s.workers);
 	ao.fixture = fixture;
+	pthread_mutex_init(&relay.lock, NULL);
+	ev_async_init(&relay.async, relay_drain);
+	relay.async.data = &relay;
+	relay.loop = loop;
+	ev_async_start(loop, &relay.async);
+	relay_on = true;
+	ao.on_change = relay_change;
+	ao.on_change_user = &relay;
 	as = as_appserver_start(zctx, &ao, &err);
 	if (as == NULL) {
 		fprintf(stderr, "lightstream serve: app server: %s\n",
@@ -256,6 +363,7 @@ cmd_serve(int argc, char **argv)
 		                                : CMD_EXIT_FAILURE;
 		goto out;
 	}
+	relay.gw = gw;
 	if (demo) {
 		d = serve_demo_start(loop, gw, zctx, frontend);
 	}
@@ -265,8 +373,14 @@ cmd_serve(int argc, char **argv)
 	status = CMD_EXIT_OK;
 out:
 	serve_demo_stop(&d);
+	relay.gw = NULL;
 	gw_gateway_destroy(&gw);
 	as_appserver_stop(&as);
+	if (relay_on) {
+		ev_async_stop(loop, &relay.async);
+		relay_clear(&relay);
+		pthread_mutex_destroy(&relay.lock);
+	}
 	if (broker_running) {
 		bus_broker_stop(broker);
 		pthread_join(broker_thread, NULL);

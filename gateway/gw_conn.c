@@ -20,8 +20,10 @@
 #include "ls_crypto.h"
 #include "ls_log.h"
 #include "ls_time.h"
+#include "ps_control.h"
 
 static void gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static json_t *gw__perms_json(const gw_conn *c);
 static void gw__expired(struct ev_loop *loop, ev_timer *w, int revents);
 
 gw_conn *
@@ -54,14 +56,20 @@ gw_conn_new(gw_gateway *gw, struct lws *wsi)
 	return c;
 }
 
+void
+gw_perms_free(gw_perm *perms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(perms[i].owner);
+		free(perms[i].stream);
+	}
+	free(perms);
+}
+
 static void
 gw__perms_free(gw_conn *c)
 {
-	for (size_t i = 0; i < c->nperms; i++) {
-		free(c->perms[i].owner);
-		free(c->perms[i].stream);
-	}
-	free(c->perms);
+	gw_perms_free(c->perms, c->nperms);
 	c->perms = NULL;
 	c->nperms = 0;
 }
@@ -76,6 +84,7 @@ gw_conn_destroy(gw_conn *c)
 	if (c->bus_pending) {
 		bus_client_cancel(gw->bus, c->bus_id);
 	}
+	gw_liveauth_forget(c);
 	gw_flush_forget(c);
 	gw_subs_clear(c);
 	gw_queue_clear(c);
@@ -90,6 +99,7 @@ gw_conn_destroy(gw_conn *c)
 	free(c->rx);
 	free(c->app_key);
 	free(c->token);
+	free(c->new_token);
 	if (c->prev != NULL) {
 		c->prev->next = c->next;
 	} else {
@@ -160,6 +170,7 @@ gw__closing(gw_conn *c, int close_code)
 		bus_client_cancel(c->gw->bus, c->bus_id);
 		c->bus_pending = false;
 	}
+	gw_liveauth_forget(c);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -250,12 +261,8 @@ gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	             c->gw->auth_timeout_ms);
 }
 
-/*
- * Read a validateToken result: {appKey, permissions, expiresAt, webToken}.
- * Sets the connection's permissions and expiry. Returns 0 or -EINVAL.
- */
-static int
-gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
+int
+gw_grant_parse(const char *app_key, const char *body, size_t len, gw_grant *g)
 {
 	json_t *r = json_loadb(body, len, 0, NULL);
 	json_t *perms, *exp, *p;
@@ -264,12 +271,13 @@ gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
 	int64_t expires;
 	int rc = -EINVAL;
 
+	memset(g, 0, sizeof(*g));
 	if (!json_is_object(r)) {
 		goto fail;
 	}
 	if (!json_is_string(json_object_get(r, "appKey")) ||
-	    strcmp(json_string_value(json_object_get(r, "appKey")),
-	           c->app_key) != 0) {
+	    strcmp(json_string_value(json_object_get(r, "appKey")), app_key) !=
+	            0) {
 		goto fail;
 	}
 	exp = json_object_get(r, "expiresAt");
@@ -318,17 +326,96 @@ gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
 		list[n].bits = (int)(json_integer_value(bits) & 3);
 		n++;
 	}
-	gw__perms_free(c);
-	c->perms = list;
-	c->nperms = n;
-	c->expires_ms = expires;
-	*web = json_is_true(json_object_get(r, "webToken"));
+	g->perms = list;
+	g->nperms = n;
+	g->expires_ms = expires;
+	g->web = json_is_true(json_object_get(r, "webToken"));
 	json_decref(r);
 	return 0;
 fail:
 	json_decref(r);
 	free(list);
 	return rc;
+}
+
+/*
+ * Read a validateToken result: {appKey, permissions, expiresAt, webToken}.
+ * Sets the connection's permissions (quietly: only at authentication) and
+ * expiry. Returns 0 or -EINVAL.
+ */
+static int
+gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
+{
+	gw_grant g;
+	int rc = gw_grant_parse(c->app_key, body, len, &g);
+
+	if (rc != 0) {
+		return rc;
+	}
+	gw__perms_free(c);
+	c->perms = g.perms;
+	c->nperms = g.nperms;
+	c->expires_ms = g.expires_ms;
+	*web = g.web;
+	return 0;
+}
+
+static bool
+gw__perm_equal(const gw_perm *a, const gw_perm *b)
+{
+	return a->bits == b->bits && a->prefix == b->prefix &&
+	       strcmp(a->owner, b->owner) == 0 &&
+	       strcmp(a->stream, b->stream) == 0;
+}
+
+/* Do the two lists grant the same (in any order)? */
+static bool
+gw__perms_same(const gw_perm *a, size_t na, const gw_perm *b, size_t nb)
+{
+	size_t i, j;
+
+	if (na != nb) {
+		return false;
+	}
+	for (i = 0; i < na && gw__perm_equal(&a[i], &b[i]); i++) {
+	}
+	for (; i < na; i++) {
+		for (j = 0; j < nb && !gw__perm_equal(&a[i], &b[j]); j++) {
+		}
+		if (j == nb) {
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+gw_conn_set_perms(gw_conn *c, gw_perm *perms, size_t n)
+{
+	gw_sub *sub, *next;
+
+	if (gw__perms_same(c->perms, c->nperms, perms, n)) {
+		gw_perms_free(perms, n);
+		return;
+	}
+	gw__perms_free(c);
+	c->perms = perms;
+	c->nperms = n;
+	ls_debug(GW_LOG, "%s: permissions of %s changed", c->conn_id,
+	         c->app_key);
+	gw_conn_send(c, LS_T_PERMISSIONS_CHANGED,
+	             json_pack("{s:o}", "permissions", gw__perms_json(c)));
+	for (sub = c->subs; sub != NULL; sub = next) {
+		char text[GW_APPKEY_MAX + GW_STREAM_MAX + 64];
+		next = sub->cnext;
+		if (gw_conn_allowed(c, sub->stream->owner, sub->stream->name,
+		                    LS_PERM_READ)) {
+			continue;
+		}
+		snprintf(text, sizeof(text), "no read permission on %s:%s",
+		         sub->stream->owner, sub->stream->name);
+		gw_sub_end(sub, LS_PC_FORBIDDEN, text);
+	}
 }
 
 static json_t *
@@ -362,9 +449,8 @@ gw__auth_ok(gw_conn *c)
 	ev_timer_stop(c->gw->loop, &c->auth_timer);
 	c->state = GW_CS_READY;
 	c->gw->m.auth_ok++;
-	/* The token was needed for the web-token exchange only. */
-	free(c->token);
-	c->token = NULL;
+	/* The token stays: re-validations (docs/protocol.md, "Live
+	 * authorization") present it again. */
 	gw__expires_text(c, exp);
 	gw_conn_send(c, GW_T_AUTH_RESPONSE,
 	             json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "connectionId",
@@ -373,6 +459,7 @@ gw__auth_ok(gw_conn *c)
 	gw__arm_expiry(c);
 	ls_debug(GW_LOG, "%s authenticated as %s from %s", c->conn_id,
 	         c->app_key, c->ip);
+	gw_liveauth_ready(c);
 }
 
 static int
@@ -415,11 +502,14 @@ static void
 gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 {
 	char exp[LS_RFC3339_LEN + 1];
-	bool web = false;
 	const char *why = "token refused";
+	char *token = c->new_token;
+	gw_grant g;
 
 	c->refreshing = false;
+	c->new_token = NULL;
 	if (status == BUS_TIMEOUT || status == BUS_NOSERVICE) {
+		free(token);
 		c->gw->m.bus_errors++;
 		gw_conn_send(
 		        c, GW_T_REFRESH_RESPONSE,
@@ -428,14 +518,22 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		                                           "unreachable")));
 		return;
 	}
-	if (status == BUS_OK && gw__take_grant(c, body, len, &web) == 0) {
+	if (status == BUS_OK && token != NULL &&
+	    gw_grant_parse(c->app_key, body, len, &g) == 0) {
+		/* The new token from now on: re-validations present it. */
+		free(c->token);
+		c->token = token;
+		gw_liveauth_token_changed(c);
+		c->expires_ms = g.expires_ms;
 		gw__expires_text(c, exp);
 		gw__arm_expiry(c);
 		gw_conn_send(
 		        c, GW_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:s}", "ok", 1, "expiresAt", exp));
+		gw_conn_set_perms(c, g.perms, g.nperms);
 		return;
 	}
+	free(token);
 	if (status == BUS_OK) {
 		why = "the token belongs to another account";
 	} else if (len > 0) {
@@ -506,6 +604,7 @@ gw__auth_request(gw_conn *c, const gw_envelope *e)
 		gw_conn_fail(c, 1011, "server_error", "out of memory");
 		return;
 	}
+	gw_liveauth_token_changed(c);
 	c->state = GW_CS_AUTHING;
 	if (gw__bus_call(c, "validateToken",
 	                 json_pack("[sss]", c->app_key, c->token, c->ip)) !=
@@ -527,8 +626,9 @@ gw__webtoken_response(gw_conn *c, const gw_envelope *e)
 
 /* ---- authenticated requests --------------------------------------------- */
 
-static bool
-gw__allowed(const gw_conn *c, const char *owner, const char *stream, int bit)
+bool
+gw_conn_allowed(const gw_conn *c, const char *owner, const char *stream,
+                int bit)
 {
 	for (size_t i = 0; i < c->nperms; i++) {
 		const gw_perm *p = &c->perms[i];
@@ -583,7 +683,7 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 	char *payload;
 	int rc;
 
-	if (!gw__allowed(c, e->owner, e->stream, 1)) {
+	if (!gw_conn_allowed(c, e->owner, e->stream, 1)) {
 		gw_conn_fail(c, 4003, "forbidden",
 		             "no write permission on %s:%s", e->owner,
 		             e->stream);
@@ -627,7 +727,7 @@ gw__subscribe(gw_conn *c, const gw_envelope *e)
 	ls_error err;
 	int rc;
 
-	if (!gw__allowed(c, e->owner, e->stream, 2)) {
+	if (!gw_conn_allowed(c, e->owner, e->stream, 2)) {
 		gw_conn_fail(c, 4003, "forbidden",
 		             "no read permission on %s:%s", e->owner,
 		             e->stream);
@@ -674,11 +774,19 @@ gw__refresh(gw_conn *c, const gw_envelope *e)
 		                                 "a refresh is in progress")));
 		return;
 	}
+	free(c->new_token);
+	c->new_token = strdup(e->token);
+	if (c->new_token == NULL) {
+		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		return;
+	}
 	c->refreshing = true;
 	if (gw__bus_call(c, "validateToken",
 	                 json_pack("[sss]", c->app_key, e->token, c->ip)) !=
 	    0) {
 		c->refreshing = false;
+		free(c->new_token);
+		c->new_token = NULL;
 		gw_conn_send(
 		        c, GW_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:o}", "ok", 0, "error",

@@ -408,6 +408,7 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 
 	ev_init(&gw->ping, gw__ping);
 	gw->ping.data = gw;
+	gw_liveauth_init(gw);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw__lws_log);
 	memset(&info, 0, sizeof(info));
@@ -452,6 +453,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	po.url = s->pubsub_url;
 	po.on_message = gw_fanout_message;
 	po.on_state = gw__fabric_state;
+	po.on_control = gw_liveauth_control;
+	po.on_resync = gw_liveauth_resync;
 	po.user = gw;
 	gw->fabric = ps_fabric_new(loop, &po, err);
 	if (gw->fabric == NULL) {
@@ -491,6 +494,8 @@ gw_gateway_destroy(gw_gateway **pgw)
 	ev_timer_stop(gw->loop, &gw->ping);
 	ev_timer_stop(gw->loop, &gw->drain);
 	ev_idle_stop(gw->loop, &gw->drained);
+	gw_liveauth_stop(gw);
+	gw->stopping = true; /* no new re-validations while closing */
 	if (gw->ctx != NULL) {
 		/* Closes every connection: their CLOSED callbacks still use
 		 * the bus client and the fabric, so those go after. */
@@ -524,6 +529,12 @@ gw_gateway_publish(gw_gateway *gw, const char *owner, const char *stream,
 	snprintf(topic, sizeof(topic), "%s:%s", owner, stream);
 	gw->m.messages_in++;
 	return ps_fabric_publish(gw->fabric, topic, payload, len, NULL, NULL);
+}
+
+int
+gw_gateway_announce(gw_gateway *gw, const char *payload, size_t len)
+{
+	return ps_fabric_control_publish(gw->fabric, payload, len);
 }
 
 const char *

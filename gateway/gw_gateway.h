@@ -54,6 +54,14 @@ void gw_gateway_destroy(gw_gateway **gw);
 int gw_gateway_publish(gw_gateway *gw, const char *owner, const char *stream,
                        const char *payload, size_t len);
 
+/*
+ * Publish an announcement (ps_control.h: JSON text, len bytes, borrowed)
+ * on the fabric's control channel: with the local fabric this gateway
+ * applies it at once; with Redis every gateway does. Returns 0 or a
+ * negative error (LS_EUNAVAILABLE: Redis not connected).
+ */
+int gw_gateway_announce(gw_gateway *gw, const char *payload, size_t len);
+
 /* Bound addresses as "HOST:PORT" (the plain and the TLS listener). */
 const char *gw_gateway_address(const gw_gateway *gw);
 const char *gw_gateway_tls_address(const gw_gateway *gw); /* NULL: none */

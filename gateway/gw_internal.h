@@ -22,6 +22,7 @@
 #include "gw_gateway.h"
 #include "ls_config.h"
 #include "ls_proto.h"
+#include "ps_control.h"
 #include "ps_fabric.h"
 #include "q_query.h"
 
@@ -141,7 +142,8 @@ struct gw_conn {
 	char ip[GW_IP_MAX];
 	char conn_id[48];
 	char *app_key;
-	char *token;
+	char *token;     /* kept for re-validations */
+	char *new_token; /* of a RefreshRequest in flight */
 	gw_perm *perms;
 	size_t nperms;
 	int64_t expires_ms; /* wall clock */
@@ -170,7 +172,26 @@ struct gw_conn {
 	size_t nsubs;
 	uint64_t sub_seq;
 	gw_ack *acks; /* publishes waiting for the fabric */
+	/* live authorization (gw_liveauth.c) */
+	char token_id[PS_CONTROL_TOKEN_ID_LEN + 1]; /* of token */
+	unsigned token_gen; /* bumped when token changes */
+	unsigned check_gen; /* token_gen of the re-validation in flight */
+	uint64_t check_id;  /* its bus request */
+	bool check_pending; /* a re-validation is in flight */
+	bool check_wanted;  /* re-validate once possible */
+	bool check_queued;  /* on gw->checks */
+	bool check_retry;   /* failed transiently: again after a while */
+	int64_t check_start_ns;
+	gw_conn *cq_prev, *cq_next; /* on gw->checks */
 };
+
+/* A validateToken result (gw_grant_parse). */
+typedef struct gw_grant {
+	gw_perm *perms; /* new; gw_perms_free() */
+	size_t nperms;
+	int64_t expires_ms;
+	bool web;
+} gw_grant;
 
 struct gw_ack {
 	gw_ack *prev, *next;
@@ -231,6 +252,12 @@ struct gw_gateway {
 	bool probe_pending;
 	int64_t probe_start_ns;
 
+	/* live authorization: connections waiting for a re-validation, and
+	 * how many are in flight (bounded) */
+	gw_conn *checks, *checks_tail;
+	size_t checks_inflight;
+	ev_timer check_retry;
+
 	/* keepalive: our own pings, written with the queued frames */
 	ev_timer ping;
 
@@ -272,6 +299,38 @@ void gw_conn_fail(gw_conn *c, int close_code, const char *code,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Close with close_code once the queue is written (no Error). */
 void gw_conn_close(gw_conn *c, int close_code);
+/* Does c hold every bit of bit (LS_PERM_*) on owner/stream? */
+bool gw_conn_allowed(const gw_conn *c, const char *owner, const char *stream,
+                     int bit);
+/*
+ * Read a validateToken result for app_key into *g (0), or -EINVAL /
+ * -ENOMEM with *g empty.
+ */
+int gw_grant_parse(const char *app_key, const char *body, size_t len,
+                   gw_grant *g);
+void gw_perms_free(gw_perm *perms, size_t n);
+/*
+ * Give c the permissions perms[0..n) (taken). When they differ from its
+ * current ones: queue PermissionsChanged and end every subscription it
+ * may no longer read with SubscriptionEnded forbidden.
+ */
+void gw_conn_set_perms(gw_conn *c, gw_perm *perms, size_t n);
+
+/* gw_liveauth.c: announcements and re-validations (docs/protocol.md,
+ * "Live authorization") */
+/* Fabric callbacks: an announcement; the control channel re-subscribed. */
+void gw_liveauth_control(const char *payload, size_t len, void *user);
+void gw_liveauth_resync(void *user);
+/* Re-validate c's token soon (bounded number in flight). */
+void gw_liveauth_recheck(gw_conn *c);
+/* c->token was set or replaced. */
+void gw_liveauth_token_changed(gw_conn *c);
+/* c became READY: a re-validation asked for meanwhile runs now. */
+void gw_liveauth_ready(gw_conn *c);
+/* c is closing or going: cancel its re-validation, leave the queue. */
+void gw_liveauth_forget(gw_conn *c);
+void gw_liveauth_init(gw_gateway *gw);
+void gw_liveauth_stop(gw_gateway *gw);
 
 /* gw_fanout.c: streams, subscriptions, queues */
 int gw_sub_add(gw_conn *c, const char *owner, const char *stream,

@@ -54,6 +54,8 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	f->be = be;
 	f->on_message = opt->on_message;
 	f->on_state = opt->on_state;
+	f->on_control = opt->on_control;
+	f->on_resync = opt->on_resync;
 	f->user = opt->user;
 	f->connect_timeout_ms = opt->connect_timeout_ms
 	                                ? opt->connect_timeout_ms
@@ -188,6 +190,28 @@ ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
 	}
 	return f->be->publish(f, topic, tlen, payload != NULL ? payload : "",
 	                      len, done, user);
+}
+
+int
+ps_fabric_control_publish(ps_fabric *f, const char *payload, size_t len)
+{
+	if (payload == NULL || len > f->max_payload) {
+		return -EINVAL;
+	}
+	if (f->be->control != NULL) {
+		return f->be->control(f, payload, len);
+	}
+	if (f->on_control != NULL) {
+		char *copy = malloc(len + 1);
+		if (copy == NULL) {
+			return -ENOMEM;
+		}
+		memcpy(copy, payload, len);
+		copy[len] = '\0';
+		f->on_control(copy, len, f->user);
+		free(copy);
+	}
+	return 0;
 }
 
 bool

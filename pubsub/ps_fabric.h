@@ -42,6 +42,25 @@ typedef void (*ps_message_fn)(const char *topic, size_t topiclen,
  */
 typedef void (*ps_publish_fn)(int status, void *user);
 
+/*
+ * A message on the control channel (ps_control.h). payload (len bytes,
+ * NUL-terminated) is borrowed for the duration of the call.
+ */
+typedef void (*ps_control_fn)(const char *payload, size_t len, void *user);
+
+/*
+ * The control channel was subscribed again after the connection to it
+ * was lost (or for the first time): announcements may have been missed
+ * meanwhile.
+ */
+typedef void (*ps_resync_fn)(void *user);
+
+/*
+ * The control channel's name. A stream topic always contains ':' and this
+ * name does not, so no stream publish can ever reach it.
+ */
+#define PS_CONTROL_CHANNEL "__lightstream.control"
+
 /* Fabric state changes (ready or not), for logs and /readyz. */
 typedef void (*ps_state_fn)(bool ready, const char *reason, void *user);
 
@@ -58,6 +77,10 @@ typedef struct ps_fabric_options {
 	const char *url; /* "local", or "redis://HOST:PORT" (addresses) */
 	ps_message_fn on_message;
 	ps_state_fn on_state; /* optional */
+	/* Optional: listen to the control channel (always subscribed on
+	 * Redis; local: what ps_fabric_control_publish sends). */
+	ps_control_fn on_control;
+	ps_resync_fn on_resync; /* optional, with on_control */
 	void *user;
 	int connect_timeout_ms; /* 0: default 2000 */
 	int reconnect_min_ms;   /* 0: default 100 */
@@ -105,6 +128,14 @@ int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
  */
 int ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
                       size_t len, ps_publish_fn done, void *user);
+
+/*
+ * Publish payload (borrowed, copied) on the control channel: the local
+ * backend calls on_control before returning; Redis PUBLISHes it to every
+ * gateway (this one included). Returns 0, -EINVAL for a payload over
+ * max_payload, or LS_EUNAVAILABLE when Redis is not connected.
+ */
+int ps_fabric_control_publish(ps_fabric *f, const char *payload, size_t len);
 
 /* True when the backend is connected and topics are subscribed. */
 bool ps_fabric_ready(const ps_fabric *f);

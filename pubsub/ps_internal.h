@@ -26,6 +26,8 @@ typedef struct ps__backend {
 	int (*publish)(ps_fabric *f, const char *topic, size_t tlen,
 	               const char *payload, size_t len, ps_publish_fn done,
 	               void *user);
+	/* Publish on the control channel; NULL: deliver in process. */
+	int (*control)(ps_fabric *f, const char *payload, size_t len);
 	bool (*ready)(const ps_fabric *f);
 	const char *(*status)(const ps_fabric *f);
 } ps__backend;
@@ -36,6 +38,8 @@ struct ps_fabric {
 	void *state; /* backend's own */
 	ps_message_fn on_message;
 	ps_state_fn on_state;
+	ps_control_fn on_control;
+	ps_resync_fn on_resync;
 	void *user;
 	int connect_timeout_ms;
 	int reconnect_min_ms;
@@ -53,6 +57,13 @@ extern const ps__backend ps__redis_backend;
 /* Deliver one received message (checks the limit, counts, calls back). */
 void ps__deliver(ps_fabric *f, const char *topic, size_t tlen,
                  const char *payload, size_t len);
+
+/*
+ * "redis://HOST[:PORT][/]" with HOST an IP address or localhost: host
+ * (hostcap bytes) and *port. Returns 0 or -EINVAL with err set.
+ */
+int ps__redis_url(const char *url, char *host, size_t hostcap, int *port,
+                  ls_error *err);
 
 /* Report a state change through on_state when readiness changed. */
 void ps__state_changed(ps_fabric *f);

@@ -59,6 +59,7 @@ struct ps__redis {
 	ps__link sub;
 	ps__link pub;
 	size_t sync_pending; /* topics re-subscribed at connect, unconfirmed */
+	bool control_syncing; /* control channel subscribed, unconfirmed */
 	ev_tstamp sync_since; /* when the re-subscription was sent */
 	size_t pending;       /* publishes waiting for their reply */
 	ev_tstamp progress;   /* last publish reply (or first pending) */
@@ -81,12 +82,18 @@ ps__r(const ps_fabric *f)
 	return f->state;
 }
 
-/* "redis://HOST[:PORT][/]" with HOST an IPv4/IPv6 address or localhost. */
-static int
-ps__redis_parse(ps__redis *r, const char *url, ls_error *err)
+int
+ps__redis_url(const char *url, char *hostout, size_t hostcap, int *portout,
+              ls_error *err)
 {
 	const char *p = url + strlen("redis://");
 	const char *host = p, *hend, *port = NULL;
+	char buf[sizeof(struct in6_addr)];
+	int n;
+
+	if (strncmp(url, "redis://", 8) != 0) {
+		goto bad;
+	}
 	if (*p == '[') {
 		host = p + 1;
 		hend = strchr(host, ']');
@@ -108,28 +115,27 @@ ps__redis_parse(ps__redis *r, const char *url, ls_error *err)
 	if (*p == '/') {
 		p++;
 	}
-	if (*p != '\0' || hend == host ||
-	    (size_t)(hend - host) >= sizeof(r->host)) {
+	if (*p != '\0' || hend == host || (size_t)(hend - host) >= hostcap) {
 		goto bad;
 	}
-	memcpy(r->host, host, (size_t)(hend - host));
-	r->host[hend - host] = '\0';
-	if (strcmp(r->host, "localhost") == 0) {
-		strcpy(r->host, "127.0.0.1");
+	memcpy(hostout, host, (size_t)(hend - host));
+	hostout[hend - host] = '\0';
+	if (strcmp(hostout, "localhost") == 0) {
+		snprintf(hostout, hostcap, "127.0.0.1");
 	}
-	unsigned char buf[sizeof(struct in6_addr)];
-	if (inet_pton(AF_INET, r->host, buf) != 1 &&
-	    inet_pton(AF_INET6, r->host, buf) != 1) {
+	if (inet_pton(AF_INET, hostout, buf) != 1 &&
+	    inet_pton(AF_INET6, hostout, buf) != 1) {
 		/* Name resolution would block the loop. */
 		return ls_error_set(err, -EINVAL,
 		                    "pubsub: redis host \"%s\" must be an IP "
 		                    "address (or localhost)",
-		                    r->host);
+		                    hostout);
 	}
-	r->port = port != NULL ? atoi(port) : PS_REDIS_DEFAULT_PORT;
-	if (r->port <= 0 || r->port > 65535) {
+	n = port != NULL ? atoi(port) : PS_REDIS_DEFAULT_PORT;
+	if (n <= 0 || n > 65535) {
 		goto bad;
 	}
+	*portout = n;
 	return 0;
 bad:
 	return ls_error_set(err, -EINVAL,
@@ -192,6 +198,38 @@ ps__link_set_error(ps__link *l, const char *what)
 	         what != NULL && *what ? what : "connection lost");
 }
 
+static bool
+ps__is_control(const redisReply *chan)
+{
+	return chan->len == strlen(PS_CONTROL_CHANNEL) &&
+	       memcmp(chan->str, PS_CONTROL_CHANNEL, chan->len) == 0;
+}
+
+/* A message or confirmation on the control channel. */
+static void
+ps__control_reply(ps__redis *r, const char *kind, const redisReply *msg)
+{
+	ps_fabric *f = r->f;
+
+	if (strcmp(kind, "message") == 0) {
+		if (msg->type == REDIS_REPLY_STRING && f->on_control != NULL &&
+		    msg->len <= f->max_payload) {
+			f->on_control(msg->str, msg->len, f->user);
+		}
+		return;
+	}
+	if (strcmp(kind, "subscribe") != 0 || !r->control_syncing) {
+		return;
+	}
+	r->control_syncing = false;
+	r->sync_pending--;
+	ps__state_changed(f);
+	/* Whatever was announced while we were not listening is lost. */
+	if (f->on_resync != NULL) {
+		f->on_resync(f->user);
+	}
+}
+
 /* Subscription replies and messages of the subscriber connection. */
 static void
 ps__sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -208,6 +246,10 @@ ps__sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	const char *kind = rep->element[0]->str;
 	redisReply *chan = rep->element[1];
+	if (ps__is_control(chan)) {
+		ps__control_reply(r, kind, rep->element[2]);
+		return;
+	}
 	if (strcmp(kind, "message") == 0) {
 		redisReply *msg = rep->element[2];
 		if (msg->type != REDIS_REPLY_STRING) {
@@ -296,7 +338,19 @@ ps__on_connect(const redisAsyncContext *cac, int status)
 	l->was_up = true;
 	if (l == &r->sub) {
 		r->sync_pending = 0;
+		r->control_syncing = false;
 		r->sync_since = ev_now(r->f->loop);
+		if (r->f->on_control != NULL) {
+			if (redisAsyncCommand(
+			            ac, ps__sub_reply, r, "SUBSCRIBE %s",
+			            PS_CONTROL_CHANNEL) == REDIS_OK) {
+				r->control_syncing = true;
+				r->sync_pending++;
+			} else {
+				ls_warn("pubsub", "could not subscribe the "
+				                  "control channel");
+			}
+		}
 		ps__topics_each(r->f->topics, ps__resubscribe_one, r);
 	}
 	ps__state_changed(r->f);
@@ -312,6 +366,7 @@ ps__on_disconnect(const redisAsyncContext *cac, int status)
 	l->state = PS_LINK_DOWN;
 	if (l == &r->sub) {
 		r->sync_pending = 0;
+		r->control_syncing = false;
 		if (r->f->topics != NULL) {
 			ps__topics_each(r->f->topics, ps__unmark_one, NULL);
 		}
@@ -444,7 +499,7 @@ ps__redis_start(ps_fabric *f, const char *url, ls_error *err)
 		return ls_error_set(err, -ENOMEM, "pubsub: out of memory");
 	}
 	r->f = f;
-	int rc = ps__redis_parse(r, url, err);
+	int rc = ps__redis_url(url, r->host, sizeof(r->host), &r->port, err);
 	if (rc < 0) {
 		free(r);
 		return rc;
@@ -590,6 +645,29 @@ unavailable:
 	return 0;
 }
 
+static void
+ps__control_done(int status, void *user)
+{
+	if (status != 0) {
+		ls_warn("pubsub",
+		        "an announcement on %s was not published: %s",
+		        PS_CONTROL_CHANNEL, ls_strerror(status));
+	}
+}
+
+static int
+ps__redis_control(ps_fabric *f, const char *payload, size_t len)
+{
+	ps__redis *r = ps__r(f);
+
+	if (r->pub.state != PS_LINK_UP) {
+		return LS_EUNAVAILABLE;
+	}
+	return ps__redis_publish(f, PS_CONTROL_CHANNEL,
+	                         strlen(PS_CONTROL_CHANNEL), payload, len,
+	                         ps__control_done, NULL);
+}
+
 static bool
 ps__redis_ready(const ps_fabric *f)
 {
@@ -633,6 +711,7 @@ const ps__backend ps__redis_backend = {
 	.subscribe = ps__redis_subscribe,
 	.unsubscribe = ps__redis_unsubscribe,
 	.publish = ps__redis_publish,
+	.control = ps__redis_control,
 	.ready = ps__redis_ready,
 	.status = ps__redis_status,
 };

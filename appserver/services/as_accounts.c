@@ -46,6 +46,11 @@ as__op_create(void *ctx, json_t *args, json_t **result, ls_error *err)
 	if (rc == 0) {
 		*result = as__account_view(&a, false);
 		ls_info(AS__LOG, "account %s created", a.app_key);
+		/* Other accounts' roles may name it: their grants on it
+		 * start to count when it is public or shares writes. */
+		if (a.is_public || a.shared_write) {
+			as__changed(svc, AS_CHANGE_CHANGED, NULL, NULL);
+		}
 	}
 	as_account_clear(&a);
 	return rc == 0 && *result == NULL
@@ -140,6 +145,13 @@ as__op_update(void *ctx, json_t *args, json_t **result, ls_error *err)
 		goto out;
 	}
 	as_account_clear(&a);
+	/* Its roles decide its own connections' permissions; its flags
+	 * decide what other accounts' roles may grant on its streams. */
+	if (mask & (AS_FIELD_PUBLIC | AS_FIELD_SHARED_WRITE)) {
+		as__changed(svc, AS_CHANGE_CHANGED, NULL, NULL);
+	} else if (mask & AS_FIELD_ROLES) {
+		as__changed(svc, AS_CHANGE_CHANGED, key, NULL);
+	}
 	if ((rc = as_store_account_get(svc->store, key, &a, err)) == 0) {
 		*result = as__account_view(&a, false);
 		ls_info(AS__LOG, "account %s updated", key);
@@ -155,14 +167,27 @@ as__op_delete(void *ctx, json_t *args, json_t **result, ls_error *err)
 {
 	as_services *svc = ctx;
 	const char *key;
+	bool pub = false, sw = false;
+	ls_error inner;
 	int rc;
 
 	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
-	                         err)) != 0 ||
-	    (rc = as_store_account_delete(svc->store, key, err)) != 0) {
+	                         err)) != 0) {
+		return rc;
+	}
+	/* Unknown flags count as set: announcing too much is harmless. */
+	if (as_store_account_flags(svc->store, key, &pub, &sw, &inner) != 0) {
+		pub = sw = true;
+	}
+	if ((rc = as_store_account_delete(svc->store, key, err)) != 0) {
 		return rc;
 	}
 	ls_info(AS__LOG, "account %s deleted", key);
+	as__changed(svc, AS_CHANGE_DELETED, key, NULL);
+	if (pub || sw) {
+		/* Grants of other accounts on its streams are gone. */
+		as__changed(svc, AS_CHANGE_CHANGED, NULL, NULL);
+	}
 	*result = json_true();
 	return 0;
 }
@@ -181,6 +206,7 @@ as__op_set_role(void *ctx, json_t *args, json_t **result, ls_error *err)
 	                         err)) == 0 &&
 	    (rc = as_store_role_set(svc->store, key, role, perms, err)) == 0) {
 		ls_info(AS__LOG, "role %s of %s set", role, key);
+		as__changed(svc, AS_CHANGE_CHANGED, key, NULL);
 		*result = json_true();
 	}
 	json_decref(perms);
@@ -202,6 +228,7 @@ as__op_delete_role(void *ctx, json_t *args, json_t **result, ls_error *err)
 		return rc;
 	}
 	ls_info(AS__LOG, "role %s of %s deleted", role, key);
+	as__changed(svc, AS_CHANGE_CHANGED, key, NULL);
 	*result = json_true();
 	return 0;
 }
@@ -228,6 +255,7 @@ as__op_reset(void *ctx, json_t *args, json_t **result, ls_error *err)
 	as_accounts_free(accounts, n);
 	if (rc == 0) {
 		ls_info(AS__LOG, "database reset to %zu accounts", n);
+		as__changed(svc, AS_CHANGE_RESET, NULL, NULL);
 		*result = json_integer((json_int_t)n);
 	}
 	return rc;

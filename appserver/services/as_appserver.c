@@ -84,6 +84,8 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 	if (as->services == NULL) {
 		goto fail;
 	}
+	as_services_on_change(as->services, opt->on_change,
+	                      opt->on_change_user);
 	table = as_services_table(as->services, &nservices);
 	as->pool = bus_worker_pool_start(zmq_ctx, opt->backend, table,
 	                                 nservices, workers, &wo, err);

@@ -569,6 +569,7 @@ as__op_revoke_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	if (rc == 0) {
 		*result = json_true();
 		ls_info(AS__LOG, "token of %s revoked", app_key);
+		as__changed(svc, AS_CHANGE_REVOKED, app_key, hash);
 	}
 	return rc;
 }

@@ -37,6 +37,24 @@ as_services_new(as_store *store, ls_error *err)
 }
 
 void
+as_services_on_change(as_services *svc, as_change_fn fn, void *user)
+{
+	svc->on_change = fn;
+	svc->on_change_user = user;
+}
+
+void
+as__changed(as_services *svc, as_change_kind kind, const char *app_key,
+            const char *token_hash)
+{
+	as_change ch = { kind, app_key, token_hash };
+
+	if (svc->on_change != NULL) {
+		svc->on_change(&ch, svc->on_change_user);
+	}
+}
+
+void
 as_services_destroy(as_services **svc)
 {
 	if (svc == NULL || *svc == NULL) {

@@ -22,10 +22,37 @@
 typedef struct as_services as_services;
 
 /*
+ * A change that open connections must follow (docs/accounts.md, "Live
+ * authorization"), reported after it is stored.
+ */
+typedef enum as_change_kind {
+	AS_CHANGE_REVOKED = 1, /* one token of app_key (token_hash) */
+	AS_CHANGE_DELETED,     /* the account app_key and its tokens */
+	AS_CHANGE_CHANGED,     /* permissions of app_key; NULL: of all */
+	AS_CHANGE_RESET,       /* every account and token replaced */
+} as_change_kind;
+
+typedef struct as_change {
+	as_change_kind kind;
+	const char *app_key;    /* borrowed; NULL: every account */
+	const char *token_hash; /* REVOKED: hex SHA-256 of the token */
+} as_change;
+
+/*
+ * Called on the worker thread that made the change (so possibly on
+ * several threads at once); ch is borrowed for the call. It must not
+ * block for long: the worker answers the request after it returns.
+ */
+typedef void (*as_change_fn)(const as_change *ch, void *user);
+
+/*
  * Services on store (borrowed; must outlive the services). Returns NULL
  * with err set on failure.
  */
 as_services *as_services_new(as_store *store, ls_error *err);
+
+/* Report every change to fn(ch, user) (NULL: none). Call before serving. */
+void as_services_on_change(as_services *svc, as_change_fn fn, void *user);
 
 /* Free. Accepts NULL and clears *svc. */
 void as_services_destroy(as_services **svc);

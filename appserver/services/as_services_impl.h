@@ -20,7 +20,13 @@ struct as_services {
 	 * it so that they cost the same time as a wrong private key.
 	 */
 	char dummy_hash[LS_PASSWORD_HASH_MAX];
+	as_change_fn on_change;
+	void *on_change_user;
 };
+
+/* Report a change (no-op without a listener). */
+void as__changed(as_services *svc, as_change_kind kind, const char *app_key,
+                 const char *token_hash);
 
 /*
  * Argument i of args as a string of 1..max bytes without NUL. A missing
