@@ -15,9 +15,30 @@
 
 #include "as_appserver.h"
 #include "cmd.h"
+#include "cmd_announce.h"
 #include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
+
+/*
+ * Announcements to the gateways (docs/architecture.md, "Live
+ * authorization"): published on the Redis fabric's control channel, which
+ * every gateway on that Redis listens to.
+ */
+static void
+appserver_announce(const as_change *ch, void *user)
+{
+	ps_control_publisher *p = user;
+	ps_control m;
+
+	cmd_change_control(ch, &m);
+	if (ps_control_publisher_send(p, &m) != 0) {
+		ls_err("appserver",
+		       "could not announce a change to the gateways (Redis "
+		       "unreachable): open connections follow it only when "
+		       "their gateway re-validates them");
+	}
+}
 
 enum {
 	OPT_WORKERS = 0x2000,
@@ -69,6 +90,7 @@ cmd_appserver(int argc, char **argv)
 	as_appserver *as = NULL;
 	const char *fixture = NULL;
 	cmd_curve curve = { 0 };
+	ps_control_publisher *announcer = NULL;
 	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
@@ -146,6 +168,23 @@ cmd_appserver(int argc, char **argv)
 	ao.workers = (int)(workers > 0 ? workers : s.workers);
 	ao.fixture = fixture;
 	ao.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
+	if (strncmp(s.pubsub_url, "redis://", 8) == 0) {
+		announcer = ps_control_publisher_new(
+		        s.pubsub_url, (int)s.bus_timeout_ms / 2, &err);
+		if (announcer == NULL) {
+			fprintf(stderr, "lightstream appserver: %s\n",
+			        err.text);
+			status = CMD_EXIT_USAGE;
+			goto out;
+		}
+		ao.on_change = appserver_announce;
+		ao.on_change_user = announcer;
+	} else {
+		ls_warn("appserver",
+		        "no --redis: gateways are not told of revocations and "
+		        "permission changes; their open connections keep "
+		        "their permissions until they reconnect");
+	}
 	as = as_appserver_start(ctx, &ao, &err);
 	if (as == NULL) {
 		fprintf(stderr, "lightstream appserver: %s\n", err.text);
@@ -165,6 +204,7 @@ out:
 		zmq_ctx_term(ctx);
 	}
 	cmd_curve_clear(&curve);
+	ps_control_publisher_destroy(&announcer);
 	free(store_uri);
 	ls_settings_clear(&s);
 	return status;

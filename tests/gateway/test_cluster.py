@@ -43,8 +43,11 @@ def cluster():
                            name="broker")
         data = os.path.join(lstest.tmpdir(), "appdata")
         os.makedirs(data, exist_ok=True)
+        # --redis: the app server announces revocations and permission
+        # changes on the control channel every gateway listens to.
         lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
-                           "--fixture", lstest.FIXTURE, name="appserver")
+                           "--fixture", lstest.FIXTURE,
+                           "--redis", "redis://127.0.0.1:%d" % rport, name="appserver")
         a, aport = gateway(front, rport, name="gateway-a")
         b, bport = gateway(front, rport, name="gateway-b")
         for p in (aport, bport):
@@ -99,6 +102,90 @@ def test_redis_cli_publish_reaches_subscribers():
     for w, _ in subs:
         w.close()
     ws.close()
+
+
+def admin(c, *args):
+    r = lstest.run("admin", "--broker-frontend", c["front"], *args)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+
+
+def expect_revoked(ws, within):
+    err = ws.recv_type(10, timeout=within + 1)
+    assert err["code"] == "token_revoked", err
+    assert ws.expect_close(within + 1) == 4011
+
+
+def test_revoke_closes_connections_on_every_gateway():
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    tok = acc1_token(c["aport"])
+    conns = [connect(port, "acc1", tok)[0] for port in (c["aport"], c["bport"], c["bport"])]
+    subscribe(conns[0], "acc1", "s1")
+    t0 = time.time()
+    admin(c, "token", "revoke", "acc1", "--private-key", "acc1_private", "--", tok)
+    for ws in conns:
+        expect_revoked(ws, 1.0)
+        took = time.time() - t0
+        assert took <= 1.0 + 0.3, "closed %.2fs after the revocation" % took
+
+
+def test_role_change_reaches_every_gateway():
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    tok = acc1_token(c["aport"], roles=("public", "weather-reader"))
+    subs = []
+    for port in (c["aport"], c["bport"]):
+        ws, _ = connect(port, "acc1", tok)
+        w = subscribe(ws, "svc1", "weather", rid="w")["subscriptionId"]
+        s2 = subscribe(ws, "acc1", "s2", rid="s")["subscriptionId"]
+        subs.append((ws, w, s2))
+    lstest.wait_for(lambda: redis_cli(c["rport"], "PUBSUB", "NUMSUB", "acc1:s2")
+                    .splitlines()[-1] == "2", what="both gateways subscribed")
+    admin(c, "role", "delete", "acc1", "weather-reader")
+    for ws, w, s2 in subs:
+        pc = ws.recv_type(15, timeout=1)
+        assert {p["owner"] for p in pc["permissions"]} == {"acc1"}, pc
+        ended = ws.recv_type(14, timeout=1)
+        assert ended["subscriptionId"] == w and ended["error"]["code"] == "forbidden", ended
+    redis_cli(c["rport"], "PUBLISH", "acc1:s2", '"still"')
+    for ws, w, s2 in subs:
+        d = ws.recv_type(5)
+        assert d["sub"] == s2 and d["data"] == "still", d
+        ws.close()
+
+
+def test_account_delete_reaches_every_gateway():
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    tok = acc1_token(c["aport"])
+    conns = [connect(port, "acc1", tok)[0] for port in (c["aport"], c["bport"])]
+    admin(c, "account", "delete", "acc1")
+    for ws in conns:
+        expect_revoked(ws, 1.0)
+    admin(c, "import", lstest.FIXTURE)
+
+
+def test_change_missed_during_redis_outage_applies_after_reconnect():
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    tok = acc1_token(c["aport"], roles=("public", "weather-reader"))
+    ws, _ = connect(c["bport"], "acc1", tok)
+    w = subscribe(ws, "svc1", "weather")["subscriptionId"]
+    c["redis"].kill9()
+    lstest.wait_for(lambda: not ready(c["bport"]), what="not ready without Redis")
+    # the announcement cannot be published: Redis is down
+    admin(c, "role", "delete", "acc1", "weather-reader")
+    redis, _ = lstest.redis_server(c["rport"])
+    c["redis"] = redis
+    # the gateway re-validates every connection once it listens again
+    pc = ws.recv_type(15, timeout=20)
+    assert {p["owner"] for p in pc["permissions"]} == {"acc1"}, pc
+    ended = ws.recv_type(14, timeout=2)
+    assert ended["subscriptionId"] == w and ended["error"]["code"] == "forbidden", ended
+    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]), timeout=20,
+                    what="ready again")
+    ws.close()
+    admin(c, "import", lstest.FIXTURE)
 
 
 def test_gateways_share_one_port():
