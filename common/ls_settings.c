@@ -55,6 +55,11 @@ ls_settings_init(ls_settings *s)
 	s->max_subscriptions = 128;
 	s->ping_interval_s = 25;
 	s->drain_timeout_ms = 5000;
+	s->http_max_body_bytes = 65536;
+	s->http_max_buffered_bytes = 32L * 1024 * 1024;
+	s->http_request_timeout_ms = 10000;
+	s->http_max_uri_bytes = 4096;
+	s->http_max_header_bytes = 8192;
 	s->bus_timeout_ms = 5000;
 	s->heartbeat_ms = 2500;
 	s->workers = 2;
@@ -125,6 +130,16 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  &s->drain_timeout_ms, 0, 600000 },
 		{ "gateway.max_connections", LS_CONFIG_INT,
 		  &s->max_connections, 0, 10000000 },
+		{ "gateway.http.max_body_bytes", LS_CONFIG_INT,
+		  &s->http_max_body_bytes, 1024, 16777216 },
+		{ "gateway.http.max_buffered_bytes", LS_CONFIG_INT,
+		  &s->http_max_buffered_bytes, 65536, 1L << 34 },
+		{ "gateway.http.request_timeout_ms", LS_CONFIG_INT,
+		  &s->http_request_timeout_ms, 100, 600000 },
+		{ "gateway.http.max_uri_bytes", LS_CONFIG_INT,
+		  &s->http_max_uri_bytes, 256, 16384 },
+		{ "gateway.http.max_header_bytes", LS_CONFIG_INT,
+		  &s->http_max_header_bytes, 1024, 32768 },
 		{ "pubsub.url", LS_CONFIG_STRING, &s->pubsub_url, 0, 0 },
 		{ "bus.frontend", LS_CONFIG_STRING, &s->bus_frontend, 0, 0 },
 		{ "bus.backend", LS_CONFIG_STRING, &s->bus_backend, 0, 0 },

@@ -42,6 +42,11 @@ typedef struct ls_settings {
 	long ping_interval_s;         /* 25 */
 	long drain_timeout_ms;        /* 5000 */
 	long max_connections;         /* 0: limited by descriptors only */
+	long http_max_body_bytes;     /* 65536: a request body (not publish) */
+	long http_max_buffered_bytes; /* 33554432: all unfinished bodies */
+	long http_request_timeout_ms; /* 10000: the body must arrive by then */
+	long http_max_uri_bytes;      /* 4096: path and query string */
+	long http_max_header_bytes;   /* 8192: all headers together */
 
 	/* pubsub.* */
 	char *pubsub_url; /* "local" or "redis://HOST:PORT" */

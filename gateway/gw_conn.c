@@ -505,6 +505,7 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 	const char *why = "token refused";
 	char *token = c->new_token;
 	gw_grant g;
+	bool parsed;
 
 	c->refreshing = false;
 	c->new_token = NULL;
@@ -518,8 +519,23 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		                                           "unreachable")));
 		return;
 	}
-	if (status == BUS_OK && token != NULL &&
-	    gw_grant_parse(c->app_key, body, len, &g) == 0) {
+	parsed = status == BUS_OK && token != NULL &&
+	         gw_grant_parse(c->app_key, body, len, &g) == 0;
+
+	if (parsed && g.web) {
+		/* A web token authenticates only a connection whose
+		 * signature verified; a refresh carries none. */
+		gw_perms_free(g.perms, g.nperms);
+		free(token);
+		gw_conn_send(
+		        c, GW_T_REFRESH_RESPONSE,
+		        json_pack("{s:b,s:o}", "ok", 0, "error",
+		                  gw__error("auth_failed",
+		                            "a web token cannot refresh a "
+		                            "connection")));
+		return;
+	}
+	if (parsed) {
 		/* The new token from now on: re-validations present it. */
 		free(c->token);
 		c->token = token;

@@ -378,6 +378,11 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->max_connections = s->max_connections;
 	gw->bus_timeout_ms = s->bus_timeout_ms;
 	gw->token_http_remote = s->token_http_remote;
+	gw->http_max_body_bytes = s->http_max_body_bytes;
+	gw->http_max_buffered_bytes = s->http_max_buffered_bytes;
+	gw->http_request_timeout_ms = s->http_request_timeout_ms;
+	gw->http_max_uri_bytes = s->http_max_uri_bytes;
+	gw->http_max_header_bytes = s->http_max_header_bytes;
 	snprintf(gw->bus_reason, sizeof(gw->bus_reason),
 	         "service bus: not probed yet");
 	ev_init(&gw->probe, gw__probe);
@@ -419,6 +424,13 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	}
 	info.foreign_loops = loops;
 	info.user = gw;
+	/* lws's own buffer for a request head: room beyond our limits, so
+	 * a request over them is answered 414 / 431 rather than closed by
+	 * lws (docs/security.md). */
+	info.max_http_header_data =
+	        (unsigned short)(gw->http_max_uri_bytes +
+	                         gw->http_max_header_bytes +
+	                         GW_HTTP_HEAD_SLACK);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = gw__protocols;
 	gw->ctx = lws_create_context(&info);

@@ -19,11 +19,28 @@
 
 #include "gw_internal.h"
 #include "gw_json.h"
+#include "gw_params.h"
 #include "ls_log.h"
+#include "ls_proto.h"
 #include "ls_time.h"
 
 #define GW_ARG_MAX     8192
 #define GW_SERVICE_MAX 64
+#define GW_BODY_CHUNK  1024 /* first body allocation; doubled as needed */
+
+/* Headers of every static file (docs/security.md). The demo page loads
+ * its scripts and styles from this origin, talks to this origin's HTTP
+ * and WebSocket endpoints, and is never framed. */
+#define GW_STATIC_HEADERS                                                     \
+	"x-content-type-options: nosniff\x0d\x0a"                             \
+	"x-frame-options: DENY\x0d\x0a"                                       \
+	"referrer-policy: no-referrer\x0d\x0a"                                \
+	"content-security-policy: default-src 'self'; script-src 'self'; "    \
+	"style-src 'self'; img-src 'self' data:; connect-src 'self' ws: "     \
+	"wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "      \
+	"frame-ancestors 'none'\x0d\x0a"
+/* The browser client may be loaded by pages of any origin. */
+#define GW_CORS_HEADER "access-control-allow-origin: *\x0d\x0a"
 
 typedef enum gw_http_kind {
 	GW_H_NONE,
@@ -59,8 +76,12 @@ struct gw_http {
 	char callback[65];
 	json_t *params; /* query-string (and form/JSON body) parameters */
 	char *body;
-	size_t blen, bmax;
+	size_t blen, bcap, bmax; /* bcap counts in gw->http_buffered */
 	bool too_large;
+	unsigned body_status; /* 413 or 503 once too_large */
+	bool close_after;     /* the rest of the request is not read: close */
+	int64_t deadline_ms;  /* monotonic: the body must have arrived */
+	const char *retry_after; /* Retry-After header value, or NULL */
 	char token[GW_TOKEN_MAX + 1];
 	/* pending work */
 	uint64_t bus_id;
@@ -90,6 +111,7 @@ gw_http_free(gw_http **ph)
 		h->pub->h = NULL;
 	}
 	json_decref(h->params);
+	h->gw->http_buffered -= h->bcap;
 	free(h->body);
 	free(h->resp);
 	free(h);
@@ -178,6 +200,19 @@ gw_http_writeable(gw_http *h)
 		    lws_add_http_header_by_name(
 		            h->wsi, (const unsigned char *)"cache-control:",
 		            (const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_add_http_header_by_name(
+		            h->wsi,
+		            (const unsigned char *)"x-content-type-options:",
+		            (const unsigned char *)"nosniff", 7, &p, end) ||
+		    (h->retry_after != NULL &&
+		     lws_add_http_header_by_name(
+		             h->wsi, (const unsigned char *)"retry-after:",
+		             (const unsigned char *)h->retry_after,
+		             (int)strlen(h->retry_after), &p, end)) ||
+		    (h->close_after &&
+		     lws_add_http_header_by_token(
+		             h->wsi, WSI_TOKEN_CONNECTION,
+		             (const unsigned char *)"close", 5, &p, end)) ||
 		    lws_finalize_write_http_header(h->wsi, hdr + LWS_PRE, &p,
 		                                   end)) {
 			return -1;
@@ -188,10 +223,19 @@ gw_http_writeable(gw_http *h)
 	case GW_HP_HEADERS:
 		h->phase = GW_HP_DONE;
 		if (h->head) {
-			return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+			return h->close_after ||
+			                       lws_http_transaction_completed(
+			                               h->wsi)
+			               ? -1
+			               : 0;
 		}
 		if (lws_write(h->wsi, h->resp + LWS_PRE, h->resp_len,
 		              LWS_WRITE_HTTP_FINAL) < (int)h->resp_len) {
+			return -1;
+		}
+		if (h->close_after) {
+			/* Unread body bytes must never be parsed as the
+			 * next request. */
 			return -1;
 		}
 		return lws_http_transaction_completed(h->wsi) ? -1 : 0;
@@ -222,116 +266,40 @@ gw__valid_callback(const char *s)
 	return true;
 }
 
+/* The query string: lws hands over each fragment URL-decoded. Decoded
+ * control characters make the request a 400 (docs/protocol.md (HTTP)). */
 static int
-gw__hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-/* Decode application/x-www-form-urlencoded in place. */
-static void
-gw__urldecode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '+') {
-			*o++ = ' ';
-		} else if (*s == '%' && gw__hexval(s[1]) >= 0 &&
-		           gw__hexval(s[2]) >= 0) {
-			*o++ = (char)(gw__hexval(s[1]) * 16 +
-			              gw__hexval(s[2]));
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-static void
-gw__param(json_t *params, char *pair, bool decode)
-{
-	char *eq = strchr(pair, '=');
-	json_t *v;
-
-	if (eq == NULL) {
-		return;
-	}
-	*eq = '\0';
-	if (decode) {
-		gw__urldecode(pair);
-		gw__urldecode(eq + 1);
-	}
-	v = json_string(eq + 1); /* NULL when not UTF-8: ignored */
-	if (v != NULL && pair[0] != '\0') {
-		json_object_set_new(params, pair, v);
-	} else {
-		json_decref(v);
-	}
-}
-
-static void
-gw__query_params(gw_http *h)
+gw__query_params(gw_http *h, ls_error *err)
 {
 	char *buf = malloc(GW_ARG_MAX);
+	int rc = 0, n;
 
 	if (buf == NULL) {
-		return;
+		return ls_error_set(err, -ENOMEM, "out of memory");
 	}
-	for (int i = 0; i < 64; i++) {
-		/* lws has already URL-decoded each fragment */
-		if (lws_hdr_copy_fragment(h->wsi, buf, GW_ARG_MAX,
-		                          WSI_TOKEN_HTTP_URI_ARGS, i) <= 0) {
+	/* lws's fragments are bounded by its header buffer and count */
+	for (int i = 0; rc == 0; i++) {
+		n = lws_hdr_copy_fragment(h->wsi, buf, GW_ARG_MAX,
+		                          WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0) {
+			/* no such fragment, or one too long for buf */
+			if (lws_hdr_fragment_length(
+			            h->wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0) {
+				rc = ls_error_set(err, LS_EBADREQUEST,
+				                  "a parameter is too long");
+			}
 			break;
 		}
-		gw__param(h->params, buf, false);
+		if (gw_params_has_ctl(buf, (size_t)n)) {
+			rc = ls_error_set(err, LS_EBADREQUEST,
+			                  "control character in the query "
+			                  "string");
+			break;
+		}
+		rc = gw_params_add_pair(h->params, buf, false, err);
 	}
 	free(buf);
-}
-
-/* Merge a POST body into the parameters: form or JSON object. */
-static int
-gw__body_params(gw_http *h)
-{
-	char ctype[128] = "";
-
-	if (h->blen == 0) {
-		return 0;
-	}
-	lws_hdr_copy(h->wsi, ctype, sizeof(ctype),
-	             WSI_TOKEN_HTTP_CONTENT_TYPE);
-	if (strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
-		char *save = NULL;
-		for (char *pair = strtok_r(h->body, "&", &save); pair;
-		     pair = strtok_r(NULL, "&", &save)) {
-			gw__param(h->params, pair, true);
-		}
-		return 0;
-	}
-	{
-		json_t *j = json_loadb(h->body, h->blen, 0, NULL);
-		if (json_is_object(j)) {
-			json_object_update(h->params, j);
-			json_decref(j);
-			return 0;
-		}
-		if (json_is_array(j)) {
-			json_object_set_new(h->params, "args", j);
-			return 0;
-		}
-		json_decref(j);
-	}
-	return -EINVAL;
+	return rc;
 }
 
 static const char *
@@ -342,27 +310,13 @@ gw__str(gw_http *h, const char *key)
 
 /* ---- bus replies -------------------------------------------------------- */
 
+/* The HTTP status of a protocol error code; 0 when name is not one. */
 static unsigned
-gw__status_for(const char *code)
+gw__status_of(const char *name)
 {
-	static const struct {
-		const char *code;
-		unsigned status;
-	} map[] = {
-		{ "bad_request", 400 },  { "invalid_query", 400 },
-		{ "auth_failed", 401 },  { "token_expired", 401 },
-		{ "forbidden", 403 },    { "not_found", 404 },
-		{ "too_large", 413 },    { "slow_consumer", 429 },
-		{ "unavailable", 503 },  { "timeout", 504 },
-		{ "server_error", 500 },
-	};
+	const ls_proto_error *row = ls_proto_error_by_name(name);
 
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		if (strcmp(map[i].code, code) == 0) {
-			return map[i].status;
-		}
-	}
-	return 400;
+	return row != NULL ? ls_proto_http_status(name) : 0;
 }
 
 /*
@@ -375,12 +329,13 @@ gw__bus_error(gw_http *h, const char *body, size_t len)
 	json_t *j = json_loadb(body, len, 0, NULL);
 	const char *colon;
 
-	if (json_is_object(j) && json_is_string(json_object_get(j, "code"))) {
+	if (json_is_object(j) &&
+	    gw__status_of(json_string_value(json_object_get(j, "code")))) {
 		const char *code =
 		        json_string_value(json_object_get(j, "code"));
 		const char *msg =
 		        json_string_value(json_object_get(j, "message"));
-		gw__error(h, gw__status_for(code), code, msg ? msg : code);
+		gw__error(h, gw__status_of(code), code, msg ? msg : code);
 		json_decref(j);
 		return;
 	}
@@ -398,12 +353,12 @@ gw__bus_error(gw_http *h, const char *body, size_t len)
 				word = false;
 			}
 		}
-		if (word) {
+		if (word && gw__status_of(code)) {
 			const char *msg = colon + 1;
 			while (*msg == ' ') {
 				msg++;
 			}
-			gw__error(h, gw__status_for(code), code, msg);
+			gw__error(h, gw__status_of(code), code, msg);
 			return;
 		}
 	}
@@ -421,13 +376,16 @@ gw__bus_failed(gw_http *h, bus_status status, const char *body, size_t len)
 	case BUS_OK:
 		return false;
 	case BUS_TIMEOUT:
+		/* no worker in time: transient (docs/protocol.md) */
 		h->gw->m.bus_errors++;
-		gw__error(h, 504, "unavailable",
+		gw__error(h, ls_proto_http_status("unavailable"),
+		          "unavailable",
 		          "the app server did not answer in time");
 		return true;
 	case BUS_NOSERVICE:
 		h->gw->m.bus_errors++;
-		gw__error(h, 503, "unavailable", "no such service");
+		gw__error(h, ls_proto_http_status("unavailable"),
+		          "unavailable", "no such service");
 		return true;
 	default:
 		gw__bus_error(h, body, len);
@@ -474,86 +432,25 @@ gw__allowlisted(gw_gateway *gw, const char *service, const char *op)
 
 	snprintf(name, sizeof(name), "%s/%s", service, op);
 	for (size_t i = 0; i < gw->service_allowlist.count; i++) {
-		if (strcasecmp(gw->service_allowlist.items[i], name) == 0) {
+		/* case-sensitive, as HAProxy's path rules are */
+		if (strcmp(gw->service_allowlist.items[i], name) == 0) {
 			return true;
 		}
 	}
 	return false;
 }
 
-/* auth/generatetoken from named parameters (docs/protocol.md (HTTP)). */
-static json_t *
-gw__token_args(gw_http *h, const char **why)
-{
-	const char *pub = gw__str(h, "publicKey");
-	const char *priv = gw__str(h, "privateKey");
-	const char *ip = gw__str(h, "ipAddress");
-	json_t *roles = json_array(),
-	       *rv = json_object_get(h->params, "roles");
-	json_t *ttl = json_object_get(h->params, "ttl");
-	json_t *web = json_object_get(h->params, "webToken");
-	json_int_t ttl_s = 3600;
-	bool webtoken = false;
-
-	if (pub == NULL || priv == NULL) {
-		*why = "publicKey and privateKey are required";
-		goto fail;
-	}
-	if (json_is_string(rv)) {
-		char *copy = strdup(json_string_value(rv)), *save = NULL;
-		for (char *r = copy ? strtok_r(copy, "|,", &save) : NULL; r;
-		     r = strtok_r(NULL, "|,", &save)) {
-			json_array_append_new(roles, json_string(r));
-		}
-		free(copy);
-	} else if (json_is_array(rv)) {
-		json_array_extend(roles, rv);
-	} else if (rv != NULL) {
-		*why = "roles: expected r1|r2";
-		goto fail;
-	}
-	if (json_is_string(ttl)) {
-		char *end;
-		long long v = strtoll(json_string_value(ttl), &end, 10);
-		if (*end != '\0' || end == json_string_value(ttl)) {
-			*why = "ttl: expected seconds";
-			goto fail;
-		}
-		ttl_s = v;
-	} else if (json_is_integer(ttl)) {
-		ttl_s = json_integer_value(ttl);
-	} else if (ttl != NULL) {
-		*why = "ttl: expected seconds";
-		goto fail;
-	}
-	if (json_is_string(web)) {
-		webtoken = strcmp(json_string_value(web), "true") == 0 ||
-		           strcmp(json_string_value(web), "1") == 0;
-	} else if (json_is_boolean(web)) {
-		webtoken = json_is_true(web);
-	}
-	if (ip != NULL && ip[0] == '\0') {
-		ip = NULL;
-	}
-	return json_pack("[s,s,o,I,s?,b]", pub, priv, roles, (json_int_t)ttl_s,
-	                 ip, webtoken);
-fail:
-	json_decref(roles);
-	return NULL;
-}
-
 static int
 gw__service_dispatch(gw_http *h)
 {
 	gw_gateway *gw = h->gw;
-	bool token = strcasecmp(h->service, "auth") == 0 &&
-	             strcasecmp(h->op, "generatetoken") == 0;
+	bool token = strcmp(h->service, "auth") == 0 &&
+	             strcmp(h->op, "generatetoken") == 0;
 	const char *op = token ? "generateToken" : h->op;
-	const char *type = gw__str(h, "type");
-	const char *tm = gw__str(h, "timeout");
+	json_t *type = json_object_get(h->params, "type");
 	json_t *args = json_object_get(h->params, "args");
-	const char *why = NULL;
-	int timeout = (int)gw->bus_timeout_ms;
+	long long timeout = gw->bus_timeout_ms;
+	ls_error err;
 
 	if (token && !gw->token_http_remote && !h->tls &&
 	    !gw_ip_is_loopback(h->ip)) {
@@ -562,22 +459,20 @@ gw__service_dispatch(gw_http *h)
 		          "clients; use HTTPS");
 		return 0;
 	}
-	if (type != NULL && strcmp(type, "plain") != 0 &&
-	    strcmp(type, "json") != 0) {
+	if (type != NULL && (!json_is_string(type) ||
+	                     (strcmp(json_string_value(type), "plain") != 0 &&
+	                      strcmp(json_string_value(type), "json") != 0))) {
 		gw__error(h, 400, "bad_request",
 		          "type: expected json or plain");
 		return 0;
 	}
-	h->plain = type != NULL && strcmp(type, "plain") == 0;
-	if (tm != NULL) {
-		char *end;
-		long v = strtol(tm, &end, 10);
-		if (*end != '\0' || v < 1 || v > 60000) {
-			gw__error(h, 400, "bad_request",
-			          "timeout: expected 1..60000 ms");
-			return 0;
-		}
-		timeout = (int)v;
+	h->plain =
+	        type != NULL && strcmp(json_string_value(type), "plain") == 0;
+	if (gw_params_int(h->params, "timeout", 1, 60000, &timeout, &err) !=
+	    0) {
+		gw__error(h, 400, "bad_request",
+		          "timeout: expected 1..60000 ms");
+		return 0;
 	}
 	if (json_is_string(args)) {
 		args = json_loads(json_string_value(args), 0, NULL);
@@ -594,16 +489,16 @@ gw__service_dispatch(gw_http *h)
 		          "args: expected a JSON array");
 		return 0;
 	} else if (token) {
-		args = gw__token_args(h, &why);
+		args = gw_params_token_args(h->params, &err);
 		if (args == NULL) {
-			gw__error(h, 400, "bad_request", why);
+			gw__error(h, 400, "bad_request", err.text);
 			return 0;
 		}
 	} else {
 		args = json_array();
 	}
 	h->start_ns = ls_now_ns();
-	if (bus_client_call(gw->bus, h->service, op, args, timeout,
+	if (bus_client_call(gw->bus, h->service, op, args, (int)timeout,
 	                    gw__service_reply, h, &h->bus_id) != 0) {
 		json_decref(args);
 		gw->m.bus_errors++;
@@ -689,6 +584,16 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 		return;
 	}
 	grant = json_loadb(body, len, 0, NULL);
+	if (!json_is_object(grant) ||
+	    !json_is_false(json_object_get(grant, "webToken"))) {
+		/* Its signature cannot be checked here (docs/security.md). */
+		json_decref(grant);
+		h->gw->m.auth_failed++;
+		gw__error(h, 401, "auth_failed",
+		          "a web token authenticates only a WebSocket "
+		          "connection");
+		return;
+	}
 	if (!gw__grants_write(grant, h->owner, h->stream)) {
 		json_decref(grant);
 		gw__error(h, 403, "forbidden", "no write permission");
@@ -736,11 +641,6 @@ gw__publish_dispatch(gw_http *h)
 {
 	const char *app = gw__str(h, "appKey");
 
-	if (h->too_large) {
-		gw__error(h, 413, "too_large",
-		          "message larger than the limit");
-		return 0;
-	}
 	if (app == NULL) {
 		app = h->owner;
 	}
@@ -771,21 +671,63 @@ gw__publish_dispatch(gw_http *h)
 
 /* ---- body --------------------------------------------------------------- */
 
+/*
+ * A body over a limit is read to its end and dropped (answering before
+ * would make the client's kernel reset the connection under the answer),
+ * then answered with the connection closed. The request deadline bounds
+ * how long that may take.
+ */
+static void
+gw__body_refuse(gw_http *h, unsigned status)
+{
+	h->too_large = true;
+	h->body_status = status;
+	h->gw->http_buffered -= h->bcap;
+	free(h->body);
+	h->body = NULL;
+	h->blen = h->bcap = 0;
+}
+
 int
 gw_http_body(gw_http *h, const void *in, size_t len)
 {
+	gw_gateway *gw = h->gw;
+	size_t need = h->blen + len + 1;
+
+	if (ls_now_ms() > h->deadline_ms) {
+		ls_debug(GW_LOG, "%s: request body too slow, closing", h->ip);
+		return -1;
+	}
 	if (h->too_large || h->phase != GW_HP_WAIT) {
 		return 0;
 	}
 	if (h->blen + len > h->bmax) {
-		h->too_large = true;
+		gw__body_refuse(h, 413);
 		return 0;
 	}
-	if (h->body == NULL) {
-		h->body = malloc(h->bmax + 1);
-		if (h->body == NULL) {
-			return -1;
+	if (need > h->bcap) {
+		size_t cap = h->bcap ? h->bcap : GW_BODY_CHUNK;
+		char *p;
+		while (cap < need) {
+			cap *= 2;
 		}
+		if (cap > h->bmax + 1) {
+			cap = h->bmax + 1;
+		}
+		if (gw->http_buffered + (cap - h->bcap) >
+		    (size_t)gw->http_max_buffered_bytes) {
+			gw->m.http_overload++;
+			gw__body_refuse(h, 503);
+			return 0;
+		}
+		p = realloc(h->body, cap);
+		if (p == NULL) {
+			gw__body_refuse(h, 503);
+			return 0;
+		}
+		gw->http_buffered += cap - h->bcap;
+		h->body = p;
+		h->bcap = cap;
 	}
 	memcpy(h->body + h->blen, in, len);
 	h->blen += len;
@@ -793,22 +735,41 @@ gw_http_body(gw_http *h, const void *in, size_t len)
 	return 0;
 }
 
+/* Answer a refused body (gw__body_refuse). */
+static void
+gw__body_refused(gw_http *h)
+{
+	h->close_after = true;
+	if (h->body_status == 503) {
+		h->retry_after = "1";
+		gw__error(h, 503, "unavailable",
+		          "too many unfinished requests; retry later");
+	} else {
+		gw__error(h, 413, "too_large", "request body too large");
+	}
+}
+
 int
 gw_http_body_done(gw_http *h)
 {
+	ls_error err;
+	char ctype[128] = "";
+
 	if (h->phase != GW_HP_WAIT) {
+		return 0;
+	}
+	if (h->too_large) {
+		gw__body_refused(h);
 		return 0;
 	}
 	if (h->kind == GW_H_PUBLISH) {
 		return gw__publish_dispatch(h);
 	}
-	if (h->too_large) {
-		gw__error(h, 413, "too_large", "request body too large");
-		return 0;
-	}
-	if (gw__body_params(h) != 0) {
-		gw__error(h, 400, "bad_request",
-		          "expected a form, a JSON object or a JSON array");
+	lws_hdr_copy(h->wsi, ctype, sizeof(ctype),
+	             WSI_TOKEN_HTTP_CONTENT_TYPE);
+	if (gw_params_add_body(h->params, ctype, h->body ? h->body : "",
+	                       h->blen, &err) != 0) {
+		gw__error(h, 400, "bad_request", err.text);
 		return 0;
 	}
 	return gw__service_dispatch(h);
@@ -911,7 +872,17 @@ gw__static(gw_http *h, const char *uri)
 		return 0;
 	}
 	h->phase = GW_HP_DONE;
-	n = lws_serve_http_file(h->wsi, real, gw__mime(real), NULL, 0);
+	{
+		/* the browser client: any origin may load it */
+		const char *base = strrchr(real, '/');
+		bool client = base != NULL &&
+		              strncmp(base, "/lightstream.", 13) == 0;
+		char extra[sizeof(GW_STATIC_HEADERS GW_CORS_HEADER)];
+		snprintf(extra, sizeof(extra), "%s%s", GW_STATIC_HEADERS,
+		         client ? GW_CORS_HEADER : "");
+		n = lws_serve_http_file(h->wsi, real, gw__mime(real), extra,
+		                        (int)strlen(extra));
+	}
 	free(real);
 	if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi))) {
 		return -1;
@@ -981,24 +952,115 @@ gw__ready(gw_http *h)
 
 /* lws calls no body callbacks for an empty body: dispatch at once. */
 static bool
-gw__has_body(struct lws *wsi)
+gw__has_body(struct lws *wsi, long long *length)
 {
 	char cl[32];
 
+	*length = -1;
 	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <=
 	    0) {
 		/* chunked bodies still arrive through the body callbacks */
 		return lws_hdr_total_length(
 		               wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
 	}
-	return strtoll(cl, NULL, 10) > 0;
+	*length = strtoll(cl, NULL, 10);
+	return *length > 0;
+}
+
+/* Wait for the body of h, at most bmax bytes. */
+static int
+gw__await_body(gw_http *h, long long length, size_t bmax)
+{
+	h->bmax = bmax;
+	if (length > (long long)bmax) {
+		/* known too large: nothing is buffered */
+		h->too_large = true;
+		h->body_status = 413;
+	}
+	return 0;
+}
+
+/*
+ * The request line and the headers lws parsed: no control character, raw
+ * or percent-encoded, and no size over the limits (docs/security.md).
+ * lws URL-decodes the path and the query string, so a decoded %0A or %0D
+ * ends its request line early: such a request has no HTTP version. A
+ * header lws does not know (it keeps those apart, without a way to list
+ * them in 4.1) is never read by the gateway.
+ */
+static int
+gw__request_sane(gw_http *h, const char *uri, unsigned *status,
+                 const char **why)
+{
+	gw_gateway *gw = h->gw;
+	struct lws *wsi = h->wsi;
+	size_t total = 0;
+	char *buf = NULL;
+	int rc = -1;
+
+	*status = 400;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0) {
+		*why = "malformed request line (control character?)";
+		return -1;
+	}
+	if (gw_params_has_ctl(uri, strlen(uri))) {
+		*why = "control character in the request line";
+		return -1;
+	}
+	if (strlen(uri) + (size_t)lws_hdr_total_length(
+	                          wsi, WSI_TOKEN_HTTP_URI_ARGS) >
+	    (size_t)gw->http_max_uri_bytes) {
+		*status = 414;
+		*why = "request URI too long";
+		return -1;
+	}
+	buf = malloc((size_t)gw->http_max_header_bytes + 1);
+	if (buf == NULL) {
+		*status = 500;
+		*why = "out of memory";
+		return -1;
+	}
+	for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+		int n;
+		if (t == WSI_TOKEN_HTTP_URI_ARGS || t == WSI_TOKEN_GET_URI ||
+		    t == WSI_TOKEN_POST_URI || t == WSI_TOKEN_OPTIONS_URI ||
+		    t == WSI_TOKEN_PUT_URI || t == WSI_TOKEN_PATCH_URI ||
+		    t == WSI_TOKEN_DELETE_URI || t == WSI_TOKEN_HEAD_URI ||
+		    t == WSI_TOKEN_CONNECT) {
+			continue; /* the request line: checked above */
+		}
+		n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+		if (n <= 0) {
+			continue;
+		}
+		total += (size_t)n;
+		if (total > (size_t)gw->http_max_header_bytes) {
+			*status = 431;
+			*why = "request headers too large";
+			goto out;
+		}
+		n = lws_hdr_copy(wsi, buf, gw->http_max_header_bytes + 1,
+		                 (enum lws_token_indexes)t);
+		if (n < 0 || gw_params_has_ctl(buf, (size_t)n) ||
+		    gw_params_has_encoded_ctl(buf, (size_t)n)) {
+			*why = "control character in a header";
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }
 
 int
 gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 {
 	gw_http *h;
-	const char *cb;
+	const char *cb, *why = NULL;
+	unsigned status;
+	long long length;
+	ls_error err;
 	bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
 	/* HEAD is answered wherever GET is, without the body. */
 	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 || head;
@@ -1014,16 +1076,29 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	h->post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
 	h->head = head;
 	h->tls = gw_request_is_tls(gw, wsi);
-	h->bmax = 64 * 1024;
+	h->deadline_ms = ls_now_ms() + gw->http_request_timeout_ms;
 	h->params = json_object();
 	if (h->params == NULL) {
 		return -1;
 	}
+	if (gw__request_sane(h, uri, &status, &why) != 0) {
+		/* the request may go on in ways lws misread: close */
+		h->close_after = true;
+		gw__error(h, status,
+		          status == 500   ? "server_error"
+		          : status == 400 ? "bad_request"
+		                          : "too_large",
+		          why);
+		return 0;
+	}
 	gw_client_ip(gw, wsi, h->ip, sizeof(h->ip));
-	gw__query_params(h);
+	if (gw__query_params(h, &err) != 0) {
+		gw__error(h, 400, "bad_request", err.text);
+		return 0;
+	}
 	cb = gw__str(h, "callback");
-	if (cb != NULL) {
-		if (!get || !gw__valid_callback(cb)) {
+	if (cb != NULL || json_object_get(h->params, "callback") != NULL) {
+		if (cb == NULL || !get || !gw__valid_callback(cb)) {
 			gw__error(h, 400, "bad_request",
 			          "callback: expected [A-Za-z_$][A-Za-z0-9_$.]"
 			          "{0,63}");
@@ -1058,19 +1133,18 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	}
 	if (strncmp(uri, "/lightstream/services/", 22) == 0) {
 		const char *p = uri + 22;
+		/* Names match case-sensitively, as HAProxy's rules do; an
+		 * operation off the allow-list does not exist here. */
 		if (!gw__segment(&p, h->service, sizeof(h->service), true) ||
-		    !gw__segment(&p, h->op, sizeof(h->op), true) || *p) {
+		    !gw__segment(&p, h->op, sizeof(h->op), true) || *p ||
+		    !gw__allowlisted(gw, h->service, h->op)) {
 			gw__error(h, 404, "not_found", "no such operation");
 			return 0;
 		}
-		if (!gw__allowlisted(gw, h->service, h->op)) {
-			gw__error(h, 403, "forbidden",
-			          "operation not on the service allow-list");
-			return 0;
-		}
 		h->kind = GW_H_SERVICE;
-		if (h->post && gw__has_body(wsi)) {
-			return 0; /* wait for the body */
+		if (h->post && gw__has_body(wsi, &length)) {
+			return gw__await_body(h, length,
+			                      (size_t)gw->http_max_body_bytes);
 		}
 		return gw__service_dispatch(h);
 	}
@@ -1097,9 +1171,9 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		}
 		snprintf(h->token, sizeof(h->token), "%s", auth + 7);
 		h->kind = GW_H_PUBLISH;
-		h->bmax = (size_t)gw->max_frame_bytes;
-		if (gw__has_body(wsi)) {
-			return 0; /* wait for the body */
+		if (gw__has_body(wsi, &length)) {
+			return gw__await_body(h, length,
+			                      (size_t)gw->max_frame_bytes);
 		}
 		return gw__publish_dispatch(h);
 	}

@@ -26,15 +26,16 @@
 #include "ps_fabric.h"
 #include "q_query.h"
 
-#define GW_LOG           "gateway"
-#define GW_IP_MAX        64
-#define GW_CONN_ID_BYTES 24 /* 192 random bits */
-#define GW_BATCH_BYTES   (64 * 1024)
-#define GW_TX_PACKET     (256 * 1024)
-#define GW_RX_CHUNK      128
-#define GW_PROBE_MS      2000
-#define GW_HTTP_BODY_MAX (1024 * 1024)
-#define GW_WS_PATH       "/lightstream/websocket"
+#define GW_LOG             "gateway"
+#define GW_IP_MAX          64
+#define GW_CONN_ID_BYTES   24 /* 192 random bits */
+#define GW_BATCH_BYTES     (64 * 1024)
+#define GW_TX_PACKET       (256 * 1024)
+#define GW_RX_CHUNK        128
+#define GW_PROBE_MS        2000
+#define GW_HTTP_BODY_MAX   (1024 * 1024)
+#define GW_HTTP_HEAD_SLACK 2048 /* lws head buffer beyond our limits */
+#define GW_WS_PATH         "/lightstream/websocket"
 
 /* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
 
@@ -76,6 +77,7 @@ typedef struct gw_metrics {
 	uint64_t slow_consumers;
 	uint64_t queries_too_costly; /* subscriptions ended over budget */
 	uint64_t bus_errors;
+	uint64_t http_overload; /* bodies refused: buffered-bytes cap */
 	uint64_t lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	uint64_t lat_count;
 	double lat_sum;
@@ -231,10 +233,18 @@ struct gw_gateway {
 	long max_connections;
 	long bus_timeout_ms;
 	bool token_http_remote;
+	long http_max_body_bytes;     /* per request, but publish */
+	long http_max_buffered_bytes; /* all unfinished request bodies */
+	long http_request_timeout_ms; /* headers complete → body complete */
+	long http_max_uri_bytes;      /* 414 over it */
+	long http_max_header_bytes;   /* 431 over it */
 	ls_strlist origins;
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;
 	char *static_dir; /* resolved, absolute; NULL: none found */
+
+	/* bytes allocated for unfinished HTTP request bodies */
+	size_t http_buffered;
 
 	/* connections and streams */
 	gw_conn *conns;

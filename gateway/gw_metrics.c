@@ -245,6 +245,10 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "Failed authentications.", (double)m->auth_failed);
 	gw__metric(&o, "http_requests_total", "counter", "HTTP requests.",
 	           (double)m->http_requests);
+	gw__metric(&o, "http_overload_total", "counter",
+	           "HTTP request bodies refused: unfinished bodies over "
+	           "gateway.http.max_buffered_bytes.",
+	           (double)m->http_overload);
 	gw__metric(&o, "bus_errors_total", "counter",
 	           "Bus requests that timed out or found no service.",
 	           (double)m->bus_errors);

@@ -68,4 +68,74 @@ def test_cluster_script_help():
         assert cmd in r.stdout
 
 
+def test_haproxy_does_not_log_private_keys():
+    """The shipped configuration, bound to loopback in front of a real
+    gateway: a GET token request's query string (the private key) stays
+    out of HAProxy's log; other paths keep theirs."""
+    import json
+    import time
+    import urllib.request
+    if shutil.which("haproxy") is None:
+        raise AssertionError("haproxy is not installed (scripts/setup)")
+    d = lstest.tmpdir()
+    gw_port, front = lstest.free_port(), lstest.free_port()
+    data = os.path.join(d, "data")
+    os.makedirs(data, exist_ok=True)
+    cfg = os.path.join(d, "gw.json")
+    with open(cfg, "w") as f:
+        json.dump({"gateway": {"trusted_proxies": ["127.0.0.1"]}}, f)
+    lstest.lightstream("serve", "--config", cfg, "--listen", "127.0.0.1:%d" % gw_port,
+                       "--data", data, "--fixture", lstest.FIXTURE, name="serve-haproxy",
+                       wait_tcp=gw_port)
+    out = []
+    in_backend = False
+    for line in open(os.path.join(DEPLOY, "haproxy", "haproxy.cfg")).read().splitlines():
+        st = line.strip()
+        if st.startswith(("chroot ", "user ", "group ", "stats socket", "bind :443")) or \
+                st == "daemon":
+            continue
+        if st.startswith("log /dev/log"):
+            line = "\tlog stdout format raw local0 info"
+        elif st.startswith("maxconn ") and not in_backend:
+            line = "\tmaxconn 1000"
+        elif st.startswith("bind :80"):
+            line = "\tbind 127.0.0.1:%d" % front
+        elif st.startswith("bind 127.0.0.1:8404"):
+            line = "\tbind 127.0.0.1:%d" % lstest.free_port()
+        if st.startswith("backend "):
+            in_backend = True
+        elif st.startswith(("frontend ", "global", "defaults")):
+            in_backend = False
+        if in_backend and st.startswith("server "):
+            continue
+        if in_backend and st.startswith("default-server"):
+            out.append(line.replace("maxconn 20000", "maxconn 100"))
+            out.append("\tserver gw 127.0.0.1:%d check" % gw_port)
+            continue
+        out.append(line)
+    path = os.path.join(d, "haproxy-log.cfg")
+    open(path, "w").write("\n".join(out) + "\n")
+    proxy = lstest.Proc("haproxy", ["haproxy", "-db", "-f", path])
+    lstest.wait_port(front, proc=proxy)
+    base = "http://127.0.0.1:%d" % front
+
+    def get(target):
+        try:
+            with urllib.request.urlopen(base + target, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    lstest.wait_for(lambda: get("/readyz") == 200, timeout=15, what="gateway up behind haproxy")
+    assert get("/lightstream/services/auth/generatetoken?publicKey=acc1"
+               "&privateKey=acc1_private&roles=public") == 200
+    assert get("/lightstream/sse/acc1/s1?appKey=acc1&token=secret-token-value") in (400, 401, 404)
+    assert get("/demo.css?v=visible-query") == 200
+    lstest.wait_for(lambda: "visible-query" in proxy.log_text(), what="haproxy log lines")
+    text = proxy.log_text()
+    assert "GET /lightstream/services/auth/generatetoken HTTP/1.1" in text, text
+    assert "acc1_private" not in text and "privateKey" not in text, text
+    assert "secret-token-value" not in text, text
+    proxy.stop()
+
+
 lstest.main(globals())
