@@ -516,8 +516,11 @@ bus_worker_pool_start(void *zmq_ctx, const char *endpoint,
 	                                       : BUS__DEFAULT_LIVENESS;
 	p->rmin_ms = opt && opt->reconnect_min_ms > 0 ? opt->reconnect_min_ms
 	                                              : 1000;
+	/* Short: while it waits with its socket closed, a worker misses a
+	 * broker that came back. The broker being silent already costs the
+	 * liveness interval, so a longer wait protects nobody. */
 	p->rmax_ms = opt && opt->reconnect_max_ms > 0 ? opt->reconnect_max_ms
-	                                              : 32000;
+	                                              : 2000;
 	if (p->rmax_ms < p->rmin_ms) {
 		p->rmax_ms = p->rmin_ms;
 	}

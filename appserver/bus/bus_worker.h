@@ -4,7 +4,7 @@
  * or more services, each a table of operations, and answers requests
  * with blocking calls (store access happens here, never on a loop thread).
  * Heartbeats both ways; when the broker goes silent the worker reconnects
- * with backoff (1 s doubling to 32 s) and registers again.
+ * with backoff (1 s doubling to 2 s) and registers again.
  */
 #ifndef BUS_WORKER_H
 #define BUS_WORKER_H
@@ -42,7 +42,7 @@ typedef struct bus_worker_options {
 	int heartbeat_ms;     /* 0: default 2500 */
 	int liveness;         /* 0: default 3 */
 	int reconnect_min_ms; /* 0: default 1000 */
-	int reconnect_max_ms; /* 0: default 32000 */
+	int reconnect_max_ms; /* 0: default 2000 */
 	/* CURVE keys when the broker uses CURVE (copied); NULL: plain. */
 	const bus_curve_keys *curve;
 } bus_worker_options;

@@ -277,6 +277,27 @@ def test_broker_restart_is_rejoined():
     bus2.stop()
 
 
+def test_workers_rejoin_soon_after_a_long_broker_outage():
+    """After a broker outage of any length, workers are registered again
+    within about one heartbeat interval plus the 2 s backoff cap — not after
+    a backoff that kept doubling while the broker was away."""
+    bus = Bus()
+    w = lstest.Proc("worker", [WORKER, bus.be, "--heartbeat-ms", str(HB)])
+    bus.workers.append(w)
+    bus.wait_workers(1)
+    assert bus.broker.stop() == 0
+    time.sleep(12)  # long enough for an uncapped backoff to reach 8 s
+    bus2 = Bus(front=bus.front, back=bus.back)
+    start = time.time()
+    lstest.wait_for(lambda: bus2.nworkers() >= 1, timeout=20, interval=0.05,
+                    what="worker registered again")
+    took = time.time() - start
+    assert took < 4.0, "worker back after %.1f s" % took
+    assert w.poll() is None
+    w.stop()
+    bus2.stop()
+
+
 def test_malformed_frames_leave_broker_serving():
     bus = Bus()
     bus.worker()
