@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 
-#include "ls_time.h"
 #include "q_internal.h"
 
 /* Haystack bytes folded at a time by the case-insensitive substring
@@ -189,11 +189,46 @@ q__contains_icase(const char *hay, size_t hlen, const char *needle,
 	return false;
 }
 
+/* CPU time of the calling thread. */
+static int64_t
+q__cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+		return 0;
+	}
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * The least count of a counted repeat ("\\w{5000}", "[a-z]{300,}") that
+ * ends the item text p (n bytes), else 0. Such an item may scan that far
+ * and then fail, all within one engine step.
+ */
+static long
+q__item_min_count(const char *p, size_t n)
+{
+	if (n < 3 || (p[n - 1] != '}' && p[n - 1] != '+' && p[n - 1] != '?')) {
+		return 0;
+	}
+	size_t i = n;
+	while (i > 0 && p[i - 1] != '{') {
+		i--;
+	}
+	long m = 0;
+	for (; i > 0 && i < n && p[i] >= '0' && p[i] <= '9' && m < 1000000;
+	     i++) {
+		m = m * 10 + (p[i] - '0');
+	}
+	return m;
+}
+
 /*
  * Called by PCRE2 before every item of the pattern it tries (the pattern
  * was compiled with auto-callouts): one step, plus the bytes the engine
- * moved over since the last call. Returning a negative value abandons
- * the match.
+ * moved over since the last call, plus what a counted repeat may scan
+ * before it fails. Returning a negative value abandons the match.
  */
 static int
 q__callout(pcre2_callout_block *cb, void *data)
@@ -202,15 +237,25 @@ q__callout(pcre2_callout_block *cb, void *data)
 	size_t pos = cb->current_position;
 	size_t moved =
 	        pos > ev->lastpos ? pos - ev->lastpos : ev->lastpos - pos;
+	long scan = (long)(moved / Q_SCAN_BYTES);
 
 	ev->lastpos = pos;
-	if (!q__charge(ev, 1 + (long)(moved / Q_SCAN_BYTES))) {
+	if (cb->next_item_length > 2) {
+		scan += q__item_min_count(ev->pattern + cb->pattern_position,
+		                          cb->next_item_length) /
+		        Q_SCAN_BYTES;
+	}
+	if (!q__charge(ev, 1 + scan)) {
 		return PCRE2_ERROR_CALLOUT;
 	}
-	if (++ev->ticks % Q_CLOCK_EVERY == 0 &&
-	    ls_now_ns() > ev->deadline_ns) {
-		ev->over = true;
-		return PCRE2_ERROR_CALLOUT;
+	if (++ev->ticks % Q_CLOCK_EVERY == 0) {
+		int64_t now = q__cpu_ns();
+		if (ev->deadline_ns == 0) {
+			ev->deadline_ns = now + Q_REGEX_CPU_NS;
+		} else if (now > ev->deadline_ns) {
+			ev->over = true;
+			return PCRE2_ERROR_CALLOUT;
+		}
 	}
 	return 0;
 }
@@ -229,10 +274,8 @@ q__regex(const struct q_node *n, const json_t *v, struct q_eval *ev)
 	if (!q__charge(ev, 1 + (long)(len / Q_REGEX_SCAN_BYTES))) {
 		return false;
 	}
-	if (ev->deadline_ns == 0) {
-		ev->deadline_ns = ls_now_ns() + Q_REGEX_TIME_NS;
-	}
 	ev->lastpos = 0;
+	ev->pattern = json_string_value(n->value);
 	/* PCRE2 counts its own steps too (differently with and without
 	 * JIT): never more than what is left. */
 	pcre2_set_match_limit(
@@ -441,6 +484,7 @@ q__eval_init(struct q_eval *ev)
 {
 	ev->left = Q_EVAL_BUDGET;
 	ev->over = false;
+	ev->pattern = NULL;
 	ev->lastpos = 0;
 	ev->ticks = 0;
 	ev->deadline_ns = 0;

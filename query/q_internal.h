@@ -35,22 +35,24 @@
 #define Q_FOLD_BYTES       8
 #define Q_REGEX_SCAN_BYTES 4 /* PCRE2's search for a place to start */
 /*
- * Safety net for regex work the step count cannot see (a counted repeat
- * that scans far and then fails inside one engine step): once an
- * evaluation has run regexes for this long, it is over budget. Checked
- * every Q_CLOCK_EVERY engine steps.
+ * Safety net for regex work the step count would not see: an evaluation
+ * whose regexes used this much CPU time (the thread's, so that a busy
+ * machine does not end anyone's query) is over budget. The clock is read
+ * every Q_CLOCK_EVERY engine steps, first after that many: ordinary
+ * matches never read it.
  */
-#define Q_REGEX_TIME_NS 2000000L
-#define Q_CLOCK_EVERY   16
+#define Q_REGEX_CPU_NS 5000000L
+#define Q_CLOCK_EVERY  256
 
 /* One evaluation's budget; over is set once it ran out. */
 struct q_eval {
 	long left;
 	bool over;
 	/* regex accounting (callouts of the running match) */
+	const char *pattern; /* of the running match */
 	size_t lastpos;
 	unsigned ticks;
-	int64_t deadline_ns; /* 0 until the first regex */
+	int64_t deadline_ns; /* thread CPU time; 0 until the first reading */
 };
 
 /* Charge n steps; false once the budget is spent. */

@@ -107,6 +107,42 @@ LS_TEST(any_mode_allocates_nothing)
 	json_decref(msg);
 }
 
+/* Running out of the budget, in a regex or elsewhere, allocates nothing
+ * either. */
+LS_TEST(over_budget_allocates_nothing)
+{
+	static const char *costly[] = {
+		"{\"where\": {\"or\": [{\"field\": \"s\", \"op\": "
+		"\"match\", \"value\": \"^(a+)+$\"}]}}",
+		"{\"mode\": \"select\", \"path\": \"a\", \"where\": "
+		"{\"field\": \"\", \"op\": \"in\", \"value\": [1, 2, 3, "
+		"4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]}}",
+	};
+	json_t *arr = json_array();
+	for (int i = 0; i < 5000; i++) {
+		json_array_append_new(arr, json_integer(0));
+	}
+	json_t *msg =
+	        json_pack("{s:s,s:o}", "s",
+	                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "a", arr);
+	for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
+		q_query *q = NULL;
+		LS_CHECK_INT(q_query_compile_text(costly[i], strlen(costly[i]),
+		                                  &q, NULL),
+		             0);
+		long before = atomic_load(&n_allocs);
+		for (int k = 0; k < 3; k++) {
+			json_t *out = NULL;
+			LS_CHECK_INT(q_query_test(q, msg, NULL), LS_ECOSTLY);
+			LS_CHECK_INT(q_query_apply(q, msg, &out), LS_ECOSTLY);
+			LS_CHECK(out == NULL);
+		}
+		LS_CHECK_INT(atomic_load(&n_allocs) - before, 0);
+		q_query_destroy(&q);
+	}
+	json_decref(msg);
+}
+
 LS_TEST(select_test_allocates_nothing_apply_builds)
 {
 	json_t *msg = json_loads(message, 0, NULL);

@@ -84,4 +84,26 @@ def test_help():
     assert "--query" in r.stdout and "--message" in r.stdout
 
 
+def test_query_too_costly_exit_3():
+    """A query that runs out of its cost budget on the message: the error a
+    subscription would be ended with, and exit 3 (not a silent no-match)."""
+    for name in ("match_many_regexes_too_costly", "select_large_array_too_costly",
+                 "match_effort_bounded"):
+        d, r = run_case(name)
+        assert r.returncode == 3, (name, r.returncode, r.stderr)
+        assert r.stdout == "", r.stdout
+        assert "query_too_costly" in r.stderr, r.stderr
+    # The same query on a small message is evaluated as usual.
+    q = os.path.join(CASES, "match_many_regexes_too_costly", "query.json")
+    r = lstest.run("query", "--query", "@" + q, "--message", '{"s": "abc1"}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"match": False, "data": None}
+
+
+def test_regex_verbs_refused_exit_2():
+    check_case("match_verb_no_jit")
+    check_case("match_callout")
+    check_case("in_257_values")
+
+
 lstest.main(globals())
