@@ -509,6 +509,10 @@ def test_cluster_stops_cleanly():
     cl.started = False
     for pid in pids:
         assert not lsdeploy_alive(pid), "pid %d still running after stop" % pid
+    # Status of a stopped cluster: no addresses that answer nothing.
+    r = cl.run("status")
+    assert r.returncode == 1, r.stdout
+    assert "everything is stopped" in r.stdout and "https://" not in r.stdout, r.stdout
     # Under a sanitizer build, every process reported at exit (leaks
     # included) into its log: after all those faults, nothing.
     logs = os.path.join(cl.dir, "logs")
