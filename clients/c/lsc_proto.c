@@ -61,10 +61,17 @@ lsc__url_parse(const char *url, const char *plain, const char *tls,
 		        url, plain, tls);
 	}
 	n = (size_t)(p - url);
-	if (n == strlen(plain) && strncmp(url, plain, n) == 0) {
+	/* The gateway serves HTTP and WebSocket on the same ports, so the
+	 * other family's scheme names the same server: http:// for a
+	 * WebSocket client, ws:// for an HTTP one. */
+	if ((n == strlen(plain) && strncmp(url, plain, n) == 0) ||
+	    (n == 2 && strncmp(url, "ws", 2) == 0) ||
+	    (n == 4 && strncmp(url, "http", 4) == 0)) {
 		out->tls = false;
 		out->port = 80;
-	} else if (n == strlen(tls) && strncmp(url, tls, n) == 0) {
+	} else if ((n == strlen(tls) && strncmp(url, tls, n) == 0) ||
+	           (n == 3 && strncmp(url, "wss", 3) == 0) ||
+	           (n == 5 && strncmp(url, "https", 5) == 0)) {
 		out->tls = true;
 		out->port = 443;
 	} else {

@@ -48,7 +48,9 @@ typedef struct lsc__url {
 
 /*
  * Parse url with one of the schemes plain/tls ("ws"/"wss" or
- * "http"/"https") into out; an empty path becomes default_path.
+ * "http"/"https") into out; an empty path becomes default_path. The other
+ * family's schemes are accepted as their equivalents (http:// is ws://,
+ * wss:// is https://): one gateway port serves both.
  * Returns 0 or -EINVAL with err set.
  */
 int lsc__url_parse(const char *url, const char *plain, const char *tls,

@@ -252,7 +252,7 @@ def test_bad_arguments():
                  ["sub", "--app", "a", "--token", "t", "nostream"],
                  ["sub", "--app", "a", "--token", "t", "--count", "x", "a/b"],
                  ["sub", "--app", "a", "--token", "t", "-o", "xml", "a/b"],
-                 ["sub", "--url", "http://x", "--app", "a", "--token", "t", "a/b"],
+                 ["sub", "--url", "ftp://x", "--app", "a", "--token", "t", "a/b"],
                  ["sub", "a/b"],
                  ["pub", "--app", "a", "--token", "t", "a/b"],
                  ["pub", "--app", "a", "--token", "t", "a/b*", "1"],
@@ -266,6 +266,21 @@ def test_bad_arguments():
         r = lstest.run(cmd, "--help")
         assert r.returncode == 0 and r.stdout.startswith("Usage: lightstream " + cmd)
         assert "Exit status" in r.stdout
+
+
+def test_urls_of_either_family_reach_the_gateway():
+    """One port serves HTTP and WebSocket: `sub`/`pub` take the http://
+    address the README prints, `token` takes the ws:// one."""
+    r = lstest.run("token", "--url", URL, "--app", "acc1", "--private-key",
+                   "acc1_private", "--roles", "publisher")
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip()
+    s = Cli("sub", "--url", HTTP, "--app", "acc1", "--token", tok, "--count", "1",
+            "--timeout", "20", "acc1/s1")
+    s.wait_log("subscribed to acc1/s1")
+    r = lstest.run("pub", "--url", HTTP, "--app", "acc1", "--token", tok, "acc1/s1", "7")
+    assert r.returncode == 0, r.stderr
+    assert s.wait() == 0 and s.lines() == ["7"], s.log_text()
 
 
 def test_malformed_json_message_is_refused():

@@ -37,13 +37,30 @@ LS_TEST(url_defaults)
 	LS_CHECK_INT(
 	        lsc__url_parse("http://h", "http", "https", "/", &u, NULL), 0);
 	LS_CHECK_INT(u.port, 80);
+
+	/* One port serves both: http:// works for a WebSocket client, ws://
+	 * for an HTTP one, with the same TLS choice. */
+	LS_CHECK_INT(lsc__url_parse("http://127.0.0.1:8080", "ws", "wss",
+	                            "/lightstream/websocket", &u, NULL),
+	             0);
+	LS_CHECK(!u.tls);
+	LS_CHECK_STR(u.path, "/lightstream/websocket");
+	LS_CHECK_INT(lsc__url_parse("https://h", "ws", "wss", "/d", &u, NULL),
+	             0);
+	LS_CHECK(u.tls);
+	LS_CHECK_INT(u.port, 443);
+	LS_CHECK_INT(
+	        lsc__url_parse("wss://h:1", "http", "https", "/", &u, NULL),
+	        0);
+	LS_CHECK(u.tls);
 }
 
 LS_TEST(url_rejects)
 {
-	const char *bad[] = { "",           "127.0.0.1:8080", "http://h:1",
+	const char *bad[] = { "",           "127.0.0.1:8080", "ftp://h:1",
 		              "ws://:80",   "ws://h:0",       "ws://h:65536",
-		              "ws://h:12x", "ws://[::1",      "ws://h x" };
+		              "ws://h:12x", "ws://[::1",      "ws://h x",
+		              "httpx://h",  "w://h" };
 	ls_error err;
 	lsc__url u;
 
