@@ -4,14 +4,15 @@
 export declare const version: string;
 
 export type ErrorCodeValue =
-  | 'bad_request' | 'auth_failed' | 'token_expired' | 'forbidden' | 'invalid_query'
-  | 'too_large' | 'slow_consumer' | 'unavailable' | 'server_error'
+  | 'bad_request' | 'auth_failed' | 'token_expired' | 'token_revoked' | 'forbidden' | 'invalid_query'
+  | 'query_too_costly' | 'too_large' | 'slow_consumer' | 'unavailable' | 'server_error'
   | 'invalid_argument' | 'not_connected' | 'disconnected' | 'closed' | 'timeout'
   | 'queue_full' | 'connection_failed' | 'protocol_error' | 'callback_failed' | 'unsupported';
 
 export declare const ErrorCode: Readonly<{
   BAD_REQUEST: 'bad_request'; AUTH_FAILED: 'auth_failed'; TOKEN_EXPIRED: 'token_expired';
-  FORBIDDEN: 'forbidden'; INVALID_QUERY: 'invalid_query'; TOO_LARGE: 'too_large';
+  TOKEN_REVOKED: 'token_revoked'; FORBIDDEN: 'forbidden'; INVALID_QUERY: 'invalid_query';
+  QUERY_TOO_COSTLY: 'query_too_costly'; TOO_LARGE: 'too_large';
   SLOW_CONSUMER: 'slow_consumer'; UNAVAILABLE: 'unavailable'; SERVER_ERROR: 'server_error';
   INVALID_ARGUMENT: 'invalid_argument'; NOT_CONNECTED: 'not_connected'; DISCONNECTED: 'disconnected';
   CLOSED: 'closed'; TIMEOUT: 'timeout'; QUEUE_FULL: 'queue_full'; CONNECTION_FAILED: 'connection_failed';
@@ -23,6 +24,7 @@ export declare const MessageType: Readonly<{
   AUTH_REQUEST: 1; AUTH_RESPONSE: 2; WEB_TOKEN_REQUEST: 3; WEB_TOKEN_RESPONSE: 4; DATA: 5;
   SUBSCRIBE_REQUEST: 6; SUBSCRIBE_RESPONSE: 7; UNSUBSCRIBE_REQUEST: 8; UNSUBSCRIBE_RESPONSE: 9;
   ERROR: 10; REFRESH_REQUEST: 11; REFRESH_RESPONSE: 12; PUBLISH_RESPONSE: 13;
+  SUBSCRIPTION_ENDED: 14; PERMISSIONS_CHANGED: 15;
 }>;
 
 /** Permission bits: 1 = write (publish), 2 = read (subscribe). */
@@ -145,7 +147,12 @@ export declare class Subscription {
   /** The server's subscription id on the current connection (changes after a reconnect). */
   readonly id: string | null;
   readonly active: boolean;
+  /** Why it ended (e.g. forbidden: the read permission was withdrawn), or null. */
+  readonly error: LightStreamError | null;
   unsubscribe(): Promise<void>;
+  /** 'ended': once, when the subscription ends for good; error is null after unsubscribe(). */
+  on(name: 'ended', fn: (error: LightStreamError | null) => void): () => void;
+  off(name: 'ended', fn: (error: LightStreamError | null) => void): void;
 }
 
 export interface StreamPermission {
@@ -225,6 +232,10 @@ export interface ClientEvents {
   error: LightStreamError;
   reconnecting: ReconnectingEvent;
   refresh: { expiresAt: string | null };
+  /** The server changed this connection's permissions (role or account change, refresh). */
+  permissionsChanged: { permissions: StreamPermission[] };
+  /** The token was revoked or its account deleted (close 4011); reconnects only with getToken. */
+  revoked: { error: LightStreamError; willReconnect: boolean };
 }
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';

@@ -28,6 +28,8 @@ const MessageType = Object.freeze({
   REFRESH_REQUEST: 11,
   REFRESH_RESPONSE: 12,
   PUBLISH_RESPONSE: 13,
+  SUBSCRIPTION_ENDED: 14,
+  PERMISSIONS_CHANGED: 15,
 });
 
 /* Permission bits of a stream permission (docs/accounts.md). */
@@ -42,8 +44,10 @@ const ErrorCode = Object.freeze({
   BAD_REQUEST: 'bad_request',
   AUTH_FAILED: 'auth_failed',
   TOKEN_EXPIRED: 'token_expired',
+  TOKEN_REVOKED: 'token_revoked',
   FORBIDDEN: 'forbidden',
   INVALID_QUERY: 'invalid_query',
+  QUERY_TOO_COSTLY: 'query_too_costly',
   TOO_LARGE: 'too_large',
   SLOW_CONSUMER: 'slow_consumer',
   UNAVAILABLE: 'unavailable',
@@ -74,6 +78,7 @@ const CLOSE_CODE_ERRORS = {
   4004: ['bad_request', 'the server rejected a malformed message'],
   4008: ['slow_consumer', 'the client did not read its messages fast enough'],
   4010: ['token_expired', 'the token expired'],
+  4011: ['token_revoked', 'the token was revoked or its account deleted'],
 };
 
 const DEFAULTS = Object.freeze({
@@ -107,7 +112,8 @@ const QUERY_LIMITS = Object.freeze({
   maxRegexBytes: 256,
 });
 
-const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh'];
+const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked'];
+const SUBSCRIPTION_EVENTS = ['ended'];
 
 const MIN_REFRESH_INTERVAL_MS = 1000;
 
@@ -720,6 +726,8 @@ class Subscription {
     this._serverId = null;
     this._state = 'pending'; /* pending → active ⇄ pending (reconnect) → ended */
     this._settled = false;
+    this._error = null;
+    this._ended = [];
     this._ready = new Promise((resolve, reject) => {
       this._resolve = resolve;
       this._reject = reject;
@@ -731,6 +739,33 @@ class Subscription {
 
   /* True until unsubscribe() or a permanent failure. */
   get active() { return this._state !== 'ended'; }
+
+  /* Why the subscription ended (a LightStreamError), or null. */
+  get error() { return this._error; }
+
+  /*
+   * Register fn for an event of this subscription. 'ended': fn(error) once
+   * when it ends for good — error is null after unsubscribe(), else why
+   * (e.g. forbidden when the server withdrew the read permission, see
+   * SubscriptionEnded). Returns a function that removes fn.
+   */
+  on(name, fn) {
+    if (SUBSCRIPTION_EVENTS.indexOf(name) < 0) {
+      fail('invalid_argument', 'unknown event ' + JSON.stringify(name) + ' (known: ' + SUBSCRIPTION_EVENTS.join(', ') + ')');
+    }
+    if (typeof fn !== 'function') {
+      fail('invalid_argument', 'on() needs a function');
+    }
+    this._ended.push(fn);
+    return () => this.off(name, fn);
+  }
+
+  off(name, fn) {
+    const i = name === 'ended' ? this._ended.indexOf(fn) : -1;
+    if (i >= 0) {
+      this._ended.splice(i, 1);
+    }
+  }
 
   /* Stop receiving messages; resolves once the server confirmed (or at once when offline). */
   unsubscribe() {
@@ -949,7 +984,7 @@ class Client {
     return done;
   }
 
-  /* Register fn for an event: open, close, error, reconnecting, refresh. Returns a function that removes it. */
+  /* Register fn for an event: open, close, error, reconnecting, refresh, permissionsChanged, revoked. Returns a function that removes it. */
   on(name, fn) {
     const list = this._listeners.get(name);
     if (!list) {
@@ -1177,6 +1212,19 @@ class Client {
       case MessageType.REFRESH_RESPONSE:
         this._refreshResponse(m);
         return;
+      case MessageType.SUBSCRIPTION_ENDED: {
+        const sub = this._bySid.get(m.subscriptionId);
+        if (sub) {
+          this._endSubscription(sub, serverError(m.error, 'forbidden'));
+        }
+        return;
+      }
+      case MessageType.PERMISSIONS_CHANGED:
+        if (this._session && Array.isArray(m.permissions)) {
+          this._session.permissions = m.permissions;
+          this._emit('permissionsChanged', { permissions: m.permissions.slice() });
+        }
+        return;
       case MessageType.ERROR: {
         const err = serverError(m, 'server_error');
         this._lastError = err;
@@ -1278,7 +1326,12 @@ class Client {
     this._failInFlight();
 
     /* err is the server's own word when it gave one (e.g. unavailable before a close) */
-    const tokenProblem = err.code === 'auth_failed' || err.code === 'token_expired';
+    const revoked = err.code === 'token_revoked';
+    const tokenProblem = err.code === 'auth_failed' || err.code === 'token_expired' || revoked;
+    if (revoked) {
+      /* never present this token again: only getToken() can go on */
+      this._emit('revoked', { error: err, willReconnect: Boolean(this._getToken) && this._reconnect.enabled });
+    }
     if (this._openWaiter) {
       /* never authenticated in this open(): one retry with a fresh token, then give up */
       if (tokenProblem && this._getToken && !this._freshTokenTried && !err.fatal) {
@@ -1640,6 +1693,7 @@ class Client {
     }
     const wasSettled = sub._settled;
     sub._state = 'ended';
+    sub._error = err || null;
     this._subs.delete(sub);
     if (sub._serverId !== null) {
       this._bySid.delete(sub._serverId);
@@ -1652,6 +1706,11 @@ class Client {
       }
       if (!quiet) {
         this._emit('error', err);
+      }
+    }
+    if (wasSettled) {
+      for (const fn of sub._ended.slice()) {
+        try { fn(err || null); } catch (e) { this._callbackFailed(e, 'ended listener'); }
       }
     }
   }
