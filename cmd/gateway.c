@@ -1,8 +1,8 @@
 /*
  * `lightstream gateway`: the WebSocket/HTTP gateway alone
  * (docs/configuration.md), with a bus client to --broker-frontend and the
- * fabric of --redis (or local). Several gateways may listen on the same
- * address (SO_REUSEPORT).
+ * fabric of --redis (or local). Several gateway processes share one address
+ * only with --reuse-port (SO_REUSEPORT); --gateways N runs N loops.
  */
 #include <ev.h>
 #include <getopt.h>
@@ -46,7 +46,7 @@ cmd_gateway(int argc, char **argv)
 	ls_settings s;
 	ls_error err = { 0 };
 	gw_options go = { 0 };
-	gw_gateway *gw = NULL;
+	gw_server *srv = NULL;
 	struct ev_loop *loop = NULL;
 	void *zctx = NULL;
 	int status = CMD_EXIT_USAGE, c, n = 0;
@@ -91,18 +91,17 @@ cmd_gateway(int argc, char **argv)
 	}
 	go.settings = &s;
 	go.zmq_ctx = zctx;
-	gw = gw_gateway_new(loop, &go, &err);
-	if (gw == NULL) {
+	srv = gw_server_new(loop, &go, gw_cli_loops(&s, 1), &err);
+	if (srv == NULL) {
 		fprintf(stderr, "lightstream gateway: %s\n", err.text);
 		status = err.code == LS_ECONFIG ? CMD_EXIT_USAGE
 		                                : CMD_EXIT_FAILURE;
 		goto out;
 	}
-	gw_cli_announce("gateway", gw);
-	gw_cli_run(loop, gw);
-	status = CMD_EXIT_OK;
+	gw_cli_announce("gateway", gw_server_gateway(srv));
+	status = gw_cli_run(loop, srv) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILURE;
 out:
-	gw_gateway_destroy(&gw);
+	gw_server_destroy(&srv);
 	if (zctx != NULL) {
 		zmq_ctx_term(zctx);
 	}

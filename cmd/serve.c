@@ -237,7 +237,7 @@ cmd_serve(int argc, char **argv)
 	gw_options go = { 0 };
 	as_appserver_options ao = { 0 };
 	bus_broker_options bo = { 0 };
-	gw_gateway *gw = NULL;
+	gw_server *srv = NULL;
 	as_appserver *as = NULL;
 	bus_broker *broker = NULL;
 	pthread_t broker_thread;
@@ -356,25 +356,26 @@ cmd_serve(int argc, char **argv)
 	go.settings = &s;
 	go.zmq_ctx = zctx;
 	go.bus_endpoint = frontend;
-	gw = gw_gateway_new(loop, &go, &err);
-	if (gw == NULL) {
+	srv = gw_server_new(loop, &go, gw_cli_loops(&s, 0), &err);
+	if (srv == NULL) {
 		fprintf(stderr, "lightstream serve: %s\n", err.text);
 		status = err.code == LS_ECONFIG ? CMD_EXIT_USAGE
 		                                : CMD_EXIT_FAILURE;
 		goto out;
 	}
-	relay.gw = gw;
+	relay.gw = gw_server_gateway(srv);
 	if (demo) {
-		d = serve_demo_start(loop, gw, zctx, frontend);
+		d = serve_demo_start(loop, gw_server_gateway(srv), zctx,
+		                     frontend);
 	}
-	gw_cli_announce(
-	        demo ? "serve (demo publisher on svc1/weather)" : "serve", gw);
-	gw_cli_run(loop, gw);
-	status = CMD_EXIT_OK;
+	gw_cli_announce(demo ? "serve (demo publisher on svc1/weather)"
+	                     : "serve",
+	                gw_server_gateway(srv));
+	status = gw_cli_run(loop, srv) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILURE;
 out:
 	serve_demo_stop(&d);
 	relay.gw = NULL;
-	gw_gateway_destroy(&gw);
+	gw_server_destroy(&srv);
 	as_appserver_stop(&as);
 	if (relay_on) {
 		ev_async_stop(loop, &relay.async);

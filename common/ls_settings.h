@@ -16,6 +16,9 @@
 #include "ls_config.h"
 #include "ls_error.h"
 
+/* Most gateway event loops in one process (gateway.loops, --gateways). */
+#define LS_SETTINGS_LOOPS_MAX 64
+
 typedef struct ls_settings {
 	/* log.* */
 	char *log_level;  /* "info" */
@@ -47,6 +50,9 @@ typedef struct ls_settings {
 	long http_request_timeout_ms; /* 10000: the body must arrive by then */
 	long http_max_uri_bytes;      /* 4096: path and query string */
 	long http_max_header_bytes;   /* 8192: all headers together */
+	long loops;      /* gateway event loops; 0: the command's default
+	                    (serve: one per core, gateway: 1) */
+	bool reuse_port; /* share the listen port with other processes */
 
 	/* pubsub.* */
 	char *pubsub_url; /* "local" or "redis://HOST:PORT" */

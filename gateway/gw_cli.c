@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ls_log.h"
 
@@ -17,6 +18,8 @@ enum {
 	GW__OPT_ORIGIN,
 	GW__OPT_TRUSTED_PROXY,
 	GW__OPT_TOKEN_HTTP_REMOTE,
+	GW__OPT_GATEWAYS,
+	GW__OPT_REUSE_PORT,
 };
 
 const struct option gw_cli_options[] = {
@@ -27,6 +30,8 @@ const struct option gw_cli_options[] = {
 	{ "origin", required_argument, NULL, GW__OPT_ORIGIN },
 	{ "trusted-proxy", required_argument, NULL, GW__OPT_TRUSTED_PROXY },
 	{ "token-http-remote", no_argument, NULL, GW__OPT_TOKEN_HTTP_REMOTE },
+	{ "gateways", required_argument, NULL, GW__OPT_GATEWAYS },
+	{ "reuse-port", no_argument, NULL, GW__OPT_REUSE_PORT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -66,6 +71,24 @@ gw_cli_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 	case GW__OPT_TOKEN_HTTP_REMOTE:
 		s->token_http_remote = true;
 		return 1;
+	case GW__OPT_GATEWAYS: {
+		char *end = NULL;
+		long n;
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno != 0 || end == arg || *end != '\0' || n < 1 ||
+		    n > LS_SETTINGS_LOOPS_MAX) {
+			return ls_error_set(err, LS_ECONFIG,
+			                    "--gateways: expected a number "
+			                    "from 1 to %d",
+			                    LS_SETTINGS_LOOPS_MAX);
+		}
+		s->loops = n;
+		return 1;
+	}
+	case GW__OPT_REUSE_PORT:
+		s->reuse_port = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -84,7 +107,11 @@ gw_cli_help(void)
 	       "  --trusted-proxy ADDR     trust X-Forwarded-For from "
 	       "ADDR[/BITS] (repeat)\n"
 	       "  --token-http-remote      issue tokens over plain HTTP to "
-	       "non-loopback clients\n";
+	       "non-loopback clients\n"
+	       "  --gateways N             gateway event loops (threads) "
+	       "sharing the port\n"
+	       "  --reuse-port             share the listen port with other "
+	       "gateway processes\n";
 }
 
 void
@@ -110,7 +137,7 @@ gw_cli_announce(const char *command, const gw_gateway *gw)
 
 typedef struct gw__run {
 	struct ev_loop *loop;
-	gw_gateway *gw;
+	gw_server *srv;
 	ev_signal term, intr;
 	bool stopping;
 } gw__run;
@@ -135,17 +162,17 @@ gw__signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	r->stopping = true;
 	ls_info("lightstream", "signal %d: shutting down", w->signum);
-	gw_gateway_shutdown(r->gw, gw__drained, r);
+	gw_server_shutdown(r->srv, gw__drained, r);
 }
 
 int
-gw_cli_run(struct ev_loop *loop, gw_gateway *gw)
+gw_cli_run(struct ev_loop *loop, gw_server *srv)
 {
 	gw__run r;
 
 	memset(&r, 0, sizeof(r));
 	r.loop = loop;
-	r.gw = gw;
+	r.srv = srv;
 	ev_signal_init(&r.term, gw__signal, SIGTERM);
 	r.term.data = &r;
 	ev_signal_init(&r.intr, gw__signal, SIGINT);
@@ -155,5 +182,19 @@ gw_cli_run(struct ev_loop *loop, gw_gateway *gw)
 	ev_run(loop, 0);
 	ev_signal_stop(loop, &r.term);
 	ev_signal_stop(loop, &r.intr);
-	return 0;
+	return gw_server_failed(srv) ? -1 : 0;
+}
+
+int
+gw_cli_loops(const ls_settings *s, int dflt)
+{
+	long n = s->loops > 0 ? s->loops : dflt;
+
+	if (n <= 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	}
+	if (n < 1) {
+		n = 1;
+	}
+	return (int)(n > LS_SETTINGS_LOOPS_MAX ? LS_SETTINGS_LOOPS_MAX : n);
 }

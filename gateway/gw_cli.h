@@ -8,6 +8,7 @@
 #include <getopt.h>
 
 #include "gw_gateway.h"
+#include "gw_server.h"
 #include "ls_settings.h"
 
 struct ev_loop;
@@ -28,9 +29,17 @@ const char *gw_cli_help(void);
 void gw_cli_announce(const char *command, const gw_gateway *gw);
 
 /*
- * Run loop until SIGTERM or SIGINT, then shut the gateway down
- * gracefully (close 1001, drain) and return 0.
+ * Run loop (the server's loop 0) until SIGTERM or SIGINT, then shut every
+ * loop of the server down gracefully (close 1001, drain) and return 0; a
+ * second signal stops at once. Returns -1 when a loop of the server
+ * failed (the server then shut itself down).
  */
-int gw_cli_run(struct ev_loop *loop, gw_gateway *gw);
+int gw_cli_run(struct ev_loop *loop, gw_server *srv);
+
+/*
+ * The number of gateway loops: gateway.loops / --gateways when set, else
+ * dflt (0: one per core).
+ */
+int gw_cli_loops(const ls_settings *s, int dflt);
 
 #endif

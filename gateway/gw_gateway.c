@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gw_internal.h"
+#include "gw_server.h"
 #include "ls_log.h"
 #include "ls_time.h"
 
@@ -368,6 +369,9 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 		return NULL;
 	}
 	gw->loop = loop;
+	gw->server = opt->server;
+	gw->index = opt->index;
+	gw->reuse_port = s->reuse_port;
 	gw->plain.fd = gw->tls.fd = -1;
 	gw->auth_timeout_ms = s->auth_timeout_ms;
 	gw->max_frame_bytes = s->max_frame_bytes;
@@ -380,6 +384,10 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->token_http_remote = s->token_http_remote;
 	gw->http_max_body_bytes = s->http_max_body_bytes;
 	gw->http_max_buffered_bytes = s->http_max_buffered_bytes;
+	if (opt->server != NULL) {
+		/* A process-wide budget: each loop gets its share. */
+		gw->http_max_buffered_bytes /= gw_server_loops(opt->server);
+	}
 	gw->http_request_timeout_ms = s->http_request_timeout_ms;
 	gw->http_max_uri_bytes = s->http_max_uri_bytes;
 	gw->http_max_header_bytes = s->http_max_header_bytes;
@@ -468,15 +476,18 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	po.on_control = gw_liveauth_control;
 	po.on_resync = gw_liveauth_resync;
 	po.user = gw;
+	po.hub = opt->hub;
 	gw->fabric = ps_fabric_new(loop, &po, err);
 	if (gw->fabric == NULL) {
 		goto fail;
 	}
 
-	if (gw_listener_open(gw, &gw->plain, s->listen, false, err) != 0) {
+	/* In a server of several loops, loop 0 listens for all. */
+	if (opt->index == 0 &&
+	    gw_listener_open(gw, &gw->plain, s->listen, false, err) != 0) {
 		goto fail;
 	}
-	if (tls &&
+	if (opt->index == 0 && tls &&
 	    gw_listener_open(gw, &gw->tls, s->tls_listen, true, err) != 0) {
 		goto fail;
 	}

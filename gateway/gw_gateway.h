@@ -18,6 +18,8 @@
 #include "ls_settings.h"
 
 struct ev_loop;
+struct ps_hub;
+struct gw_server;
 
 typedef struct gw_gateway gw_gateway;
 
@@ -26,13 +28,19 @@ typedef struct gw_options {
 	void *zmq_ctx;               /* borrowed; must outlive the gateway */
 	/* Bus endpoint of the broker frontend; NULL: settings->bus_frontend */
 	const char *bus_endpoint;
+	/* Set by gw_server for each of its loops (gw_server.h); zero for a
+	 * gateway on its own. Only loop 0 listens. */
+	struct ps_hub *hub;
+	struct gw_server *server;
+	unsigned index;
 } gw_options;
 
 /*
- * Bind the listeners (SO_REUSEPORT, so several gateways may share a
- * port), create the lws context on loop (borrowed, must outlive the
- * gateway), connect the bus client and the fabric. Returns a new gateway
- * or NULL with err set (address in use, bad certificate, bad URL...).
+ * Bind the listeners (exclusively, unless settings->reuse_port: then
+ * SO_REUSEPORT, so that several gateway processes share the port), create the
+ * lws context on loop (borrowed, must outlive the gateway), connect the bus
+ * client and the fabric. Returns a new gateway or NULL with err set (address
+ * in use, bad certificate, bad URL...).
  */
 gw_gateway *gw_gateway_new(struct ev_loop *loop, const gw_options *opt,
                            ls_error *err);

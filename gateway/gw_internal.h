@@ -64,23 +64,32 @@ typedef struct gw_qent {
 
 #define GW_LAT_BUCKETS 14
 
+/*
+ * Counters are written by their loop's thread only, and read by any loop
+ * answering /metrics for the whole server (gw_server.c): atomic.
+ */
 typedef struct gw_metrics {
-	uint64_t connections_total;
-	uint64_t connections_rejected;
-	uint64_t http_requests;
-	uint64_t messages_in;     /* publishes accepted from clients/HTTP */
-	uint64_t messages_fabric; /* messages received from the fabric */
-	uint64_t messages_out;    /* delivery frames queued */
-	uint64_t dropped;         /* deliveries dropped (slow consumer, bad) */
-	uint64_t auth_ok;
-	uint64_t auth_failed;
-	uint64_t slow_consumers;
-	uint64_t queries_too_costly; /* subscriptions ended over budget */
-	uint64_t bus_errors;
-	uint64_t http_overload; /* bodies refused: buffered-bytes cap */
-	uint64_t lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
-	uint64_t lat_count;
-	double lat_sum;
+	_Atomic uint64_t connections_total;
+	_Atomic uint64_t connections_rejected;
+	_Atomic uint64_t http_requests;
+	_Atomic uint64_t
+	        messages_in; /* publishes accepted from clients/HTTP */
+	_Atomic uint64_t
+	        messages_fabric;       /* messages received from the fabric */
+	_Atomic uint64_t messages_out; /* delivery frames queued */
+	_Atomic uint64_t dropped; /* deliveries dropped (slow consumer, bad) */
+	_Atomic uint64_t auth_ok;
+	_Atomic uint64_t auth_failed;
+	_Atomic uint64_t slow_consumers;
+	_Atomic uint64_t
+	        queries_too_costly; /* subscriptions ended over budget */
+	_Atomic uint64_t bus_errors;
+	_Atomic uint64_t
+	        http_overload; /* bodies refused: buffered-bytes cap */
+	_Atomic uint64_t
+	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
+	_Atomic uint64_t lat_count;
+	_Atomic uint64_t lat_sum_ns;
 } gw_metrics;
 
 /* Record one bus round trip that started at start_ns (ls_now_ns). */
@@ -214,6 +223,8 @@ typedef struct gw_listener {
 
 struct gw_gateway {
 	struct ev_loop *loop;
+	struct gw_server *server; /* NULL: a gateway on its own */
+	unsigned index;           /* loop number in the server */
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
 	struct lws_vhost *vh_tls;
@@ -238,6 +249,7 @@ struct gw_gateway {
 	long http_request_timeout_ms; /* headers complete → body complete */
 	long http_max_uri_bytes;      /* 414 over it */
 	long http_max_header_bytes;   /* 431 over it */
+	bool reuse_port;
 	ls_strlist origins;
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;
@@ -248,11 +260,11 @@ struct gw_gateway {
 
 	/* connections and streams */
 	gw_conn *conns;
-	size_t nconns;
-	size_t nsubs;
+	_Atomic size_t nconns; /* atomic: read by the other loops */
+	_Atomic size_t nsubs;
 	gw_stream **buckets;
 	size_t nbuckets;
-	size_t nstreams;
+	_Atomic size_t nstreams;
 
 	/* readiness */
 	bool bus_ok;
@@ -390,6 +402,18 @@ bool gw_request_is_tls(gw_gateway *gw, struct lws *wsi);
 int gw_listener_open(gw_gateway *gw, gw_listener *l, const char *address,
                      bool tls, ls_error *err);
 void gw_listener_close(gw_listener *l);
+/* Hand an accepted socket to libwebsockets on gw's loop (or close it). */
+void gw_adopt(gw_gateway *gw, int fd, bool tls);
+
+/* gw_server.c: the loops of one server */
+/* An accepted socket: adopt it here or hand it to the least loaded loop. */
+void gw_server_accepted(gw_gateway *gw, int fd, bool tls);
+/* Open connections of the whole server (gw's alone without a server). */
+size_t gw_server_connections(gw_gateway *gw);
+/* Call fn for every running loop's gateway (only gw without a server);
+ * fn may read only the atomic counters of the others. */
+void gw_server_each(gw_gateway *gw, void (*fn)(gw_gateway *g, void *arg),
+                    void *arg);
 
 /* gw_gateway.c */
 void gw_check_drained(gw_gateway *gw);

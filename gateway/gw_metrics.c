@@ -12,6 +12,23 @@
 #include "gw_internal.h"
 #include "ls_time.h"
 
+enum {
+	GW__M_CONNECTIONS_TOTAL,
+	GW__M_CONNECTIONS_REJECTED,
+	GW__M_HTTP_REQUESTS,
+	GW__M_MESSAGES_IN,
+	GW__M_MESSAGES_FABRIC,
+	GW__M_MESSAGES_OUT,
+	GW__M_DROPPED,
+	GW__M_AUTH_OK,
+	GW__M_AUTH_FAILED,
+	GW__M_SLOW_CONSUMERS,
+	GW__M_QUERIES_TOO_COSTLY,
+	GW__M_BUS_ERRORS,
+	GW__M_HTTP_OVERLOAD,
+	GW__M_COUNT,
+};
+
 static const double gw__lat_le[GW_LAT_BUCKETS - 1] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1,    0.25,  0.5,    1.0,   2.5,  5.0,
@@ -20,7 +37,8 @@ static const double gw__lat_le[GW_LAT_BUCKETS - 1] = {
 void
 gw_metrics_bus(gw_metrics *m, int64_t start_ns)
 {
-	double s = (double)(ls_now_ns() - start_ns) / 1e9;
+	int64_t ns = ls_now_ns() - start_ns;
+	double s = (double)ns / 1e9;
 	int i;
 
 	for (i = 0; i < GW_LAT_BUCKETS - 1; i++) {
@@ -30,7 +48,7 @@ gw_metrics_bus(gw_metrics *m, int64_t start_ns)
 	}
 	m->lat_bucket[i]++;
 	m->lat_count++;
-	m->lat_sum += s;
+	m->lat_sum_ns += (uint64_t)(ns > 0 ? ns : 0);
 }
 
 typedef struct gw__out {
@@ -195,80 +213,137 @@ gw__metric(gw__out *o, const char *name, const char *type, const char *help,
 	           name, help, name, type, name, value);
 }
 
+/* The whole server's numbers: every loop's, added up. */
+typedef struct gw__totals {
+	uint64_t v[GW__M_COUNT];
+	uint64_t lat_bucket[GW_LAT_BUCKETS];
+	uint64_t lat_count;
+	double lat_sum;
+	size_t conns, subs, streams;
+	ps_stats ps;
+	unsigned loops;
+	/* per loop, for the labelled gauge */
+	size_t loop_conns[LS_SETTINGS_LOOPS_MAX];
+	unsigned loop_index[LS_SETTINGS_LOOPS_MAX];
+} gw__totals;
+
+static void
+gw__add(gw_gateway *g, void *arg)
+{
+	gw__totals *t = arg;
+	const gw_metrics *m = &g->m;
+	ps_stats ps;
+
+	t->v[GW__M_CONNECTIONS_TOTAL] += m->connections_total;
+	t->v[GW__M_CONNECTIONS_REJECTED] += m->connections_rejected;
+	t->v[GW__M_HTTP_REQUESTS] += m->http_requests;
+	t->v[GW__M_MESSAGES_IN] += m->messages_in;
+	t->v[GW__M_MESSAGES_FABRIC] += m->messages_fabric;
+	t->v[GW__M_MESSAGES_OUT] += m->messages_out;
+	t->v[GW__M_DROPPED] += m->dropped;
+	t->v[GW__M_AUTH_OK] += m->auth_ok;
+	t->v[GW__M_AUTH_FAILED] += m->auth_failed;
+	t->v[GW__M_SLOW_CONSUMERS] += m->slow_consumers;
+	t->v[GW__M_QUERIES_TOO_COSTLY] += m->queries_too_costly;
+	t->v[GW__M_BUS_ERRORS] += m->bus_errors;
+	t->v[GW__M_HTTP_OVERLOAD] += m->http_overload;
+	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
+		t->lat_bucket[i] += m->lat_bucket[i];
+	}
+	t->lat_count += m->lat_count;
+	t->lat_sum += (double)m->lat_sum_ns / 1e9;
+	t->conns += g->nconns;
+	t->subs += g->nsubs;
+	t->streams += g->nstreams;
+	if (g->fabric != NULL) {
+		ps_fabric_stats(g->fabric, &ps);
+		t->ps.reconnects += ps.reconnects;
+		t->ps.topics += ps.topics;
+		t->ps.published += ps.published;
+		t->ps.received += ps.received;
+	}
+	if (t->loops < LS_SETTINGS_LOOPS_MAX) {
+		t->loop_conns[t->loops] = g->nconns;
+		t->loop_index[t->loops] = g->index;
+	}
+	t->loops++;
+}
+
 char *
 gw_metrics_render(gw_gateway *gw, size_t *len)
 {
-	const gw_metrics *m = &gw->m;
 	gw__out o = { NULL, 0, 0, false };
-	ps_stats ps;
+	gw__totals *t = calloc(1, sizeof(*t));
 	uint64_t cum = 0;
 
-	memset(&ps, 0, sizeof(ps));
-	if (gw->fabric != NULL) {
-		ps_fabric_stats(gw->fabric, &ps);
+	if (t == NULL) {
+		return NULL;
 	}
+	gw_server_each(gw, gw__add, t);
 	gw__metric(&o, "connections", "gauge", "Open WebSocket connections.",
-	           (double)gw->nconns);
+	           (double)t->conns);
 	gw__metric(&o, "connections_total", "counter",
 	           "WebSocket connections accepted.",
-	           (double)m->connections_total);
+	           (double)t->v[GW__M_CONNECTIONS_TOTAL]);
 	gw__metric(&o, "connections_rejected_total", "counter",
 	           "Connections refused by max_connections.",
-	           (double)m->connections_rejected);
+	           (double)t->v[GW__M_CONNECTIONS_REJECTED]);
 	gw__metric(&o, "subscriptions", "gauge", "Active subscriptions.",
-	           (double)gw->nsubs);
-	gw__metric(&o, "streams", "gauge", "Streams with subscribers.",
-	           (double)gw->nstreams);
+	           (double)t->subs);
+	gw__metric(&o, "streams", "gauge",
+	           "Streams with subscribers, counted once per loop.",
+	           (double)t->streams);
 	gw__metric(&o, "messages_in_total", "counter",
 	           "Messages published by clients (WebSocket and HTTP) and "
 	           "by the demo publisher.",
-	           (double)m->messages_in);
+	           (double)t->v[GW__M_MESSAGES_IN]);
 	gw__metric(&o, "messages_fabric_total", "counter",
-	           "Messages received from the pub/sub fabric.",
-	           (double)m->messages_fabric);
+	           "Messages received from the pub/sub fabric, once per "
+	           "loop.",
+	           (double)t->v[GW__M_MESSAGES_FABRIC]);
 	gw__metric(&o, "messages_out_total", "counter",
 	           "Delivery frames queued to subscribers.",
-	           (double)m->messages_out);
+	           (double)t->v[GW__M_MESSAGES_OUT]);
 	gw__metric(&o, "messages_dropped_total", "counter",
 	           "Deliveries dropped (slow consumers, undeliverable).",
-	           (double)m->dropped);
+	           (double)t->v[GW__M_DROPPED]);
 	gw__metric(&o, "slow_consumers_total", "counter",
 	           "Connections closed for exceeding the queue limit.",
-	           (double)m->slow_consumers);
+	           (double)t->v[GW__M_SLOW_CONSUMERS]);
 	gw__metric(&o, "queries_too_costly_total", "counter",
 	           "Subscriptions ended because their query ran out of its "
 	           "cost budget.",
-	           (double)m->queries_too_costly);
+	           (double)t->v[GW__M_QUERIES_TOO_COSTLY]);
 	gw__metric(&o, "auth_ok_total", "counter",
-	           "Successful authentications.", (double)m->auth_ok);
+	           "Successful authentications.", (double)t->v[GW__M_AUTH_OK]);
 	gw__metric(&o, "auth_failed_total", "counter",
-	           "Failed authentications.", (double)m->auth_failed);
+	           "Failed authentications.", (double)t->v[GW__M_AUTH_FAILED]);
 	gw__metric(&o, "http_requests_total", "counter", "HTTP requests.",
-	           (double)m->http_requests);
+	           (double)t->v[GW__M_HTTP_REQUESTS]);
 	gw__metric(&o, "http_overload_total", "counter",
 	           "HTTP request bodies refused: unfinished bodies over "
 	           "gateway.http.max_buffered_bytes.",
-	           (double)m->http_overload);
+	           (double)t->v[GW__M_HTTP_OVERLOAD]);
 	gw__metric(&o, "bus_errors_total", "counter",
 	           "Bus requests that timed out or found no service.",
-	           (double)m->bus_errors);
+	           (double)t->v[GW__M_BUS_ERRORS]);
 	gw__printf(&o, "# HELP lightstream_bus_latency_seconds Service-bus "
 	               "round trips.\n"
 	               "# TYPE lightstream_bus_latency_seconds histogram\n");
 	for (int i = 0; i < GW_LAT_BUCKETS - 1; i++) {
-		cum += m->lat_bucket[i];
+		cum += t->lat_bucket[i];
 		gw__printf(&o,
 		           "lightstream_bus_latency_seconds_bucket{le=\"%g\"} "
 		           "%llu\n",
 		           gw__lat_le[i], (unsigned long long)cum);
 	}
-	cum += m->lat_bucket[GW_LAT_BUCKETS - 1];
+	cum += t->lat_bucket[GW_LAT_BUCKETS - 1];
 	gw__printf(&o,
 	           "lightstream_bus_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
 	           "lightstream_bus_latency_seconds_sum %.9f\n"
 	           "lightstream_bus_latency_seconds_count %llu\n",
-	           (unsigned long long)cum, m->lat_sum,
-	           (unsigned long long)m->lat_count);
+	           (unsigned long long)cum, t->lat_sum,
+	           (unsigned long long)t->lat_count);
 	gw__metric(&o, "bus_ready", "gauge",
 	           "1 when the service bus answered the last probe.",
 	           gw->bus_ok ? 1 : 0);
@@ -276,15 +351,28 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "1 when the pub/sub fabric is connected.",
 	           gw->fabric && ps_fabric_ready(gw->fabric) ? 1 : 0);
 	gw__metric(&o, "pubsub_reconnects_total", "counter",
-	           "Pub/sub fabric re-connections.", (double)ps.reconnects);
+	           "Pub/sub fabric re-connections.", (double)t->ps.reconnects);
 	gw__metric(&o, "pubsub_topics", "gauge",
-	           "Topics subscribed on the fabric.", (double)ps.topics);
+	           "Topics subscribed on the fabric, counted once per loop.",
+	           (double)t->ps.topics);
 	gw__metric(&o, "pubsub_published_total", "counter",
 	           "Messages accepted by the fabric for publishing.",
-	           (double)ps.published);
+	           (double)t->ps.published);
 	gw__metric(&o, "pubsub_received_total", "counter",
-	           "Messages received from the fabric.", (double)ps.received);
+	           "Messages received from the fabric, once per loop.",
+	           (double)t->ps.received);
+	gw__metric(&o, "gateway_loops", "gauge",
+	           "Gateway event loops serving this port.", (double)t->loops);
+	gw__printf(&o, "# HELP lightstream_loop_connections Open WebSocket "
+	               "connections per gateway loop.\n"
+	               "# TYPE lightstream_loop_connections gauge\n");
+	for (unsigned i = 0; i < t->loops && i < LS_SETTINGS_LOOPS_MAX; i++) {
+		gw__printf(&o,
+		           "lightstream_loop_connections{loop=\"%u\"} %zu\n",
+		           t->loop_index[i], t->loop_conns[i]);
+	}
 	gw__process_metrics(&o);
+	free(t);
 	if (o.failed) {
 		free(o.buf);
 		return NULL;

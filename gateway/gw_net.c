@@ -1,10 +1,12 @@
 /*
  * Addresses: our own listening sockets and client IPs.
  *
- * The gateway binds its sockets itself (SO_REUSEPORT, exactly the
- * configured address) and hands accepted sockets to libwebsockets, whose
- * vhost does not listen (DESIGN: lws 4.1.6 binds every interface and
- * cannot share a port between processes).
+ * The gateway binds its sockets itself (exactly the configured address;
+ * SO_REUSEPORT only when asked to share the port with other processes)
+ * and hands accepted sockets to libwebsockets, whose vhost does not listen
+ * (DESIGN: lws 4.1.6 binds every interface and cannot share a port between
+ * processes). In a server of several loops only loop 0 listens; it hands
+ * each accepted socket to the least loaded loop (gw_server.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -153,7 +155,6 @@ gw__accept(struct ev_loop *loop, ev_io *w, int revents)
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(l->fd, NULL, NULL,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct lws *wsi;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
@@ -169,25 +170,32 @@ gw__accept(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		if (gw->max_connections > 0 &&
-		    (long)gw->nconns >= gw->max_connections) {
+		    (long)gw_server_connections(gw) >= gw->max_connections) {
 			gw->m.connections_rejected++;
 			close(fd);
 			continue;
 		}
-		if (l->tls) {
-			wsi = lws_adopt_descriptor_vhost(
-			        gw->vh_tls,
-			        LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
-			                LWS_ADOPT_ALLOW_SSL,
-			        (lws_sock_file_fd_type){ .sockfd = fd }, NULL,
-			        NULL);
-		} else {
-			wsi = lws_adopt_socket_vhost(gw->vh, fd);
-		}
-		if (wsi == NULL) {
-			/* lws closes the descriptor on failure. */
-			ls_warn(GW_LOG, "could not adopt a connection");
-		}
+		gw_server_accepted(gw, fd, l->tls);
+	}
+}
+
+void
+gw_adopt(gw_gateway *gw, int fd, bool tls)
+{
+	struct lws *wsi;
+
+	if (tls) {
+		wsi = lws_adopt_descriptor_vhost(
+		        gw->vh_tls,
+		        LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
+		                LWS_ADOPT_ALLOW_SSL,
+		        (lws_sock_file_fd_type){ .sockfd = fd }, NULL, NULL);
+	} else {
+		wsi = lws_adopt_socket_vhost(gw->vh, fd);
+	}
+	if (wsi == NULL) {
+		/* lws closes the descriptor on failure. */
+		ls_warn(GW_LOG, "could not adopt a connection");
 	}
 }
 
@@ -225,12 +233,28 @@ gw_listener_open(gw_gateway *gw, gw_listener *l, const char *address, bool tls,
 		rc = -errno;
 		goto fail;
 	}
+	/* SO_REUSEADDR: a restart binds over connections in TIME_WAIT. */
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* Several gateway processes may share the port (DESIGN). */
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	/* Sharing the port with other processes is opt-in: without it a
+	 * second server on the address fails instead of silently taking
+	 * half of the clients. */
+	if (gw->reuse_port) {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	}
 	if (bind(l->fd, res->ai_addr, res->ai_addrlen) != 0 ||
 	    listen(l->fd, 4096) != 0) {
 		rc = -errno;
+		if (rc == -EADDRINUSE) {
+			ls_error_set(err, rc,
+			             "listen on %s: address in use (another "
+			             "server listens there; gateways share a "
+			             "port only with --reuse-port on each)",
+			             address);
+			close(l->fd);
+			l->fd = -1;
+			freeaddrinfo(res);
+			return rc;
+		}
 		goto fail;
 	}
 	if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0) {

@@ -69,6 +69,7 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	}
 	f->max_payload =
 	        opt->max_payload ? opt->max_payload : PS_PAYLOAD_MAX_DEFAULT;
+	f->hub = opt->hub;
 	f->topics = ps__topics_new();
 	if (f->topics == NULL) {
 		ls_error_set(err, -ENOMEM, "pubsub: out of memory");
@@ -147,7 +148,8 @@ ps_fabric_subscribe(ps_fabric *f, const char *topic)
 		ps__topics_remove(f->topics, t);
 		return rc;
 	}
-	f->stats.topics = ps__topics_count(f->topics);
+	__atomic_store_n(&f->stats.topics, ps__topics_count(f->topics),
+	                 __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -168,7 +170,8 @@ ps_fabric_unsubscribe(ps_fabric *f, const char *topic)
 	}
 	f->be->unsubscribe(f, t);
 	ps__topics_remove(f->topics, t);
-	f->stats.topics = ps__topics_count(f->topics);
+	__atomic_store_n(&f->stats.topics, ps__topics_count(f->topics),
+	                 __ATOMIC_RELAXED);
 	ps__state_changed(f);
 	return 0;
 }
@@ -229,8 +232,15 @@ ps_fabric_status(const ps_fabric *f)
 void
 ps_fabric_stats(const ps_fabric *f, ps_stats *out)
 {
-	*out = f->stats;
-	out->topics = ps__topics_count(f->topics);
+	/* Atomic reads: another loop's thread may render these. */
+	out->published =
+	        __atomic_load_n(&f->stats.published, __ATOMIC_RELAXED);
+	out->received = __atomic_load_n(&f->stats.received, __ATOMIC_RELAXED);
+	out->reconnects =
+	        __atomic_load_n(&f->stats.reconnects, __ATOMIC_RELAXED);
+	out->topics = __atomic_load_n(&f->stats.topics, __ATOMIC_RELAXED);
+	out->dropped = __atomic_load_n(&f->stats.dropped, __ATOMIC_RELAXED);
+	out->failed = __atomic_load_n(&f->stats.failed, __ATOMIC_RELAXED);
 }
 
 const char *
@@ -255,13 +265,13 @@ ps__deliver(ps_fabric *f, const char *topic, size_t tlen, const char *payload,
             size_t len)
 {
 	if (len > f->max_payload) {
-		f->stats.dropped++;
+		ps__count(&f->stats.dropped, 1);
 		ls_warn("pubsub",
 		        "dropped a %zu-byte message on %.*s (limit %zu)", len,
 		        (int)tlen, topic, f->max_payload);
 		return;
 	}
-	f->stats.received++;
+	ps__count(&f->stats.received, 1);
 	if (f->on_message != NULL) {
 		f->on_message(topic, tlen, payload, len, f->user);
 	}

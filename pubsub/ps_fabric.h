@@ -2,12 +2,17 @@
  * The pub/sub fabric (docs/pubsub.md): how a message published on one gateway
  * reaches every gateway with subscribers.
  *
- * Backends sit behind one function table: "local" (in-process, one
- * gateway) and "redis" (hiredis async on the gateway's libev loop). Topics
- * are "owner:stream". Payloads are opaque bytes (JSON text); the gateway
+ * Backends sit behind one function table: "local" (in-process) and
+ * "redis" (hiredis async on the gateway's libev loop). Topics are
+ * "owner:stream". Payloads are opaque bytes (JSON text); the gateway
  * decides how to interpret them.
  *
- * All calls must be made from the loop thread.
+ * Local fabrics on several loops (threads) of one process join one hub
+ * (ps_hub): a message published on any of them reaches the subscribers of
+ * every one.
+ *
+ * All calls on a fabric must be made from its loop's thread; the hub is
+ * thread-safe.
  */
 #ifndef PS_FABRIC_H
 #define PS_FABRIC_H
@@ -27,6 +32,24 @@ struct ev_loop;
 #define PS_PAYLOAD_MAX_DEFAULT (1024 * 1024)
 
 typedef struct ps_fabric ps_fabric;
+
+/*
+ * The meeting point of the local fabrics of one process. Each local
+ * fabric joins a hub (its own private one when none is given). Publishing
+ * on any member queues the message, under the hub's lock, to every member
+ * with a subscriber of the topic and wakes that member's loop (ev_async);
+ * each member delivers on its own loop, in the order the hub accepted the
+ * messages. At most PS_HUB_MEMBERS fabrics per hub.
+ */
+typedef struct ps_hub ps_hub;
+
+#define PS_HUB_MEMBERS 64
+
+/* A new hub, or NULL (out of memory). */
+ps_hub *ps_hub_new(void);
+
+/* Free a hub that no fabric uses any more; accepts NULL, clears *h. */
+void ps_hub_destroy(ps_hub **h);
 
 /*
  * A message arrived on a subscribed topic. topic (topiclen bytes, also
@@ -86,6 +109,8 @@ typedef struct ps_fabric_options {
 	int reconnect_min_ms;   /* 0: default 100 */
 	int reconnect_max_ms;   /* 0: default 5000 */
 	size_t max_payload;     /* 0: PS_PAYLOAD_MAX_DEFAULT (1 MiB) */
+	ps_hub *hub; /* local: the hub to join (borrowed; must outlive the
+	              * fabric); NULL: a private one */
 } ps_fabric_options;
 
 /*
@@ -116,7 +141,8 @@ int ps_fabric_unsubscribe(ps_fabric *f, const char *topic);
 /*
  * Publish payload (borrowed, copied) on topic. done (optional) is called
  * exactly once with the outcome — for the local backend before this
- * function returns, after the message was delivered to on_message; for
+ * function returns, after the message was delivered to this fabric's
+ * on_message (other members of the hub deliver on their own loops); for
  * Redis when PUBLISH is answered or fails, and also before this function
  * returns (LS_EUNAVAILABLE) when the publishing connection is down.
  * Pending publishes are failed with LS_EUNAVAILABLE when the connection is
@@ -143,6 +169,7 @@ bool ps_fabric_ready(const ps_fabric *f);
 /* Why not ready (static or internal string, valid until next call). */
 const char *ps_fabric_status(const ps_fabric *f);
 
+/* Counters; the one call that any thread may make (while f exists). */
 void ps_fabric_stats(const ps_fabric *f, ps_stats *out);
 
 /* Backend name: "local" or "redis". */

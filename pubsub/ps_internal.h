@@ -45,6 +45,7 @@ struct ps_fabric {
 	int reconnect_min_ms;
 	int reconnect_max_ms;
 	size_t max_payload;
+	ps_hub *hub; /* local: the hub to join (NULL: a private one) */
 	ps__topics *topics;
 	ps_stats stats;
 	bool last_ready; /* last state reported through on_state */
@@ -53,6 +54,18 @@ struct ps_fabric {
 
 extern const ps__backend ps__local_backend;
 extern const ps__backend ps__redis_backend;
+
+/*
+ * Count into a ps_stats field. Only the fabric's loop writes; any thread
+ * may read (ps_fabric_stats), so the accesses are atomic.
+ */
+static inline void
+ps__count(uint64_t *counter, uint64_t n)
+{
+	__atomic_store_n(counter,
+	                 __atomic_load_n(counter, __ATOMIC_RELAXED) + n,
+	                 __ATOMIC_RELAXED);
+}
 
 /* Deliver one received message (checks the limit, counts, calls back). */
 void ps__deliver(ps_fabric *f, const char *topic, size_t tlen,

@@ -1,37 +1,381 @@
 /*
- * The local backend: in-process fan-out for a single gateway. Publishing
- * delivers synchronously to on_message when the topic has subscribers.
+ * The local backend: in-process fan-out between the loops of one process.
+ *
+ * Every local fabric is a member of a hub (ps_hub). The hub knows, per
+ * topic, which members have subscribers (a bit mask). Publishing copies
+ * the message once into a reference-counted block and, under the hub's
+ * lock, appends a reference to the inbox of every interested member; a
+ * member whose inbox was empty is woken through its ev_async. Each member
+ * delivers its inbox on its own loop, in inbox order — the order in which
+ * the hub accepted the messages, the same on every loop. The publishing
+ * member delivers its own inbox before publish returns (as a single local
+ * fabric always did), so done() still follows the local delivery.
+ *
+ * Announcements on the control channel (ps_fabric_control_publish) go the
+ * same way to every member that listens to it (on_control), so a change
+ * announced on one loop reaches the connections of every loop.
  */
 #include <errno.h>
+#include <ev.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_log.h"
 #include "ps_internal.h"
 
-/* Payloads up to this size are copied on the stack, larger ones to heap. */
-#define PS_LOCAL_STACK_COPY 4096
+/* One published message, shared by every member's inbox. */
+typedef struct ps__msg {
+	unsigned refs; /* atomic */
+	size_t tlen;
+	size_t len;
+	char *payload; /* NUL-terminated, after the topic */
+	char data[];   /* topic NUL payload NUL */
+} ps__msg;
+
+typedef struct ps__vec {
+	ps__msg **items;
+	size_t n, cap;
+} ps__vec;
+
+typedef struct ps__member {
+	ps_hub *hub;
+	ps_fabric *f;
+	unsigned index;
+	bool own_hub; /* the private hub of a lone fabric */
+	bool control; /* listens to the control channel */
+	ev_async wake;
+	ps__vec inbox; /* under hub->lock */
+	ps__vec spare; /* the loop thread's: reused drained vector */
+} ps__member;
+
+struct ps_hub {
+	pthread_mutex_t lock;
+	ps__member *members[PS_HUB_MEMBERS];
+	unsigned nmembers;
+	uint64_t control;   /* members listening to the control channel */
+	ps__topics *topics; /* topic -> members mask */
+};
+
+ps_hub *
+ps_hub_new(void)
+{
+	ps_hub *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		return NULL;
+	}
+	h->topics = ps__topics_new();
+	if (h->topics == NULL || pthread_mutex_init(&h->lock, NULL) != 0) {
+		ps__topics_destroy(&h->topics);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+ps_hub_destroy(ps_hub **hp)
+{
+	ps_hub *h = hp ? *hp : NULL;
+
+	if (h == NULL) {
+		return;
+	}
+	if (h->nmembers > 0) {
+		ls_err("pubsub", "hub destroyed with %u member(s)",
+		       h->nmembers);
+	}
+	ps__topics_destroy(&h->topics);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	*hp = NULL;
+}
+
+static void
+ps__msg_unref(ps__msg *m)
+{
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		free(m);
+	}
+}
+
+static ps__msg *
+ps__msg_new(const char *topic, size_t tlen, const char *payload, size_t len)
+{
+	ps__msg *m = malloc(sizeof(*m) + tlen + 1 + len + 1);
+
+	if (m == NULL) {
+		return NULL;
+	}
+	m->refs = 1;
+	m->tlen = tlen;
+	m->len = len;
+	memcpy(m->data, topic, tlen);
+	m->data[tlen] = '\0';
+	m->payload = m->data + tlen + 1;
+	memcpy(m->payload, payload, len);
+	m->payload[len] = '\0';
+	return m;
+}
+
+static int
+ps__vec_push(ps__vec *v, ps__msg *m)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 16;
+		ps__msg **items = realloc(v->items, cap * sizeof(*items));
+		if (items == NULL) {
+			return -ENOMEM;
+		}
+		v->items = items;
+		v->cap = cap;
+	}
+	v->items[v->n++] = m;
+	return 0;
+}
+
+static void
+ps__vec_release(ps__vec *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		ps__msg_unref(v->items[i]);
+	}
+	free(v->items);
+	memset(v, 0, sizeof(*v));
+}
+
+/*
+ * Deliver everything in this member's inbox, in order. Takes the inbox
+ * under the lock (leaving the spare vector in its place), delivers without
+ * it, and keeps the drained vector as the next spare. Safe to re-enter
+ * from a delivery callback (the inner call finds its own inbox).
+ */
+static void
+ps__drain(ps__member *mb)
+{
+	ps_hub *h = mb->hub;
+	ps__vec work;
+
+	pthread_mutex_lock(&h->lock);
+	work = mb->inbox;
+	mb->inbox = mb->spare;
+	mb->inbox.n = 0;
+	memset(&mb->spare, 0, sizeof(mb->spare));
+	pthread_mutex_unlock(&h->lock);
+	for (size_t i = 0; i < work.n; i++) {
+		ps__msg *m = work.items[i];
+		if (m->tlen == sizeof(PS_CONTROL_CHANNEL) - 1 &&
+		    memcmp(m->data, PS_CONTROL_CHANNEL, m->tlen) == 0) {
+			if (mb->f->on_control != NULL) {
+				mb->f->on_control(m->payload, m->len,
+				                  mb->f->user);
+			}
+		} else if (ps__topics_find(mb->f->topics, m->data, m->tlen) !=
+		           NULL) {
+			/* (not unsubscribed since it was queued) */
+			ps__deliver(mb->f, m->data, m->tlen, m->payload,
+			            m->len);
+		}
+		ps__msg_unref(m);
+	}
+	work.n = 0;
+	if (mb->spare.items == NULL) {
+		mb->spare = work;
+	} else {
+		free(work.items);
+	}
+}
+
+static void
+ps__wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+	ps__drain(w->data);
+}
 
 static int
 ps__local_start(ps_fabric *f, const char *url, ls_error *err)
 {
+	ps__member *mb = calloc(1, sizeof(*mb));
+	ps_hub *h = f->hub;
+
+	if (mb == NULL) {
+		return ls_error_set(err, -ENOMEM, "pubsub: out of memory");
+	}
+	if (h == NULL) {
+		h = ps_hub_new();
+		if (h == NULL) {
+			free(mb);
+			return ls_error_set(err, -ENOMEM,
+			                    "pubsub: out of memory");
+		}
+		mb->own_hub = true;
+	}
+	mb->hub = h;
+	mb->f = f;
+	mb->control = f->on_control != NULL;
+	pthread_mutex_lock(&h->lock);
+	if (h->nmembers == PS_HUB_MEMBERS) {
+		pthread_mutex_unlock(&h->lock);
+		free(mb);
+		return ls_error_set(err, -EINVAL,
+		                    "pubsub: more than %d local fabrics",
+		                    PS_HUB_MEMBERS);
+	}
+	for (unsigned i = 0; i < PS_HUB_MEMBERS; i++) {
+		if (h->members[i] == NULL) {
+			mb->index = i;
+			h->members[i] = mb;
+			h->nmembers++;
+			if (mb->control) {
+				h->control |= 1ULL << i;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	ev_async_init(&mb->wake, ps__wake);
+	mb->wake.data = mb;
+	ev_async_start(f->loop, &mb->wake);
+	/* The wake-up alone does not keep the loop running. */
+	ev_unref(f->loop);
+	f->state = mb;
 	return 0;
+}
+
+static void
+ps__forget(ps__topic *t, void *arg)
+{
+	ps__member *mb = arg;
+	ps__topic *ht = ps__topics_find(mb->hub->topics, t->name, t->len);
+
+	if (ht != NULL) {
+		ht->members &= ~(1ULL << mb->index);
+		if (ht->members == 0) {
+			ps__topics_remove(mb->hub->topics, ht);
+		}
+	}
 }
 
 static void
 ps__local_stop(ps_fabric *f)
 {
+	ps__member *mb = f->state;
+	ps_hub *h;
+
+	if (mb == NULL) {
+		return;
+	}
+	h = mb->hub;
+	ev_ref(f->loop);
+	ev_async_stop(f->loop, &mb->wake);
+	pthread_mutex_lock(&h->lock);
+	ps__topics_each(f->topics, ps__forget, mb);
+	h->members[mb->index] = NULL;
+	h->nmembers--;
+	h->control &= ~(1ULL << mb->index);
+	pthread_mutex_unlock(&h->lock);
+	ps__vec_release(&mb->inbox);
+	ps__vec_release(&mb->spare);
+	if (mb->own_hub) {
+		ps_hub_destroy(&h);
+	}
+	free(mb);
+	f->state = NULL;
 }
 
 static int
 ps__local_subscribe(ps_fabric *f, ps__topic *t)
 {
-	t->confirmed = true;
-	return 0;
+	ps__member *mb = f->state;
+	ps_hub *h = mb->hub;
+	ps__topic *ht;
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	ht = ps__topics_find(h->topics, t->name, t->len);
+	if (ht == NULL) {
+		ht = ps__topics_add(h->topics, t->name, t->len);
+	}
+	if (ht != NULL) {
+		ht->members |= 1ULL << mb->index;
+	} else {
+		rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&h->lock);
+	t->confirmed = rc == 0;
+	return rc;
 }
 
 static void
 ps__local_unsubscribe(ps_fabric *f, ps__topic *t)
 {
+	ps__member *mb = f->state;
+	ps_hub *h = mb->hub;
+	ps__topic *ht;
+
+	pthread_mutex_lock(&h->lock);
+	ht = ps__topics_find(h->topics, t->name, t->len);
+	if (ht != NULL) {
+		ht->members &= ~(1ULL << mb->index);
+		if (ht->members == 0) {
+			ps__topics_remove(h->topics, ht);
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Queue m to the members of mask (or, with control, to those listening to
+ * the control channel) and wake them; deliver this member's own share
+ * before returning. Returns 0, or -ENOMEM when it reached nobody.
+ */
+static int
+ps__post(ps__member *mb, ps__msg *m, bool control)
+{
+	ps_hub *h = mb->hub;
+	ps__member *wake[PS_HUB_MEMBERS];
+	unsigned nwake = 0, reached = 0;
+	bool self = false;
+	uint64_t bits = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (control) {
+		bits = h->control;
+	} else {
+		ps__topic *ht = ps__topics_find(h->topics, m->data, m->tlen);
+		bits = ht != NULL ? ht->members : 0;
+	}
+	while (bits != 0) {
+		unsigned i = (unsigned)__builtin_ctzll(bits);
+		ps__member *to = h->members[i];
+		bool was_empty;
+		bits &= bits - 1;
+		if (to == NULL) {
+			continue;
+		}
+		was_empty = to->inbox.n == 0;
+		if (ps__vec_push(&to->inbox, m) != 0) {
+			rc = -ENOMEM;
+			continue;
+		}
+		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+		reached++;
+		if (to == mb) {
+			self = true;
+		} else if (was_empty) {
+			wake[nwake++] = to;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < nwake; i++) {
+		ev_async_send(wake[i]->f->loop, &wake[i]->wake);
+	}
+	if (self) {
+		ps__drain(mb);
+	}
+	return rc != 0 && reached == 0 ? rc : 0;
 }
 
 static int
@@ -39,27 +383,37 @@ ps__local_publish(ps_fabric *f, const char *topic, size_t tlen,
                   const char *payload, size_t len, ps_publish_fn done,
                   void *user)
 {
-	if (ps__topics_find(f->topics, topic, tlen) != NULL) {
-		/* on_message is promised a NUL-terminated payload. */
-		char small[PS_LOCAL_STACK_COPY];
-		char *copy = len < sizeof(small) ? small : malloc(len + 1);
-		if (copy == NULL) {
-			return -ENOMEM;
-		}
-		memcpy(copy, payload, len);
-		copy[len] = '\0';
-		f->stats.published++;
-		ps__deliver(f, topic, tlen, copy, len);
-		if (copy != small) {
-			free(copy);
-		}
-	} else {
-		f->stats.published++;
+	ps__msg *m = ps__msg_new(topic, tlen, payload, len);
+	int rc;
+
+	if (m == NULL) {
+		return -ENOMEM;
 	}
+	rc = ps__post(f->state, m, false);
+	ps__msg_unref(m);
+	if (rc != 0) {
+		return rc;
+	}
+	ps__count(&f->stats.published, 1);
 	if (done != NULL) {
 		done(0, user);
 	}
 	return 0;
+}
+
+static int
+ps__local_control(ps_fabric *f, const char *payload, size_t len)
+{
+	ps__msg *m = ps__msg_new(PS_CONTROL_CHANNEL,
+	                         sizeof(PS_CONTROL_CHANNEL) - 1, payload, len);
+	int rc;
+
+	if (m == NULL) {
+		return -ENOMEM;
+	}
+	rc = ps__post(f->state, m, true);
+	ps__msg_unref(m);
+	return rc;
 }
 
 static bool
@@ -81,6 +435,7 @@ const ps__backend ps__local_backend = {
 	.subscribe = ps__local_subscribe,
 	.unsubscribe = ps__local_unsubscribe,
 	.publish = ps__local_publish,
+	.control = ps__local_control,
 	.ready = ps__local_ready,
 	.status = ps__local_status,
 };

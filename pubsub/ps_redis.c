@@ -328,7 +328,7 @@ ps__on_connect(const redisAsyncContext *cac, int status)
 	l->error[0] = '\0';
 	redisEnableKeepAlive(&ac->c);
 	if (l->was_up) {
-		r->f->stats.reconnects++;
+		ps__count(&r->f->stats.reconnects, 1);
 		ls_info("pubsub", "redis %s reconnected to %s:%d", l->role,
 		        r->host, r->port);
 	} else {
@@ -592,14 +592,14 @@ ps__pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->progress = ev_now(r->f->loop);
 	if (rep == NULL) {
 		status = LS_EUNAVAILABLE;
-		r->f->stats.failed++;
+		ps__count(&r->f->stats.failed, 1);
 	} else if (rep->type == REDIS_REPLY_ERROR) {
 		ls_warn("pubsub", "redis PUBLISH failed: %s", rep->str);
 		status = LS_ESERVER;
-		r->f->stats.failed++;
+		ps__count(&r->f->stats.failed, 1);
 	} else {
 		status = 0;
-		r->f->stats.published++;
+		ps__count(&r->f->stats.published, 1);
 	}
 	ps_publish_fn done = req->done;
 	void *user = req->user;
@@ -638,7 +638,7 @@ ps__redis_publish(ps_fabric *f, const char *topic, size_t tlen,
 	}
 	return 0;
 unavailable:
-	f->stats.failed++;
+	ps__count(&f->stats.failed, 1);
 	if (done != NULL) {
 		done(LS_EUNAVAILABLE, user);
 	}

@@ -7,12 +7,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ps__topic {
 	struct ps__topic *next; /* hash chain */
 	unsigned refs;
-	bool confirmed; /* the backend confirmed the subscription */
-	bool syncing;   /* part of the re-subscription after a connect */
+	bool confirmed;   /* the backend confirmed the subscription */
+	bool syncing;     /* part of the re-subscription after a connect */
+	uint64_t members; /* local hub: bit i set when member i subscribes */
 	size_t len;
 	char name[]; /* NUL-terminated */
 } ps__topic;

@@ -19,12 +19,12 @@ def redis_cli(port, *args):
                           capture_output=True, text=True, timeout=10).stdout.strip()
 
 
-def gateway(front, redis_port, port=None, name="gateway"):
+def gateway(front, redis_port, port=None, name="gateway", args=()):
     port = port or lstest.free_port()
     proc = lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % port,
                               "--broker-frontend", front,
                               "--redis", "redis://127.0.0.1:%d" % redis_port,
-                              name=name, wait_tcp=port)
+                              *args, name=name, wait_tcp=port)
     return proc, port
 
 
@@ -189,10 +189,13 @@ def test_change_missed_during_redis_outage_applies_after_reconnect():
 
 
 def test_gateways_share_one_port():
+    """Sharing a port between gateway processes is opt-in: --reuse-port."""
     c = cluster()
     port = lstest.free_port()
-    g1, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-1")
-    g2, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-2")
+    g1, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-1",
+                    args=("--reuse-port",))
+    g2, _ = gateway(c["front"], c["rport"], port, name="gateway-shared-2",
+                    args=("--reuse-port",))
     time.sleep(0.3)
     assert g1.poll() is None and g2.poll() is None, "a gateway failed to share the port"
     tok = acc1_token(port)
@@ -204,6 +207,28 @@ def test_gateways_share_one_port():
     ws, _ = connect(port, "acc1", tok)
     ws.close()
     assert g2.stop() == 0
+
+
+def test_gateway_without_reuse_port_refuses_a_taken_port():
+    """A gateway started on a port another gateway holds fails with
+    "address in use" and a non-zero status, whether the holder opted into
+    sharing or not (the newcomer did not)."""
+    c = cluster()
+    port = lstest.free_port()
+    holder, _ = gateway(c["front"], c["rport"], port, name="gateway-holder",
+                        args=("--reuse-port",))
+    for i, args in enumerate(((), ("--gateways", "2"))):
+        r = lstest.run("gateway", "--listen", "127.0.0.1:%d" % port,
+                       "--broker-frontend", c["front"],
+                       "--redis", "redis://127.0.0.1:%d" % c["rport"], *args,
+                       timeout=15)
+        assert r.returncode != 0, (args, r.returncode)
+        assert "address in use" in r.stderr, r.stderr
+    assert holder.poll() is None
+    # the holder still serves
+    ws, _ = connect(port, "acc1", acc1_token(port))
+    ws.close()
+    assert holder.stop() == 0
 
 
 def test_redis_outage_clients_stay_connected():

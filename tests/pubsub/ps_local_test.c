@@ -1,6 +1,8 @@
 /* The local (in-process) fabric: reference counting and delivery. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -147,6 +149,187 @@ LS_TEST(local_limits)
 	LS_CHECK_INT(status, 0);
 	ps_fabric_destroy(&f);
 	ev_loop_destroy(loop);
+}
+
+/* ---- a hub shared by several loops, each on its own thread ------------- */
+
+#define HUB_LOOPS    3
+#define HUB_MESSAGES 2000
+
+typedef struct member {
+	ps_hub *hub;
+	int index;
+	struct ev_loop *loop;
+	ps_fabric *f;
+	ev_async stop;
+	pthread_t thread;
+	volatile int ready;
+	/* what arrived on "acme:s": per publisher, the last sequence */
+	int count;
+	int last[HUB_LOOPS];
+	bool in_order;
+	int other;    /* messages on "acme:other" */
+	int controls; /* announcements on the control channel */
+} member;
+
+static void
+member_message(const char *topic, size_t tlen, const char *payload, size_t len,
+               void *user)
+{
+	member *m = user;
+	int from, seq;
+
+	if (strcmp(topic, "acme:other") == 0) {
+		m->other++;
+		return;
+	}
+	if (sscanf(payload, "%d/%d", &from, &seq) != 2 || from < 0 ||
+	    from >= HUB_LOOPS) {
+		m->in_order = false;
+		return;
+	}
+	if (seq != m->last[from] + 1) {
+		m->in_order = false;
+	}
+	m->last[from] = seq;
+	m->count++;
+}
+
+static void
+member_control(const char *payload, size_t len, void *user)
+{
+	member *m = user;
+
+	if (len == 7 && memcmp(payload, "revoked", 7) == 0) {
+		m->controls++;
+	}
+}
+
+static void
+member_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void *
+member_main(void *arg)
+{
+	member *m = arg;
+	ps_fabric_options o = { .url = "local",
+		                .on_message = member_message,
+		                .on_control = member_control,
+		                .user = m,
+		                .hub = m->hub };
+	ls_error err;
+
+	m->f = ps_fabric_new(m->loop, &o, &err);
+	ps_fabric_subscribe(m->f, "acme:s");
+	if (m->index == 0) {
+		ps_fabric_subscribe(m->f, "acme:other");
+	}
+	__atomic_store_n(&m->ready, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&m->ready, __ATOMIC_ACQUIRE) != 2) {
+		usleep(1000);
+	}
+	/* Every member publishes while the others receive. */
+	for (int i = 1; i <= HUB_MESSAGES; i++) {
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%d/%d", m->index, i);
+		ps_fabric_publish(m->f, "acme:s", text, (size_t)n, NULL, NULL);
+		if (i % 100 == 0) {
+			ev_run(m->loop, EVRUN_NOWAIT);
+		}
+	}
+	ev_async_start(m->loop, &m->stop);
+	ev_run(m->loop, 0);
+	ev_async_stop(m->loop, &m->stop);
+	return NULL;
+}
+
+LS_TEST(hub_across_threads)
+{
+	ps_hub *hub = ps_hub_new();
+	member m[HUB_LOOPS];
+
+	LS_CHECK(hub != NULL);
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		m[i].hub = hub;
+		m[i].index = i;
+		m[i].in_order = true;
+		m[i].loop = ev_loop_new(0);
+		ev_async_init(&m[i].stop, member_stop);
+		pthread_create(&m[i].thread, NULL, member_main, &m[i]);
+	}
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		while (__atomic_load_n(&m[i].ready, __ATOMIC_ACQUIRE) != 1) {
+			usleep(1000);
+		}
+	}
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		__atomic_store_n(&m[i].ready, 2, __ATOMIC_RELEASE);
+	}
+	/* Wait until every member has every message, at most 20 s. */
+	for (int tries = 0; tries < 2000; tries++) {
+		bool all = true;
+		for (int i = 0; i < HUB_LOOPS; i++) {
+			if (__atomic_load_n(&m[i].count, __ATOMIC_RELAXED) <
+			    HUB_LOOPS * HUB_MESSAGES) {
+				all = false;
+			}
+		}
+		if (all) {
+			break;
+		}
+		usleep(10000);
+	}
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		ev_async_send(m[i].loop, &m[i].stop);
+		pthread_join(m[i].thread, NULL);
+	}
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		ps_stats st;
+		LS_CHECK(m[i].f != NULL);
+		/* every message of every publisher, each publisher's in
+		 * order, none twice */
+		LS_CHECK_INT(m[i].count, HUB_LOOPS * HUB_MESSAGES);
+		LS_CHECK(m[i].in_order);
+		ps_fabric_stats(m[i].f, &st);
+		LS_CHECK_INT(st.published, HUB_MESSAGES);
+		LS_CHECK_INT(st.received, HUB_LOOPS * HUB_MESSAGES);
+	}
+	/* Interest: only member 0 subscribed "acme:other". */
+	LS_CHECK_INT(
+	        ps_fabric_publish(m[2].f, "acme:other", "1", 1, NULL, NULL),
+	        0);
+	ev_run(m[0].loop, EVRUN_NOWAIT);
+	ev_run(m[1].loop, EVRUN_NOWAIT);
+	LS_CHECK_INT(m[0].other, 1);
+	LS_CHECK_INT(m[1].other, 0);
+	LS_CHECK_INT(m[2].other, 0);
+	/* An announcement on the control channel reaches every member, its
+	 * publisher's before the call returns. */
+	LS_CHECK_INT(ps_fabric_control_publish(m[1].f, "revoked", 7), 0);
+	LS_CHECK_INT(m[1].controls, 1);
+	ev_run(m[0].loop, EVRUN_NOWAIT);
+	ev_run(m[2].loop, EVRUN_NOWAIT);
+	LS_CHECK_INT(m[0].controls, 1);
+	LS_CHECK_INT(m[2].controls, 1);
+	/* A member that leaves is no longer delivered to; the others are. */
+	ps_fabric_destroy(&m[1].f);
+	LS_CHECK_INT(
+	        ps_fabric_publish(m[2].f, "acme:s", "2/9999", 6, NULL, NULL),
+	        0);
+	ev_run(m[0].loop, EVRUN_NOWAIT);
+	LS_CHECK_INT(m[0].last[2], 9999);
+	LS_CHECK_INT(m[2].last[2],
+	             9999); /* its own: before publish returned */
+	for (int i = 0; i < HUB_LOOPS; i++) {
+		ps_fabric_destroy(&m[i].f);
+		ev_loop_destroy(m[i].loop);
+	}
+	ps_hub_destroy(&hub);
+	LS_CHECK(hub == NULL);
 }
 
 LS_TEST(bad_urls)

@@ -1,0 +1,160 @@
+"""docs/architecture.md ("Several loops") end to end: `lightstream serve
+--gateways N` runs N gateway event loops on one port that fan out to each
+other without Redis; /metrics reports the whole server; SIGTERM drains every
+loop; a second server on the same port fails with "address in use"."""
+
+import json
+import signal
+import time
+
+import lstest
+from gwlib import acc1_token, connect, serve, subscribe, url
+
+LOOPS = 2
+CLIENTS = 8
+
+
+def metrics(port):
+    """/metrics as {name or name{labels}: value}."""
+    text = lstest.http("GET", url(port, "/metrics"))[2].decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def loop_connections(m):
+    return [m.get('lightstream_loop_connections{loop="%d"}' % i, -1)
+            for i in range(LOOPS)]
+
+
+def test_messages_reach_subscribers_on_every_loop():
+    proc, port = serve(args=("--gateways", str(LOOPS)), name="serve-loops")
+    tok = acc1_token(port)
+    clients = [connect(port, "acc1", tok)[0] for _ in range(CLIENTS)]
+    subs = [subscribe(ws, "acc1", "s1", rid="r%d" % i)["subscriptionId"]
+            for i, ws in enumerate(clients)]
+    m = metrics(port)
+    assert m["lightstream_gateway_loops"] == LOOPS, m
+    per_loop = loop_connections(m)
+    # the connections are spread: every loop has some
+    assert all(n > 0 for n in per_loop), per_loop
+    assert sum(per_loop) == CLIENTS and m["lightstream_connections"] == CLIENTS, m
+    assert m["lightstream_subscriptions"] == CLIENTS, m
+    # every client publishes once: messages start on every loop
+    for i, ws in enumerate(clients):
+        ws.send(5, {"owner": "acc1", "stream": "s1", "data": {"from": i},
+                    "requestId": "p%d" % i})
+    for i, ws in enumerate(clients):
+        got, acked = set(), False
+        while len(got) < CLIENTS or not acked:
+            msg = ws.recv()
+            if msg["t"] == 13:
+                assert msg["m"] == {"requestId": "p%d" % i, "ok": True}, msg
+                acked = True
+                continue
+            assert msg["t"] == 5, msg
+            assert msg["m"]["sub"] == subs[i], msg
+            assert msg["m"]["data"]["from"] not in got, msg  # each once
+            got.add(msg["m"]["data"]["from"])
+        assert got == set(range(CLIENTS)), (i, got)
+    # HTTP publishes are spread over the loops too; each reaches everyone
+    ptok = acc1_token(port, roles=["publisher"])
+    for k in range(4):
+        status, body = lstest.http_json(
+            "POST", url(port, "/lightstream/publish/acc1/s1"),
+            json.dumps({"http": k}),
+            {"Authorization": "Bearer " + ptok, "Content-Type": "application/json"})
+        assert status == 202, body
+    for ws in clients:
+        assert [ws.recv_type(5)["data"]["http"] for _ in range(4)] == [0, 1, 2, 3]
+    # totals over the loops: CLIENTS + 4 publishes, each delivered CLIENTS times
+    m = metrics(port)
+    assert m["lightstream_messages_in_total"] == CLIENTS + 4, m
+    assert m["lightstream_messages_out_total"] == (CLIENTS + 4) * CLIENTS, m
+    assert m["lightstream_pubsub_published_total"] == CLIENTS + 4, m
+    assert m["lightstream_connections_total"] == CLIENTS, m
+    # every loop answers /metrics with the same totals (HTTP requests go to
+    # every loop): connections are stable, so every answer agrees
+    seen = {metrics(port)["lightstream_connections"] for _ in range(6)}
+    assert seen == {CLIENTS}, seen
+    for ws in clients:
+        ws.close()
+    lstest.wait_for(lambda: metrics(port)["lightstream_connections"] == 0,
+                    what="connections closed on every loop")
+    assert metrics(port)["lightstream_subscriptions"] == 0
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_revocation_reaches_every_loop():
+    """Live authorization's announcements travel the hub: a revoked token's
+    connections close 4011 on every loop, not only on the one that got the
+    announcement."""
+    front = "tcp://127.0.0.1:%d" % lstest.free_port()
+    back = "tcp://127.0.0.1:%d" % lstest.free_port()
+    proc, port = serve(args=("--gateways", str(LOOPS), "--broker-frontend", front,
+                             "--broker-backend", back), name="serve-loops-revoke")
+    tok = acc1_token(port)
+    clients = [connect(port, "acc1", tok)[0] for _ in range(CLIENTS)]
+    assert all(n > 0 for n in loop_connections(metrics(port)))
+    r = lstest.run("call", "--broker-frontend", front, "--", "auth", "revokeToken",
+                   "acc1", "acc1_private", tok)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    for ws in clients:
+        assert ws.recv_type(10, timeout=3)["code"] == "token_revoked"
+        assert ws.expect_close(3) == 4011
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_sigterm_drains_every_loop():
+    proc, port = serve(args=("--gateways", str(LOOPS)), name="serve-loops-term")
+    tok = acc1_token(port)
+    clients = [connect(port, "acc1", tok)[0] for _ in range(CLIENTS)]
+    assert all(n > 0 for n in loop_connections(metrics(port)))
+    start = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    for ws in clients:
+        assert ws.expect_close(10) == 1001
+    assert proc.wait(15) == 0
+    # far below the 5 s drain timeout: every loop drained, none timed out
+    assert time.monotonic() - start < 4, time.monotonic() - start
+    assert "drain timeout" not in proc.log_text()
+
+
+def test_default_is_one_loop_per_core():
+    import os
+    proc, port = serve(name="serve-loops-default")
+    assert metrics(port)["lightstream_gateway_loops"] == min(os.cpu_count(), 64)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_second_serve_on_the_same_port_fails():
+    proc, port = serve(args=("--gateways", str(LOOPS)), name="serve-loops-port")
+    data = lstest.tmpdir()
+    for args in ((), ("--gateways", "1"), ("--reuse-port",)):
+        r = lstest.run("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+                       *args, timeout=30)
+        assert r.returncode != 0, (args, r.returncode)
+        assert "address in use" in r.stderr, r.stderr
+    # the first one is untouched and still serves all of its loops
+    assert proc.poll() is None
+    tok = acc1_token(port)
+    ws, _ = connect(port, "acc1", tok)
+    ws.close()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_bad_gateways_value():
+    r = lstest.run("serve", "--gateways", "0")
+    assert r.returncode == 2 and "--gateways" in r.stderr, (r.returncode, r.stderr)
+    r = lstest.run("serve", "--gateways", "65")
+    assert r.returncode == 2 and "--gateways" in r.stderr, (r.returncode, r.stderr)
+
+
+lstest.main(globals())
