@@ -79,6 +79,15 @@ typedef void (*lsc_ack_fn)(lsc_client *c, const char *request_id, bool ok,
                            const char *error_code, const char *message,
                            void *user);
 
+/*
+ * A new token for the client's account, when the server closed the
+ * connection because the token was revoked (4011) or expired (4010): return
+ * it (borrowed until the next call; the library copies it) or NULL to give
+ * up. Runs inside lsc_client_run*() and may block, e.g. in
+ * lsc_token_request_run() or by asking the application's backend.
+ */
+typedef const char *(*lsc_token_fn)(lsc_client *c, void *user);
+
 typedef struct lsc_callbacks {
 	/*
 	 * Authenticated. connection_id and expires_at (RFC 3339) are
@@ -117,6 +126,25 @@ typedef struct lsc_callbacks {
 	 */
 	void (*on_close)(lsc_client *c, int close_code, const char *reason,
 	                 bool reconnecting, void *user);
+	/*
+	 * The server ended one subscription and the connection stays
+	 * (SubscriptionEnded): error_code "forbidden" when the read
+	 * permission was withdrawn, "query_too_costly" when its query
+	 * exceeded its cost budget; message borrowed. The subscription is
+	 * forgotten: its handle is no longer valid.
+	 */
+	void (*on_subscription_ended)(lsc_client *c, int64_t sub,
+	                              const char *error_code,
+	                              const char *message, void *user);
+	/*
+	 * The connection's permissions changed while it was open (a role or
+	 * account change, or a refresh with a token of other roles):
+	 * permissions is the new array of {"owner","stream","permission"}
+	 * (borrowed; json_incref() to keep it). Local checks of publish and
+	 * subscribe follow it from now on.
+	 */
+	void (*on_permissions)(lsc_client *c, const json_t *permissions,
+	                       void *user);
 } lsc_callbacks;
 
 typedef struct lsc_options {
@@ -135,9 +163,15 @@ typedef struct lsc_options {
 	const char *ca_file;
 	bool insecure;
 	/* Reconnect after an authenticated connection is lost, except after
-	 * auth failure (4001), forbidden (4003), protocol error (4004) and
-	 * token expiry (4010), which a retry cannot fix. */
+	 * auth failure (4001), forbidden (4003), protocol error (4004),
+	 * token expiry (4010) and revocation (4011), which a retry with the
+	 * same token cannot fix — unless get_token gives a new token for the
+	 * last two. */
 	bool reconnect;
+	/* Optional: a new token after close 4010/4011 (see lsc_token_fn);
+	 * called with token_user. NULL: the client stops and reports. */
+	lsc_token_fn get_token;
+	void *token_user;
 	/* Also retry when the very first connection fails. */
 	bool retry_initial;
 	unsigned backoff_initial_ms; /* 0: LSC_DEFAULT_BACKOFF_INITIAL */

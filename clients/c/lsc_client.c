@@ -60,6 +60,8 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 	}
 	c->sign = opt->sign;
 	c->sign_user = opt->sign_user;
+	c->get_token = opt->get_token;
+	c->token_user = opt->token_user;
 	c->insecure = opt->insecure;
 	c->reconnect = opt->reconnect;
 	c->retry_initial = opt->retry_initial;

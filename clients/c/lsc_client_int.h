@@ -67,6 +67,8 @@ struct lsc_client {
 	char *app_key, *token, *secret_key, *ca_file;
 	lsc_sign_fn sign;
 	void *sign_user;
+	lsc_token_fn get_token;
+	void *token_user;
 	bool insecure, reconnect, retry_initial;
 	unsigned backoff_initial_ms, backoff_max_ms, max_attempts;
 	unsigned connect_timeout_ms;

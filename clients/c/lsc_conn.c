@@ -39,7 +39,39 @@ static bool
 lsc__fatal_close(int code)
 {
 	/* A retry with the same credentials cannot fix these. */
-	return code == 4001 || code == 4003 || code == 4004 || code == 4010;
+	return code == LS_CLOSE_AUTH_FAILED || code == LS_CLOSE_FORBIDDEN ||
+	       code == LS_CLOSE_BAD_REQUEST ||
+	       code == LS_CLOSE_TOKEN_EXPIRED ||
+	       code == LS_CLOSE_TOKEN_REVOKED;
+}
+
+/*
+ * After close 4010/4011 the token cannot serve again: ask the application
+ * for a new one. True when it gave one (now c->token).
+ */
+static bool
+lsc__renew_token(lsc_client *c, int code)
+{
+	const char *fresh;
+	char *copy;
+
+	if ((code != LS_CLOSE_TOKEN_EXPIRED &&
+	     code != LS_CLOSE_TOKEN_REVOKED) ||
+	    c->get_token == NULL || !c->reconnect || c->user_closed) {
+		return false;
+	}
+	fresh = c->get_token(c, c->token_user);
+	if (fresh == NULL || *fresh == '\0' || strlen(fresh) > 1024 ||
+	    (copy = strdup(fresh)) == NULL) {
+		ls_info(LSC__LOG, "no new token after close %d: stopping",
+		        code);
+		return false;
+	}
+	memset(c->token, 0, strlen(c->token));
+	free(c->token);
+	c->token = copy;
+	ls_debug(LSC__LOG, "new token after close %d", code);
+	return true;
 }
 
 static void
@@ -105,11 +137,12 @@ lsc__lost(lsc_client *c, int code, const char *reason)
 	c->attempt++;
 	/* "Try again later" is an invitation to retry even a connection
 	 * that never got in: the server was there, its app server was not. */
-	reconnecting = c->reconnect && !c->user_closed &&
-	               !lsc__fatal_close(code) &&
-	               (c->ever_ready || c->retry_initial ||
-	                code == LS_CLOSE_UNAVAILABLE) &&
-	               (c->max_attempts == 0 || c->attempt <= c->max_attempts);
+	reconnecting =
+	        c->reconnect && !c->user_closed &&
+	        (!lsc__fatal_close(code) || lsc__renew_token(c, code)) &&
+	        (c->ever_ready || c->retry_initial ||
+	         code == LS_CLOSE_UNAVAILABLE) &&
+	        (c->max_attempts == 0 || c->attempt <= c->max_attempts);
 	if (reconnecting) {
 		uint32_t rnd = 0;
 		unsigned ms;
@@ -361,6 +394,53 @@ lsc__on_data(lsc_client *c, json_t *m)
 	c->cb.on_message(c, &msg, c->user);
 }
 
+/* SubscriptionEnded: the server ended one subscription. */
+static void
+lsc__on_sub_ended(lsc_client *c, json_t *m)
+{
+	const char *sid = lsc__str(m, "subscriptionId");
+	const json_t *e = json_object_get(m, "error");
+	const char *code = lsc__str(e, "code");
+	const char *msg = lsc__str(e, "message");
+	lsc__sub *s;
+
+	if (sid == NULL) {
+		return;
+	}
+	for (s = c->subs; s != NULL; s = s->next) {
+		if (s->state == LSC__SUB_ACTIVE &&
+		    strcmp(s->server_id, sid) == 0) {
+			break;
+		}
+	}
+	if (s == NULL) {
+		return; /* unsubscribed meanwhile */
+	}
+	lsc__sub_unlink(c, s);
+	if (c->cb.on_subscription_ended != NULL) {
+		c->cb.on_subscription_ended(c, s->id,
+		                            code != NULL ? code : "forbidden",
+		                            msg != NULL ? msg : "", c->user);
+	}
+	lsc__sub_free(s);
+}
+
+/* PermissionsChanged: the local checks follow the new permissions. */
+static void
+lsc__on_permissions(lsc_client *c, json_t *m)
+{
+	json_t *perms = json_object_get(m, "permissions");
+
+	if (!json_is_array(perms)) {
+		return;
+	}
+	json_decref(c->perms);
+	c->perms = json_incref(perms);
+	if (c->cb.on_permissions != NULL) {
+		c->cb.on_permissions(c, c->perms, c->user);
+	}
+}
+
 static void
 lsc__on_publish_ack(lsc_client *c, json_t *m)
 {
@@ -467,6 +547,12 @@ lsc__handle(lsc_client *c, const char *text, size_t len)
 		break;
 	case LSC_T_PUBLISH_RESPONSE:
 		lsc__on_publish_ack(c, m);
+		break;
+	case LS_T_SUBSCRIPTION_ENDED:
+		lsc__on_sub_ended(c, m);
+		break;
+	case LS_T_PERMISSIONS_CHANGED:
+		lsc__on_permissions(c, m);
 		break;
 	default:
 		/* UnsubscribeResponse and future types: nothing to do. */

@@ -4,8 +4,9 @@
  * tokens, the bounded queue and local permission checks.
  * Run by live_test.py, which starts `lightstream serve` and sets
  * LSC_LIVE_HTTP (http://HOST:PORT), LSC_LIVE_WS (ws://HOST:PORT),
- * LSC_LIVE_WSS (wss://HOST:TLSPORT) and LSC_LIVE_CA (the server's
- * development certificate).
+ * LSC_LIVE_WSS (wss://HOST:TLSPORT), LSC_LIVE_CA (the server's
+ * development certificate), and for `lightstream admin` LSC_LIVE_BIN (the
+ * executable), LSC_LIVE_BUS (the bus frontend) and LSC_LIVE_FIXTURE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +34,13 @@ typedef struct rec {
 	int signs;
 	char error_code[32];
 	char sign_conn[128];
+	int64_t ended_sub;
+	char ended_code[32];
+	int n_ended;
+	int n_perms;
+	size_t last_nperms;
+	int tokens_given;
+	char fresh_token[64];
 } rec;
 
 static const char *
@@ -508,6 +516,207 @@ LS_TEST(auth_failure_is_final)
 	LS_CHECK(!r.last_reconnecting);
 	LS_CHECK(!lsc_client_is_ready(c));
 	lsc_client_destroy(&c);
+}
+
+/* ---- live authorization (docs/protocol.md) ---- */
+
+/* `lightstream admin ARGS` against the server's bus; its exit status. */
+static int
+admin(const char *args)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+	         "%s admin --broker-frontend %s %s >/dev/null",
+	         env("LSC_LIVE_BIN"), env("LSC_LIVE_BUS"), args);
+	return system(cmd);
+}
+
+static int
+admin_revoke(const char *app, const char *key, const char *token)
+{
+	char args[256];
+
+	snprintf(args, sizeof(args), "token revoke %s --private-key %s -- %s",
+	         app, key, token);
+	return admin(args);
+}
+
+static int
+admin_reset(void)
+{
+	char args[512];
+
+	snprintf(args, sizeof(args), "import %s", env("LSC_LIVE_FIXTURE"));
+	return admin(args);
+}
+
+static void
+on_sub_ended(lsc_client *c, int64_t sub, const char *code, const char *msg,
+             void *user)
+{
+	rec *r = user;
+
+	r->n_ended++;
+	r->ended_sub = sub;
+	snprintf(r->ended_code, sizeof(r->ended_code), "%s", code);
+}
+
+static void
+on_permissions(lsc_client *c, const json_t *perms, void *user)
+{
+	rec *r = user;
+
+	r->n_perms++;
+	r->last_nperms = json_array_size(perms);
+}
+
+static bool
+ended_and_perms(lsc_client *c, void *user)
+{
+	rec *r = user;
+
+	return r->n_ended >= 1 && r->n_perms >= 1;
+}
+
+static bool
+one_msg(lsc_client *c, void *user)
+{
+	return ((rec *)user)->n_msgs >= 1;
+}
+
+static lsc_client *
+live_client(const char *token, rec *r, lsc_token_fn get)
+{
+	lsc_options o = { 0 };
+
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = "acc1";
+	o.token = token;
+	o.reconnect = true;
+	o.backoff_initial_ms = 50;
+	o.get_token = get;
+	o.token_user = r;
+	o.cb.on_connect = on_connect;
+	o.cb.on_subscribe = on_subscribe;
+	o.cb.on_message = on_message;
+	o.cb.on_close = on_close;
+	o.cb.on_error = on_error;
+	o.cb.on_subscription_ended = on_sub_ended;
+	o.cb.on_permissions = on_permissions;
+	o.user = r;
+	return lsc_client_new(&o, NULL);
+}
+
+LS_TEST(withdrawn_read_ends_the_subscription_connection_stays)
+{
+	char *tok;
+	rec r = { 0 };
+	lsc_client *c;
+	int64_t weather, s2;
+	json_t *msg = json_string("still here");
+
+	LS_CHECK_INT(admin_reset(), 0);
+	tok = get_token("acc1", "acc1_private", "public,weather-reader",
+	                false);
+	c = live_client(tok, &r, NULL);
+	weather = lsc_client_subscribe(c, "svc1", "weather", NULL, NULL);
+	s2 = lsc_client_subscribe(c, "acc1", "s2", NULL, NULL);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, subscribed_2, &r, WAIT_MS), 0);
+
+	LS_CHECK_INT(admin("role delete acc1 weather-reader"), 0);
+	LS_CHECK_INT(lsc_client_run_until(c, ended_and_perms, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.ended_sub, weather);
+	LS_CHECK_STR(r.ended_code, "forbidden");
+	LS_CHECK_INT(r.last_nperms, 2); /* acc1:s1 read, acc1:s2 both */
+	LS_CHECK(lsc_client_is_ready(c));
+	LS_CHECK_INT(lsc_client_unsubscribe(c, weather), -ENOENT);
+	/* The local checks follow the new permissions. */
+	LS_CHECK(lsc_client_subscribe(c, "svc1", "weather", NULL, NULL) ==
+	         LS_EFORBIDDEN);
+	/* The other subscription keeps receiving. */
+	LS_CHECK_INT(
+	        lsc_client_publish(c, "acc1", "s2", msg, NULL, NULL, NULL), 0);
+	LS_CHECK_INT(lsc_client_run_until(c, one_msg, &r, WAIT_MS), 0);
+	LS_CHECK_INT(r.msg_sub[0], s2);
+	LS_CHECK_STR(r.msg_text[0], "\"still here\"");
+	LS_CHECK_INT(r.closes, 0);
+	lsc_client_destroy(&c);
+	json_decref(msg);
+	rec_free(&r);
+	free(tok);
+	LS_CHECK_INT(admin_reset(), 0);
+}
+
+LS_TEST(revoked_token_without_get_token_stops)
+{
+	char *tok = get_token("acc1", "acc1_private", "public", false);
+	rec r = { 0 };
+	lsc_client *c = live_client(tok, &r, NULL);
+
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, is_ready, &r, WAIT_MS), 0);
+	LS_CHECK_INT(admin_revoke("acc1", "acc1_private", tok), 0);
+	LS_CHECK_INT(lsc_client_run_until(c, closed, &r, WAIT_MS), 0);
+	LS_CHECK_STR(r.error_code, "token_revoked");
+	LS_CHECK_INT(r.last_close, 4011);
+	LS_CHECK(!r.last_reconnecting);
+	LS_CHECK(!lsc_client_is_ready(c));
+	lsc_client_destroy(&c);
+	free(tok);
+}
+
+static const char *
+fresh_token(lsc_client *c, void *user)
+{
+	rec *r = user;
+	char *t = get_token("acc1", "acc1_private", "public", false);
+
+	if (t == NULL) {
+		return NULL;
+	}
+	snprintf(r->fresh_token, sizeof(r->fresh_token), "%s", t);
+	free(t);
+	r->tokens_given++;
+	return r->fresh_token;
+}
+
+static bool
+reconnected_and_subscribed(lsc_client *c, void *user)
+{
+	rec *r = user;
+
+	return r->connects >= 2 && r->n_subscribed >= 2;
+}
+
+LS_TEST(revoked_token_with_get_token_comes_back)
+{
+	char *tok = get_token("acc1", "acc1_private", "public", false);
+	rec r = { 0 };
+	lsc_client *c = live_client(tok, &r, fresh_token);
+	json_t *msg = json_integer(7);
+	int64_t s1;
+
+	s1 = lsc_client_subscribe(c, "acc1", "s2", NULL, NULL);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, subscribed_1, &r, WAIT_MS), 0);
+	LS_CHECK_INT(admin_revoke("acc1", "acc1_private", tok), 0);
+	LS_CHECK_INT(lsc_client_run_until(c, reconnected_and_subscribed, &r,
+	                                  WAIT_MS),
+	             0);
+	LS_CHECK_INT(r.tokens_given, 1);
+	LS_CHECK_INT(r.last_close, 4011);
+	LS_CHECK(r.last_reconnecting);
+	LS_CHECK_INT(r.subscribed[1], s1);
+	LS_CHECK_INT(
+	        lsc_client_publish(c, "acc1", "s2", msg, NULL, NULL, NULL), 0);
+	LS_CHECK_INT(lsc_client_run_until(c, one_msg, &r, WAIT_MS), 0);
+	LS_CHECK_STR(r.msg_text[0], "7");
+	lsc_client_destroy(&c);
+	json_decref(msg);
+	rec_free(&r);
+	free(tok);
 }
 
 LS_TEST_MAIN()
