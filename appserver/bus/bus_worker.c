@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "bus_proto.h"
+#include "ls_json.h"
 #include "ls_log.h"
 #include "ls_time.h"
 
@@ -198,10 +199,10 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 		                   "array of arguments");
 		goto error;
 	}
-	for (size_t i = 0; i < svc->nops; i++) {
-		if (strcmp(svc->ops[i].name, op) == 0) {
+	for (size_t i = 0; i < svc->nops && found == NULL; i++) {
+		if (strcmp(svc->ops[i].name, op) == 0 ||
+		    strcmp(svc->ops[i].name, "*") == 0) {
 			found = &svc->ops[i];
-			break;
 		}
 	}
 	if (found == NULL) {
@@ -214,7 +215,9 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 	}
 	atomic_store(&w->busy, 1);
 	pthread_mutex_unlock(&w->lock);
-	rc = found->fn(svc->ctx, args, &result, &err);
+	/* "*" serves every operation: it needs the name too. */
+	rc = found->fn(svc->ctx, strcmp(found->name, "*") == 0 ? req : args,
+	               &result, &err);
 	pthread_mutex_lock(&w->lock);
 	atomic_store(&w->busy, 0);
 	if (rc < 0) {
@@ -223,8 +226,8 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 		              err.text[0] ? err.text : ls_strerror(rc));
 		goto error;
 	}
-	*out = json_dumps(result ? result : json_null(),
-	                  JSON_COMPACT | JSON_ENCODE_ANY);
+	/* Numbers as written (1277.14, not 1277.1400000000001). */
+	*out = ls_json_dumps(result ? result : json_null(), NULL);
 	json_decref(result);
 	json_decref(req);
 	return *out ? BUS__ST_OK : -ENOMEM;

@@ -27,7 +27,10 @@ typedef int (*bus_op_fn)(void *ctx, json_t *args, json_t **result,
                          ls_error *err);
 
 typedef struct bus_operation {
-	const char *name; /* e.g. "generateToken" */
+	/* e.g. "generateToken"; "*" (last in the table) serves any operation
+	 * and its handler gets the whole request {"o": name, "a": [...]}
+	 * instead of the arguments. */
+	const char *name;
 	bus_op_fn fn;
 } bus_operation;
 

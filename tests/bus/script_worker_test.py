@@ -1,0 +1,154 @@
+"""`lightstream worker`: any program as a bus service (docs/bus.md, "Script
+services"), with the example services of examples/services, called through
+`lightstream call` and the gateway's HTTP bridge."""
+
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+import lstest
+
+EXAMPLES = os.path.join(lstest.SOURCE_ROOT, "examples", "services")
+state = {}
+
+
+def insecure():
+    """Plain-text tcp needs to be asked for where the bus is secure by
+    default; these tests are about the worker, not the keys."""
+    if "insecure" not in state:
+        state["insecure"] = (["--bus-insecure"]
+                             if "--bus-insecure" in lstest.run("broker", "--help").stdout
+                             else [])
+    return state["insecure"]
+
+
+def bus():
+    if "fe" not in state:
+        front, back = lstest.free_port(), lstest.free_port()
+        state["fe"] = "tcp://127.0.0.1:%d" % front
+        state["be"] = "tcp://127.0.0.1:%d" % back
+        lstest.lightstream("broker", "--broker-frontend", state["fe"], "--broker-backend",
+                           state["be"], *insecure(), name="broker", wait_tcp=front)
+    return state["fe"], state["be"]
+
+
+def worker(service, *program, extra=()):
+    fe, be = bus()
+    w = lstest.lightstream("worker", "--broker-backend", be, "--service", service,
+                           *insecure(), *extra, "--", *program, name="worker-" + service)
+
+    def ready():
+        r = lstest.run("call", "--broker-frontend", fe, *insecure(), "mmi.service", service)
+        return r.returncode == 0 and "200" in r.stdout
+    lstest.wait_for(ready, timeout=15, what="%s registered" % service)
+    return w
+
+
+def call(*args):
+    fe, _ = bus()
+    return lstest.run("call", "--broker-frontend", fe, *insecure(), "--", *args)
+
+
+def test_shell_service():
+    worker("host", os.path.join(EXAMPLES, "uptime.sh"))
+    r = call("host", "uptime")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["uptimeSeconds"] > 0 and len(data["load"]) == 3
+    # A non-zero exit is an error reply; its stderr line goes to the log.
+    r = call("host", "fail")
+    assert r.returncode == 1 and "exited with status 3" in r.stderr, r.stderr
+    # An error the program reports with a code of docs/protocol.md.
+    r = call("host", "nope")
+    assert r.returncode == 1 and "no operation nope" in r.stderr, r.stderr
+
+
+def test_python_service():
+    worker("words", os.path.join(EXAMPLES, "words.py"))
+    r = call("words", "count", "the quick brown fox")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"words": 4, "characters": 19}
+    r = call("words", "top", "b a b c b a", "2")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [["b", 3], ["a", 2]]
+    r = call("words", "count")
+    assert r.returncode != 0 and "expected a text" in r.stderr, r.stderr
+
+
+def test_timeout_kills_the_program_and_its_children():
+    marker = os.path.join(lstest.tmpdir(), "slow-started")
+    script = "echo $$ > %s; sleep 30 & sleep 30" % marker
+    worker("slow", "sh", "-c", script, extra=("--timeout", "300"))
+    t = time.time()
+    r = call("slow", "anything")
+    assert r.returncode == 1 and "did not answer within 300 ms" in r.stderr, r.stderr
+    assert time.time() - t < 5
+    pid = int(open(marker).read())
+    # The whole process group is gone: the shell and its background sleep.
+    lstest.wait_for(lambda: not any(_pgid(p) == pid for p in _pids()), timeout=5,
+                    what="the program's process group killed")
+
+
+def test_crash_and_concurrency():
+    log = os.path.join(lstest.tmpdir(), "spans")
+    script = ('read line; start=$(date +%%s.%%N); sleep 0.6; '
+              'echo "$start $(date +%%s.%%N)" >> %s; echo "{\\"ok\\":true}"' % log)
+    worker("par", "sh", "-c", script, extra=("--workers", "3"))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(call("par", "x")))
+               for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(r.returncode == 0 and json.loads(r.stdout) == {"ok": True} for r in results)
+    spans = [tuple(map(float, l.split())) for l in open(log)]
+    assert len(spans) == 3
+    # The three ran at the same time: each started before any finished.
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans
+    worker("crash", "sh", "-c", "kill -9 $$")
+    r = call("crash", "x")
+    assert r.returncode == 1 and "killed by signal 9" in r.stderr, r.stderr
+
+
+def test_http_bridge_reaches_a_script_service():
+    back, port = lstest.free_port(), lstest.free_port()
+    be = "tcp://127.0.0.1:%d" % back
+    data = os.path.join(lstest.tmpdir(), "bridge")
+    os.makedirs(data)
+    cfg = os.path.join(lstest.tmpdir(), "bridge.json")
+    with open(cfg, "w") as f:
+        json.dump({"gateway": {"service_allowlist": ["auth/generatetoken", "words/count"]}}, f)
+    lstest.lightstream("serve", "--config", cfg, "--listen", "127.0.0.1:%d" % port,
+                       "--data", data, "--broker-backend", be, *insecure(),
+                       name="serve-bridge", wait_tcp=port)
+    lstest.lightstream("worker", "--broker-backend", be, "--service", "words",
+                       *insecure(), "--", os.path.join(EXAMPLES, "words.py"),
+                       name="worker-bridge")
+    url = "http://127.0.0.1:%d/lightstream/services/words/count?args=%s" % (
+        port, urllib.parse.quote(json.dumps(["to be or not to be"])))
+
+    def answered():
+        status, body = lstest.http_json("GET", url)
+        return status == 200 and body
+    body = lstest.wait_for(answered, timeout=15, what="bridge answer")
+    assert body["data"] == {"words": 6, "characters": 18}, body
+    # Not on the allow-list: 404, the worker is never asked.
+    status, body = lstest.http_json("GET", url.replace("/count?", "/top?"))
+    assert status == 404, (status, body)
+
+
+def _pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+lstest.main(globals())
