@@ -410,6 +410,9 @@ void gw_adopt(gw_gateway *gw, int fd, bool tls);
 void gw_server_accepted(gw_gateway *gw, int fd, bool tls);
 /* Open connections of the whole server (gw's alone without a server). */
 size_t gw_server_connections(gw_gateway *gw);
+/* Streams with subscribers on any loop, each counted once (the local
+ * fabric's hub knows); (size_t)-1 when not known (no server, Redis). */
+size_t gw_server_streams(gw_gateway *gw);
 /* Call fn for every running loop's gateway (only gw without a server);
  * fn may read only the atomic counters of the others. */
 void gw_server_each(gw_gateway *gw, void (*fn)(gw_gateway *g, void *arg),

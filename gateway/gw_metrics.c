@@ -280,6 +280,15 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 		return NULL;
 	}
 	gw_server_each(gw, gw__add, t);
+	{
+		/* The local fabric's hub counts each stream once, whichever
+		 * loops have subscribers of it. */
+		size_t distinct = gw_server_streams(gw);
+		if (distinct != (size_t)-1) {
+			t->streams = distinct;
+			t->ps.topics = distinct;
+		}
+	}
 	gw__metric(&o, "connections", "gauge", "Open WebSocket connections.",
 	           (double)t->conns);
 	gw__metric(&o, "connections_total", "counter",
@@ -290,8 +299,7 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           (double)t->v[GW__M_CONNECTIONS_REJECTED]);
 	gw__metric(&o, "subscriptions", "gauge", "Active subscriptions.",
 	           (double)t->subs);
-	gw__metric(&o, "streams", "gauge",
-	           "Streams with subscribers, counted once per loop.",
+	gw__metric(&o, "streams", "gauge", "Streams with subscribers.",
 	           (double)t->streams);
 	gw__metric(&o, "messages_in_total", "counter",
 	           "Messages published by clients (WebSocket and HTTP) and "
@@ -353,8 +361,7 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "pubsub_reconnects_total", "counter",
 	           "Pub/sub fabric re-connections.", (double)t->ps.reconnects);
 	gw__metric(&o, "pubsub_topics", "gauge",
-	           "Topics subscribed on the fabric, counted once per loop.",
-	           (double)t->ps.topics);
+	           "Topics subscribed on the fabric.", (double)t->ps.topics);
 	gw__metric(&o, "pubsub_published_total", "counter",
 	           "Messages accepted by the fabric for publishing.",
 	           (double)t->ps.published);

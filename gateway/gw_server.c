@@ -481,6 +481,18 @@ gw_server_connections(gw_gateway *gw)
 	return n;
 }
 
+size_t
+gw_server_streams(gw_gateway *gw)
+{
+	gw_server *srv = gw->server;
+
+	if (srv == NULL || gw->fabric == NULL ||
+	    strcmp(ps_fabric_backend(gw->fabric), "local") != 0) {
+		return (size_t)-1;
+	}
+	return ps_hub_topics(srv->hub);
+}
+
 void
 gw_server_each(gw_gateway *gw, void (*fn)(gw_gateway *g, void *arg), void *arg)
 {

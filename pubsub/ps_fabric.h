@@ -51,6 +51,9 @@ ps_hub *ps_hub_new(void);
 /* Free a hub that no fabric uses any more; accepts NULL, clears *h. */
 void ps_hub_destroy(ps_hub **h);
 
+/* Topics that at least one member subscribes (any thread). */
+size_t ps_hub_topics(ps_hub *h);
+
 /*
  * A message arrived on a subscribed topic. topic (topiclen bytes, also
  * NUL-terminated) and payload (len bytes, NUL-terminated as a convenience)

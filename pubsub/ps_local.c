@@ -92,6 +92,17 @@ ps_hub_destroy(ps_hub **hp)
 	*hp = NULL;
 }
 
+size_t
+ps_hub_topics(ps_hub *h)
+{
+	size_t n;
+
+	pthread_mutex_lock(&h->lock);
+	n = ps__topics_count(h->topics);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
 static void
 ps__msg_unref(ps__msg *m)
 {

@@ -43,6 +43,8 @@ def test_messages_reach_subscribers_on_every_loop():
     assert all(n > 0 for n in per_loop), per_loop
     assert sum(per_loop) == CLIENTS and m["lightstream_connections"] == CLIENTS, m
     assert m["lightstream_subscriptions"] == CLIENTS, m
+    # one stream, subscribed on every loop, counted once
+    assert m["lightstream_streams"] == 1 and m["lightstream_pubsub_topics"] == 1, m
     # every client publishes once: messages start on every loop
     for i, ws in enumerate(clients):
         ws.send(5, {"owner": "acc1", "stream": "s1", "data": {"from": i},
