@@ -8,8 +8,10 @@
 #include <openssl/sha.h>
 
 /* One key for every connection: the key only proves the server speaks
- * WebSocket, and a constant lets us compute the expected answer once. */
-static const char lg__ws_key[] = "bGlnaHRzdHJlYW0tYmVuY2g=";
+ * WebSocket, and a constant lets us compute the expected answer once.
+ * RFC 6455 4.1: base64 of exactly 16 bytes ("lightstream-benc"); servers
+ * that check it (uWebSockets: 400) refuse any other length. */
+static const char lg__ws_key[] = "bGlnaHRzdHJlYW0tYmVuYw==";
 
 int
 lg_ws_request(char *out, size_t cap, const char *host, int port,

@@ -5,8 +5,10 @@ with its payload intact. No timing is asserted (benchmarks report speed).
 
 Usage (meson): python3 test_loadgen.py PATH/TO/ls-loadgen
 """
+import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -95,6 +97,38 @@ def test_wrong_token_is_reported_not_counted():
     assert r.returncode == 1, res
     assert res["connected"] == 0 and res["auth_failed"] == 3, res
     assert res["ok"] is False, res
+
+
+def test_upgrade_request_key_is_16_bytes():
+    """RFC 6455 4.1: Sec-WebSocket-Key is base64 of 16 bytes (servers that
+    check it, like uWebSockets, answer 400 to anything else). Captured from
+    the wire: a plain TCP listener reads the load generator's request."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(20)
+    port = listener.getsockname()[1]
+    argv = [LOADGEN, "--target", "lightstream", "--port", str(port),
+            "--app", "bench", "--owner", "bench", "--stream", "fan",
+            "--token", "A" * 43, "--subscribers", "1", "--seconds", "1", "--check"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            assert chunk, head
+            head += chunk
+        conn.close()
+    finally:
+        listener.close()
+        proc.kill()
+        proc.wait()
+    keys = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")]
+    assert len(keys) == 1, head
+    assert len(base64.b64decode(keys[0], validate=True)) == 16, keys[0]
 
 
 lstest.main(globals())
