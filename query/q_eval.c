@@ -141,9 +141,10 @@ q__equal(const json_t *a, const json_t *b, bool icase, struct q_eval *ev)
 	return q__equal_ev(a, b, icase, ev != NULL ? ev : &unbounded);
 }
 
-/* Order for less/greater/between: false when the types do not compare. */
+/* Order for less/greater/between: false when the types do not compare
+ * (or the budget ran out comparing strings). */
 static bool
-q__order(const json_t *v, const json_t *c, int *cmp)
+q__order(const json_t *v, const json_t *c, int *cmp, struct q_eval *ev)
 {
 	if (json_is_number(v) && json_is_number(c)) {
 		*cmp = q__num_cmp(v, c);
@@ -151,8 +152,11 @@ q__order(const json_t *v, const json_t *c, int *cmp)
 	}
 	if (json_is_string(v) && json_is_string(c)) {
 		size_t n1 = json_string_length(v), n2 = json_string_length(c);
-		int r = memcmp(json_string_value(v), json_string_value(c),
-		               n1 < n2 ? n1 : n2);
+		size_t n = n1 < n2 ? n1 : n2;
+		if (!q__charge(ev, (long)(n / Q_SCAN_BYTES))) {
+			return false;
+		}
+		int r = memcmp(json_string_value(v), json_string_value(c), n);
 		*cmp = r != 0 ? r : (n1 > n2) - (n1 < n2);
 		return true;
 	}
@@ -370,17 +374,18 @@ q__leaf(const struct q_node *n, const json_t *msg, struct q_eval *ev)
 	case Q_OP_NOT_EQUALS:
 		return !q__eq_const(n, v, ev);
 	case Q_OP_LESS:
-		return q__order(v, n->value, &c) && c < 0;
+		return q__order(v, n->value, &c, ev) && c < 0;
 	case Q_OP_LESS_EQUALS:
-		return q__order(v, n->value, &c) && c <= 0;
+		return q__order(v, n->value, &c, ev) && c <= 0;
 	case Q_OP_GREATER:
-		return q__order(v, n->value, &c) && c > 0;
+		return q__order(v, n->value, &c, ev) && c > 0;
 	case Q_OP_GREATER_EQUALS:
-		return q__order(v, n->value, &c) && c >= 0;
+		return q__order(v, n->value, &c, ev) && c >= 0;
 	case Q_OP_BETWEEN:
-		return q__order(v, json_array_get(n->value, 0), &c) &&
+		return q__order(v, json_array_get(n->value, 0), &c, ev) &&
 		       c >= 0 &&
-		       q__order(v, json_array_get(n->value, 1), &c) && c <= 0;
+		       q__order(v, json_array_get(n->value, 1), &c, ev) &&
+		       c <= 0;
 	case Q_OP_IN:
 		return q__in(n, v, ev);
 	case Q_OP_NOT_IN:
@@ -631,11 +636,12 @@ q_query_apply_steps(const q_query *q, json_t *msg, json_t **out, long *steps)
 	size_t n = json_array_size(arr);
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(arr, i);
-		if (!q__eval(q->nodes, e, &ev)) {
-			if (ev.over) {
-				json_decref(picked);
-				return q__done(&ev, steps, 0);
-			}
+		bool hit = q__eval(q->nodes, e, &ev);
+		if (ev.over) {
+			json_decref(picked);
+			return q__done(&ev, steps, 0);
+		}
+		if (!hit) {
 			continue;
 		}
 		if (picked == NULL && (picked = json_array()) == NULL) {

@@ -242,6 +242,41 @@ LS_TEST(in_with_many_values)
 	json_decref(big);
 }
 
+/* Running out inside the last element of a select, in an expression that
+ * is true when cut short (notIn), still delivers nothing. */
+LS_TEST(select_over_budget_in_the_last_element)
+{
+	json_t *values = json_array();
+	for (int i = 0; i < Q_MAX_IN_VALUES; i++) {
+		json_array_append_new(values, json_integer(-1 - i));
+	}
+	q_query *q = compile(json_pack("{s:s,s:s,s:{s:s,s:s,s:o}}", "mode",
+	                               "select", "path", "a", "where", "field",
+	                               "", "op", "notIn", "value", values));
+	long one = 0, steps = 0;
+	int64_t ns;
+	json_t *msg = json_pack("{s:[i]}", "a", 0);
+	LS_CHECK_INT(run(q, msg, &one, &ns), 1);
+	json_decref(msg);
+	long per = one - 1; /* the select path costs one step */
+	long k = (Q_EVAL_BUDGET - 1) / per + 1;
+	json_t *arr = json_array();
+	for (long i = 0; i < k; i++) {
+		json_array_append_new(arr, json_integer(0));
+	}
+	msg = json_pack("{s:o}", "a", arr);
+	LS_CHECK_INT(run(q, msg, &steps, &ns), LS_ECOSTLY);
+	LS_CHECK(steps > Q_EVAL_BUDGET && steps < 1 + per * k);
+	json_array_remove(arr, 0);
+	json_t *out = NULL;
+	LS_CHECK_INT(q_query_apply_steps(q, msg, &out, &steps), 1);
+	LS_CHECK(steps <= Q_EVAL_BUDGET);
+	LS_CHECK_INT(json_array_size(json_object_get(out, "a")), k - 1);
+	json_decref(out);
+	json_decref(msg);
+	q_query_destroy(&q);
+}
+
 LS_TEST(in_over_256_values_refused)
 {
 	for (int n = Q_MAX_IN_VALUES; n <= Q_MAX_IN_VALUES + 1; n++) {
