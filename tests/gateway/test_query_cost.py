@@ -6,6 +6,7 @@ receiving with its usual latency."""
 
 import json
 import re
+import statistics
 import time
 
 import lstest
@@ -43,12 +44,10 @@ def publish(pub, seq, big=True):
     send_masked_fast(pub, frame.encode())
 
 
-def latencies(plain, pub, first, n, others=()):
+def latencies(plain, pub, first, n):
     """Publish n messages 20 ms apart; return the plain subscriber's
-    latencies (receive time minus the timestamp in the message) and every
-    frame the other connections got meanwhile."""
+    latencies (receive time minus the timestamp in the message)."""
     got = {}
-    seen = {id(o): [] for o in others}
     for k in range(n):
         publish(pub, first + k)
         deadline = time.time() + 10
@@ -56,14 +55,19 @@ def latencies(plain, pub, first, n, others=()):
             assert time.time() < deadline, "message %d not delivered within 10 s" % (first + k)
             m = plain.recv_type(5, timeout=10)
             got[m["data"]["seq"]] = time.time() - m["data"]["ts"]
-        for o in others:
-            try:
-                while True:
-                    seen[id(o)].append(o.recv(timeout=0.001))
-            except (TimeoutError, OSError):
-                pass
         time.sleep(0.02)
-    return [got[first + k] for k in range(n)], seen
+    return [got[first + k] for k in range(n)]
+
+
+def frames_until(ws, t, count, timeout=10):
+    """Every frame ws receives until it has had count frames of type t."""
+    frames = []
+    deadline = time.time() + timeout
+    while len([f for f in frames if f["t"] == t]) < count:
+        left = deadline - time.time()
+        assert left > 0, ("missing frames of type %d" % t, frames)
+        frames.append(ws.recv(timeout=left))
+    return frames
 
 
 def metric(port, name):
@@ -80,9 +84,8 @@ def test_costly_subscriptions_ended_plain_subscriber_unaffected():
     assert subscribe(plain, "acc1", "s1", rid="plain")["ok"]
     pub, _ = connect(port, "acc1", tok)
 
-    # Baseline: the plain subscriber alone.
-    base, _ = latencies(plain, pub, 0, 15)
-    base_max = max(base[3:])  # the first few warm things up
+    # Baseline: the plain subscriber alone (the first few warm things up).
+    base = latencies(plain, pub, 0, 18)[3:]
 
     # Two connections with the costliest queries we can write; one of them
     # also alone on stream s2 (its fabric topic goes with it).
@@ -102,21 +105,24 @@ def test_costly_subscriptions_ended_plain_subscriber_unaffected():
     costly[0][1][r["subscriptionId"]] = "s2"
     assert metric(port, "streams") == streams_before + 1
 
-    lat, seen = latencies(plain, pub, 100, 15, [ws for ws, _ in costly])
-    print("# plain subscriber latency: baseline max %.1f ms, beside the costly "
-          "queries max %.1f ms" % (base_max * 1e3, max(lat) * 1e3))
+    lat = latencies(plain, pub, 100, 15)
+    print("# plain subscriber latency (ms): alone median %.1f max %.1f; beside "
+          "the costly queries median %.1f max %.1f" % (
+              statistics.median(base) * 1e3, max(base) * 1e3,
+              statistics.median(lat) * 1e3, max(lat) * 1e3))
     # The budget caps a query at about a millisecond per message, and the
-    # subscription is ended at its first message: far below the seconds an
-    # unbounded query costs, generous for a busy machine.
-    assert max(lat) < base_max + 0.15, (base, lat)
+    # subscription is ended at its first message. Unbounded, these queries
+    # cost seconds per message; the margins are for a busy machine.
+    assert statistics.median(lat) < statistics.median(base) + 0.05, (base, lat)
+    assert max(lat) < max(base) + 0.5, (base, lat)
 
     # Each costly subscription on s1 was ended, with the code and its id,
     # and received no data.
     for ws, ids in costly:
-        frames = seen[id(ws)]
-        assert not [f for f in frames if f["t"] == 5], frames
-        ended = {f["m"]["subscriptionId"]: f["m"] for f in frames if f["t"] == 14}
         s1_ids = {s for s, stream in ids.items() if stream == "s1"}
+        frames = frames_until(ws, 14, len(s1_ids))
+        assert not [f for f in frames if f["t"] != 14], frames
+        ended = {f["m"]["subscriptionId"]: f["m"] for f in frames}
         assert set(ended) == s1_ids, (ended, ids)
         for m in ended.values():
             assert m["error"]["code"] == "query_too_costly", m
