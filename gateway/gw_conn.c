@@ -403,6 +403,7 @@ gw_conn_set_perms(gw_conn *c, gw_perm *perms, size_t n)
 	c->nperms = n;
 	ls_debug(GW_LOG, "%s: permissions of %s changed", c->conn_id,
 	         c->app_key);
+	c->gw->m.permissions_changed++;
 	gw_conn_send(c, LS_T_PERMISSIONS_CHANGED,
 	             json_pack("{s:o}", "permissions", gw__perms_json(c)));
 	for (sub = c->subs; sub != NULL; sub = next) {
@@ -522,6 +523,17 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 	parsed = status == BUS_OK && token != NULL &&
 	         gw_grant_parse(c->app_key, body, len, &g) == 0;
 
+	if (parsed && c->new_token_revoked) {
+		/* Revoked after the app server validated it. */
+		gw_perms_free(g.perms, g.nperms);
+		free(token);
+		gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+		             json_pack("{s:b,s:o}", "ok", 0, "error",
+		                       gw__error(ls_proto_code_name(
+		                                         LS_PC_TOKEN_REVOKED),
+		                                 "the token was revoked")));
+		return;
+	}
 	if (parsed && g.web) {
 		/* A web token authenticates only a connection whose
 		 * signature verified; a refresh carries none. */
@@ -792,6 +804,7 @@ gw__refresh(gw_conn *c, const gw_envelope *e)
 	}
 	free(c->new_token);
 	c->new_token = strdup(e->token);
+	c->new_token_revoked = false;
 	if (c->new_token == NULL) {
 		gw_conn_fail(c, 1011, "server_error", "out of memory");
 		return;

@@ -86,6 +86,9 @@ typedef struct gw_metrics {
 	_Atomic uint64_t bus_errors;
 	_Atomic uint64_t
 	        http_overload; /* bodies refused: buffered-bytes cap */
+	_Atomic uint64_t tokens_revoked;      /* connections closed 4011 */
+	_Atomic uint64_t permissions_changed; /* PermissionsChanged sent */
+	_Atomic uint64_t revalidations;       /* validateToken re-checks */
 	_Atomic uint64_t
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;
@@ -184,6 +187,7 @@ struct gw_conn {
 	uint64_t sub_seq;
 	gw_ack *acks; /* publishes waiting for the fabric */
 	/* live authorization (gw_liveauth.c) */
+	bool new_token_revoked; /* the refresh's token was revoked meanwhile */
 	char token_id[PS_CONTROL_TOKEN_ID_LEN + 1]; /* of token */
 	unsigned token_gen; /* bumped when token changes */
 	unsigned check_gen; /* token_gen of the re-validation in flight */

@@ -71,6 +71,7 @@ gw__enqueue(gw_conn *c)
 static void
 gw__revoke(gw_conn *c, const char *why)
 {
+	c->gw->m.tokens_revoked++;
 	gw_conn_fail(c, LS_CLOSE_TOKEN_REVOKED,
 	             ls_proto_code_name(LS_PC_TOKEN_REVOKED), "%s", why);
 }
@@ -201,6 +202,7 @@ gw__check_start(gw_conn *c)
 		gw__retry_later(c);
 		return;
 	}
+	gw->m.revalidations++;
 	c->check_pending = true;
 	gw->checks_inflight++;
 }
@@ -287,6 +289,15 @@ gw_liveauth_control(const char *payload, size_t len, void *user)
 		case PS_CONTROL_REVOKED:
 			if (mine && strcmp(c->token_id, m.token_id) == 0) {
 				gw__revoke(c, "the token was revoked");
+			} else if (mine && c->new_token != NULL) {
+				/* A RefreshRequest in flight whose answer may
+				 * predate this revocation. */
+				char id[PS_CONTROL_TOKEN_ID_LEN + 1];
+				ps_control_token_id(c->new_token,
+				                    strlen(c->new_token), id);
+				if (strcmp(id, m.token_id) == 0) {
+					c->new_token_revoked = true;
+				}
 			}
 			break;
 		case PS_CONTROL_DELETED:

@@ -26,6 +26,9 @@ enum {
 	GW__M_QUERIES_TOO_COSTLY,
 	GW__M_BUS_ERRORS,
 	GW__M_HTTP_OVERLOAD,
+	GW__M_TOKENS_REVOKED,
+	GW__M_PERMISSIONS_CHANGED,
+	GW__M_REVALIDATIONS,
 	GW__M_COUNT,
 };
 
@@ -247,6 +250,9 @@ gw__add(gw_gateway *g, void *arg)
 	t->v[GW__M_QUERIES_TOO_COSTLY] += m->queries_too_costly;
 	t->v[GW__M_BUS_ERRORS] += m->bus_errors;
 	t->v[GW__M_HTTP_OVERLOAD] += m->http_overload;
+	t->v[GW__M_TOKENS_REVOKED] += m->tokens_revoked;
+	t->v[GW__M_PERMISSIONS_CHANGED] += m->permissions_changed;
+	t->v[GW__M_REVALIDATIONS] += m->revalidations;
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -322,6 +328,17 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "Subscriptions ended because their query ran out of its "
 	           "cost budget.",
 	           (double)t->v[GW__M_QUERIES_TOO_COSTLY]);
+	gw__metric(&o, "tokens_revoked_total", "counter",
+	           "Connections closed because their token was revoked or "
+	           "their account deleted (4011).",
+	           (double)t->v[GW__M_TOKENS_REVOKED]);
+	gw__metric(&o, "permissions_changed_total", "counter",
+	           "PermissionsChanged sent to open connections.",
+	           (double)t->v[GW__M_PERMISSIONS_CHANGED]);
+	gw__metric(&o, "revalidations_total", "counter",
+	           "Tokens of open connections validated again after an "
+	           "announced change.",
+	           (double)t->v[GW__M_REVALIDATIONS]);
 	gw__metric(&o, "auth_ok_total", "counter",
 	           "Successful authentications.", (double)t->v[GW__M_AUTH_OK]);
 	gw__metric(&o, "auth_failed_total", "counter",

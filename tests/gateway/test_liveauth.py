@@ -238,4 +238,15 @@ def test_database_import_revokes_everything():
     expect_revoked(ws)
 
 
+def test_metrics_count_live_authorization():
+    port, front = main_server()
+    text = lstest.http("GET", "http://127.0.0.1:%d/metrics" % port)[2].decode()
+    values = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+              if l.startswith("lightstream_") and " " in l}
+    # the tests above revoked, deleted and changed roles on this server
+    assert values["lightstream_tokens_revoked_total"] >= 5, values
+    assert values["lightstream_permissions_changed_total"] >= 5, values
+    assert values["lightstream_revalidations_total"] >= 5, values
+
+
 lstest.main(globals())
