@@ -11,6 +11,7 @@ int cmd_gateway(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_appserver(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_pub(int argc, char **argv);

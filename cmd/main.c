@@ -16,6 +16,7 @@ static const struct {
 	{ "broker", cmd_broker, "the service-bus broker alone" },
 	{ "appserver", cmd_appserver, "app-server workers (auth, accounts)" },
 	{ "worker", cmd_worker, "serve a bus service with any program" },
+	{ "proxy", cmd_proxy, "forwarder of the ZeroMQ pub/sub fabric" },
 	{ "admin", cmd_admin, "manage accounts, roles and tokens" },
 	{ "call", cmd_call, "call a service-bus operation" },
 	{ "pub", cmd_pub, "publish messages from the command line" },

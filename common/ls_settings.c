@@ -24,6 +24,7 @@ const struct option ls_settings_options[] = {
 	{ "listen", required_argument, NULL, LS__OPT_LISTEN },
 	{ "data", required_argument, NULL, LS__OPT_DATA },
 	{ "redis", required_argument, NULL, LS__OPT_REDIS },
+	{ "fabric", required_argument, NULL, LS__OPT_REDIS },
 	{ "store", required_argument, NULL, LS__OPT_STORE },
 	{ "broker-frontend", required_argument, NULL, LS__OPT_FRONTEND },
 	{ "broker-backend", required_argument, NULL, LS__OPT_BACKEND },
@@ -235,8 +236,11 @@ ls_settings_help(void)
 	return "  --config FILE            JSON configuration file (first)\n"
 	       "  --listen HOST:PORT       gateway address (127.0.0.1:8080)\n"
 	       "  --data DIR               data directory (.)\n"
-	       "  --redis URL              pub/sub fabric: redis://HOST:PORT"
-	       " (default local)\n"
+	       "  --redis URL, --fabric URL\n"
+	       "                           pub/sub fabric: local (default), "
+	       "redis://HOST:PORT\n"
+	       "                           or zmq://HOST:XSUB_PORT,XPUB_PORT "
+	       "(pubsub.url)\n"
 	       "  --store URI              sqlite:PATH or mongodb://...\n"
 	       "  --broker-frontend EP     bus frontend "
 	       "(tcp://127.0.0.1:5555)\n"

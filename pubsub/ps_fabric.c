@@ -22,6 +22,9 @@ ps__backend_for(const char *url)
 	if (strncmp(url, "redis://", 8) == 0) {
 		return &ps__redis_backend;
 	}
+	if (strncmp(url, "zmq://", 6) == 0) {
+		return &ps__zmq_backend;
+	}
 	return NULL;
 }
 
@@ -35,8 +38,9 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	if (be == NULL) {
 		ls_error_set(
 		        err, -EINVAL,
-		        "pubsub: unknown fabric \"%.64s\" (want \"local\" "
-		        "or \"redis://HOST:PORT\")",
+		        "pubsub: unknown fabric \"%.64s\" (want \"local\", "
+		        "\"redis://HOST:PORT\" or "
+		        "\"zmq://HOST:XSUB_PORT,XPUB_PORT\")",
 		        url);
 		return NULL;
 	}
