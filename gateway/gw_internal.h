@@ -198,6 +198,10 @@ struct gw_conn {
 	bool check_retry;   /* failed transiently: again after a while */
 	int64_t check_start_ns;
 	gw_conn *cq_prev, *cq_next; /* on gw->checks */
+	/* closing for a revocation, in slices (gw->revokes) */
+	bool revoke_queued;
+	const char *revoke_why; /* static text */
+	gw_conn *rv_prev, *rv_next;
 };
 
 /* A validateToken result (gw_grant_parse). */
@@ -283,6 +287,10 @@ struct gw_gateway {
 	gw_conn *checks, *checks_tail;
 	size_t checks_inflight;
 	ev_timer check_retry;
+	/* connections an announcement revoked, closed GW_REVOKE_SLICE per
+	 * loop iteration so that thousands do not stall the loop */
+	gw_conn *revokes, *revokes_tail;
+	ev_timer revoke_w;
 
 	/* keepalive: our own pings, written with the queued frames */
 	ev_timer ping;

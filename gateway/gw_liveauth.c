@@ -24,6 +24,9 @@
 
 #define GW_CHECKS_INFLIGHT 64
 #define GW_CHECK_RETRY_S   2.0
+/* Closing one connection (Error frame, close request) costs a few µs:
+ * 256 per loop iteration keep each slice near a millisecond. */
+#define GW_REVOKE_SLICE 256
 
 static void gw__pump(gw_gateway *gw);
 
@@ -74,6 +77,70 @@ gw__revoke(gw_conn *c, const char *why)
 	c->gw->m.tokens_revoked++;
 	gw_conn_fail(c, LS_CLOSE_TOKEN_REVOKED,
 	             ls_proto_code_name(LS_PC_TOKEN_REVOKED), "%s", why);
+}
+
+static void
+gw__revoke_unqueue(gw_conn *c)
+{
+	gw_gateway *gw = c->gw;
+
+	if (!c->revoke_queued) {
+		return;
+	}
+	if (c->rv_prev != NULL) {
+		c->rv_prev->rv_next = c->rv_next;
+	} else {
+		gw->revokes = c->rv_next;
+	}
+	if (c->rv_next != NULL) {
+		c->rv_next->rv_prev = c->rv_prev;
+	} else {
+		gw->revokes_tail = c->rv_prev;
+	}
+	c->rv_prev = c->rv_next = NULL;
+	c->revoke_queued = false;
+}
+
+/* Revoke c in the next slice (announcements may concern thousands). */
+static void
+gw__revoke_later(gw_conn *c, const char *why)
+{
+	gw_gateway *gw = c->gw;
+
+	if (c->revoke_queued) {
+		return;
+	}
+	c->revoke_why = why;
+	c->rv_prev = gw->revokes_tail;
+	c->rv_next = NULL;
+	if (gw->revokes_tail != NULL) {
+		gw->revokes_tail->rv_next = c;
+	} else {
+		gw->revokes = c;
+	}
+	gw->revokes_tail = c;
+	c->revoke_queued = true;
+	if (!ev_is_active(&gw->revoke_w)) {
+		ev_timer_set(&gw->revoke_w, 0.0, 0.0);
+		ev_timer_start(gw->loop, &gw->revoke_w);
+	}
+}
+
+static void
+gw__revoke_slice(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_gateway *gw = w->data;
+
+	(void)revents;
+	for (int n = 0; n < GW_REVOKE_SLICE && gw->revokes != NULL; n++) {
+		gw_conn *c = gw->revokes;
+		gw__revoke_unqueue(c);
+		gw__revoke(c, c->revoke_why);
+	}
+	if (gw->revokes != NULL) {
+		ev_timer_set(w, 0.0, 0.0);
+		ev_timer_start(loop, w);
+	}
 }
 
 /* A transient failure: try this connection again after a while. */
@@ -256,6 +323,7 @@ gw_liveauth_forget(gw_conn *c)
 	c->check_wanted = false;
 	c->check_retry = false;
 	gw__unqueue(c);
+	gw__revoke_unqueue(c);
 	if (c->check_pending) {
 		bus_client_cancel(gw->bus, c->check_id);
 		c->check_pending = false;
@@ -288,7 +356,7 @@ gw_liveauth_control(const char *payload, size_t len, void *user)
 		switch (m.kind) {
 		case PS_CONTROL_REVOKED:
 			if (mine && strcmp(c->token_id, m.token_id) == 0) {
-				gw__revoke(c, "the token was revoked");
+				gw__revoke_later(c, "the token was revoked");
 			} else if (mine && c->new_token != NULL) {
 				/* A RefreshRequest in flight whose answer may
 				 * predate this revocation. */
@@ -302,11 +370,12 @@ gw_liveauth_control(const char *payload, size_t len, void *user)
 			break;
 		case PS_CONTROL_DELETED:
 			if (mine) {
-				gw__revoke(c, "the account was deleted");
+				gw__revoke_later(c, "the account was deleted");
 			}
 			break;
 		case PS_CONTROL_RESET:
-			gw__revoke(c, "every account and token was replaced");
+			gw__revoke_later(c, "every account and token was "
+			                    "replaced");
 			break;
 		case PS_CONTROL_CHANGED:
 			if (mine) {
@@ -351,10 +420,13 @@ gw_liveauth_init(gw_gateway *gw)
 {
 	ev_init(&gw->check_retry, gw__retry_cb);
 	gw->check_retry.data = gw;
+	ev_init(&gw->revoke_w, gw__revoke_slice);
+	gw->revoke_w.data = gw;
 }
 
 void
 gw_liveauth_stop(gw_gateway *gw)
 {
 	ev_timer_stop(gw->loop, &gw->check_retry);
+	ev_timer_stop(gw->loop, &gw->revoke_w);
 }
