@@ -148,10 +148,14 @@ admin_call(const ls_settings *s, const admin_args *a, const char *service,
 		exit_status = CMD_EXIT_OK;
 		break;
 	}
-	case BUS_ERROR:
-		fprintf(stderr, "lightstream admin: %s.%s: %s\n", service, op,
-		        reply ? reply : "error");
+	case BUS_ERROR: {
+		char msg[LS_ERROR_TEXT_MAX];
+		ls_proto_code pc =
+		        bus_reply_error(status, reply, len, msg, sizeof(msg));
+		fprintf(stderr, "lightstream admin: %s.%s: %s: %s\n", service,
+		        op, ls_proto_code_name(pc), msg);
 		break;
+	}
 	case BUS_TIMEOUT:
 		fprintf(stderr,
 		        "lightstream admin: %s.%s: no answer within %ld ms "

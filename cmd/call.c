@@ -280,6 +280,14 @@ cmd_call(int argc, char **argv)
 	} else if (st == BUS_NOSERVICE) {
 		fprintf(stderr, "lightstream call: %s: no such service\n",
 		        service);
+	} else if (st == BUS_ERROR) {
+		char msg[LS_ERROR_TEXT_MAX];
+		ls_proto_code pc = bus_reply_error(st, reply, reply_len, msg,
+		                                   sizeof(msg));
+		fprintf(stderr, "lightstream call: %s%s%s: %s: %s\n", service,
+		        op && strncmp(service, "mmi.", 4) ? "." : "",
+		        op && strncmp(service, "mmi.", 4) ? op : "",
+		        ls_proto_code_name(pc), msg);
 	} else {
 		fprintf(stderr, "lightstream call: %s%s%s: %s: %s\n", service,
 		        op && strncmp(service, "mmi.", 4) ? "." : "",

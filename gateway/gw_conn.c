@@ -205,30 +205,74 @@ gw_conn_close(gw_conn *c, int close_code)
 	}
 }
 
-/* AuthResponse ok:false, then close 4001. */
+/*
+ * AuthResponse ok:false with the refusal's code, then that code's close
+ * code (auth_failed: 4001).
+ */
 static void
-gw__auth_failed(gw_conn *c, const char *message)
+gw__auth_refused(gw_conn *c, ls_proto_code pc, const char *message)
 {
+	const ls_proto_error *row = ls_proto_error_row(pc);
 	gw_buf *b;
 
 	c->gw->m.auth_failed++;
 	b = gw__envelope(GW_T_AUTH_RESPONSE,
 	                 json_pack("{s:b,s:o}", "ok", 0, "error",
-	                           gw__error("auth_failed", message)));
+	                           gw__error(row->name, message)));
 	ls_debug(GW_LOG, "authentication from %s failed: %s", c->ip, message);
-	gw__closing(c, 4001);
+	gw__closing(c, row->close_code ? (int)row->close_code
+	                               : LS_CLOSE_AUTH_FAILED);
 	if (b != NULL) {
 		gw__queue_force(c, b);
 	}
 }
 
 static void
-gw__unavailable(gw_conn *c)
+gw__auth_failed(gw_conn *c, const char *message)
+{
+	gw__auth_refused(c, LS_PC_AUTH_FAILED, message);
+}
+
+static void
+gw__unavailable(gw_conn *c, const char *message)
 {
 	c->gw->m.bus_errors++;
 	/* 1013 "try again later": the client did nothing wrong. */
-	gw_conn_fail(c, 1013, "unavailable",
-	             "the app server is unreachable; try again later");
+	gw_conn_fail(c, LS_CLOSE_UNAVAILABLE, "unavailable", "%s",
+	             message != NULL
+	                     ? message
+	                     : "the app server is unreachable; try again "
+	                       "later");
+}
+
+/*
+ * A failed authentication call (validateToken, validateWebToken): the
+ * code the bus carried decides (docs/protocol.md, "Error codes"). A
+ * transient failure of the app server or its store, or no answer in
+ * time, is unavailable/1013 so that clients retry; only a refusal of the
+ * credentials is final.
+ */
+static void
+gw__auth_bus_error(gw_conn *c, bus_status status, const char *body, size_t len)
+{
+	char msg[LS_ERROR_TEXT_MAX];
+	ls_proto_code pc =
+	        bus_reply_error(status, body, len, msg, sizeof(msg));
+
+	switch (pc) {
+	case LS_PC_UNAVAILABLE:
+	case LS_PC_TIMEOUT:
+		gw__unavailable(c, msg);
+		return;
+	case LS_PC_SERVER_ERROR:
+		c->gw->m.bus_errors++;
+		gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error", "%s",
+		             msg);
+		return;
+	default:
+		gw__auth_refused(c, pc, msg);
+		return;
+	}
 }
 
 /* ---- authentication ----------------------------------------------------- */
@@ -510,17 +554,26 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 
 	c->refreshing = false;
 	c->new_token = NULL;
-	if (status == BUS_TIMEOUT || status == BUS_NOSERVICE) {
+	if (status != BUS_OK) {
+		char msg[LS_ERROR_TEXT_MAX];
+		ls_proto_code pc =
+		        bus_reply_error(status, body, len, msg, sizeof(msg));
 		free(token);
-		c->gw->m.bus_errors++;
+		if (pc == LS_PC_TIMEOUT) {
+			/* The store timed out: transient, as on AuthRequest.
+			 */
+			pc = LS_PC_UNAVAILABLE;
+		}
+		if (pc == LS_PC_UNAVAILABLE || pc == LS_PC_SERVER_ERROR) {
+			c->gw->m.bus_errors++;
+		}
 		gw_conn_send(
 		        c, GW_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:o}", "ok", 0, "error",
-		                  gw__error("unavailable", "the app server is "
-		                                           "unreachable")));
+		                  gw__error(ls_proto_code_name(pc), msg)));
 		return;
 	}
-	parsed = status == BUS_OK && token != NULL &&
+	parsed = token != NULL &&
 	         gw_grant_parse(c->app_key, body, len, &g) == 0;
 
 	if (parsed && c->new_token_revoked) {
@@ -562,11 +615,7 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		return;
 	}
 	free(token);
-	if (status == BUS_OK) {
-		why = "the token belongs to another account";
-	} else if (len > 0) {
-		why = body;
-	}
+	why = "the token belongs to another account";
 	gw_conn_send(c, GW_T_REFRESH_RESPONSE,
 	             json_pack("{s:b,s:o}", "ok", 0, "error",
 	                       gw__error("auth_failed", why)));
@@ -584,15 +633,11 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 		gw__refresh_reply(c, status, body, len);
 		return;
 	}
-	if (status == BUS_TIMEOUT || status == BUS_NOSERVICE) {
-		gw__unavailable(c);
+	if (status != BUS_OK) {
+		gw__auth_bus_error(c, status, body, len);
 		return;
 	}
 	if (c->state == GW_CS_AUTHING) {
-		if (status != BUS_OK) {
-			gw__auth_failed(c, len > 0 ? body : "token refused");
-			return;
-		}
 		if (gw__take_grant(c, body, len, &web) != 0) {
 			gw__auth_failed(c, "token refused");
 			return;
@@ -614,8 +659,7 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 		return;
 	}
 	if (c->state == GW_CS_WEBCHECK) {
-		if (status == BUS_OK && len == 4 &&
-		    memcmp(body, "true", 4) == 0) {
+		if (len == 4 && memcmp(body, "true", 4) == 0) {
 			gw__auth_ok(c);
 		} else {
 			gw__auth_failed(c, "web-token signature refused");
@@ -637,7 +681,7 @@ gw__auth_request(gw_conn *c, const gw_envelope *e)
 	if (gw__bus_call(c, "validateToken",
 	                 json_pack("[sss]", c->app_key, c->token, c->ip)) !=
 	    0) {
-		gw__unavailable(c);
+		gw__unavailable(c, NULL);
 	}
 }
 
@@ -648,7 +692,7 @@ gw__webtoken_response(gw_conn *c, const gw_envelope *e)
 	if (gw__bus_call(c, "validateWebToken",
 	                 json_pack("[ssss]", c->app_key, c->token, c->conn_id,
 	                           e->signature)) != 0) {
-		gw__unavailable(c);
+		gw__unavailable(c, NULL);
 	}
 }
 

@@ -118,6 +118,9 @@ gw_http_free(gw_http **ph)
 	*ph = NULL;
 }
 
+/* Seconds a request waiting for the bus is kept past the bus deadline. */
+#define GW__BUS_GRACE_S 5
+
 /* ---- responses ---------------------------------------------------------- */
 
 static void
@@ -310,87 +313,44 @@ gw__str(gw_http *h, const char *key)
 
 /* ---- bus replies -------------------------------------------------------- */
 
-/* The HTTP status of a protocol error code; 0 when name is not one. */
-static unsigned
-gw__status_of(const char *name)
+/*
+ * The request now waits for the bus, which answers every call by its
+ * deadline (a reply, or a timeout). lws would otherwise drop the
+ * connection at its own content timeout, without a response, while the
+ * bus call is still pending; so wait for the bus deadline, plus a grace.
+ */
+static void
+gw__await_bus(gw_http *h, int timeout_ms)
 {
-	const ls_proto_error *row = ls_proto_error_by_name(name);
-
-	return row != NULL ? ls_proto_http_status(name) : 0;
+	lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+	                (timeout_ms + 999) / 1000 + GW__BUS_GRACE_S);
 }
 
 /*
- * A bus error body is a message; services may send {"code","message"} or
- * "code: message" to say which protocol error it is.
+ * Answer a failed bus call with the code the bus carried (docs/bus.md,
+ * "Errors") and that code's HTTP status; never a guess from the text.
  */
-static void
-gw__bus_error(gw_http *h, const char *body, size_t len)
-{
-	json_t *j = json_loadb(body, len, 0, NULL);
-	const char *colon;
-
-	if (json_is_object(j) &&
-	    gw__status_of(json_string_value(json_object_get(j, "code")))) {
-		const char *code =
-		        json_string_value(json_object_get(j, "code"));
-		const char *msg =
-		        json_string_value(json_object_get(j, "message"));
-		gw__error(h, gw__status_of(code), code, msg ? msg : code);
-		json_decref(j);
-		return;
-	}
-	json_decref(j);
-	colon = memchr(body, ':', len);
-	if (colon != NULL && colon > body && colon - body < 32) {
-		char code[32];
-		size_t n = (size_t)(colon - body);
-		bool word = true;
-		memcpy(code, body, n);
-		code[n] = '\0';
-		for (size_t i = 0; i < n; i++) {
-			if (!((code[i] >= 'a' && code[i] <= 'z') ||
-			      code[i] == '_')) {
-				word = false;
-			}
-		}
-		if (word && gw__status_of(code)) {
-			const char *msg = colon + 1;
-			while (*msg == ' ') {
-				msg++;
-			}
-			gw__error(h, gw__status_of(code), code, msg);
-			return;
-		}
-	}
-	if (len >= 21 && strncmp(body, "authentication failed", 21) == 0) {
-		gw__error(h, 401, "auth_failed", body);
-		return;
-	}
-	gw__error(h, 400, "bad_request", len ? body : "request refused");
-}
-
 static bool
 gw__bus_failed(gw_http *h, bus_status status, const char *body, size_t len)
 {
-	switch (status) {
-	case BUS_OK:
+	char msg[LS_ERROR_TEXT_MAX];
+	ls_proto_code pc;
+	const char *code;
+
+	if (status == BUS_OK) {
 		return false;
-	case BUS_TIMEOUT:
-		/* no worker in time: transient (docs/protocol.md) */
-		h->gw->m.bus_errors++;
-		gw__error(h, ls_proto_http_status("unavailable"),
-		          "unavailable",
-		          "the app server did not answer in time");
-		return true;
-	case BUS_NOSERVICE:
-		h->gw->m.bus_errors++;
-		gw__error(h, ls_proto_http_status("unavailable"),
-		          "unavailable", "no such service");
-		return true;
-	default:
-		gw__bus_error(h, body, len);
-		return true;
 	}
+	pc = bus_reply_error(status, body, len, msg, sizeof(msg));
+	code = ls_proto_code_name(pc);
+	if (pc == LS_PC_UNAVAILABLE || pc == LS_PC_TIMEOUT ||
+	    pc == LS_PC_SERVER_ERROR) {
+		h->gw->m.bus_errors++;
+	} else if (pc == LS_PC_AUTH_FAILED || pc == LS_PC_TOKEN_EXPIRED ||
+	           pc == LS_PC_TOKEN_REVOKED) {
+		h->gw->m.auth_failed++;
+	}
+	gw__error(h, ls_proto_http_status(code), code, msg);
+	return true;
 }
 
 static void
@@ -507,6 +467,7 @@ gw__service_dispatch(gw_http *h)
 	}
 	json_decref(args);
 	h->bus_pending = true;
+	gw__await_bus(h, timeout);
 	return 0;
 }
 
@@ -575,11 +536,6 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 
 	h->bus_pending = false;
 	gw_metrics_bus(&h->gw->m, h->start_ns);
-	if (status == BUS_ERROR) {
-		h->gw->m.auth_failed++;
-		gw__error(h, 401, "auth_failed", len ? body : "token refused");
-		return;
-	}
 	if (gw__bus_failed(h, status, body, len)) {
 		return;
 	}
@@ -666,6 +622,7 @@ gw__publish_dispatch(gw_http *h)
 		}
 	}
 	h->bus_pending = true;
+	gw__await_bus(h, (int)h->gw->bus_timeout_ms);
 	return 0;
 }
 

@@ -78,6 +78,25 @@ bus__reply(bus_broker *b, const void *client, size_t client_len,
 	return rc;
 }
 
+int
+bus__reply_error(bus_broker *b, const void *client, size_t client_len,
+                 const void *reqid, ls_proto_code pc, const char *text)
+{
+	static const char oom[] =
+	        "{\"code\":\"server_error\",\"message\":\"out of memory\"}";
+	char *body = bus__error_body(pc, text);
+	int rc;
+
+	if (body == NULL) {
+		return bus__reply(b, client, client_len, reqid, BUS__ST_ERROR,
+		                  oom, sizeof(oom) - 1);
+	}
+	rc = bus__reply(b, client, client_len, reqid, BUS__ST_ERROR, body,
+	                strlen(body));
+	free(body);
+	return rc;
+}
+
 static int
 bus__reply_req(bus_broker *b, const bus__request *r, unsigned char status,
                const char *text)
@@ -287,8 +306,11 @@ bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
 	ls_info(BUS__C, "worker %s removed: %s", w->hex, why);
 	for (int i = 0; i < w->nheld; i++) {
 		/* No retry: the operation may have had effects. */
-		bus__reply_req(b, w->held[i], BUS__ST_ERROR,
-		               "the worker handling the request failed");
+		/* The app server went away under the request: transient
+		 * for the caller, who decides whether to try again. */
+		bus__reply_error(b, w->held[i]->client, w->held[i]->client_len,
+		                 w->held[i]->reqid, LS_PC_UNAVAILABLE,
+		                 "the worker handling the request failed");
 		w->held_svc[i]->failed++;
 		free(w->held[i]);
 	}
@@ -496,20 +518,19 @@ bus__frontend(bus_broker *b, bus__msg *m)
 		return;
 	}
 	if (s->qlen >= b->queue_limit) {
-		static const char msg[] = "service queue full";
 		s->rejected++;
-		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
-		           bus__frame_data(m, 1), BUS__ST_ERROR, msg,
-		           sizeof(msg) - 1);
+		bus__reply_error(b, bus__frame_data(m, 0),
+		                 bus__frame_size(m, 0), bus__frame_data(m, 1),
+		                 LS_PC_UNAVAILABLE,
+		                 "service queue full; try again later");
 		return;
 	}
 	body_len = bus__frame_size(m, 3);
 	r = malloc(sizeof(*r) + body_len + 1);
 	if (r == NULL) {
-		static const char msg[] = "out of memory";
-		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
-		           bus__frame_data(m, 1), BUS__ST_ERROR, msg,
-		           sizeof(msg) - 1);
+		bus__reply_error(b, bus__frame_data(m, 0),
+		                 bus__frame_size(m, 0), bus__frame_data(m, 1),
+		                 LS_PC_SERVER_ERROR, "out of memory");
 		return;
 	}
 	r->next = NULL;

@@ -100,6 +100,13 @@ int bus__reply(bus_broker *b, const void *client, size_t client_len,
                const void *reqid, unsigned char status, const void *body,
                size_t len);
 
+/*
+ * Send an error reply (status 2, body {"code","message"}, docs/bus.md
+ * "Errors") to a client. 0 or -errno.
+ */
+int bus__reply_error(bus_broker *b, const void *client, size_t client_len,
+                     const void *reqid, ls_proto_code pc, const char *text);
+
 /* The registered service of that name, or NULL. */
 bus__service *bus__service_find(bus_broker *b, const void *name, size_t len);
 

@@ -51,8 +51,8 @@ bus__mmi(bus_broker *b, bus__msg *m, const char *svc, size_t len)
 			bus__reply(b, client, client_len, reqid, BUS__ST_OK,
 			           text, strlen(text));
 		} else {
-			bus__reply(b, client, client_len, reqid, BUS__ST_ERROR,
-			           "out of memory", 13);
+			bus__reply_error(b, client, client_len, reqid,
+			                 LS_PC_SERVER_ERROR, "out of memory");
 		}
 		free(text);
 	} else {

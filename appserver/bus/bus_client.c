@@ -6,6 +6,7 @@
 #include "bus_client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -516,4 +517,51 @@ bus_call_secure(void *zmq_ctx, const char *endpoint,
 		*replylen = st.len;
 	}
 	return 0;
+}
+
+ls_proto_code
+bus_reply_error(bus_status status, const char *body, size_t len, char *msg,
+                size_t cap)
+{
+	ls_proto_code pc = LS_PC_SERVER_ERROR;
+	const char *text = NULL;
+	json_t *j = NULL;
+
+	switch (status) {
+	case BUS_TIMEOUT:
+		/* No worker answered in time: the app server is overloaded
+		 * or gone, which is transient (docs/protocol.md). */
+		pc = LS_PC_UNAVAILABLE;
+		text = "the app server did not answer in time; try again "
+		       "later";
+		break;
+	case BUS_NOSERVICE:
+		pc = LS_PC_UNAVAILABLE;
+		text = "no app server serves this service; try again later";
+		break;
+	case BUS_OK:
+		text = "not an error";
+		break;
+	case BUS_ERROR:
+	default: {
+		const ls_proto_error *row;
+		j = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
+		row = ls_proto_error_by_name(
+		        json_string_value(json_object_get(j, "code")));
+		if (row != NULL) {
+			pc = row->pc;
+			text = json_string_value(
+			        json_object_get(j, "message"));
+		} else {
+			text = "malformed error reply on the service bus";
+		}
+		break;
+	}
+	}
+	if (msg != NULL && cap > 0) {
+		snprintf(msg, cap, "%s",
+		         text != NULL ? text : ls_proto_code_name(pc));
+	}
+	json_decref(j);
+	return pc;
 }

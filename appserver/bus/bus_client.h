@@ -17,13 +17,14 @@
 
 #include "bus_curve.h"
 #include "ls_error.h"
+#include "ls_proto.h"
 
 struct ev_loop;
 
 /* Reply status bytes of docs/bus.md. */
 typedef enum bus_status {
 	BUS_OK = 1,        /* body: JSON result */
-	BUS_ERROR = 2,     /* body: error message */
+	BUS_ERROR = 2,     /* body: {"code","message"} */
 	BUS_TIMEOUT = 3,   /* deadline passed (broker or client side) */
 	BUS_NOSERVICE = 4, /* no such service */
 } bus_status;
@@ -112,6 +113,18 @@ int bus_call_secure(void *zmq_ctx, const char *endpoint,
                     const bus_curve_keys *keys, const char *service,
                     const void *body, size_t len, int timeout_ms,
                     bus_status *status, char **reply, size_t *replylen);
+
+/*
+ * The protocol error of a reply whose status is not BUS_OK (docs/bus.md,
+ * "Errors"): an error reply carries its code in {"code","message"}; a
+ * timeout (no worker answered in time) and a service no worker serves
+ * are LS_PC_UNAVAILABLE (transient: retry later); an error body without
+ * a known code is LS_PC_SERVER_ERROR. The message is copied to msg (cap
+ * bytes, NUL-terminated; msg may be NULL). Codes are never guessed from
+ * the text.
+ */
+ls_proto_code bus_reply_error(bus_status status, const char *body, size_t len,
+                              char *msg, size_t cap);
 
 /* Name of a status ("ok", "error", "timeout", "no such service"). */
 const char *bus_status_name(bus_status status);

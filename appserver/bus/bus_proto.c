@@ -1,6 +1,7 @@
 #include "bus_proto.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <string.h>
 
 int
@@ -127,4 +128,21 @@ bus__hex(const void *p, size_t n, char *out, size_t cap)
 	if (cap > 0) {
 		out[o] = '\0';
 	}
+}
+
+char *
+bus__error_body(ls_proto_code pc, const char *message)
+{
+	const char *code = ls_proto_code_name(pc);
+	json_t *j = json_pack("{s:s,s:s}", "code", code, "message",
+	                      message != NULL ? message : code);
+	char *s;
+
+	if (j == NULL) {
+		/* message was not UTF-8: keep the code, which matters. */
+		j = json_pack("{s:s,s:s}", "code", code, "message", code);
+	}
+	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return s;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "ls_proto.h"
+
 #define BUS__PROTOCOL     "LSW1"
 #define BUS__PROTOCOL_LEN 4
 
@@ -84,6 +86,13 @@ struct bus_curve_keys;
 
 /* Make sock a CURVE client with keys k (NULL: plain). 0 or -errno. */
 int bus__curve_client(void *sock, const struct bus_curve_keys *k);
+
+/*
+ * The body of an error reply (docs/bus.md, "Errors"): {"code","message"}
+ * with code a protocol error code. Returns a new string (free()), NULL
+ * when out of memory. message may be NULL (the code's name is used).
+ */
+char *bus__error_body(ls_proto_code pc, const char *message);
 
 /* Little-endian request ids. */
 uint64_t bus__get_u64le(const void *p);

@@ -162,8 +162,40 @@ bus__find_service(bus_worker_pool *p, const void *name, size_t len)
 }
 
 /*
+ * The error reply of a failed operation (docs/bus.md, "Errors"). What
+ * went wrong inside the app server (store errors, their paths and SQL) is
+ * logged here and never sent: the caller learns the code and a generic
+ * message.
+ */
+static char *
+bus__failure(const bus_service *svc, const char *op, int rc,
+             const ls_error *err)
+{
+	ls_proto_code pc = ls_proto_code_of(rc);
+	const char *text = err->text[0] ? err->text : ls_strerror(rc);
+
+	switch (pc) {
+	case LS_PC_UNAVAILABLE:
+		ls_warn(BUS__COMPONENT, "%s.%s: %s", svc->name, op, text);
+		return bus__error_body(pc, "the service is unavailable; try "
+		                           "again later");
+	case LS_PC_TIMEOUT:
+		ls_warn(BUS__COMPONENT, "%s.%s: %s", svc->name, op, text);
+		return bus__error_body(pc, "the operation timed out; try "
+		                           "again later");
+	case LS_PC_SERVER_ERROR:
+		ls_err(BUS__COMPONENT, "%s.%s: %s", svc->name, op, text);
+		return bus__error_body(pc, "internal server error");
+	default:
+		return bus__error_body(pc, text);
+	}
+}
+
+/*
  * Decode {"o": op, "a": [...]} and run the operation with the lock
- * released. Returns the status byte; *out is a new string (free()).
+ * released. Returns the status byte; *out is a new string (free()), the
+ * JSON result or an error body {"code","message"}; NULL when out of
+ * memory.
  */
 static int
 bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
@@ -174,29 +206,33 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 	const char *op;
 	const bus_operation *found = NULL;
 	ls_error err = { 0 };
+	char text[LS_ERROR_TEXT_MAX];
 	int rc;
 
 	if (svc == NULL) {
-		return asprintf(out, "service not served by this worker") < 0
-		               ? -ENOMEM
-		               : BUS__ST_ERROR;
+		*out = bus__error_body(LS_PC_NOT_FOUND,
+		                       "service not served by this worker");
+		return BUS__ST_ERROR;
 	}
 	req = json_loadb(body, len, 0, &jerr);
 	if (req == NULL || !json_is_object(req)) {
-		rc = asprintf(out, "malformed request body: %s",
-		              req ? "not a JSON object" : jerr.text);
+		snprintf(text, sizeof(text), "malformed request body: %s",
+		         req ? "not a JSON object" : jerr.text);
+		*out = bus__error_body(LS_PC_BAD_REQUEST, text);
 		goto error;
 	}
 	op = json_string_value(json_object_get(req, "o"));
 	args = json_object_get(req, "a");
 	if (op == NULL) {
-		rc = asprintf(out, "malformed request body: \"o\" must be the "
-		                   "operation name");
+		*out = bus__error_body(LS_PC_BAD_REQUEST,
+		                       "malformed request body: \"o\" must be "
+		                       "the operation name");
 		goto error;
 	}
 	if (args != NULL && !json_is_array(args)) {
-		rc = asprintf(out, "malformed request body: \"a\" must be an "
-		                   "array of arguments");
+		*out = bus__error_body(LS_PC_BAD_REQUEST,
+		                       "malformed request body: \"a\" must be "
+		                       "an array of arguments");
 		goto error;
 	}
 	for (size_t i = 0; i < svc->nops && found == NULL; i++) {
@@ -206,7 +242,9 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 		}
 	}
 	if (found == NULL) {
-		rc = asprintf(out, "unknown operation '%s.%s'", svc->name, op);
+		snprintf(text, sizeof(text), "unknown operation '%s.%.64s'",
+		         svc->name, op);
+		*out = bus__error_body(LS_PC_NOT_FOUND, text);
 		goto error;
 	}
 	if (args == NULL) {
@@ -222,8 +260,7 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 	atomic_store(&w->busy, 0);
 	if (rc < 0) {
 		json_decref(result);
-		rc = asprintf(out, "%s",
-		              err.text[0] ? err.text : ls_strerror(rc));
+		*out = bus__failure(svc, found->name, rc, &err);
 		goto error;
 	}
 	/* Numbers as written (1277.14, not 1277.1400000000001). */
@@ -233,7 +270,7 @@ bus__run_request(bus__worker *w, const bus_service *svc, const char *body,
 	return *out ? BUS__ST_OK : -ENOMEM;
 error:
 	json_decref(req);
-	return rc < 0 ? -ENOMEM : BUS__ST_ERROR;
+	return *out ? BUS__ST_ERROR : -ENOMEM;
 }
 
 static void
@@ -265,7 +302,10 @@ bus__handle_request(bus__worker *w, bus__msg *m)
 		return;
 	}
 	{
-		const char *body = out ? out : "out of memory";
+		const char *body =
+		        out ? out
+		            : "{\"code\":\"server_error\",\"message\":"
+		              "\"out of memory\"}";
 		const void *d[4] = { bus__frame_data(m, 2),
 			             bus__frame_data(m, 3), &status, body };
 		size_t l[4] = { bus__frame_size(m, 2), 8, 1, strlen(body) };

@@ -61,6 +61,30 @@ as__mongo_init_once(void)
 	mongoc_init();
 }
 
+/*
+ * Server errors that mean "not now" rather than "wrong": the retryable
+ * errors of MongoDB's retryable-writes specification (host unreachable,
+ * shutdown, primary stepped down, network timeout, ...).
+ */
+static bool
+as__mongo_transient(const bson_error_t *e)
+{
+	static const uint32_t codes[] = { 6,     7,     89,    91,
+		                          189,   262,   9001,  10107,
+		                          11600, 11602, 13435, 13436 };
+
+	if (e->domain != MONGOC_ERROR_SERVER &&
+	    e->domain != MONGOC_ERROR_WRITE_CONCERN) {
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		if (e->code == codes[i]) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static int
 as__merr(const bson_error_t *e, ls_error *err, const char *what)
 {
@@ -71,7 +95,7 @@ as__merr(const bson_error_t *e, ls_error *err, const char *what)
 		                    what);
 	}
 	if (e->domain == MONGOC_ERROR_SERVER_SELECTION ||
-	    e->domain == MONGOC_ERROR_STREAM) {
+	    e->domain == MONGOC_ERROR_STREAM || as__mongo_transient(e)) {
 		code = LS_EUNAVAILABLE;
 	}
 	ls_warn(AS__LOG, "mongodb: %s: %s", what, e->message);

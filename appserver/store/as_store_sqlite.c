@@ -150,10 +150,34 @@ as__sqlerr(sqlite3 *db, int rc, ls_error *err, const char *what)
 {
 	int code = LS_ESERVER;
 
-	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+	/*
+	 * Classify by the primary code: extended codes (SQLITE_BUSY_RECOVERY,
+	 * SQLITE_LOCKED_SHAREDCACHE, SQLITE_IOERR_READ, ...) carry it in the
+	 * low byte. A store that is busy, locked, unreadable, full or
+	 * failing I/O is unavailable (docs/protocol.md: clients retry); the
+	 * rest is ours to fix.
+	 */
+	if (db != NULL && rc == SQLITE_ERROR) {
+		rc = sqlite3_extended_errcode(db);
+	}
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_PROTOCOL:
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+	case SQLITE_PERM:
 		code = LS_EUNAVAILABLE;
-	} else if (rc == SQLITE_NOMEM) {
+		break;
+	case SQLITE_NOMEM:
 		code = -ENOMEM;
+		break;
+	default:
+		break;
 	}
 	ls_warn(AS__LOG, "sqlite: %s: %s", what,
 	        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "ls_log.h"
+#include "ls_proto.h"
 #include "lsc_internal.h"
 #include "lsc_proto.h"
 
@@ -186,21 +187,15 @@ lsc__form_add(char *buf, size_t cap, const char *key, const char *value)
 static int
 lsc__status_code(int status)
 {
-	switch (status) {
-	case 400:
-	case 413:
-		return -EINVAL;
-	case 401:
-		return LS_EAUTH;
-	case 403:
-		return LS_EFORBIDDEN;
-	case 404:
-		return LS_ENOTFOUND;
-	case 504:
-		return LS_ETIMEOUT;
-	default:
-		return LS_EUNAVAILABLE;
+	/* A status our gateway answers maps back through the table; any
+	 * other (a proxy's 502, ...) means the server is not reachable. */
+	for (int pc = 0; pc < LS_PC_COUNT; pc++) {
+		const ls_proto_error *row = ls_proto_error_row(pc);
+		if (row->http_status == (unsigned)status) {
+			return row->errcode;
+		}
 	}
+	return LS_EUNAVAILABLE;
 }
 
 int
@@ -349,16 +344,19 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 		json_t *e0 =
 		        json_array_get(json_object_get(resp, "errors"), 0);
 		const char *msg = lsc__str(e0, "message");
+		const ls_proto_error *row =
+		        ls_proto_error_by_name(lsc__str(e0, "code"));
 
-		rc = ls_error_set(err,
-		                  h.status == 200 ? LS_EBADREQUEST
-		                                  : lsc__status_code(h.status),
-		                  "HTTP %d: %s", h.status,
-		                  msg != NULL ? msg
-		                              : (h.status == 200
-		                                         ? "response without "
-		                                           "data"
-		                                         : "request refused"));
+		rc = ls_error_set(
+		        err,
+		        row != NULL       ? row->errcode
+		        : h.status == 200 ? LS_EBADREQUEST
+		                          : lsc__status_code(h.status),
+		        "HTTP %d: %s", h.status,
+		        msg != NULL ? msg
+		                    : (h.status == 200 ? "response without "
+		                                         "data"
+		                                       : "request refused"));
 	}
 out:
 	json_decref(resp);

@@ -220,7 +220,15 @@ LS_TEST(blocking_call_round_trip)
 	                      2000, &st, &body, NULL),
 	             0);
 	LS_CHECK_INT(st, BUS_ERROR);
-	LS_CHECK_STR(body, "nothing here");
+	LS_CHECK_STR(body, "{\"code\":\"not_found\",\"message\":\"nothing "
+	                   "here\"}");
+	{
+		char msg[64];
+		LS_CHECK_INT(bus_reply_error(st, body, strlen(body), msg,
+		                             sizeof(msg)),
+		             LS_PC_NOT_FOUND);
+		LS_CHECK_STR(msg, "nothing here");
+	}
 	free(body);
 	LS_CHECK_INT(bus_call(zctx, FRONT, "nosuch", "{}", 2, 2000, &st, &body,
 	                      NULL),

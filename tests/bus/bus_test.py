@@ -145,16 +145,32 @@ def test_unknown_op_and_bad_body_answer_2():
     bus = Bus()
     bus.worker()
     with Client(bus.fe) as c:
+        # Error bodies are {"code", "message"} (docs/bus.md, "Errors").
         status, body = c.call("echo", "nope")
-        assert status == ERROR and "unknown operation" in body and "nope" in body, body
+        err = json.loads(body)
+        assert status == ERROR and err["code"] == "not_found", body
+        assert "unknown operation" in err["message"] and "nope" in err["message"], body
         status, body = c.raw("echo", b"not json")
-        assert status == ERROR and "malformed" in body, body
+        err = json.loads(body)
+        assert status == ERROR and err["code"] == "bad_request", body
+        assert "malformed" in err["message"], body
         status, body = c.raw("echo", b'{"a": []}')
-        assert status == ERROR and '"o"' in body, body
+        err = json.loads(body)
+        assert status == ERROR and err["code"] == "bad_request", body
+        assert '"o"' in err["message"], body
         status, body = c.raw("echo", b'{"o": "echo", "a": 5}')
-        assert status == ERROR and '"a"' in body, body
+        err = json.loads(body)
+        assert status == ERROR and err["code"] == "bad_request", body
+        assert '"a"' in err["message"], body
         status, body = c.call("echo", "fail", "it broke")
-        assert (status, body) == (ERROR, "it broke")
+        assert (status, json.loads(body)) == (
+            ERROR, {"code": "bad_request", "message": "it broke"})
+        # An internal failure carries its code; its text is logged by
+        # the worker, never sent.
+        status, body = c.call("echo", "broken", "store: /var/x.db: disk I/O error")
+        err = json.loads(body)
+        assert status == ERROR and err["code"] == "unavailable", body
+        assert "x.db" not in body and "I/O" not in body, body
         # The worker is still there.
         assert c.call("echo", "echo", 7) == (OK, 7)
     bus.stop()
@@ -189,6 +205,8 @@ def test_kill9_mid_request_answers_error_and_survivor_serves():
         a.kill9()
         status, body = c.wait(held, timeout=10)
         assert status == ERROR, (status, body)
+        # The app server went away: transient, the caller may retry.
+        assert json.loads(body)["code"] == "unavailable", body
         for _ in range(4):
             status, result = c.call("echo", "pid")
             assert (status, result) == (OK, b.pid)
@@ -248,7 +266,9 @@ def test_queue_limit_rejects_with_error():
         behind = [c.send_op("echo", "echo", i) for i in range(3)]
         queued = c.send_op("echo", "echo", "queued")
         rejected = c.send_op("echo", "echo", "rejected")
-        assert c.wait(rejected) == (ERROR, "service queue full")
+        status, body = c.wait(rejected)
+        assert status == ERROR and json.loads(body)["code"] == "unavailable", body
+        assert "queue full" in json.loads(body)["message"], body
         assert c.wait(held)[0] == OK
         for i, b in enumerate(behind):
             assert c.wait(b) == (OK, str(i))
@@ -371,7 +391,10 @@ def test_call_command():
     r = lstest.run("call", *fe, "echo", "nope")
     assert r.returncode == 1 and "unknown operation" in r.stderr and r.stdout == "", r
     r = lstest.run("call", *fe, "echo", "fail", "boom")
-    assert r.returncode == 1 and "boom" in r.stderr, r
+    assert r.returncode == 1 and "bad_request: boom" in r.stderr, r
+    r = lstest.run("call", *fe, "echo", "broken", "secret-detail")
+    assert r.returncode == 1 and "unavailable" in r.stderr, r
+    assert "secret-detail" not in r.stderr, r
     r = lstest.run("call", *fe, "nosuch", "op")
     assert r.returncode == 1 and "no such service" in r.stderr, r
     r = lstest.run("call", *fe, "-t", "200", "echo", "sleep", "3000")

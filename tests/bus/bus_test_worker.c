@@ -47,13 +47,24 @@ op_sleep(void *ctx, json_t *args, json_t **result, ls_error *err)
 	return 0;
 }
 
+/* A refusal the caller should read: bad_request with the text given. */
 static int
 op_fail(void *ctx, json_t *args, json_t **result, ls_error *err)
 {
 	const char *text = json_string_value(json_array_get(args, 0));
 
-	return ls_error_set(err, LS_ESERVER, "%s",
+	return ls_error_set(err, LS_EBADREQUEST, "%s",
 	                    text ? text : "failed on request");
+}
+
+/* An internal failure (store down): its text must stay in the log. */
+static int
+op_broken(void *ctx, json_t *args, json_t **result, ls_error *err)
+{
+	const char *text = json_string_value(json_array_get(args, 0));
+
+	return ls_error_set(err, LS_EUNAVAILABLE, "%s",
+	                    text ? text : "store: /secret/path failed");
 }
 
 static int
@@ -64,10 +75,8 @@ op_pid(void *ctx, json_t *args, json_t **result, ls_error *err)
 }
 
 static const bus_operation ops[] = {
-	{ "echo", op_echo },
-	{ "sleep", op_sleep },
-	{ "fail", op_fail },
-	{ "pid", op_pid },
+	{ "echo", op_echo },     { "sleep", op_sleep }, { "fail", op_fail },
+	{ "broken", op_broken }, { "pid", op_pid },
 };
 
 int
