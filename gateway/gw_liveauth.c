@@ -175,27 +175,6 @@ gw__retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	gw__pump(gw);
 }
 
-/* The protocol code of a failed bus reply; LS_PC_UNAVAILABLE when the
- * reply carries none (the failure is then treated as transient). */
-static ls_proto_code
-gw__reply_code(bus_status status, const char *body, size_t len)
-{
-	const ls_proto_error *row = NULL;
-	json_t *r;
-
-	if (status != BUS_ERROR) {
-		return LS_PC_UNAVAILABLE;
-	}
-	r = json_loadb(body, len, 0, NULL);
-	if (json_is_object(r)) {
-		const char *code =
-		        json_string_value(json_object_get(r, "code"));
-		row = code != NULL ? ls_proto_error_by_name(code) : NULL;
-	}
-	json_decref(r);
-	return row != NULL ? row->pc : LS_PC_UNAVAILABLE;
-}
-
 static void
 gw__check_reply(bus_status status, const char *body, size_t len, void *user)
 {
@@ -220,7 +199,9 @@ gw__check_reply(bus_status status, const char *body, size_t len, void *user)
 		}
 		gw_conn_set_perms(c, g.perms, g.nperms);
 	} else {
-		ls_proto_code pc = gw__reply_code(status, body, len);
+		/* Anything but a refusal (unavailable, a malformed reply)
+		 * is treated as transient below. */
+		ls_proto_code pc = bus_reply_error(status, body, len, NULL, 0);
 		if (pc == LS_PC_TOKEN_EXPIRED ||
 		    ((pc == LS_PC_AUTH_FAILED || pc == LS_PC_TOKEN_REVOKED) &&
 		     ls_wall_ms() >= c->expires_ms)) {
