@@ -89,7 +89,8 @@ def test_concurrent_refusals_each_get_an_answer():
 def test_locked_store_is_unavailable_not_auth_failed():
     # The bus deadline is longer than SQLite's retries, so the failure
     # the client sees is the store's own, carried by the bus.
-    proc, port = serve(config={"bus": {"timeout_ms": 30000}})
+    proc, port = serve(config={"bus": {"timeout_ms": 30000},
+                               "gateway": {"auth_timeout_ms": 30000}})
     data = [a for a in proc.argv if "/data-" in a][0]
     tok = acc1_token(port)
     fd = lock_sqlite_shm(data)
