@@ -192,7 +192,7 @@ member_message(const char *topic, size_t tlen, const char *payload, size_t len,
 		m->in_order = false;
 	}
 	m->last[from] = seq;
-	m->count++;
+	__atomic_add_fetch(&m->count, 1, __ATOMIC_RELAXED);
 }
 
 static void
