@@ -1,7 +1,8 @@
 """Shared helpers of the benchmark scripts (bench/fanout, bench/idle,
-bench/compare): start LightStream, nginx+nchan and redis-server on loopback
-ports in a temporary directory, pinned to a CPU, run ls-loadgen pinned to
-another CPU, and stop everything at exit whatever happens.
+bench/compare, bench/scale): start LightStream, nginx+nchan, Bun
+(bench/bun/server.js) and redis-server on loopback ports in a temporary
+directory, pinned to CPUs, run ls-loadgen pinned to another CPU, and stop
+everything at exit whatever happens.
 
 Debian python3 only (no pip). Nothing here asserts timings: the scripts
 report numbers, they do not judge them.
@@ -23,6 +24,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(BENCH_DIR)
 FIXTURE = os.path.join(BENCH_DIR, "fixture.json")
 NCHAN_CONF = os.path.join(BENCH_DIR, "nchan", "nginx.conf.in")
+BUN_DIR = os.path.join(BENCH_DIR, "bun")
 
 SERVER_CPU = "0"
 LOAD_CPU = "1"
@@ -175,13 +177,16 @@ def start_redis(cpu=SERVER_CPU):
     return Server("redis", p, port, [p.pid])
 
 
-def start_lightstream(build, cpu=SERVER_CPU, redis_port=None, extra=()):
+def start_lightstream(build, cpu=SERVER_CPU, redis_port=None, extra=(), gateways=1,
+                      port=None):
+    """`lightstream serve` with `gateways` gateway loops (1 by default: the
+    server is pinned to one CPU, like its peers; bench/scale varies it)."""
     exe = os.path.join(build, "cmd", "lightstream")
-    port = free_port()
-    data = os.path.join(tmpdir(), "ls-data-%d" % port)
+    port = port or free_port()
+    data = os.path.join(tmpdir(), "ls-data-%d-%d" % (port, len(_procs)))
     os.makedirs(data)
     argv = [exe, "serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
-            "--fixture", FIXTURE, "--log-level", "warn"]
+            "--fixture", FIXTURE, "--log-level", "warn", "--gateways", str(gateways)]
     if redis_port:
         argv += ["--redis", "redis://127.0.0.1:%d" % redis_port]
     argv += list(extra)
@@ -200,6 +205,25 @@ def start_lightstream(build, cpu=SERVER_CPU, redis_port=None, extra=()):
                 raise SystemExit("bench: no token from lightstream: %s (log %s)"
                                  % (e, p.log_path))
             time.sleep(0.2)
+    return srv
+
+
+def bun_exe():
+    exe = os.path.join(BUN_DIR, "node_modules", ".bin", "bun")
+    if not os.access(exe, os.X_OK):
+        raise SystemExit("bench: Bun is not installed: (cd bench/bun && npm ci)")
+    return exe
+
+
+def start_bun(cpu=SERVER_CPU, queue_limit=1048576):
+    """bench/bun/server.js: Bun.serve pub/sub speaking enough of our protocol
+    for ls-loadgen --target lightstream (any token is accepted)."""
+    port = free_port()
+    p = _start("bun", [bun_exe(), os.path.join(BUN_DIR, "server.js"), str(port),
+                       str(queue_limit)], cpu=cpu)
+    wait_port(port, p, name="bun")
+    srv = Server("bun", p, port, [p.pid])
+    srv.tokens = {("bench", "subscriber"): "bun", ("bench", "publisher"): "bun"}
     return srv
 
 
@@ -298,6 +322,7 @@ def loadgen(build, srv, subscribers, rate=0.0, seconds=3.0, warmup=1.0, hold=0.0
     if not lines:
         raise SystemExit("bench: ls-loadgen failed (exit %d): %s" % (r.returncode, r.stderr.strip()))
     res = json.loads(lines[-1])
+    res["target"] = srv.kind  # ls-loadgen knows the protocol, not the server
     res["load_avg"] = load
     res["exit"] = r.returncode
     if srv.proc.poll() is not None:
