@@ -106,6 +106,17 @@ sub_on_subscribe(lsc_client *c, int64_t sub, const char *subscription_id,
 	lsc_cli_session_refused(c, &st->ses, code, message);
 }
 
+/* The server ended the subscription (read permission withdrawn, query
+ * over its cost budget): nothing more will come, so stop and say why. */
+static void
+sub_on_ended(lsc_client *c, int64_t sub, const char *code, const char *message,
+             void *user)
+{
+	sub_state *st = user;
+
+	lsc_cli_session_refused(c, &st->ses, code, message);
+}
+
 static void
 sub_on_message(lsc_client *c, const lsc_message *m, void *user)
 {
@@ -266,6 +277,7 @@ cmd_sub(int argc, char **argv)
 	st.ses.url = o->url;
 	o->cb.on_connect = sub_on_connect;
 	o->cb.on_subscribe = sub_on_subscribe;
+	o->cb.on_subscription_ended = sub_on_ended;
 	o->cb.on_message = sub_on_message;
 	o->cb.on_error = sub_on_error;
 	o->cb.on_close = sub_on_close;

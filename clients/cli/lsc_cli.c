@@ -194,6 +194,8 @@ lsc_cli_describe(const char *error_code)
 		{ "forbidden", "forbidden" },
 		{ "invalid_query", "invalid query" },
 		{ "token_expired", "token expired" },
+		{ "token_revoked", "token revoked" },
+		{ "query_too_costly", "query too costly" },
 		{ "unavailable", "service unavailable" },
 	};
 

@@ -18,6 +18,9 @@ import lstest
 PORT = lstest.free_port()
 URL = "ws://127.0.0.1:%d" % PORT
 HTTP = "http://127.0.0.1:%d" % PORT
+# the server's bus on tcp, for `lightstream admin`
+BUS_FRONT = "tcp://127.0.0.1:%d" % lstest.free_port()
+BUS_BACK = "tcp://127.0.0.1:%d" % lstest.free_port()
 DATA = os.path.join(lstest.tmpdir(), "data")
 EXAMPLE = os.path.join(lstest.BUILD_ROOT, "clients", "weather_sub")
 LISBON_COLD = json.dumps({"mode": "any", "where": {"and": [
@@ -39,7 +42,8 @@ def wait_ready():
 def start_serve(fixture=True):
     global _serve
     os.makedirs(DATA, exist_ok=True)
-    args = ["serve", "--listen", "127.0.0.1:%d" % PORT, "--data", DATA]
+    args = ["serve", "--listen", "127.0.0.1:%d" % PORT, "--data", DATA,
+            "--broker-frontend", BUS_FRONT, "--broker-backend", BUS_BACK]
     if fixture:
         args += ["--fixture", lstest.FIXTURE]
     _serve = lstest.lightstream(*args, name="serve", wait_tcp=PORT)
@@ -234,6 +238,33 @@ def test_forbidden():
     r = pub("acc1", tok, "acc1/s1", '"x"')  # public: read-only on s1
     assert r.returncode == 1
     assert "forbidden" in r.stderr and "acc1/s1" in r.stderr
+
+
+def admin(*args):
+    r = lstest.run("admin", "--broker-frontend", BUS_FRONT, *args)
+    assert r.returncode == 0, (args, r.stderr)
+
+
+def test_sub_stops_when_its_read_permission_is_withdrawn():
+    tok = token("acc1", "acc1_private", "public,weather-reader")
+    s = sub("acc1", tok, "svc1/weather")
+    s.wait_log("subscribed to svc1/weather")
+    admin("role", "delete", "acc1", "weather-reader")
+    try:
+        assert s.wait() == 1
+        assert "forbidden: svc1/weather: no read permission on svc1:weather" \
+            in s.log_text(), s.log_text()
+    finally:
+        admin("import", lstest.FIXTURE)
+
+
+def test_sub_stops_when_its_token_is_revoked():
+    tok = token("acc1", "acc1_private", "public")
+    s = sub("acc1", tok, "acc1/s1")
+    s.wait_log("subscribed to acc1/s1")
+    admin("token", "revoke", "acc1", "--private-key", "acc1_private", "--", tok)
+    assert s.wait() == 1
+    assert "token revoked" in s.log_text() and "4011" in s.log_text(), s.log_text()
 
 
 def test_invalid_query():
