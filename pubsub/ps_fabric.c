@@ -25,6 +25,9 @@ ps__backend_for(const char *url)
 	if (strncmp(url, "zmq://", 6) == 0) {
 		return &ps__zmq_backend;
 	}
+	if (strncmp(url, "redis+cluster://", 16) == 0) {
+		return &ps__rcluster_backend;
+	}
 	return NULL;
 }
 
@@ -39,7 +42,8 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 		ls_error_set(
 		        err, -EINVAL,
 		        "pubsub: unknown fabric \"%.64s\" (want \"local\", "
-		        "\"redis://HOST:PORT\" or "
+		        "\"redis://HOST:PORT\", "
+		        "\"redis+cluster://HOST:PORT,...\" or "
 		        "\"zmq://HOST:XSUB_PORT,XPUB_PORT\")",
 		        url);
 		return NULL;

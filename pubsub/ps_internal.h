@@ -55,6 +55,7 @@ struct ps_fabric {
 extern const ps__backend ps__local_backend;
 extern const ps__backend ps__redis_backend;
 extern const ps__backend ps__zmq_backend;
+extern const ps__backend ps__rcluster_backend;
 
 /*
  * Count into a ps_stats field. Only the fabric's loop writes; any thread
