@@ -188,6 +188,31 @@ def test_change_missed_during_redis_outage_applies_after_reconnect():
     admin(c, "import", lstest.FIXTURE)
 
 
+def test_revocation_missed_during_redis_outage_closes_after_reconnect():
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    tok = acc1_token(c["aport"])
+    keep_tok = acc1_token(c["aport"])
+    ws, _ = connect(c["aport"], "acc1", tok)
+    keep, _ = connect(c["aport"], "acc1", keep_tok)
+    subscribe(keep, "acc1", "s1")
+    c["redis"].kill9()
+    lstest.wait_for(lambda: not ready(c["aport"]), what="not ready without Redis")
+    # the app server cannot announce it: Redis is down
+    admin(c, "token", "revoke", "acc1", "--private-key", "acc1_private", "--", tok)
+    redis, _ = lstest.redis_server(c["rport"])
+    c["redis"] = redis
+    # the re-validation after the reconnect finds the token gone
+    expect_revoked(ws, 20)
+    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]), timeout=20,
+                    what="ready again")
+    # the connection whose token is still valid stays, and receives
+    redis_cli(c["rport"], "PUBLISH", "acc1:s1", '"kept"')
+    d = keep.recv_type(5)
+    assert d["data"] == "kept", d
+    keep.close()
+
+
 def test_gateways_share_one_port():
     """Sharing a port between gateway processes is opt-in: --reuse-port."""
     c = cluster()
