@@ -213,6 +213,34 @@ def test_revocation_missed_during_redis_outage_closes_after_reconnect():
     keep.close()
 
 
+def test_serve_on_redis_announces_to_joined_gateways():
+    """serve with Redis: its in-process app server announces on Redis, so a
+    gateway that joined its broker and Redis follows too."""
+    c = cluster()
+    front = "tcp://127.0.0.1:%d" % lstest.free_port()
+    back = "tcp://127.0.0.1:%d" % lstest.free_port()
+    sport = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "serve-redis")
+    os.makedirs(data, exist_ok=True)
+    srv = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % sport, "--data", data,
+                             "--fixture", lstest.FIXTURE, "--broker-frontend", front,
+                             "--broker-backend", back,
+                             "--redis", "redis://127.0.0.1:%d" % c["rport"],
+                             name="serve-redis", wait_tcp=sport)
+    g, gport = gateway(front, c["rport"], name="gateway-of-serve")
+    for p in (sport, gport):
+        lstest.wait_for(lambda: ready(p), timeout=15, what="ready")
+    tok = acc1_token(sport)
+    conns = [connect(p, "acc1", tok)[0] for p in (sport, gport)]
+    r = lstest.run("admin", "--broker-frontend", front, "token", "revoke", "acc1",
+                   "--private-key", "acc1_private", "--", tok)
+    assert r.returncode == 0, r.stderr
+    for ws in conns:
+        expect_revoked(ws, 1.0)
+    assert g.stop() == 0
+    assert srv.stop() == 0
+
+
 def test_gateways_share_one_port():
     """Sharing a port between gateway processes is opt-in: --reuse-port."""
     c = cluster()
