@@ -3,7 +3,7 @@
 // lightstream.d.ts declares.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import vm from 'node:vm';
 
@@ -82,4 +82,33 @@ test('lightstream.d.ts declares every export and every public method', () => {
       assert.match(decl, new RegExp('\\b' + name + '\\b'), cls + '.' + name + ' is declared');
     }
   }
+});
+
+test('the client packs as an npm package that ESM and CommonJS users can import', () => {
+  const tmp = mkdtempSync(join(process.env.TMPDIR || '/tmp', 'ls-npm-'));
+  const pkgDir = join(sourceRoot(), 'clients', 'js');
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+  const version = /const VERSION = '([^']+)'/.exec(readFileSync(join(pkgDir, 'src', 'lightstream.js'), 'utf8'))[1];
+  assert.equal(pkg.version, version, 'package.json version is the client VERSION');
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmp, pkgDir],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const files = packed[0].files.map((f) => f.path).sort();
+  assert.deepEqual(files, ['README.md', 'package.json', 'public/lightstream.d.ts', 'public/lightstream.js',
+    'public/lightstream.min.js', 'public/lightstream.mjs']);
+  // Install the tarball into a project with no network access needed.
+  const app = join(tmp, 'app');
+  execFileSync('mkdir', ['-p', join(app, 'node_modules')]);
+  execFileSync('tar', ['-xzf', join(tmp, packed[0].filename), '-C', join(app, 'node_modules')]);
+  execFileSync('mv', [join(app, 'node_modules', 'package'), join(app, 'node_modules', 'lightstream-client')]);
+  writeFileSync(join(app, 'esm.mjs'),
+    "import LightStream, { createClient } from 'lightstream-client';\n" +
+    "console.log(typeof LightStream.createClient, typeof createClient, LightStream.version);\n");
+  writeFileSync(join(app, 'cjs.cjs'),
+    "const LightStream = require('lightstream-client');\n" +
+    "console.log(typeof LightStream.createClient, typeof LightStream.createClient, LightStream.version);\n");
+  const esm = execFileSync(process.execPath, [join(app, 'esm.mjs')], { encoding: 'utf8', cwd: app }).trim();
+  const cjs = execFileSync(process.execPath, [join(app, 'cjs.cjs')], { encoding: 'utf8', cwd: app }).trim();
+  assert.equal(esm, 'function function ' + version);
+  assert.equal(cjs, 'function function ' + version);
+  assert.ok(readdirSync(join(app, 'node_modules', 'lightstream-client', 'public')).includes('lightstream.d.ts'));
 });
