@@ -1,6 +1,7 @@
 """Helpers of the gateway tests: start `lightstream serve`, get tokens,
 open authenticated WebSockets."""
 
+import base64
 import hashlib
 import hmac
 import json
@@ -131,3 +132,23 @@ def raw_http(port, request, timeout=5):
     finally:
         s.close()
     return out
+
+
+def tls_ws(port, ctx):
+    """A lstest.WS over TLS (the helper itself speaks ws:// only)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(("GET /lightstream/websocket HTTP/1.1\r\nHost: localhost\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        assert chunk, "closed during the TLS handshake"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    ws = lstest.WS.__new__(lstest.WS)
+    ws.sock, ws.buf, ws.closed, ws.status = sock, rest, None, 101
+    return ws

@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 
 import lstest
-from gwlib import (acc1_token, connect, raw_http, serve, subscribe, token,
+from gwlib import (acc1_token, connect, raw_http, serve, subscribe, tls_ws, token,
                    url, ws_url)
 
 _main = None
@@ -284,28 +284,6 @@ def test_websocket_path_only():
     assert status == 400
 
 
-def _tls_ws(port, ctx):
-    """A lstest.WS over TLS (the helper itself speaks ws:// only)."""
-    import base64
-    import socket
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock = ctx.wrap_socket(raw, server_hostname="localhost")
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(("GET /lightstream/websocket HTTP/1.1\r\nHost: localhost\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        assert chunk, "closed during the TLS handshake"
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    assert b" 101 " in head.split(b"\r\n")[0], head
-    ws = lstest.WS.__new__(lstest.WS)
-    ws.sock, ws.buf, ws.closed, ws.status = sock, rest, None, 101
-    return ws
-
-
 def test_tls_listener():
     import ssl
     certdir = os.path.join(lstest.tmpdir(), "tls")
@@ -328,7 +306,7 @@ def test_tls_listener():
                                  "&roles=public" % (tls_port, GEN))
     with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
         tok = json.loads(r.read())["data"]["value"]
-    ws = _tls_ws(tls_port, ctx)
+    ws = tls_ws(tls_port, ctx)
     ws.send(1, {"appKey": "acc1", "token": tok})
     assert ws.recv_type(2)["ok"] is True
     assert subscribe(ws, "acc1", "s1")["ok"]

@@ -4,11 +4,14 @@ other without Redis; /metrics reports the whole server; SIGTERM drains every
 loop; a second server on the same port fails with "address in use"."""
 
 import json
+import os
 import signal
+import ssl
+import subprocess
 import time
 
 import lstest
-from gwlib import acc1_token, connect, serve, subscribe, url
+from gwlib import acc1_token, connect, serve, subscribe, tls_ws, url
 
 LOOPS = 2
 CLIENTS = 8
@@ -128,9 +131,41 @@ def test_sigterm_drains_every_loop():
 
 
 def test_default_is_one_loop_per_core():
-    import os
     proc, port = serve(name="serve-loops-default")
     assert metrics(port)["lightstream_gateway_loops"] == min(os.cpu_count(), 64)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_tls_connections_on_every_loop():
+    """wss:// connections are handed to every loop too (each loop has its own
+    TLS vhost) and receive what a plain connection on another loop publishes."""
+    certdir = os.path.join(lstest.tmpdir(), "tls")
+    script = os.path.join(lstest.SOURCE_ROOT, "deploy", "tls", "make-dev-cert.sh")
+    out = subprocess.run([script, certdir], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    tls_port = lstest.free_port()
+    proc, port = serve(args=("--gateways", str(LOOPS), "--tls-listen", "127.0.0.1:%d" % tls_port,
+                             "--tls-cert", cert, "--tls-key", key), name="serve-loops-tls")
+    lstest.wait_port(tls_port)
+    ctx = ssl.create_default_context(cafile=cert)
+    tok = acc1_token(port)
+    secure = []
+    for i in range(4):
+        ws = tls_ws(tls_port, ctx)
+        ws.send(1, {"appKey": "acc1", "token": tok})
+        assert ws.recv_type(2)["ok"] is True
+        secure.append((ws, subscribe(ws, "acc1", "s1", rid="t%d" % i)["subscriptionId"]))
+    assert all(n > 0 for n in loop_connections(metrics(port))), loop_connections(metrics(port))
+    pub, _ = connect(port, "acc1", tok)
+    pub.send(5, {"owner": "acc1", "stream": "s1", "data": {"tls": True}, "requestId": "p"})
+    assert pub.recv_type(13)["ok"] is True
+    for ws, sid in secure:
+        assert ws.recv_type(5) == {"owner": "acc1", "stream": "s1", "sub": sid,
+                                   "data": {"tls": True}}
+        ws.close()
+    pub.close()
     proc.signal(signal.SIGTERM)
     assert proc.wait(15) == 0
 
