@@ -16,6 +16,7 @@ typedef struct as_appserver_options {
 	const char *store_uri; /* "sqlite:PATH" or "mongodb://..." */
 	const char *backend;   /* broker backend endpoint */
 	int workers;           /* worker threads; 0: default 2 */
+	int issue_workers;     /* auth.issue (token issuing) threads; 0: 1 */
 	const char *fixture;   /* optional fixture file imported at start */
 	int heartbeat_ms;      /* bus heartbeat, as the broker's; 0: 2500 */
 	/* CURVE keys when the broker uses CURVE (borrowed); NULL: plain. */

@@ -166,6 +166,7 @@ cmd_appserver(int argc, char **argv)
 	ao.store_uri = store_uri;
 	ao.backend = s.bus_backend;
 	ao.workers = (int)(workers > 0 ? workers : s.workers);
+	ao.issue_workers = (int)s.issue_workers;
 	ao.fixture = fixture;
 	ao.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
 	if (strncmp(s.pubsub_url, "redis://", 8) == 0) {

@@ -334,6 +334,7 @@ cmd_serve(int argc, char **argv)
 	ao.store_uri = store_uri;
 	ao.backend = backend;
 	ao.workers = (int)(workers > 0 ? workers : s.workers);
+	ao.issue_workers = (int)s.issue_workers;
 	ao.fixture = fixture;
 	pthread_mutex_init(&relay.lock, NULL);
 	ev_async_init(&relay.async, relay_drain);

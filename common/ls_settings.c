@@ -61,9 +61,13 @@ ls_settings_init(ls_settings *s)
 	s->http_request_timeout_ms = 10000;
 	s->http_max_uri_bytes = 4096;
 	s->http_max_header_bytes = 8192;
+	s->token_ip_failures_per_minute = 30;
+	s->token_key_failures_per_minute = 60;
+	s->token_max_inflight = 16;
 	s->bus_timeout_ms = 5000;
 	s->heartbeat_ms = 2500;
 	s->workers = 2;
+	s->issue_workers = 1;
 	if (ls__set(&s->log_level, "info") ||
 	    ls__set(&s->log_format, "text") || ls__set(&s->data_dir, ".") ||
 	    ls__set(&s->listen, "127.0.0.1:8080") ||
@@ -144,6 +148,12 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		{ "gateway.loops", LS_CONFIG_INT, &s->loops, 0,
 		  LS_SETTINGS_LOOPS_MAX },
 		{ "gateway.reuse_port", LS_CONFIG_BOOL, &s->reuse_port, 0, 0 },
+		{ "gateway.token.ip_failures_per_minute", LS_CONFIG_INT,
+		  &s->token_ip_failures_per_minute, 0, 1000000 },
+		{ "gateway.token.key_failures_per_minute", LS_CONFIG_INT,
+		  &s->token_key_failures_per_minute, 0, 1000000 },
+		{ "gateway.token.max_inflight", LS_CONFIG_INT,
+		  &s->token_max_inflight, 1, 100000 },
 		{ "pubsub.url", LS_CONFIG_STRING, &s->pubsub_url, 0, 0 },
 		{ "bus.frontend", LS_CONFIG_STRING, &s->bus_frontend, 0, 0 },
 		{ "bus.backend", LS_CONFIG_STRING, &s->bus_backend, 0, 0 },
@@ -153,6 +163,8 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  600000 },
 		{ "store.uri", LS_CONFIG_STRING, &s->store_uri, 0, 0 },
 		{ "appserver.workers", LS_CONFIG_INT, &s->workers, 1, 256 },
+		{ "appserver.issue_workers", LS_CONFIG_INT, &s->issue_workers,
+		  1, 256 },
 	};
 	json_t *root = NULL;
 	int rc = ls_config_load_file(path, &root, err);

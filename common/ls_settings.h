@@ -53,6 +53,9 @@ typedef struct ls_settings {
 	long loops;      /* gateway event loops; 0: the command's default
 	                    (serve: one per core, gateway: 1) */
 	bool reuse_port; /* share the listen port with other processes */
+	long token_ip_failures_per_minute;  /* 30: token failures per IP */
+	long token_key_failures_per_minute; /* 60: per app key */
+	long token_max_inflight;            /* 16: token bus calls at once */
 
 	/* pubsub.* */
 	char *pubsub_url; /* "local" or "redis://HOST:PORT" */
@@ -64,8 +67,9 @@ typedef struct ls_settings {
 	long heartbeat_ms;   /* 2500 */
 
 	/* store.*, appserver.* */
-	char *store_uri; /* NULL: "sqlite:<data_dir>/lightstream.db" */
-	long workers;    /* 2 */
+	char *store_uri;    /* NULL: "sqlite:<data_dir>/lightstream.db" */
+	long workers;       /* 2 */
+	long issue_workers; /* 1: auth.issue threads (token issuing) */
 } ls_settings;
 
 /* Fill s with the defaults above. Returns 0 or -ENOMEM. */

@@ -391,6 +391,13 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->http_request_timeout_ms = s->http_request_timeout_ms;
 	gw->http_max_uri_bytes = s->http_max_uri_bytes;
 	gw->http_max_header_bytes = s->http_max_header_bytes;
+	gw->token_max_inflight = s->token_max_inflight;
+	gw->shared =
+	        opt->shared ? gw_shared_ref(opt->shared) : gw_shared_new(s);
+	if (gw->shared == NULL) {
+		ls_error_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	snprintf(gw->bus_reason, sizeof(gw->bus_reason),
 	         "service bus: not probed yet");
 	ev_init(&gw->probe, gw__probe);
@@ -534,6 +541,7 @@ gw_gateway_destroy(gw_gateway **pgw)
 	ls_strlist_clear(&gw->origins);
 	ls_strlist_clear(&gw->trusted_proxies);
 	ls_strlist_clear(&gw->service_allowlist);
+	gw_shared_unref(&gw->shared);
 	free(gw->static_dir);
 	free(gw->wbuf);
 	free(gw);

@@ -33,6 +33,9 @@ typedef struct gw_options {
 	struct ps_hub *hub;
 	struct gw_server *server;
 	unsigned index;
+	/* Set by gw_server: the HTTP limits its loops share (referenced);
+	 * NULL: the gateway keeps its own. */
+	struct gw_shared *shared;
 } gw_options;
 
 /*

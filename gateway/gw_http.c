@@ -19,6 +19,7 @@
 
 #include "gw_internal.h"
 #include "gw_json.h"
+#include "gw_limit.h"
 #include "gw_params.h"
 #include "ls_log.h"
 #include "ls_proto.h"
@@ -76,12 +77,18 @@ struct gw_http {
 	char callback[65];
 	json_t *params; /* query-string (and form/JSON body) parameters */
 	char *body;
-	size_t blen, bcap, bmax; /* bcap counts in gw->http_buffered */
+	size_t blen, bcap, bmax; /* bcap counts in gw->shared->http_buffered */
 	bool too_large;
 	unsigned body_status; /* 413 or 503 once too_large */
 	bool close_after;     /* the rest of the request is not read: close */
 	int64_t deadline_ms;  /* monotonic: the body must have arrived */
 	const char *retry_after; /* Retry-After header value, or NULL */
+	char retry_buf[16];
+	/* a key-hashing call (auth.issue): counted in
+	 * gw->shared->token_inflight, its failure in the rate limits of ip and
+	 * key_app */
+	bool issuing;
+	char key_app[GW_APPKEY_MAX + 1];
 	char token[GW_TOKEN_MAX + 1];
 	/* pending work */
 	uint64_t bus_id;
@@ -107,11 +114,14 @@ gw_http_free(gw_http **ph)
 	if (h->bus_pending) {
 		bus_client_cancel(h->gw->bus, h->bus_id);
 	}
+	if (h->issuing) {
+		h->gw->shared->token_inflight--;
+	}
 	if (h->pub != NULL) {
 		h->pub->h = NULL;
 	}
 	json_decref(h->params);
-	h->gw->http_buffered -= h->bcap;
+	h->gw->shared->http_buffered -= h->bcap;
 	free(h->body);
 	free(h->resp);
 	free(h);
@@ -349,8 +359,24 @@ gw__bus_failed(gw_http *h, bus_status status, const char *body, size_t len)
 	           pc == LS_PC_TOKEN_REVOKED) {
 		h->gw->m.auth_failed++;
 	}
+	if (pc == LS_PC_AUTH_FAILED && h->issuing) {
+		/* a wrong key: counts against the address and the app key
+		 * (docs/security.md) */
+		gw_shared_token_fail(h->gw->shared, h->ip, h->key_app,
+		                     ls_now_ms());
+	}
 	gw__error(h, ls_proto_http_status(code), code, msg);
 	return true;
+}
+
+/* The key-hashing call of h is over. */
+static void
+gw__issued(gw_http *h)
+{
+	if (h->issuing) {
+		h->issuing = false;
+		h->gw->shared->token_inflight--;
+	}
 }
 
 static void
@@ -362,8 +388,10 @@ gw__service_reply(bus_status status, const char *body, size_t len, void *user)
 	h->bus_pending = false;
 	gw_metrics_bus(&h->gw->m, h->start_ns);
 	if (gw__bus_failed(h, status, body, len)) {
+		gw__issued(h);
 		return;
 	}
+	gw__issued(h);
 	data = json_loadb(body, len, JSON_DECODE_ANY, NULL);
 	if (data == NULL) {
 		data = json_stringn(body, len);
@@ -400,6 +428,59 @@ gw__allowlisted(gw_gateway *gw, const char *service, const char *op)
 	return false;
 }
 
+/*
+ * May h hash a private key now? Failures are rate-limited per client IP
+ * and per app key (429 with Retry-After), and the calls in flight are
+ * bounded (503 at once when full), so a brute force neither guesses fast
+ * nor queues work in front of other clients (docs/security.md).
+ */
+static int
+gw__token_admit(gw_http *h, json_t *args)
+{
+	gw_gateway *gw = h->gw;
+	const char *app = json_string_value(json_array_get(args, 0));
+	int64_t now = ls_now_ms();
+	bool by_ip;
+	int wait;
+
+	snprintf(h->key_app, sizeof(h->key_app), "%s",
+	         app != NULL && gw_valid_app_key(app) ? app : "(invalid)");
+	wait = gw_shared_token_check(gw->shared, h->ip, h->key_app, now,
+	                             &by_ip);
+	if (wait > 0) {
+		static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 3);
+		gw->m.token_rate_limited++;
+		ls_log_ratelimited(&lim, LS_LOG_INFO, GW_LOG,
+		                   "token endpoint: too many failures from %s "
+		                   "for %s: rate-limited",
+		                   h->ip, h->key_app);
+		snprintf(h->retry_buf, sizeof(h->retry_buf), "%d", wait);
+		h->retry_after = h->retry_buf;
+		gw__error(h, ls_proto_http_status("rate_limited"),
+		          "rate_limited",
+		          by_ip ? "too many failed token requests from this "
+		                  "address; retry later"
+		                : "too many failed token requests for this "
+		                  "app key; retry later");
+		return -1;
+	}
+	if (gw->shared->token_inflight >= gw->token_max_inflight) {
+		static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 3);
+		gw->m.token_busy++;
+		ls_log_ratelimited(&lim, LS_LOG_INFO, GW_LOG,
+		                   "token endpoint: %ld requests in flight, "
+		                   "refusing more",
+		                   gw->token_max_inflight);
+		h->retry_after = "1";
+		gw__error(h, ls_proto_http_status("unavailable"),
+		          "unavailable", "token issuing is busy; retry later");
+		return -1;
+	}
+	gw->shared->token_inflight++;
+	h->issuing = true;
+	return 0;
+}
+
 static int
 gw__service_dispatch(gw_http *h)
 {
@@ -407,6 +488,10 @@ gw__service_dispatch(gw_http *h)
 	bool token = strcmp(h->service, "auth") == 0 &&
 	             strcmp(h->op, "generatetoken") == 0;
 	const char *op = token ? "generateToken" : h->op;
+	/* operations that hash a private key: workers of their own */
+	bool hashing = strcmp(h->service, "auth") == 0 &&
+	               (strcmp(op, "generateToken") == 0 ||
+	                strcmp(op, "revokeToken") == 0);
 	json_t *type = json_object_get(h->params, "type");
 	json_t *args = json_object_get(h->params, "args");
 	long long timeout = gw->bus_timeout_ms;
@@ -457,9 +542,15 @@ gw__service_dispatch(gw_http *h)
 	} else {
 		args = json_array();
 	}
+	if (hashing && gw__token_admit(h, args) != 0) {
+		json_decref(args);
+		return 0;
+	}
 	h->start_ns = ls_now_ns();
-	if (bus_client_call(gw->bus, h->service, op, args, (int)timeout,
-	                    gw__service_reply, h, &h->bus_id) != 0) {
+	if (bus_client_call(gw->bus, hashing ? GW_ISSUE_SERVICE : h->service,
+	                    op, args, (int)timeout, gw__service_reply, h,
+	                    &h->bus_id) != 0) {
+		gw__issued(h);
 		json_decref(args);
 		gw->m.bus_errors++;
 		gw__error(h, 503, "unavailable", "the service bus is down");
@@ -639,7 +730,7 @@ gw__body_refuse(gw_http *h, unsigned status)
 {
 	h->too_large = true;
 	h->body_status = status;
-	h->gw->http_buffered -= h->bcap;
+	h->gw->shared->http_buffered -= h->bcap;
 	free(h->body);
 	h->body = NULL;
 	h->blen = h->bcap = 0;
@@ -671,7 +762,7 @@ gw_http_body(gw_http *h, const void *in, size_t len)
 		if (cap > h->bmax + 1) {
 			cap = h->bmax + 1;
 		}
-		if (gw->http_buffered + (cap - h->bcap) >
+		if (gw->shared->http_buffered + (cap - h->bcap) >
 		    (size_t)gw->http_max_buffered_bytes) {
 			gw->m.http_overload++;
 			gw__body_refuse(h, 503);
@@ -682,7 +773,7 @@ gw_http_body(gw_http *h, const void *in, size_t len)
 			gw__body_refuse(h, 503);
 			return 0;
 		}
-		gw->http_buffered += cap - h->bcap;
+		gw->shared->http_buffered += cap - h->bcap;
 		h->body = p;
 		h->bcap = cap;
 	}

@@ -14,6 +14,8 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +38,9 @@
 #define GW_HTTP_BODY_MAX   (1024 * 1024)
 #define GW_HTTP_HEAD_SLACK 2048 /* lws head buffer beyond our limits */
 #define GW_WS_PATH         "/lightstream/websocket"
+/* The app server's token-issuing service (docs/architecture.md). */
+#define GW_ISSUE_SERVICE  "auth.issue"
+#define GW_LIMIT_KEYS_MAX 100000 /* addresses / app keys tracked */
 
 /* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
 
@@ -89,6 +94,8 @@ typedef struct gw_metrics {
 	_Atomic uint64_t tokens_revoked;      /* connections closed 4011 */
 	_Atomic uint64_t permissions_changed; /* PermissionsChanged sent */
 	_Atomic uint64_t revalidations;       /* validateToken re-checks */
+	_Atomic uint64_t token_rate_limited;  /* 429: token failure limits */
+	_Atomic uint64_t token_busy; /* 503: token calls in flight at max */
 	_Atomic uint64_t
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;
@@ -258,13 +265,14 @@ struct gw_gateway {
 	long http_max_uri_bytes;      /* 414 over it */
 	long http_max_header_bytes;   /* 431 over it */
 	bool reuse_port;
+	long token_max_inflight; /* key-hashing bus calls at once */
 	ls_strlist origins;
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;
 	char *static_dir; /* resolved, absolute; NULL: none found */
 
-	/* bytes allocated for unfinished HTTP request bodies */
-	size_t http_buffered;
+	/* HTTP limits shared by the loops of a server (gw_shared.c) */
+	struct gw_shared *shared;
 
 	/* connections and streams */
 	gw_conn *conns;
@@ -416,6 +424,30 @@ int gw_listener_open(gw_gateway *gw, gw_listener *l, const char *address,
 void gw_listener_close(gw_listener *l);
 /* Hand an accepted socket to libwebsockets on gw's loop (or close it). */
 void gw_adopt(gw_gateway *gw, int fd, bool tls);
+
+/* gw_shared.c: what the HTTP limits of a server's loops share */
+typedef struct gw_shared {
+	_Atomic int refs;
+	/* bytes allocated for unfinished HTTP request bodies */
+	_Atomic size_t http_buffered;
+	/* token-endpoint calls (key hashing) in flight */
+	_Atomic long token_inflight;
+	pthread_mutex_t lock; /* the failure limits */
+	struct gw_limit *ip_limit, *key_limit;
+} gw_shared;
+
+/* New shared state from s's limits (NULL when out of memory). */
+gw_shared *gw_shared_new(const ls_settings *s);
+gw_shared *gw_shared_ref(gw_shared *sh);
+/* Drop one reference; accepts NULL and clears *sh. */
+void gw_shared_unref(gw_shared **sh);
+/* 0 when ip may try a token for app now, else seconds to wait; by_ip:
+ * the address's limit is the one that holds it back. Thread-safe. */
+int gw_shared_token_check(gw_shared *sh, const char *ip, const char *app,
+                          int64_t now_ms, bool *by_ip);
+/* Count one failure of ip and app. Thread-safe. */
+void gw_shared_token_fail(gw_shared *sh, const char *ip, const char *app,
+                          int64_t now_ms);
 
 /* gw_server.c: the loops of one server */
 /* An accepted socket: adopt it here or hand it to the least loaded loop. */

@@ -29,6 +29,8 @@ enum {
 	GW__M_TOKENS_REVOKED,
 	GW__M_PERMISSIONS_CHANGED,
 	GW__M_REVALIDATIONS,
+	GW__M_TOKEN_RATE_LIMITED,
+	GW__M_TOKEN_BUSY,
 	GW__M_COUNT,
 };
 
@@ -253,6 +255,8 @@ gw__add(gw_gateway *g, void *arg)
 	t->v[GW__M_TOKENS_REVOKED] += m->tokens_revoked;
 	t->v[GW__M_PERMISSIONS_CHANGED] += m->permissions_changed;
 	t->v[GW__M_REVALIDATIONS] += m->revalidations;
+	t->v[GW__M_TOKEN_RATE_LIMITED] += m->token_rate_limited;
+	t->v[GW__M_TOKEN_BUSY] += m->token_busy;
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -349,6 +353,14 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "HTTP request bodies refused: unfinished bodies over "
 	           "gateway.http.max_buffered_bytes.",
 	           (double)t->v[GW__M_HTTP_OVERLOAD]);
+	gw__metric(&o, "token_rate_limited_total", "counter",
+	           "Token requests refused (429): too many failures from the "
+	           "address or for the app key.",
+	           (double)t->v[GW__M_TOKEN_RATE_LIMITED]);
+	gw__metric(&o, "token_busy_total", "counter",
+	           "Token requests refused (503): gateway.token.max_inflight "
+	           "calls in flight.",
+	           (double)t->v[GW__M_TOKEN_BUSY]);
 	gw__metric(&o, "bus_errors_total", "counter",
 	           "Bus requests that timed out or found no service.",
 	           (double)t->v[GW__M_BUS_ERRORS]);

@@ -61,6 +61,7 @@ struct gw_server {
 	unsigned n;
 	gw__loop *loops;
 	ps_hub *hub;
+	gw_shared *shared;     /* HTTP limits of the whole server */
 	const gw_options *opt; /* during gw_server_new only */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -130,6 +131,7 @@ gw__worker(void *arg)
 	o.hub = srv->hub;
 	o.server = srv;
 	o.index = l->index;
+	o.shared = srv->shared;
 	gw = gw_gateway_new(l->loop, &o, &err);
 	pthread_mutex_lock(&srv->lock);
 	l->gw = gw;
@@ -288,7 +290,8 @@ gw_server_new(struct ev_loop *loop, const gw_options *opt, int loops,
 	pthread_cond_init(&srv->cond, NULL);
 	srv->loops = calloc(srv->n, sizeof(*srv->loops));
 	srv->hub = ps_hub_new();
-	if (srv->loops == NULL || srv->hub == NULL) {
+	srv->shared = gw_shared_new(opt->settings);
+	if (srv->loops == NULL || srv->hub == NULL || srv->shared == NULL) {
 		ls_error_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -335,6 +338,7 @@ gw_server_new(struct ev_loop *loop, const gw_options *opt, int loops,
 	o.hub = srv->hub;
 	o.server = srv;
 	o.index = 0;
+	o.shared = srv->shared;
 	srv->loops[0].gw = gw_gateway_new(loop, &o, err);
 	if (srv->loops[0].gw == NULL) {
 		goto fail;
@@ -402,6 +406,7 @@ gw_server_destroy(gw_server **psrv)
 		}
 	}
 	ps_hub_destroy(&srv->hub);
+	gw_shared_unref(&srv->shared);
 	free(srv->loops);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);

@@ -10,13 +10,15 @@
 #include "ls_config.h"
 #include "ls_log.h"
 
-#define AS__DEFAULT_WORKERS 2
-#define AS__MAX_WORKERS     256
+#define AS__DEFAULT_WORKERS       2
+#define AS__DEFAULT_ISSUE_WORKERS 1
+#define AS__MAX_WORKERS           256
 
 struct as_appserver {
 	as_store *store;
 	as_services *services;
 	bus_worker_pool *pool;
+	bus_worker_pool *issue_pool; /* auth.issue: key hashing only */
 };
 
 /* Replace every account by the fixture file's (db.resetDatabase). */
@@ -57,12 +59,14 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 		                  .curve = opt->curve };
 	size_t nservices;
 	int workers = opt->workers > 0 ? opt->workers : AS__DEFAULT_WORKERS;
+	int issue_workers = opt->issue_workers > 0 ? opt->issue_workers
+	                                           : AS__DEFAULT_ISSUE_WORKERS;
 
 	if (as == NULL) {
 		ls_error_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (workers > AS__MAX_WORKERS) {
+	if (workers > AS__MAX_WORKERS || issue_workers > AS__MAX_WORKERS) {
 		ls_error_set(err, LS_ECONFIG, "workers: at most %d",
 		             AS__MAX_WORKERS);
 		goto fail;
@@ -86,15 +90,27 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 	}
 	as_services_on_change(as->services, opt->on_change,
 	                      opt->on_change_user);
+	/* Validation keeps at least one worker whatever bus clients of
+	 * auth.generateToken do (docs/architecture.md). */
+	as_services_limit_shared_hashing(as->services,
+	                                 workers > 1 ? workers / 2 : 1);
 	table = as_services_table(as->services, &nservices);
 	as->pool = bus_worker_pool_start(zmq_ctx, opt->backend, table,
 	                                 nservices, workers, &wo, err);
 	if (as->pool == NULL) {
 		goto fail;
 	}
-	ls_info("appserver", "%d workers on %s%s, %s store", workers,
-	        opt->backend, opt->curve ? " (CURVE)" : "",
-	        as_store_backend(as->store));
+	table = as_services_issue_table(as->services, &nservices);
+	as->issue_pool =
+	        bus_worker_pool_start(zmq_ctx, opt->backend, table, nservices,
+	                              issue_workers, &wo, err);
+	if (as->issue_pool == NULL) {
+		goto fail;
+	}
+	ls_info("appserver",
+	        "%d workers and %d token-issuing worker(s) on %s%s, %s store",
+	        workers, issue_workers, opt->backend,
+	        opt->curve ? " (CURVE)" : "", as_store_backend(as->store));
 	return as;
 
 fail:
@@ -113,6 +129,7 @@ as_appserver_stop(as_appserver **asp)
 	as = *asp;
 	/* Workers first: they use the services, which use the store. */
 	bus_worker_pool_stop(&as->pool);
+	bus_worker_pool_stop(&as->issue_pool);
 	as_services_destroy(&as->services);
 	as_store_close(&as->store);
 	free(as);

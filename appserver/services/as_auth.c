@@ -195,8 +195,13 @@ as__op_generate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	}
 	if ((rc = as__authenticate(svc, app_key, private_key, &acc, err)) !=
 	    0) {
-		ls_info(AS__LOG, "generateToken refused for '%s': %s",
-		        as__loggable(app_key), err ? err->text : "");
+		/* A brute force must not flood the log: a summary line per
+		 * interval (docs/security.md). */
+		static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 5);
+		ls_log_ratelimited(&lim, LS_LOG_INFO, AS__LOG,
+		                   "generateToken refused for '%s': %s",
+		                   as__loggable(app_key),
+		                   err ? err->text : "");
 		return rc;
 	}
 	if ((rc = as__arg_roles(args, 2, &acc, &t.roles, err)) != 0) {
@@ -533,8 +538,10 @@ as__op_validate_web_token(void *ctx, json_t *args, json_t **result,
 	rc = 0;
 	*result = json_boolean(ok);
 	if (!ok) {
-		ls_info(AS__LOG, "web-token signature refused for %s",
-		        app_key);
+		static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 5);
+		ls_log_ratelimited(&lim, LS_LOG_INFO, AS__LOG,
+		                   "web-token signature refused for %s",
+		                   as__loggable(app_key));
 	}
 out:
 	as_account_clear(&acc);
@@ -574,10 +581,57 @@ as__op_revoke_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	return rc;
 }
 
+/*
+ * Key hashing on the workers that also validate tokens: bounded, and
+ * refused at once (not queued) when the bound is reached, so validation
+ * always has a worker (docs/architecture.md). The gateway's token
+ * endpoint uses auth.issue, which has workers of its own.
+ */
+static int
+as__shared_hashing(as_services *svc, bus_op_fn fn, json_t *args,
+                   json_t **result, ls_error *err)
+{
+	int rc;
+
+	if (svc->shared_hashing_max == 0) {
+		return fn(svc, args, result, err);
+	}
+	if (atomic_fetch_add(&svc->shared_hashing, 1) >=
+	    svc->shared_hashing_max) {
+		atomic_fetch_sub(&svc->shared_hashing, 1);
+		return ls_error_set(err, LS_EUNAVAILABLE,
+		                    "token issuing is busy; retry later");
+	}
+	rc = fn(svc, args, result, err);
+	atomic_fetch_sub(&svc->shared_hashing, 1);
+	return rc;
+}
+
+static int
+as__op_generate_token_shared(void *ctx, json_t *args, json_t **result,
+                             ls_error *err)
+{
+	return as__shared_hashing(ctx, as__op_generate_token, args, result,
+	                          err);
+}
+
+static int
+as__op_revoke_token_shared(void *ctx, json_t *args, json_t **result,
+                           ls_error *err)
+{
+	return as__shared_hashing(ctx, as__op_revoke_token, args, result, err);
+}
+
 const bus_operation as__auth_ops[] = {
-	{ "generateToken", as__op_generate_token },
+	{ "generateToken", as__op_generate_token_shared },
 	{ "validateToken", as__op_validate_token },
 	{ "validateWebToken", as__op_validate_web_token },
-	{ "revokeToken", as__op_revoke_token },
+	{ "revokeToken", as__op_revoke_token_shared },
 };
 const size_t as__auth_nops = sizeof(as__auth_ops) / sizeof(as__auth_ops[0]);
+
+const bus_operation as__issue_ops[] = {
+	{ "generateToken", as__op_generate_token },
+	{ "revokeToken", as__op_revoke_token },
+};
+const size_t as__issue_nops = sizeof(as__issue_ops) / sizeof(as__issue_ops[0]);

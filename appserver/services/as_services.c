@@ -33,6 +33,8 @@ as_services_new(as_store *store, ls_error *err)
 	svc->table[1] = (bus_service){ "accounts", as__accounts_ops,
 		                       as__accounts_nops, svc };
 	svc->table[2] = (bus_service){ "db", as__db_ops, as__db_nops, svc };
+	svc->issue_table[0] =
+	        (bus_service){ AS__ISSUE, as__issue_ops, as__issue_nops, svc };
 	return svc;
 }
 
@@ -71,13 +73,28 @@ as_services_table(const as_services *svc, size_t *n)
 	return svc->table;
 }
 
+const bus_service *
+as_services_issue_table(const as_services *svc, size_t *n)
+{
+	*n = 1;
+	return svc->issue_table;
+}
+
+void
+as_services_limit_shared_hashing(as_services *svc, int max)
+{
+	svc->shared_hashing_max = max > 0 ? max : 0;
+}
+
 int
 as_services_call(as_services *svc, const char *service, const char *op,
                  json_t *args, json_t **result, ls_error *err)
 {
 	*result = NULL;
-	for (size_t i = 0; i < AS__NSERVICES; i++) {
-		const bus_service *s = &svc->table[i];
+	for (size_t i = 0; i < AS__NSERVICES + 1; i++) {
+		const bus_service *s = i < AS__NSERVICES
+		                               ? &svc->table[i]
+		                               : &svc->issue_table[0];
 		if (strcmp(s->name, service) != 0) {
 			continue;
 		}

@@ -64,6 +64,21 @@ void as_services_destroy(as_services **svc);
 const bus_service *as_services_table(const as_services *svc, size_t *n);
 
 /*
+ * The internal "auth.issue" service (generateToken, revokeToken: the
+ * operations that hash private keys), for a worker pool of its own, so
+ * that issuing never takes the workers that validate tokens
+ * (docs/architecture.md). Borrowed from svc; *n = 1.
+ */
+const bus_service *as_services_issue_table(const as_services *svc, size_t *n);
+
+/*
+ * Let at most max key hashings (auth.generateToken, auth.revokeToken) run
+ * at once on the "auth" service's workers; more answer `unavailable` at
+ * once. 0: no limit (the default).
+ */
+void as_services_limit_shared_hashing(as_services *svc, int max);
+
+/*
  * Call one operation directly, exactly as a bus worker would: args
  * (borrowed) is the JSON array of arguments; on success *result is a new
  * reference. Returns 0, LS_ENOSERVICE for an unknown service or

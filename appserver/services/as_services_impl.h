@@ -2,12 +2,14 @@
 #ifndef AS_SERVICES_IMPL_H
 #define AS_SERVICES_IMPL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "as_services.h"
 
 #define AS__NSERVICES 3
 #define AS__LOG       "appserver"
+#define AS__ISSUE     "auth.issue" /* docs/architecture.md */
 
 /* The message of every authentication failure: it never says why. */
 #define AS__AUTH_FAILED "authentication failed"
@@ -15,6 +17,15 @@
 struct as_services {
 	as_store *store;
 	bus_service table[AS__NSERVICES];
+	bus_service issue_table[1];
+	/*
+	 * Key hashing (generateToken, revokeToken) running on the "auth"
+	 * service's workers, which also validate tokens: at most
+	 * shared_hashing_max at once (0: no limit), so validation always
+	 * keeps a worker.
+	 */
+	atomic_int shared_hashing;
+	int shared_hashing_max;
 	/*
 	 * A hash of a random password: unknown appKeys are checked against
 	 * it so that they cost the same time as a wrong private key.
@@ -53,6 +64,8 @@ json_t *as__account_view(const as_account *a, bool with_secret);
 /* Operation tables. */
 extern const bus_operation as__auth_ops[];
 extern const size_t as__auth_nops;
+extern const bus_operation as__issue_ops[];
+extern const size_t as__issue_nops;
 extern const bus_operation as__accounts_ops[];
 extern const size_t as__accounts_nops;
 extern const bus_operation as__db_ops[];
