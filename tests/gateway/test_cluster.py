@@ -262,6 +262,42 @@ def test_gateways_share_one_port():
     assert g2.stop() == 0
 
 
+def test_gateway_with_two_loops_on_redis():
+    """`gateway --gateways 2 --redis`: each loop subscribes on Redis for its
+    own subscribers (one SUBSCRIBE per loop with subscribers), so a Redis
+    PUBLISH reaches subscribers on both loops exactly once."""
+    c = cluster()
+    g, port = gateway(c["front"], c["rport"], name="gateway-two-loops",
+                      args=("--gateways", "2"))
+    lstest.wait_for(lambda: ready(port), timeout=15, what="gateway ready")
+    tok = acc1_token(port)
+    subs = []
+    for i in range(4):
+        ws, _ = connect(port, "acc1", tok)
+        subs.append((ws, subscribe(ws, "acc1", "s2", rid="l%d" % i)["subscriptionId"]))
+    text = lstest.http("GET", url(port, "/metrics"))[2].decode()
+    per_loop = [float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("lightstream_loop_connections{")]
+    assert len(per_loop) == 2 and all(n > 0 for n in per_loop), per_loop
+    lstest.wait_for(lambda: int(redis_cli(c["rport"], "PUBSUB", "NUMSUB", "acc1:s2")
+                                .splitlines()[-1]) >= 2, what="both loops subscribed on Redis")
+    redis_cli(c["rport"], "PUBLISH", "acc1:s2", '{"n":1}')
+    redis_cli(c["rport"], "PUBLISH", "acc1:s2", '{"n":2}')
+    for ws, sid in subs:
+        got = [ws.recv_type(5) for _ in range(2)]
+        assert [d["data"] for d in got] == [{"n": 1}, {"n": 2}], got
+        assert all(d["sub"] == sid for d in got), got
+    # nothing more: each message once per subscriber
+    for ws, _ in subs:
+        try:
+            extra = ws.recv(timeout=0.3)
+            raise AssertionError("unexpected frame %r" % (extra,))
+        except TimeoutError:
+            pass
+        ws.close()
+    assert g.stop() == 0
+
+
 def test_gateway_without_reuse_port_refuses_a_taken_port():
     """A gateway started on a port another gateway holds fails with
     "address in use" and a non-zero status, whether the holder opted into
