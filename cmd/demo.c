@@ -102,48 +102,55 @@ demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* One call of the accounts service; true when it answered success. */
+static bool
+demo_accounts_call(void *zmq_ctx, const char *frontend, const char *op,
+                   const char *arg, char **reply, size_t *len)
+{
+	bus_status st = BUS_ERROR;
+	json_t *req = json_pack("{s:s,s:[s]}", "o", op, "a", arg);
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	bool ok = body != NULL &&
+	          bus_call(zmq_ctx, frontend, "accounts", body, strlen(body),
+	                   5000, &st, reply, len) == 0 &&
+	          st == BUS_OK;
+
+	json_decref(req);
+	free(body);
+	return ok;
+}
+
 /* Create the demo account unless an account svc1 exists already. */
 static void
 demo_account_ensure(void *zmq_ctx, const char *frontend)
 {
-	bus_status st = BUS_ERROR;
-	char *reply = NULL, *body;
+	char *reply = NULL;
 	size_t len = 0;
-	json_t *req = json_pack("{s:s,s:[s]}", "o", "get", "a", "svc1");
 
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (body != NULL &&
-	    bus_call(zmq_ctx, frontend, "accounts", body, strlen(body), 5000,
-	             &st, &reply, &len) == 0 &&
-	    st == BUS_OK) {
+	if (demo_accounts_call(zmq_ctx, frontend, "get", "svc1", &reply,
+	                       &len)) {
 		ls_info(DEMO_LOG, "the demo uses the existing account svc1 "
 		                  "(its private key must be svc1_private)");
-		goto out;
-	}
-	free(body);
-	free(reply);
-	reply = NULL;
-	req = json_pack("{s:s,s:[s]}", "o", "create", "a", demo_account);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (body != NULL &&
-	    bus_call(zmq_ctx, frontend, "accounts", body, strlen(body), 5000,
-	             &st, &reply, &len) == 0 &&
-	    st == BUS_OK) {
-		ls_info(DEMO_LOG,
-		        "created the demo account svc1 (private key "
-		        "svc1_private: the demo page asks for tokens with it; "
-		        "use it for nothing else)");
 	} else {
-		ls_warn(DEMO_LOG,
-		        "could not create the demo account svc1 (%.*s): the "
-		        "demo page will not get tokens; start with --fixture "
-		        "tests/fixtures/accounts.json",
-		        (int)(len > 200 ? 200 : len), reply ? reply : "");
+		free(reply);
+		reply = NULL;
+		len = 0;
+		if (demo_accounts_call(zmq_ctx, frontend, "create",
+		                       demo_account, &reply, &len)) {
+			ls_info(DEMO_LOG,
+			        "created the demo account svc1 (private key "
+			        "svc1_private: the demo page asks for tokens "
+			        "with it; use it for nothing else)");
+		} else {
+			ls_warn(DEMO_LOG,
+			        "could not create the demo account svc1 "
+			        "(%.*s): the demo page will not get tokens; "
+			        "start with --fixture "
+			        "tests/fixtures/accounts.json",
+			        (int)(len > 200 ? 200 : len),
+			        reply ? reply : "");
+		}
 	}
-out:
-	free(body);
 	free(reply);
 }
 
