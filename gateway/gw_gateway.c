@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "gw_internal.h"
-#include "gw_server.h"
 #include "ls_log.h"
 #include "ls_time.h"
 
@@ -383,11 +382,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->bus_timeout_ms = s->bus_timeout_ms;
 	gw->token_http_remote = s->token_http_remote;
 	gw->http_max_body_bytes = s->http_max_body_bytes;
+	/* Counted in gw->shared: one budget for every loop of a server. */
 	gw->http_max_buffered_bytes = s->http_max_buffered_bytes;
-	if (opt->server != NULL) {
-		/* A process-wide budget: each loop gets its share. */
-		gw->http_max_buffered_bytes /= gw_server_loops(opt->server);
-	}
 	gw->http_request_timeout_ms = s->http_request_timeout_ms;
 	gw->http_max_uri_bytes = s->http_max_uri_bytes;
 	gw->http_max_header_bytes = s->http_max_header_bytes;
