@@ -56,12 +56,19 @@ static int
 gw__filter(gw_gateway *gw, struct lws *wsi)
 {
 	char uri[64];
+	const char *why = NULL;
+	unsigned status;
 
 	if (gw->stopping) {
 		return 1;
 	}
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, GW_WS_PATH) != 0) {
+		return 1;
+	}
+	/* Control characters, sizes: as for every HTTP request. */
+	if (gw_http_head_check(gw, wsi, uri, &status, &why) != 0) {
+		ls_debug(GW_LOG, "refused a WebSocket upgrade: %s", why);
 		return 1;
 	}
 	return gw__origin_allowed(gw, wsi) ? 0 : 1;

@@ -1036,15 +1036,13 @@ gw__await_body(gw_http *h, long long length, size_t bmax)
  * header lws does not know (it keeps those apart, without a way to list
  * them in 4.1) is never read by the gateway.
  */
-static int
-gw__request_sane(gw_http *h, const char *uri, unsigned *status,
-                 const char **why)
+int
+gw_http_head_check(gw_gateway *gw, struct lws *wsi, const char *uri,
+                   unsigned *status, const char **why)
 {
-	gw_gateway *gw = h->gw;
-	struct lws *wsi = h->wsi;
-	size_t total = 0;
+	size_t total = 0, cap;
 	char *buf = NULL;
-	int rc = -1;
+	int rc = -1, n;
 
 	*status = 400;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0) {
@@ -1062,14 +1060,23 @@ gw__request_sane(gw_http *h, const char *uri, unsigned *status,
 		*why = "request URI too long";
 		return -1;
 	}
-	buf = malloc((size_t)gw->http_max_header_bytes + 1);
+	cap = (size_t)(gw->http_max_header_bytes > gw->http_max_uri_bytes
+	                       ? gw->http_max_header_bytes
+	                       : gw->http_max_uri_bytes) +
+	      1;
+	buf = malloc(cap);
 	if (buf == NULL) {
 		*status = 500;
 		*why = "out of memory";
 		return -1;
 	}
+	/* the query string, as lws decoded it */
+	n = lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_HTTP_URI_ARGS);
+	if (n > 0 && gw_params_has_ctl(buf, (size_t)n)) {
+		*why = "control character in the request line";
+		goto out;
+	}
 	for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
-		int n;
 		if (t == WSI_TOKEN_HTTP_URI_ARGS || t == WSI_TOKEN_GET_URI ||
 		    t == WSI_TOKEN_POST_URI || t == WSI_TOKEN_OPTIONS_URI ||
 		    t == WSI_TOKEN_PUT_URI || t == WSI_TOKEN_PATCH_URI ||
@@ -1087,7 +1094,7 @@ gw__request_sane(gw_http *h, const char *uri, unsigned *status,
 			*why = "request headers too large";
 			goto out;
 		}
-		n = lws_hdr_copy(wsi, buf, gw->http_max_header_bytes + 1,
+		n = lws_hdr_copy(wsi, buf, (int)cap,
 		                 (enum lws_token_indexes)t);
 		if (n < 0 || gw_params_has_ctl(buf, (size_t)n) ||
 		    gw_params_has_encoded_ctl(buf, (size_t)n)) {
@@ -1129,7 +1136,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	if (h->params == NULL) {
 		return -1;
 	}
-	if (gw__request_sane(h, uri, &status, &why) != 0) {
+	if (gw_http_head_check(gw, wsi, uri, &status, &why) != 0) {
 		/* the request may go on in ways lws misread: close */
 		h->close_after = true;
 		gw__error(h, status,

@@ -408,6 +408,12 @@ int gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss,
 int gw_http_body(gw_http *h, const void *in, size_t len);
 int gw_http_body_done(gw_http *h);
 int gw_http_writeable(gw_http *h);
+/*
+ * The request line and headers of wsi (HTTP or a WebSocket upgrade):
+ * 0, or -1 with the HTTP status (400, 414, 431) and why.
+ */
+int gw_http_head_check(gw_gateway *gw, struct lws *wsi, const char *uri,
+                       unsigned *status, const char **why);
 void gw_http_free(gw_http **h);
 char *gw_static_dir_default(void);
 

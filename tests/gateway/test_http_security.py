@@ -138,6 +138,22 @@ def test_control_characters_are_400():
     assert head_of(raw_get(port, b"/healthz"))[0] == 200
 
 
+def test_control_characters_refuse_websocket_upgrades():
+    port = main_server()
+
+    def upgrade(target, extra=b""):
+        return raw_http(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        b"Sec-WebSocket-Version: 13\r\n" + extra + b"\r\n", timeout=3)
+    assert b" 101 " in upgrade(b"/lightstream/websocket").split(b"\r\n")[0]
+    for target, extra in [(b"/lightstream/websocket", b"X-Forwarded-For: 1.2.3.4\x01\r\n"),
+                          (b"/lightstream/websocket", b"User-Agent: a%0ab\r\n"),
+                          (b"/lightstream/websocket?x=%01", b""),
+                          (b"/lightstream/websocket?x=%0a", b"")]:
+        answer = upgrade(target, extra)
+        assert b" 101 " not in answer.split(b"\r\n")[0], (target, extra, answer[:100])
+
+
 def test_paths_are_case_sensitive():
     port = main_server()
     for path in ["/lightstream/services/Auth/generatetoken", "/lightstream/services/auth/generateToken",
