@@ -20,26 +20,6 @@
 #include "ls_log.h"
 #include "ls_settings.h"
 
-/*
- * Announcements to the gateways (docs/architecture.md, "Live
- * authorization"): published on the Redis fabric's control channel, which
- * every gateway on that Redis listens to.
- */
-static void
-appserver_announce(const as_change *ch, void *user)
-{
-	ps_control_publisher *p = user;
-	ps_control m;
-
-	cmd_change_control(ch, &m);
-	if (ps_control_publisher_send(p, &m) != 0) {
-		ls_err("appserver",
-		       "could not announce a change to the gateways (Redis "
-		       "unreachable): open connections follow it only when "
-		       "their gateway re-validates them");
-	}
-}
-
 enum {
 	OPT_WORKERS = 0x2000,
 	OPT_FIXTURE,
@@ -90,7 +70,7 @@ cmd_appserver(int argc, char **argv)
 	as_appserver *as = NULL;
 	const char *fixture = NULL;
 	cmd_curve curve = { 0 };
-	ps_control_publisher *announcer = NULL;
+	cmd_announcer *announcer = NULL;
 	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
 	void *ctx = NULL;
@@ -169,22 +149,24 @@ cmd_appserver(int argc, char **argv)
 	ao.issue_workers = (int)s.issue_workers;
 	ao.fixture = fixture;
 	ao.heartbeat_ms = (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
-	if (strncmp(s.pubsub_url, "redis://", 8) == 0) {
-		announcer = ps_control_publisher_new(
-		        s.pubsub_url, (int)s.bus_timeout_ms / 2, &err);
+	if (strcmp(s.pubsub_url, "local") != 0) {
+		/* Revocations and permission changes reach every gateway on
+		 * the fabric they share (docs/architecture.md). */
+		announcer = cmd_announcer_start(s.pubsub_url, &err);
 		if (announcer == NULL) {
 			fprintf(stderr, "lightstream appserver: %s\n",
 			        err.text);
 			status = CMD_EXIT_USAGE;
 			goto out;
 		}
-		ao.on_change = appserver_announce;
+		ao.on_change = cmd_announcer_change;
 		ao.on_change_user = announcer;
 	} else {
 		ls_warn("appserver",
-		        "no --redis: gateways are not told of revocations and "
-		        "permission changes; their open connections keep "
-		        "their permissions until they reconnect");
+		        "no --redis (pubsub.url): gateways are not told of "
+		        "revocations and permission changes; their open "
+		        "connections keep their permissions until they "
+		        "reconnect");
 	}
 	as = as_appserver_start(ctx, &ao, &err);
 	if (as == NULL) {
@@ -205,7 +187,7 @@ out:
 		zmq_ctx_term(ctx);
 	}
 	cmd_curve_clear(&curve);
-	ps_control_publisher_destroy(&announcer);
+	cmd_announcer_stop(&announcer);
 	free(store_uri);
 	ls_settings_clear(&s);
 	return status;

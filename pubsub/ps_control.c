@@ -1,21 +1,13 @@
-/*
- * Announcements on the control channel: their JSON form, and a blocking
- * Redis publisher for the app server (ps_control.h).
- */
+/* Announcements on the control channel: their JSON form (ps_control.h). */
 #include "ps_control.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-
-#include <hiredis/hiredis.h>
 
 #include "ls_crypto.h"
-#include "ls_log.h"
 #include "ps_internal.h"
 
 #define PS_CONTROL_VERSION 1
@@ -134,97 +126,4 @@ ps_control_decode(const char *payload, size_t len, ps_control *out)
 out:
 	json_decref(o);
 	return rc;
-}
-
-/* ---- blocking publisher ------------------------------------------------ */
-
-struct ps_control_publisher {
-	pthread_mutex_t lock;
-	redisContext *c; /* NULL: connect on the next send */
-	char host[64];
-	int port;
-	int timeout_ms;
-};
-
-ps_control_publisher *
-ps_control_publisher_new(const char *url, int timeout_ms, ls_error *err)
-{
-	ps_control_publisher *p = calloc(1, sizeof(*p));
-
-	if (p == NULL) {
-		ls_error_set(err, -ENOMEM, "out of memory");
-		return NULL;
-	}
-	if (ps__redis_url(url, p->host, sizeof(p->host), &p->port, err) != 0) {
-		free(p);
-		return NULL;
-	}
-	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
-	pthread_mutex_init(&p->lock, NULL);
-	return p;
-}
-
-static int
-ps__publisher_connect(ps_control_publisher *p)
-{
-	struct timeval tv = { p->timeout_ms / 1000,
-		              (p->timeout_ms % 1000) * 1000 };
-
-	p->c = redisConnectWithTimeout(p->host, p->port, tv);
-	if (p->c == NULL || p->c->err) {
-		ls_warn("pubsub", "control publisher: redis %s:%d: %s",
-		        p->host, p->port, p->c ? p->c->errstr : "no memory");
-		redisFree(p->c);
-		p->c = NULL;
-		return LS_EUNAVAILABLE;
-	}
-	redisSetTimeout(p->c, tv);
-	return 0;
-}
-
-int
-ps_control_publisher_send(ps_control_publisher *p, const ps_control *m)
-{
-	size_t len = 0;
-	char *text = ps_control_encode(m, &len);
-	int rc = LS_EUNAVAILABLE;
-
-	if (text == NULL) {
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&p->lock);
-	/* One retry: a connection idle for long may have been dropped. */
-	for (int attempt = 0; attempt < 2 && rc != 0; attempt++) {
-		redisReply *rep;
-		if (p->c == NULL && ps__publisher_connect(p) != 0) {
-			break;
-		}
-		rep = redisCommand(p->c, "PUBLISH %s %b", PS_CONTROL_CHANNEL,
-		                   text, len);
-		if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
-			rc = 0;
-		} else {
-			ls_warn("pubsub", "control publisher: %s",
-			        rep != NULL ? "PUBLISH refused"
-			                    : p->c->errstr);
-			redisFree(p->c);
-			p->c = NULL;
-		}
-		freeReplyObject(rep);
-	}
-	pthread_mutex_unlock(&p->lock);
-	free(text);
-	return rc;
-}
-
-void
-ps_control_publisher_destroy(ps_control_publisher **pp)
-{
-	if (pp == NULL || *pp == NULL) {
-		return;
-	}
-	redisFree((*pp)->c);
-	pthread_mutex_destroy(&(*pp)->lock);
-	free(*pp);
-	*pp = NULL;
 }

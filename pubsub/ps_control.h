@@ -63,24 +63,4 @@ char *ps_control_encode(const ps_control *m, size_t *len);
  */
 int ps_control_decode(const char *payload, size_t len, ps_control *out);
 
-/*
- * A blocking publisher of announcements to Redis, for a process without
- * a fabric of its own (the app server). Thread-safe; every send connects
- * again when the previous connection failed.
- */
-typedef struct ps_control_publisher ps_control_publisher;
-
-/*
- * url: "redis://HOST:PORT" (an address, as for the fabric). Connects
- * lazily. Returns NULL with err set for a bad URL.
- */
-ps_control_publisher *ps_control_publisher_new(const char *url, int timeout_ms,
-                                               ls_error *err);
-
-/* Publish m on PS_CONTROL_CHANNEL. Returns 0 or LS_EUNAVAILABLE. */
-int ps_control_publisher_send(ps_control_publisher *p, const ps_control *m);
-
-/* Close and free; accepts NULL and clears *p. */
-void ps_control_publisher_destroy(ps_control_publisher **p);
-
 #endif

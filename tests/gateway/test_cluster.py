@@ -165,47 +165,71 @@ def test_account_delete_reaches_every_gateway():
     admin(c, "import", lstest.FIXTURE)
 
 
-def test_change_missed_during_redis_outage_applies_after_reconnect():
+_quiet = None
+
+
+def quiet_setup():
+    """A broker, an app server WITHOUT --redis (it announces nothing) and a
+    gateway on the cluster's Redis: what reaches this gateway's
+    connections after a Redis outage is its own re-validation."""
+    global _quiet
     c = cluster()
-    admin(c, "import", lstest.FIXTURE)
-    tok = acc1_token(c["aport"], roles=("public", "weather-reader"))
-    ws, _ = connect(c["bport"], "acc1", tok)
-    w = subscribe(ws, "svc1", "weather")["subscriptionId"]
+    if _quiet is None:
+        front = "tcp://127.0.0.1:%d" % lstest.free_port()
+        back = "tcp://127.0.0.1:%d" % lstest.free_port()
+        lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
+                           name="broker-quiet")
+        data = os.path.join(lstest.tmpdir(), "appdata-quiet")
+        os.makedirs(data, exist_ok=True)
+        lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
+                           "--fixture", lstest.FIXTURE, name="appserver-quiet")
+        g, gport = gateway(front, c["rport"], name="gateway-quiet")
+        lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway ready")
+        _quiet = {"front": front, "port": gport}
+    return c, _quiet
+
+
+def redis_outage(c, during):
+    """Kill Redis, run during(), start Redis again on the same port."""
     c["redis"].kill9()
-    lstest.wait_for(lambda: not ready(c["bport"]), what="not ready without Redis")
-    # the announcement cannot be published: Redis is down
-    admin(c, "role", "delete", "acc1", "weather-reader")
+    lstest.wait_for(lambda: not ready(c["aport"]), what="not ready without Redis")
+    during()
     redis, _ = lstest.redis_server(c["rport"])
     c["redis"] = redis
-    # the gateway re-validates every connection once it listens again
+
+
+def test_change_missed_during_redis_outage_applies_after_reconnect():
+    c, q = quiet_setup()
+    admin(q, "import", lstest.FIXTURE)
+    tok = acc1_token(q["port"], roles=("public", "weather-reader"))
+    ws, _ = connect(q["port"], "acc1", tok)
+    w = subscribe(ws, "svc1", "weather")["subscriptionId"]
+    redis_outage(c, lambda: admin(q, "role", "delete", "acc1", "weather-reader"))
+    # nobody announced it: the gateway re-validates every connection once
+    # it listens to the control channel again
     pc = ws.recv_type(15, timeout=20)
     assert {p["owner"] for p in pc["permissions"]} == {"acc1"}, pc
     ended = ws.recv_type(14, timeout=2)
     assert ended["subscriptionId"] == w and ended["error"]["code"] == "forbidden", ended
-    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]), timeout=20,
-                    what="ready again")
+    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]) and ready(q["port"]),
+                    timeout=20, what="ready again")
     ws.close()
-    admin(c, "import", lstest.FIXTURE)
 
 
 def test_revocation_missed_during_redis_outage_closes_after_reconnect():
-    c = cluster()
-    admin(c, "import", lstest.FIXTURE)
-    tok = acc1_token(c["aport"])
-    keep_tok = acc1_token(c["aport"])
-    ws, _ = connect(c["aport"], "acc1", tok)
-    keep, _ = connect(c["aport"], "acc1", keep_tok)
+    c, q = quiet_setup()
+    admin(q, "import", lstest.FIXTURE)
+    tok = acc1_token(q["port"])
+    keep_tok = acc1_token(q["port"])
+    ws, _ = connect(q["port"], "acc1", tok)
+    keep, _ = connect(q["port"], "acc1", keep_tok)
     subscribe(keep, "acc1", "s1")
-    c["redis"].kill9()
-    lstest.wait_for(lambda: not ready(c["aport"]), what="not ready without Redis")
-    # the app server cannot announce it: Redis is down
-    admin(c, "token", "revoke", "acc1", "--private-key", "acc1_private", "--", tok)
-    redis, _ = lstest.redis_server(c["rport"])
-    c["redis"] = redis
+    redis_outage(c, lambda: admin(q, "token", "revoke", "acc1", "--private-key",
+                                  "acc1_private", "--", tok))
     # the re-validation after the reconnect finds the token gone
     expect_revoked(ws, 20)
-    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]), timeout=20,
-                    what="ready again")
+    lstest.wait_for(lambda: ready(c["aport"]) and ready(c["bport"]) and ready(q["port"]),
+                    timeout=20, what="ready again")
     # the connection whose token is still valid stays, and receives
     redis_cli(c["rport"], "PUBLISH", "acc1:s1", '"kept"')
     d = keep.recv_type(5)

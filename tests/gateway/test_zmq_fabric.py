@@ -76,6 +76,36 @@ def publish(ws, stream, data, rid):
     assert m["ok"] is True, m
 
 
+def test_appserver_announces_revocations_on_the_zmq_fabric():
+    """docs/architecture.md, "Live authorization": a split app server with
+    --fabric zmq:// announces a revocation through the proxy; a gateway on
+    the same fabric closes the token's connections with 4011."""
+    st = setup()
+    fabric = "zmq://127.0.0.1:%d,%d" % (st["xsub"], st["xpub"])
+    front = "tcp://127.0.0.1:%d" % lstest.free_port()
+    back = "tcp://127.0.0.1:%d" % lstest.free_port()
+    lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
+                       *insecure(), name="broker-zmq")
+    data = os.path.join(lstest.tmpdir(), "appdata-zmq")
+    os.makedirs(data)
+    lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
+                       "--fixture", lstest.FIXTURE, "--fabric", fabric, *insecure(),
+                       name="appserver-zmq")
+    gport = lstest.free_port()
+    lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
+                       "--broker-frontend", front, "--fabric", fabric, *insecure(),
+                       name="gateway-zmq-auth", wait_tcp=gport)
+    lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway ready")
+    tok = acc1_token(gport)
+    ws, _ = connect(gport, "acc1", tok)
+    r = lstest.run("admin", "--broker-frontend", front, *insecure(), "token", "revoke",
+                   "acc1", "--private-key", "acc1_private", "--", tok)
+    assert r.returncode == 0, r.stderr
+    err = ws.recv_type(10, timeout=5)
+    assert err["code"] == "token_revoked", err
+    assert ws.expect_close(5) == 4011
+
+
 def test_filtered_delivery_across_gateways():
     st = setup()
     tok = acc1_token(st["serve"])
