@@ -95,6 +95,7 @@ gw_conn_destroy(gw_conn *c)
 		a->prev = a->next = NULL;
 	}
 	free(c->q);
+	gw_sse_free(c);
 	gw__perms_free(c);
 	free(c->rx);
 	free(c->app_key);
@@ -142,7 +143,12 @@ gw_conn_send(gw_conn *c, int t, json_t *m)
 	if (m == NULL) {
 		return;
 	}
-	b = gw__envelope(t, m);
+	if (c->framing == GW_FRAMING_SSE) {
+		b = gw_sse_encode(c, t, m);
+		json_decref(m);
+	} else {
+		b = gw__envelope(t, m);
+	}
 	if (b != NULL) {
 		gw_queue_push(c, NULL, b);
 	}
@@ -190,7 +196,13 @@ gw_conn_fail(gw_conn *c, int close_code, const char *code, const char *fmt,
 	va_end(ap);
 	ls_debug(GW_LOG, "connection from %s: %s (%s), closing %d", c->ip,
 	         code, message, close_code);
-	b = gw__envelope(GW_T_ERROR, gw__error(code, message));
+	if (c->framing == GW_FRAMING_SSE) {
+		json_t *m = gw__error(code, message);
+		b = m ? gw_sse_encode(c, GW_T_ERROR, m) : NULL;
+		json_decref(m);
+	} else {
+		b = gw__envelope(GW_T_ERROR, gw__error(code, message));
+	}
 	gw__closing(c, close_code);
 	if (b != NULL) {
 		gw__queue_force(c, b);
@@ -216,6 +228,12 @@ gw__auth_refused(gw_conn *c, ls_proto_code pc, const char *message)
 	gw_buf *b;
 
 	c->gw->m.auth_failed++;
+	if (c->framing == GW_FRAMING_SSE) {
+		/* No AuthResponse on SSE: the HTTP answer says it. */
+		gw_conn_fail(c, LS_CLOSE_AUTH_FAILED, "auth_failed", "%s",
+		             message);
+		return;
+	}
 	b = gw__envelope(GW_T_AUTH_RESPONSE,
 	                 json_pack("{s:b,s:o}", "ok", 0, "error",
 	                           gw__error(row->name, message)));
@@ -494,6 +512,16 @@ gw__auth_ok(gw_conn *c)
 	ev_timer_stop(c->gw->loop, &c->auth_timer);
 	c->state = GW_CS_READY;
 	c->gw->m.auth_ok++;
+	if (c->framing == GW_FRAMING_SSE) {
+		gw__arm_expiry(c);
+		ls_debug(GW_LOG, "%s (SSE) authenticated as %s from %s",
+		         c->conn_id, c->app_key, c->ip);
+		gw_sse_ready(c);
+		if (c->state == GW_CS_READY) {
+			gw_liveauth_ready(c);
+		}
+		return;
+	}
 	/* The token stays: re-validations (docs/protocol.md, "Live
 	 * authorization") present it again. */
 	gw__expires_text(c, exp);
@@ -651,6 +679,13 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 			gw__auth_ok(c);
 			return;
 		}
+		if (c->framing == GW_FRAMING_SSE) {
+			/* A web token needs a signature over a WebSocket
+			 * (docs/security.md). */
+			gw__auth_failed(c, "a web token authenticates only a "
+			                   "WebSocket connection");
+			return;
+		}
 		c->state = GW_CS_WEBSIG;
 		gw_conn_send(c, GW_T_WEBTOKEN_REQUEST,
 		             json_pack("{s:s,s:s,s:s}", "appKey", c->app_key,
@@ -667,11 +702,11 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 	}
 }
 
-static void
-gw__auth_request(gw_conn *c, const gw_envelope *e)
+void
+gw_conn_authenticate(gw_conn *c, const char *app_key, const char *token)
 {
-	c->app_key = strdup(e->app_key);
-	c->token = strdup(e->token);
+	c->app_key = strdup(app_key);
+	c->token = strdup(token);
 	if (c->app_key == NULL || c->token == NULL) {
 		gw_conn_fail(c, 1011, "server_error", "out of memory");
 		return;
@@ -683,6 +718,12 @@ gw__auth_request(gw_conn *c, const gw_envelope *e)
 	    0) {
 		gw__unavailable(c, NULL);
 	}
+}
+
+static void
+gw__auth_request(gw_conn *c, const gw_envelope *e)
+{
+	gw_conn_authenticate(c, e->app_key, e->token);
 }
 
 static void

@@ -164,10 +164,14 @@ gw_sub_add(gw_conn *c, const char *owner, const char *stream, q_query *query,
 	}
 	snprintf(sub->id, sizeof(sub->id), "s%llu",
 	         (unsigned long long)++c->sub_seq);
-	/* owner and stream were checked to be [A-Za-z0-9_.-]: no escaping. */
+	/* owner and stream were checked to be [A-Za-z0-9_.-]: no escaping.
+	 * An SSE event carries the Data message itself (the writer closes
+	 * it with GW_SSE_TAIL). */
 	n = snprintf(head, sizeof(head),
-	             "{\"t\":5,\"m\":{\"owner\":\"%s\",\"stream\":\"%s\","
+	             "%s{\"owner\":\"%s\",\"stream\":\"%s\","
 	             "\"sub\":\"%s\",\"data\":",
+	             c->framing == GW_FRAMING_SSE ? "event: data\ndata: "
+	                                          : "{\"t\":5,\"m\":",
 	             owner, stream, sub->id);
 	sub->head = gw_buf_new(head, (size_t)n);
 	s = sub->head ? gw__stream_get(gw, owner, stream) : NULL;
@@ -251,6 +255,15 @@ gw_sub_end(gw_sub *sub, ls_proto_code code, const char *message)
 
 	ls_debug(GW_LOG, "%s: subscription %s on %s ended: %s", c->conn_id,
 	         sub->id, sub->stream->topic, ls_proto_code_name(code));
+	if (c->framing == GW_FRAMING_SSE) {
+		/* The stream is the subscription: event: error, then the
+		 * end of the response. */
+		unsigned close = ls_proto_error_row(code)->close_code;
+		gw_conn_fail(c, close ? (int)close : LS_CLOSE_NORMAL,
+		             ls_proto_code_name(code), "%s", message);
+		gw__sub_free(c, sub);
+		return;
+	}
 	gw_conn_send(c, LS_T_SUBSCRIPTION_ENDED,
 	             json_pack("{s:s,s:{s:s,s:s}}", "subscriptionId", sub->id,
 	                       "error", "code", ls_proto_code_name(code),
@@ -268,6 +281,13 @@ gw_subs_clear(gw_conn *c)
 
 /* ---- queue -------------------------------------------------------------- */
 
+/* The end of an SSE data event: the Data message's "}" and the blank
+ * line that dispatches the event. */
+#define GW_SSE_TAIL     "}\n\n"
+#define GW_SSE_TAIL_LEN 3
+/* An SSE comment: keeps proxies from timing the response out. */
+#define GW_SSE_KEEPALIVE ": keep-alive\n\n"
+
 static size_t
 gw__payload_len(const gw_qent *e)
 {
@@ -280,6 +300,21 @@ gw__header_len(size_t n)
 	return n < 126 ? 2 : n <= 0xFFFF ? 4 : 10;
 }
 
+/* The bytes e takes on the wire of c (its framing included). */
+static size_t
+gw__entry_len(const gw_conn *c, const gw_qent *e)
+{
+	size_t n;
+
+	if (c->framing == GW_FRAMING_SSE) {
+		/* A control entry is a whole event already (gw_sse.c). */
+		return e->head ? e->head->len + e->body->len + GW_SSE_TAIL_LEN
+		               : e->body->len;
+	}
+	n = gw__payload_len(e);
+	return gw__header_len(n) + n;
+}
+
 static void
 gw__queue_append(gw_conn *c, gw_buf *head, gw_buf *body)
 {
@@ -289,7 +324,7 @@ gw__queue_append(gw_conn *c, gw_buf *head, gw_buf *body)
 	e->head = head;
 	e->body = body;
 	c->qcount++;
-	c->qbytes += gw__header_len(gw__payload_len(e)) + gw__payload_len(e);
+	c->qbytes += gw__entry_len(c, e);
 }
 
 static int
@@ -365,7 +400,7 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		/* Closing (the close handshake belongs to the callback) or
 		 * behind: the usual way. */
 		if (c->state == GW_CS_CLOSING || c->close_code != 0 ||
-		    lws_partial_buffered(c->wsi)) {
+		    !gw_sse_started(c) || lws_partial_buffered(c->wsi)) {
 			lws_callback_on_writable(c->wsi);
 			continue;
 		}
@@ -423,7 +458,8 @@ int
 gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 {
 	gw_gateway *gw = c->gw;
-	size_t n = (head ? head->len + 2 : 0) + body->len;
+	gw_qent probe = { head, body };
+	size_t n = gw__entry_len(c, &probe);
 
 	if (c->state == GW_CS_CLOSING) {
 		if (head != NULL) {
@@ -433,8 +469,7 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 	}
 	/* An empty queue takes any one frame: a single message larger than
 	 * the limit is not a slow consumer. */
-	if (c->qcount > 0 && (long)(c->qbytes + n + gw__header_len(n)) >
-	                             gw->queue_limit_bytes) {
+	if (c->qcount > 0 && (long)(c->qbytes + n) > gw->queue_limit_bytes) {
 		if (head != NULL) {
 			gw->m.dropped++;
 		}
@@ -498,41 +533,99 @@ gw__frame_header(unsigned char *p, size_t n)
 	return p;
 }
 
+/* Room for need more bytes after used in the batch buffer. */
+static int
+gw__wbuf_room(gw_gateway *gw, size_t used, size_t need)
+{
+	if (LWS_PRE + used + need > gw->wcap) {
+		size_t cap = LWS_PRE + used + need;
+		unsigned char *w = realloc(gw->wbuf, cap);
+		if (w == NULL) {
+			return -1;
+		}
+		gw->wbuf = w;
+		gw->wcap = cap;
+	}
+	return 0;
+}
+
+/*
+ * Copy a message body into an SSE event. A "data:" line ends at a line
+ * break, and valid JSON may hold raw CR or LF only as whitespace between
+ * tokens (inside strings they are escaped), so they become spaces: the
+ * same JSON value on one line.
+ */
+static unsigned char *
+gw__sse_body(unsigned char *p, const gw_buf *b)
+{
+	const char *s = b->data, *end = s + b->len;
+
+	while (s < end) {
+		const char *nl = s;
+		while (nl < end && *nl != '\n' && *nl != '\r') {
+			nl++;
+		}
+		memcpy(p, s, (size_t)(nl - s));
+		p += nl - s;
+		if (nl < end) {
+			*p++ = ' ';
+			nl++;
+		}
+		s = nl;
+	}
+	return p;
+}
+
+/* Copy entry e, framed for c, to p (gw__entry_len bytes). */
+static unsigned char *
+gw__put(const gw_conn *c, unsigned char *p, const gw_qent *e)
+{
+	if (c->framing == GW_FRAMING_SSE) {
+		if (e->head == NULL) {
+			memcpy(p, e->body->data, e->body->len);
+			return p + e->body->len;
+		}
+		memcpy(p, e->head->data, e->head->len);
+		p = gw__sse_body(p + e->head->len, e->body);
+		memcpy(p, GW_SSE_TAIL, GW_SSE_TAIL_LEN);
+		return p + GW_SSE_TAIL_LEN;
+	}
+	p = gw__frame_header(p, gw__payload_len(e));
+	if (e->head != NULL) {
+		memcpy(p, e->head->data, e->head->len);
+		p += e->head->len;
+	}
+	memcpy(p, e->body->data, e->body->len);
+	p += e->body->len;
+	if (e->head != NULL) {
+		*p++ = '}';
+		*p++ = '}';
+	}
+	return p;
+}
+
 int
 gw_queue_write(gw_conn *c)
 {
 	gw_gateway *gw = c->gw;
+	bool sse = c->framing == GW_FRAMING_SSE;
 	size_t used = 0;
 
+	if (!gw_sse_started(c)) {
+		/* The response head goes first, on its own (gw_sse.c). */
+		return gw_sse_write_head(c);
+	}
 	while (c->qcount > 0) {
 		gw_qent *e = &c->q[c->qhead];
-		size_t n = gw__payload_len(e);
-		size_t need = gw__header_len(n) + n;
-		unsigned char *p;
+		size_t need = gw__entry_len(c, e);
 
 		if (used > 0 && used + need > GW_BATCH_BYTES) {
 			break;
 		}
-		if (LWS_PRE + used + need > gw->wcap) {
-			size_t cap = LWS_PRE + used + need;
-			unsigned char *w = realloc(gw->wbuf, cap);
-			if (w == NULL) {
-				return -1;
-			}
-			gw->wbuf = w;
-			gw->wcap = cap;
+		if (gw__wbuf_room(gw, used, need) != 0) {
+			return -1;
 		}
-		p = gw__frame_header(gw->wbuf + LWS_PRE + used, n);
-		if (e->head != NULL) {
-			memcpy(p, e->head->data, e->head->len);
-			p += e->head->len;
-		}
-		memcpy(p, e->body->data, e->body->len);
-		p += e->body->len;
-		if (e->head != NULL) {
-			*p++ = '}';
-			*p++ = '}';
-		}
+		gw__put(c, gw->wbuf + LWS_PRE + used, e);
 		used += need;
 		c->qbytes -= need;
 		gw_buf_unref(&e->head);
@@ -545,26 +638,31 @@ gw_queue_write(gw_conn *c)
 	}
 	if (c->ping_due && c->close_code == 0) {
 		/* A ping rides along with the batch. It carries a payload:
-		 * lws 4.1 does not report a pong with an empty one. */
+		 * lws 4.1 does not report a pong with an empty one. SSE has
+		 * no pings: a comment line keeps the response alive. */
 		static const unsigned char ping[4] = { 0x89, 0x02, 'l', 's' };
-		if (LWS_PRE + used + sizeof(ping) > gw->wcap) {
-			size_t cap = LWS_PRE + used + sizeof(ping);
-			unsigned char *w = realloc(gw->wbuf, cap);
-			if (w == NULL) {
-				return -1;
-			}
-			gw->wbuf = w;
-			gw->wcap = cap;
+		const void *k = sse ? (const void *)GW_SSE_KEEPALIVE : ping;
+		size_t kn = sse ? sizeof(GW_SSE_KEEPALIVE) - 1 : sizeof(ping);
+		if (gw__wbuf_room(gw, used, kn) != 0) {
+			return -1;
 		}
-		memcpy(gw->wbuf + LWS_PRE + used, ping, sizeof(ping));
-		used += sizeof(ping);
+		memcpy(gw->wbuf + LWS_PRE + used, k, kn);
+		used += kn;
 		c->ping_due = false;
 	}
 	if (used > 0) {
-		/* Raw: our own frames, one send() for the batch (DESIGN). */
+		/* Raw: our own frames, one send() for the batch (DESIGN); an
+		 * SSE response is the body of an HTTP answer without length,
+		 * ended by closing the connection. */
 		if (lws_write(c->wsi, gw->wbuf + LWS_PRE, used,
-		              LWS_WRITE_RAW) < (int)used) {
+		              sse ? LWS_WRITE_HTTP : LWS_WRITE_RAW) <
+		    (int)used) {
 			return -1;
+		}
+		if (sse && !lws_partial_buffered(c->wsi)) {
+			/* The peer reads (it sends nothing to show it is
+			 * there): what the kernel took counts as alive. */
+			gw_conn_alive(c);
 		}
 		if (c->qcount > 0 || c->close_code != 0) {
 			lws_callback_on_writable(c->wsi);
@@ -573,7 +671,11 @@ gw_queue_write(gw_conn *c)
 	}
 	if (c->close_code != 0) {
 		char reason[32];
-		int rn = snprintf(reason, sizeof(reason), "%d", c->close_code);
+		int rn;
+		if (sse) {
+			return -1; /* the end of the response */
+		}
+		rn = snprintf(reason, sizeof(reason), "%d", c->close_code);
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 		                 (unsigned char *)reason, (size_t)rn);
 		return -1;

@@ -31,16 +31,11 @@ static const struct lws_protocols gw__protocols[] = {
 
 /* ---- lws callback ------------------------------------------------------- */
 
-static bool
-gw__origin_allowed(gw_gateway *gw, struct lws *wsi)
+bool
+gw_origin_allowed(gw_gateway *gw, const char *origin)
 {
-	char origin[256];
-
 	if (gw->origins.count == 0) {
 		return true;
-	}
-	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0) {
-		return true; /* not a browser: nothing to check */
 	}
 	for (size_t i = 0; i < gw->origins.count; i++) {
 		if (strcmp(gw->origins.items[i], "*") == 0 ||
@@ -48,8 +43,19 @@ gw__origin_allowed(gw_gateway *gw, struct lws *wsi)
 			return true;
 		}
 	}
-	ls_info(GW_LOG, "refused a WebSocket from origin %s", origin);
+	ls_info(GW_LOG, "refused a connection from origin %s", origin);
 	return false;
+}
+
+static bool
+gw__origin_allowed(gw_gateway *gw, struct lws *wsi)
+{
+	char origin[256];
+
+	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0) {
+		return true; /* not a browser: nothing to check */
+	}
+	return gw_origin_allowed(gw, origin);
 }
 
 static int
@@ -113,12 +119,18 @@ gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_HTTP:
 		gw->m.http_requests++;
+		if (pss->conn != NULL) {
+			return -1; /* an SSE response is the last one */
+		}
 		return gw_http_request(gw, wsi, pss, in);
 	case LWS_CALLBACK_HTTP_BODY:
 		return pss->http ? gw_http_body(pss->http, in, len) : 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return pss->http ? gw_http_body_done(pss->http) : 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss->conn != NULL) {
+			return gw_conn_writeable(pss->conn); /* SSE */
+		}
 		return pss->http ? gw_http_writeable(pss->http) : 0;
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -126,6 +138,10 @@ gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (pss != NULL && pss->http != NULL) {
 			gw_http_free(&pss->http);
+		}
+		if (pss != NULL && pss->conn != NULL) {
+			gw_conn_destroy(pss->conn); /* SSE */
+			pss->conn = NULL;
 		}
 		break;
 	default:

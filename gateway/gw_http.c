@@ -1232,6 +1232,25 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		}
 		return gw__publish_dispatch(h);
 	}
+	if (strncmp(uri, GW_SSE_PATH, strlen(GW_SSE_PATH)) == 0) {
+		const char *p = uri + strlen(GW_SSE_PATH);
+		int rc;
+		if (!gw__segment(&p, h->owner, sizeof(h->owner), false) ||
+		    !gw__segment(&p, h->stream, sizeof(h->stream), true) ||
+		    *p) {
+			gw__error(h, 404, "not_found", "no such stream path");
+			return 0;
+		}
+		if (!get) {
+			gw__error(h, 405, "bad_request", "use GET");
+			return 0;
+		}
+		/* The connection is the SSE stream's from here on. */
+		rc = gw_sse_open(gw, wsi, pss, h->owner, h->stream, h->params,
+		                 h->ip);
+		gw_http_free(&pss->http);
+		return rc;
+	}
 	if (strcmp(uri, GW_WS_PATH) == 0) {
 		gw__error(h, 400, "bad_request", "WebSocket upgrade required");
 		return 0;

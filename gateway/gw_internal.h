@@ -41,6 +41,7 @@
 /* The app server's token-issuing service (docs/architecture.md). */
 #define GW_ISSUE_SERVICE  "auth.issue"
 #define GW_LIMIT_KEYS_MAX 100000 /* addresses / app keys tracked */
+#define GW_SSE_PATH        "/lightstream/sse/"
 
 /* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
 
@@ -115,6 +116,7 @@ typedef struct gw_stream gw_stream;
 typedef struct gw_sub gw_sub;
 typedef struct gw_http gw_http;
 typedef struct gw_ack gw_ack;
+typedef struct gw_sse gw_sse;
 
 typedef struct gw_perm {
 	char *owner;
@@ -154,9 +156,20 @@ struct gw_stream {
 	char topic[]; /* owner:name */
 };
 
+/*
+ * How the shared writer frames a connection's queue: WebSocket frames, or
+ * Server-Sent Events on a streamed HTTP response (gw_sse.c).
+ */
+typedef enum gw_framing {
+	GW_FRAMING_WS = 0,
+	GW_FRAMING_SSE,
+} gw_framing;
+
 struct gw_conn {
 	gw_gateway *gw;
 	struct lws *wsi;
+	gw_framing framing;
+	gw_sse *sse; /* SSE only: the request and the response state */
 	gw_conn *prev, *next;
 	gw_conn_state state;
 	bool tls;
@@ -333,6 +346,9 @@ typedef struct gw_pss {
 gw_conn *gw_conn_new(gw_gateway *gw, struct lws *wsi);
 void gw_conn_destroy(gw_conn *c);
 int gw_conn_receive(gw_conn *c, const void *in, size_t len);
+/* Validate token of app_key (both copied) on the bus: the connection
+ * becomes READY, or fails with auth_failed / unavailable. */
+void gw_conn_authenticate(gw_conn *c, const char *app_key, const char *token);
 int gw_conn_writeable(gw_conn *c);
 /* Queue a control message {"t": t, "m": m}; takes m. */
 void gw_conn_send(gw_conn *c, int t, json_t *m);
@@ -468,8 +484,32 @@ size_t gw_server_streams(gw_gateway *gw);
 void gw_server_each(gw_gateway *gw, void (*fn)(gw_gateway *g, void *arg),
                     void *arg);
 
+/* gw_sse.c: Server-Sent Events (docs/protocol.md, "Server-Sent Events") */
+/*
+ * Take over the HTTP request of wsi on GW_SSE_PATH owner/stream: params
+ * is the request's parameters (borrowed), ip the client's. Makes an SSE
+ * connection (pss->conn) that authenticates, subscribes and streams; every
+ * error before the stream starts is an HTTP answer with the error's
+ * status. Returns 0, or -1 to close the connection.
+ */
+int gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss,
+                const char *owner, const char *stream, json_t *params,
+                const char *ip);
+/* The token of an SSE connection was accepted: subscribe and stream. */
+void gw_sse_ready(gw_conn *c);
+/* The bytes of control message {t, m} on an SSE connection (NULL: none
+ * for this type). m is borrowed. */
+gw_buf *gw_sse_encode(gw_conn *c, int t, json_t *m);
+/* The response head was written (or is not needed yet)? */
+bool gw_sse_started(const gw_conn *c);
+/* Write the response head: 0 written (or nothing to write yet), -1 fail. */
+int gw_sse_write_head(gw_conn *c);
+void gw_sse_free(gw_conn *c);
+
 /* gw_gateway.c */
 void gw_check_drained(gw_gateway *gw);
+/* May a page of origin connect (gateway.origins)? Logs a refusal. */
+bool gw_origin_allowed(gw_gateway *gw, const char *origin);
 /* The peer sent something: it is alive. */
 void gw_conn_alive(gw_conn *c);
 

@@ -1,0 +1,442 @@
+"""docs/protocol.md "Server-Sent Events" end to end against `lightstream
+serve`, with a raw HTTP client on a socket: the stream's head and events,
+filtered delivery, errors before the stream (HTTP statuses) and on it
+(event: error, then the end of the response), token expiry, revocation and
+withdrawn permissions, a slow reader closed without delaying others,
+keep-alive comments, CORS, and no token in the log."""
+
+import json
+import os
+import re
+import socket
+import time
+import urllib.parse
+
+import lstest
+from gwlib import ACC1, acc1_token, connect, serve, subscribe, token
+
+_main = None
+
+
+def main_server():
+    """serve on a free port (keep-alive every second), its bus on tcp for
+    `lightstream admin`; returns (proc, port, bus frontend)."""
+    global _main
+    if _main is None:
+        front = "tcp://127.0.0.1:%d" % lstest.free_port()
+        back = "tcp://127.0.0.1:%d" % lstest.free_port()
+        proc, port = serve(config={"log": {"level": "debug"},
+                                   "gateway": {"ping_interval_s": 1,
+                                               "origins": ["http://allowed.example"]}},
+                           args=("--broker-frontend", front, "--broker-backend", back))
+        _main = (proc, port, front)
+    return _main
+
+
+def admin(front, *args):
+    r = lstest.run("admin", "--broker-frontend", front, *args)
+    assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+def reset_fixture(front):
+    admin(front, "import", lstest.FIXTURE)
+
+
+class SSE:
+    """A minimal Server-Sent Events reader on a plain socket."""
+
+    def __init__(self, port, path, params=None, headers=None, timeout=5.0,
+                 rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n" % (
+            path, port)
+        for k, v in (headers or {}).items():
+            req += "%s: %s\r\n" % (k, v)
+        self.sock.sendall((req + "\r\n").encode())
+        self.buf = b""
+        self.eof = False
+        self.comments = 0
+
+    def _fill(self, timeout):
+        self.sock.settimeout(timeout)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.eof = True
+        self.buf += chunk
+
+    def head(self, timeout=5.0):
+        """(status, {header: value}) of the answer."""
+        deadline = time.time() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            assert not self.eof, self.buf
+            self._fill(max(0.01, deadline - time.time()))
+        raw, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = raw.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.setdefault(k.strip().lower(), v.strip())
+        return status, headers
+
+    def body(self, timeout=5.0, length=None):
+        """The rest of the answer: length bytes, or until the server
+        closes."""
+        deadline = time.time() + timeout
+        while not self.eof and (length is None or len(self.buf) < length):
+            self._fill(max(0.01, deadline - time.time()))
+        return self.buf
+
+    def event(self, timeout=5.0):
+        """The next event as (name, data as JSON, id or None); None at the
+        end of the response."""
+        deadline = time.time() + timeout
+        while True:
+            while b"\n\n" not in self.buf:
+                if self.eof:
+                    assert self.buf == b"", self.buf
+                    return None
+                left = deadline - time.time()
+                if left <= 0:
+                    raise socket.timeout("no event within %.1f s" % timeout)
+                self._fill(left)
+            raw, _, self.buf = self.buf.partition(b"\n\n")
+            name, data, eid = "message", [], None
+            for line in raw.decode().split("\n"):
+                if line.startswith(":"):
+                    self.comments += 1
+                    continue
+                k, _, v = line.partition(":")
+                v = v[1:] if v.startswith(" ") else v
+                if k == "event":
+                    name = v
+                elif k == "data":
+                    data.append(v)
+                elif k == "id":
+                    eid = v
+            if data:
+                return name, json.loads("\n".join(data)), eid
+
+    def expect(self, name, timeout=5.0):
+        ev = self.event(timeout)
+        assert ev is not None and ev[0] == name, (name, ev)
+        return ev[1]
+
+    def expect_end(self, timeout=5.0):
+        assert self.event(timeout) is None
+
+    def close(self):
+        self.sock.close()
+
+
+def sse_path(owner, stream):
+    return "/lightstream/sse/%s/%s" % (owner, stream)
+
+
+def open_stream(port, tok, owner="acc1", stream="s1", query=None, **kw):
+    params = {"appKey": "acc1", "token": tok}
+    if query is not None:
+        params["query"] = json.dumps(query)
+    s = SSE(port, sse_path(owner, stream), params, **kw)
+    status, headers = s.head()
+    assert status == 200, (status, headers, s.body())
+    sub = s.expect("subscribed")
+    assert sub["ok"] is True and sub["subscriptionId"], sub
+    return s, headers
+
+
+def publish(port, tok, stream, data):
+    status, _, body = lstest.http(
+        "POST", "http://127.0.0.1:%d/lightstream/publish/acc1/%s" % (port, stream),
+        body=data if isinstance(data, bytes) else json.dumps(data).encode(),
+        headers={"Authorization": "Bearer " + tok})
+    assert status == 202, (status, body)
+
+
+def error_answer(port, path, params=None, headers=None, method="GET"):
+    """(status, headers, code) of an answer refused before streaming."""
+    s = SSE(port, path, params, headers)
+    if method != "GET":
+        s.sock.close()
+        url = "http://127.0.0.1:%d%s?%s" % (port, path, urllib.parse.urlencode(params or {}))
+        status, hdrs, body = lstest.http(method, url, headers=headers)
+        return status, {k.lower(): v for k, v in hdrs.items()}, json.loads(body)["errors"][0]["code"]
+    status, hdrs = s.head()
+    body = json.loads(s.body(length=int(hdrs["content-length"])))
+    s.close()
+    assert body["data"] is None, body
+    return status, hdrs, body["errors"][0]["code"]
+
+
+def metric(port, name):
+    _, _, raw = lstest.http("GET", "http://127.0.0.1:%d/metrics" % port)
+    m = re.search(r"^lightstream_%s (\S+)$" % name, raw.decode(), re.M)
+    assert m, name
+    return float(m.group(1))
+
+
+# ---- tests -----------------------------------------------------------------
+
+
+def test_stream_head_and_filtered_delivery():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    plain, headers = open_stream(port, tok)
+    assert headers["content-type"] == "text/event-stream", headers
+    assert headers["cache-control"] == "no-cache", headers
+    assert headers["x-accel-buffering"] == "no", headers
+    assert "content-length" not in headers, headers
+    lisbon = {"where": {"and": [{"field": "city", "op": "equals", "value": "Lisboa"},
+                                {"field": "temperature", "op": "less", "value": 15}]}}
+    filtered, _ = open_stream(port, tok, query=lisbon)
+    # the Bearer header works as well as the parameter
+    bearer = SSE(port, sse_path("acc1", "s1"), {"appKey": "acc1"},
+                 headers={"Authorization": "Bearer " + tok})
+    assert bearer.head()[0] == 200
+    bearer.expect("subscribed")
+    # a WebSocket subscriber of the same stream sees the same messages
+    ws, _ = connect(port, "acc1", tok)
+    subscribe(ws, "acc1", "s1")
+    msgs = [{"city": "Porto", "temperature": 10},
+            {"city": "Lisboa", "temperature": 20},
+            {"city": "Lisboa", "temperature": 12}]
+    for m in msgs:
+        publish(port, tok, "s1", m)
+    # a JSON body with raw line breaks, and text
+    publish(port, tok, "s1", b'{"city":\n"Lisboa",\r\n"temperature": 3}')
+    publish(port, tok, "s1", b"plain text")
+    expected = msgs + [{"city": "Lisboa", "temperature": 3}, "plain text"]
+    for s in (plain, bearer):
+        got = [s.expect("data") for _ in expected]
+        assert [g["data"] for g in got] == expected, got
+        assert all(g["owner"] == "acc1" and g["stream"] == "s1" and g["sub"] for g in got), got
+    got = [filtered.expect("data")["data"] for _ in range(2)]
+    assert got == [{"city": "Lisboa", "temperature": 12},
+                   {"city": "Lisboa", "temperature": 3}], got
+    assert [ws.recv_type(5)["data"] for _ in expected] == expected
+    for s in (plain, filtered, bearer):
+        s.close()
+    ws.close()
+
+
+def test_errors_before_the_stream_are_http_answers():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    p = sse_path("acc1", "s1")
+    cases = [
+        (p, {"appKey": "acc1", "token": "x" * 43}, None, 401, "auth_failed"),
+        (p, {"appKey": "acc1"}, None, 401, "auth_failed"),
+        (p, {"appKey": "acc1"}, {"Authorization": "Basic abc"}, 401, "auth_failed"),
+        (p, {"appKey": "acc1", "token": tok}, {"Authorization": "Bearer other"}, 400,
+         "bad_request"),
+        (sse_path("acc1", "nope"), {"appKey": "acc1", "token": tok}, None, 403, "forbidden"),
+        (sse_path("svc1", "weather"), {"appKey": "acc1", "token": acc1_token(
+            port, roles=("public",))}, None, 403, "forbidden"),
+        (p, {"appKey": "acc1", "token": tok, "query": "{"}, None, 400, "invalid_query"),
+        (p, {"appKey": "acc1", "token": tok,
+             "query": json.dumps({"where": {"field": "a", "op": "lt", "value": 1}})},
+         None, 400, "invalid_query"),
+        (p, {"appKey": "acc1", "token": tok, "lastEventId": "no-colon"}, None, 400,
+         "bad_request"),
+        (p, {"appKey": "acc1", "token": tok}, {"Last-Event-ID": "e:x"}, 400, "bad_request"),
+        (p, {"appKey": "bad key!", "token": tok}, None, 400, "bad_request"),
+        ("/lightstream/sse/acc1", {"token": tok}, None, 404, "not_found"),
+        ("/lightstream/sse/acc1/s1/x", {"token": tok}, None, 404, "not_found"),
+    ]
+    for path, params, headers, status, code in cases:
+        got = error_answer(port, path, params, headers)
+        assert got[0] == status and got[2] == code, (path, params, headers, got)
+        assert got[1]["content-type"] == "application/json", got
+    # a web token has no signature here
+    web = token(port, "acc1", ACC1[1], ["public"], web=True)["value"]
+    got = error_answer(port, p, {"appKey": "acc1", "token": web})
+    assert got[0] == 401 and got[2] == "auth_failed", got
+    # POST is not a subscription
+    got = error_answer(port, p, {"appKey": "acc1", "token": tok}, method="POST")
+    assert got[0] == 405, got
+
+
+def test_cors_follows_the_origin_allow_list():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    s, headers = open_stream(port, tok, headers={"Origin": "http://allowed.example"})
+    assert headers["access-control-allow-origin"] == "http://allowed.example", headers
+    assert headers["vary"] == "Origin", headers
+    s.close()
+    # no Origin (not a browser): no CORS header, allowed
+    s, headers = open_stream(port, tok)
+    assert "access-control-allow-origin" not in headers, headers
+    s.close()
+    got = error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok},
+                       {"Origin": "http://evil.example"})
+    assert got[0] == 403 and got[2] == "forbidden", got
+    assert "access-control-allow-origin" not in got[1], got
+    # an error for an allowed origin is readable by its page
+    got = error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": "bad"},
+                       {"Origin": "http://allowed.example"})
+    assert got[0] == 401 and got[1]["access-control-allow-origin"] == "http://allowed.example"
+
+
+def test_keepalive_comments():
+    _, port, front = main_server()
+    reset_fixture(front)
+    s, _ = open_stream(port, acc1_token(port))
+    # ping_interval_s is 1: comment lines, and the stream stays open past
+    # the 2.5 intervals after which a silent WebSocket peer is dropped
+    deadline = time.time() + 4
+    while time.time() < deadline:
+        try:
+            s.event(timeout=deadline - time.time())
+        except socket.timeout:
+            break
+    assert s.comments >= 2, s.comments
+    assert not s.eof
+    assert b": keep-alive" not in s.buf
+    s.close()
+
+
+def test_token_expiry_ends_the_stream():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port, ttl=2)
+    s, _ = open_stream(port, tok)
+    t0 = time.time()
+    err = s.expect("error", timeout=5)
+    assert err["code"] == "token_expired", err
+    assert set(err) == {"code", "message"}, err
+    s.expect_end()
+    assert time.time() - t0 < 4
+
+
+def test_revocation_ends_the_stream_within_1s():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    other = acc1_token(port)
+    s, _ = open_stream(port, tok)
+    keep, _ = open_stream(port, other)
+    t0 = time.time()
+    admin(front, "token", "revoke", "acc1", "--private-key", ACC1[1], "--", tok)
+    err = s.expect("error", timeout=2)
+    assert err["code"] == "token_revoked", err
+    s.expect_end()
+    assert time.time() - t0 <= 1.5
+    # another token's stream goes on
+    publish(port, other, "s1", "still here")
+    assert keep.expect("data")["data"] == "still here"
+    keep.close()
+    # and the revoked token opens no stream
+    got = error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok})
+    assert got[0] == 401, got
+
+
+def test_withdrawn_permission_ends_the_stream():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port, roles=("public",))
+    s1, _ = open_stream(port, tok, stream="s1")
+    s2, _ = open_stream(port, tok, stream="s2")
+    # role "public" loses s1 and keeps s2
+    admin(front, "role", "set", "acc1", "public",
+          json.dumps([{"owner": "acc1", "stream": "s2", "permission": 3}]))
+    err = s1.expect("error", timeout=2)
+    assert err["code"] == "forbidden" and "acc1:s1" in err["message"], err
+    s1.expect_end()
+    publish(port, tok, "s2", "two")
+    assert s2.expect("data")["data"] == "two"
+    s2.close()
+
+
+def test_query_over_budget_ends_the_stream():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    costly = {"where": {"or": [{"field": "s", "op": "match",
+                                "value": "(?:\\w+)+\\d%d" % i} for i in range(60)]}}
+    s, _ = open_stream(port, tok, query=costly)
+    plain, _ = open_stream(port, tok)
+    big = {"s": "a" * 60000}
+    publish(port, tok, "s1", big)
+    err = s.expect("error", timeout=10)
+    assert err["code"] == "query_too_costly", err
+    s.expect_end()
+    assert plain.expect("data", timeout=10)["data"] == big
+    plain.close()
+
+
+def test_slow_reader_closed_others_unaffected():
+    proc, port = serve(config={"gateway": {"queue_limit_bytes": 65536}}, name="slow")
+    tok = acc1_token(port)
+    slow, _ = open_stream(port, tok, rcvbuf=4096)
+    fast, _ = open_stream(port, tok)
+    ws, _ = connect(port, "acc1", tok)
+    subscribe(ws, "acc1", "s1")
+    # the kernel's buffers take megabytes before the queue fills
+    blob = "x" * 30000
+    n = 0
+    while metric(port, "slow_consumers_total") == 0:
+        assert n < 1000, "the slow reader was never closed"
+        for i in range(n, n + 20):
+            publish(port, tok, "s1", {"i": i, "blob": blob})
+            assert fast.expect("data")["data"]["i"] == i
+            assert ws.recv_type(5)["data"]["i"] == i
+        n += 20
+    # the slow reader reads now: what was sent, then slow_consumer, then
+    # the end of the response
+    got = []
+    while True:
+        ev = slow.event(timeout=10)
+        assert ev is not None, got
+        if ev[0] == "error":
+            assert ev[1]["code"] == "slow_consumer", ev
+            break
+        got.append(ev[1]["data"]["i"])
+    assert got == list(range(len(got))) and len(got) < n, got
+    slow.expect_end()
+    assert metric(port, "slow_consumers_total") == 1
+    # the others still receive
+    publish(port, tok, "s1", {"i": n})
+    assert fast.expect("data")["data"]["i"] == n
+    assert ws.recv_type(5)["data"]["i"] == n
+    fast.close()
+    ws.close()
+    proc.stop()
+
+
+def test_shutdown_ends_the_stream():
+    proc, port = serve(name="shutdown")
+    s, _ = open_stream(port, acc1_token(port))
+    proc.signal(15)
+    s.expect_end(timeout=5)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_no_token_in_the_log():
+    proc, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    s, _ = open_stream(port, tok)
+    s.close()
+    bad = "B" * 43
+    error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": bad})
+    error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok, "query": "{"})
+    error_answer(port, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok},
+                 {"Origin": "http://evil.example"})
+    time.sleep(0.3)
+    log = proc.log_text()
+    assert "SSE" in log  # the debug log did speak of these streams
+    assert tok not in log and bad not in log
+
+
+if __name__ == "__main__":
+    lstest.main(globals())
