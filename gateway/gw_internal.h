@@ -41,7 +41,7 @@
 /* The app server's token-issuing service (docs/architecture.md). */
 #define GW_ISSUE_SERVICE  "auth.issue"
 #define GW_LIMIT_KEYS_MAX 100000 /* addresses / app keys tracked */
-#define GW_SSE_PATH        "/lightstream/sse/"
+#define GW_SSE_PATH       "/lightstream/sse/"
 
 /* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
 
