@@ -583,33 +583,38 @@ gw__published(int status, void *user)
 	}
 }
 
+/* Does a validateToken result grant write on owner/stream? The one
+ * permission check of ls_proto. */
 static bool
 gw__grants_write(json_t *grant, const char *owner, const char *stream)
 {
 	json_t *perms = json_object_get(grant, "permissions"), *p;
-	size_t i;
+	size_t i, n = 0, count = json_array_size(perms);
+	ls_perm *list;
+	bool ok;
 
+	if (count == 0) {
+		return false;
+	}
+	list = calloc(count, sizeof(*list));
+	if (list == NULL) {
+		return false;
+	}
 	json_array_foreach(perms, i, p)
 	{
-		const char *o = json_string_value(json_object_get(p, "owner"));
-		const char *s =
+		json_t *bits = json_object_get(p, "permission");
+		list[n].owner = json_string_value(json_object_get(p, "owner"));
+		list[n].stream =
 		        json_string_value(json_object_get(p, "stream"));
-		json_int_t bits =
-		        json_integer_value(json_object_get(p, "permission"));
-		size_t sl;
-
-		if (o == NULL || s == NULL || !(bits & 1) ||
-		    strcmp(o, owner) != 0) {
-			continue;
-		}
-		sl = strlen(s);
-		if (sl > 0 && s[sl - 1] == '*'
-		            ? strncmp(stream, s, sl - 1) == 0
-		            : strcmp(stream, s) == 0) {
-			return true;
+		list[n].bits = (int)json_integer_value(bits);
+		if (list[n].owner != NULL && list[n].stream != NULL &&
+		    json_is_integer(bits)) {
+			n++;
 		}
 	}
-	return false;
+	ok = ls_perm_allows(list, n, owner, stream, LS_PERM_WRITE);
+	free(list);
+	return ok;
 }
 
 static void

@@ -45,13 +45,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	case 1:
-		rc = gw_params_add_body(params,
-		                        "application/x-www-form-urlencoded",
-		                        (const char *)data + 1, size - 1, &err);
+		rc = gw_params_add_body(
+		        params, "application/x-www-form-urlencoded",
+		        (const char *)data + 1, size - 1, &err);
 		break;
 	case 2:
 		rc = gw_params_add_body(params, "application/json",
-		                        (const char *)data + 1, size - 1, &err);
+		                        (const char *)data + 1, size - 1,
+		                        &err);
 		break;
 	default: /* the same name from the query string and a body */
 		rc = gw_params_add_pair(params, text, true, &err);

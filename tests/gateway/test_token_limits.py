@@ -101,6 +101,32 @@ def test_failures_per_app_key_are_rate_limited():
     assert proc.stop() == 0
 
 
+def test_brute_force_gets_429_while_logins_succeed():
+    """Default limits: wrong keys from one address, as fast as eight
+    clients can send them, while real users log in."""
+    proc, port = remote_server("serve-brute-one")
+    tokens = [acc1_token(port) for _ in range(5)]
+    stop, results = threading.Event(), []
+    ts = brute_force(port, stop, results, lambda n, i: "198.51.100.66",
+                     lambda n, i: "acc1", threads=8)
+    try:
+        lstest.wait_for(lambda: any(r[0] == 429 for r in results), what="429")
+        took = [login_seconds(port, t) for t in tokens]
+    finally:
+        stop.set()
+        for t in ts:
+            t.join()
+    statuses = [r[0] for r in results]
+    limited = [r for r in results if r[0] == 429]
+    assert all(int(r[1]) >= 1 and json.loads(r[2])["errors"][0]["code"] == "rate_limited"
+               for r in limited), limited[:3]
+    # 30 guesses a minute, plus at most the calls already in flight
+    assert statuses.count(401) <= 30 + 16, statuses.count(401)
+    assert 504 not in statuses
+    assert max(took) < 1.0, took
+    assert proc.stop() == 0
+
+
 def test_brute_force_does_not_starve_websocket_logins():
     """Wrong keys from many addresses (so that the per-IP limit does not
     stop them) for app keys that do not exist (nor the per-key one): the
