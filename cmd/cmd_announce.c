@@ -147,7 +147,7 @@ announcer_state(bool ready, const char *reason, void *user)
 
 static void
 announcer_message(const char *topic, size_t topiclen, const char *payload,
-                  size_t len, void *user)
+                  size_t len, uint64_t offset, const char *epoch, void *user)
 {
 	/* It subscribes nothing. */
 }

@@ -156,6 +156,12 @@ ls_valid_stream(const char *s)
 }
 
 bool
+ls_valid_epoch(const char *s)
+{
+	return ls__valid_name(s, LS_EPOCH_MAX, false, NULL);
+}
+
+bool
 ls_valid_stream_pattern(const char *s)
 {
 	size_t n = 0;

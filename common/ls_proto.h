@@ -114,6 +114,15 @@ enum ls_msg_type {
 #define LS_TTL_DEFAULT           3600
 #define LS_SUBS_PER_CONN_DEFAULT 128
 
+/* History (docs/protocol.md, "History and recovery"). */
+#define LS_EPOCH_MAX             32 /* [A-Za-z0-9_-]{1,32} */
+#define LS_HISTORY_SIZE_DEFAULT  100
+#define LS_HISTORY_SIZE_MAX      10000
+#define LS_HISTORY_TTL_DEFAULT   300    /* seconds */
+#define LS_HISTORY_TTL_MAX       604800 /* seconds: one week */
+#define LS_HISTORY_LIMIT_DEFAULT 100    /* messages per history read */
+#define LS_HISTORY_LIMIT_MAX     1000
+
 /* Permission bits. */
 #define LS_PERM_WRITE 1
 #define LS_PERM_READ  2
@@ -122,6 +131,8 @@ enum ls_msg_type {
 bool ls_valid_app_key(const char *s);
 /* [A-Za-z0-9_.-]{1,128}: a stream name. */
 bool ls_valid_stream(const char *s);
+/* [A-Za-z0-9_-]{1,32}: a history epoch. */
+bool ls_valid_epoch(const char *s);
 /* A permission's stream: a stream name, or a prefix of one followed by
  * '*' ("*" alone matches every stream). */
 bool ls_valid_stream_pattern(const char *s);

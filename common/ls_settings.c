@@ -1,4 +1,5 @@
 #include "ls_settings.h"
+#include "ls_proto.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,6 +69,9 @@ ls_settings_init(ls_settings *s)
 	s->heartbeat_ms = 2500;
 	s->workers = 2;
 	s->issue_workers = 1;
+	s->history_size = LS_HISTORY_SIZE_DEFAULT;
+	s->history_ttl_s = LS_HISTORY_TTL_DEFAULT;
+	s->history_max_bytes = 64L * 1024 * 1024;
 	if (ls__set(&s->log_level, "info") ||
 	    ls__set(&s->log_format, "text") || ls__set(&s->data_dir, ".") ||
 	    ls__set(&s->listen, "127.0.0.1:8080") ||
@@ -155,6 +159,12 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		{ "gateway.token.max_inflight", LS_CONFIG_INT,
 		  &s->token_max_inflight, 1, 100000 },
 		{ "pubsub.url", LS_CONFIG_STRING, &s->pubsub_url, 0, 0 },
+		{ "history.size", LS_CONFIG_INT, &s->history_size, 0,
+		  LS_HISTORY_SIZE_MAX },
+		{ "history.ttl", LS_CONFIG_INT, &s->history_ttl_s, 1,
+		  LS_HISTORY_TTL_MAX },
+		{ "history.max_bytes", LS_CONFIG_INT, &s->history_max_bytes,
+		  65536, 17179869184L },
 		{ "bus.frontend", LS_CONFIG_STRING, &s->bus_frontend, 0, 0 },
 		{ "bus.backend", LS_CONFIG_STRING, &s->bus_backend, 0, 0 },
 		{ "bus.timeout_ms", LS_CONFIG_INT, &s->bus_timeout_ms, 10,

@@ -60,6 +60,11 @@ typedef struct ls_settings {
 	/* pubsub.* */
 	char *pubsub_url; /* "local" or "redis://HOST:PORT" */
 
+	/* history.* (docs/configuration.md) */
+	long history_size;      /* 100 messages per stream; 0: no history */
+	long history_ttl_s;     /* 300 */
+	long history_max_bytes; /* local fabric, all streams: 64 MiB */
+
 	/* bus.* */
 	char *bus_frontend;  /* "tcp://127.0.0.1:5555" */
 	char *bus_backend;   /* "tcp://127.0.0.1:5556" */

@@ -96,6 +96,7 @@ gw_conn_destroy(gw_conn *c)
 	}
 	free(c->q);
 	gw_sse_free(c);
+	free(c->ohist);
 	gw__perms_free(c);
 	free(c->rx);
 	free(c->app_key);
@@ -400,6 +401,17 @@ fail:
 	return rc;
 }
 
+/* The history settings of stream owners in a validateToken result. */
+static int
+gw__take_history(gw_conn *c, const char *body, size_t len)
+{
+	json_t *r = json_loadb(body, len, 0, NULL);
+	int rc = gw_history_take(c, r);
+
+	json_decref(r);
+	return rc;
+}
+
 /*
  * Read a validateToken result: {appKey, permissions, expiresAt, webToken}.
  * Sets the connection's permissions (quietly: only at authentication) and
@@ -412,6 +424,11 @@ gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
 	int rc = gw_grant_parse(c->app_key, body, len, &g);
 
 	if (rc != 0) {
+		return rc;
+	}
+	rc = gw__take_history(c, body, len);
+	if (rc != 0) {
+		gw_perms_free(g.perms, g.nperms);
 		return rc;
 	}
 	gw__perms_free(c);
@@ -634,6 +651,8 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		c->token = token;
 		gw_liveauth_token_changed(c);
 		c->expires_ms = g.expires_ms;
+		/* Keeps the previous settings when out of memory. */
+		(void)gw__take_history(c, body, len);
 		gw__expires_text(c, exp);
 		gw__arm_expiry(c);
 		gw_conn_send(
@@ -757,7 +776,7 @@ gw_conn_allowed(const gw_conn *c, const char *owner, const char *stream,
 }
 
 static void
-gw__ack_done(int status, void *user)
+gw__ack_done(int status, uint64_t offset, void *user)
 {
 	gw_ack *a = user;
 	gw_conn *c = a->conn;
@@ -771,7 +790,12 @@ gw__ack_done(int status, void *user)
 		if (a->next != NULL) {
 			a->next->prev = a->prev;
 		}
-		if (status == 0) {
+		if (status == 0 && offset > 0) {
+			gw_conn_send(c, GW_T_PUBLISH_RESPONSE,
+			             json_pack("{s:O,s:b,s:I}", "requestId",
+			                       a->request_id, "ok", 1,
+			                       "offset", (json_int_t)offset));
+		} else if (status == 0) {
 			gw_conn_send(c, GW_T_PUBLISH_RESPONSE,
 			             json_pack("{s:O,s:b}", "requestId",
 			                       a->request_id, "ok", 1));
@@ -793,6 +817,7 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 {
 	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
 	gw_ack *a = NULL;
+	ps_history_cfg hist;
 	char *payload;
 	int rc;
 
@@ -824,11 +849,13 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 		c->acks = a;
 	}
 	c->gw->m.messages_in++;
-	rc = ps_fabric_publish(c->gw->fabric, topic, payload, strlen(payload),
-	                       a ? gw__ack_done : NULL, a);
+	hist = gw_history_for(c, e->owner);
+	rc = ps_fabric_publish_history(c->gw->fabric, topic, payload,
+	                               strlen(payload), &hist,
+	                               a ? gw__ack_done : NULL, a);
 	free(payload);
 	if (rc != 0 && a != NULL) {
-		gw__ack_done(rc, a); /* answers ok:false and frees */
+		gw__ack_done(rc, 0, a); /* answers ok:false and frees */
 	}
 }
 
@@ -872,9 +899,9 @@ gw__subscribe(gw_conn *c, const gw_envelope *e)
 		                                 text)));
 		return;
 	}
-	gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
-	             json_pack("{s:O,s:b,s:s}", "requestId", e->request_id,
-	                       "ok", 1, "subscriptionId", sub->id));
+	/* The response (with epoch and offset) follows once the history
+	 * was read: gw_fanout.c, "Recovery". */
+	gw_sub_start(sub, e->request_id, e->since_epoch, e->since_offset);
 }
 
 static void

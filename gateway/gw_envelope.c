@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "ls_proto.h"
+
 static bool
 gw__name_chars(const char *s, size_t max, bool dot)
 {
@@ -112,6 +114,34 @@ gw__owner_stream(gw_envelope *e, json_t *m, ls_error *err)
 	return 0;
 }
 
+/* "since": {"epoch": "<epoch>", "offset": N} (optional; null: absent). */
+static int
+gw__since(gw_envelope *e, json_t *m, ls_error *err)
+{
+	json_t *since = json_object_get(m, "since"), *epoch, *offset;
+
+	if (since == NULL || json_is_null(since)) {
+		return 0;
+	}
+	epoch = json_object_get(since, "epoch");
+	offset = json_object_get(since, "offset");
+	if (!json_is_object(since) || !json_is_string(epoch) ||
+	    !ls_valid_epoch(json_string_value(epoch))) {
+		return ls_error_set(
+		        err, LS_EBADREQUEST,
+		        "m.since.epoch: expected [A-Za-z0-9_-]{1,%d}",
+		        LS_EPOCH_MAX);
+	}
+	if (!json_is_integer(offset) || json_integer_value(offset) < 0) {
+		return ls_error_set(
+		        err, LS_EBADREQUEST,
+		        "m.since.offset: expected an integer >= 0");
+	}
+	e->since_epoch = json_string_value(epoch);
+	e->since_offset = (uint64_t)json_integer_value(offset);
+	return 0;
+}
+
 static int
 gw__fields(gw_envelope *e, json_t *m, ls_error *err)
 {
@@ -158,6 +188,7 @@ gw__fields(gw_envelope *e, json_t *m, ls_error *err)
 			if (json_is_null(e->query)) {
 				e->query = NULL;
 			}
+			rc = gw__since(e, m, err);
 		}
 		return rc;
 	case GW_T_UNSUBSCRIBE_REQUEST:

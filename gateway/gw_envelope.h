@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ls_error.h"
 
@@ -48,15 +49,17 @@ enum gw_msg_type {
 typedef struct gw_envelope {
 	int t;
 	json_t *root;
-	const char *app_key;   /* 1 */
-	const char *token;     /* 1, 11 */
-	const char *signature; /* 4 */
-	const char *owner;     /* 5, 6 */
-	const char *stream;    /* 5, 6 */
-	json_t *data;          /* 5: any JSON value */
-	json_t *request_id;    /* 5 (optional), 6: string or integer */
-	json_t *query;         /* 6 (optional): object */
-	const char *sub_id;    /* 8 */
+	const char *app_key;     /* 1 */
+	const char *token;       /* 1, 11 */
+	const char *signature;   /* 4 */
+	const char *owner;       /* 5, 6 */
+	const char *stream;      /* 5, 6 */
+	json_t *data;            /* 5: any JSON value */
+	json_t *request_id;      /* 5 (optional), 6: string or integer */
+	json_t *query;           /* 6 (optional): object */
+	const char *since_epoch; /* 6 (optional since): NULL when absent */
+	uint64_t since_offset;   /* 6 */
+	const char *sub_id;      /* 8 */
 } gw_envelope;
 
 /*

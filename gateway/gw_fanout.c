@@ -20,6 +20,7 @@
 #include "gw_json.h"
 #include "ls_json.h"
 #include "ls_log.h"
+#include "ls_proto.h"
 
 /* ---- streams ------------------------------------------------------------ */
 
@@ -203,11 +204,14 @@ gw_sub_add(gw_conn *c, const char *owner, const char *stream, q_query *query,
 	return 0;
 }
 
+static void gw__rec_detach(gw_sub *sub);
+
 static void
 gw__sub_free(gw_conn *c, gw_sub *sub)
 {
 	gw_stream *s = sub->stream;
 
+	gw__rec_detach(sub);
 	if (sub->sprev != NULL) {
 		sub->sprev->snext = sub->snext;
 	} else {
@@ -685,8 +689,36 @@ gw_queue_write(gw_conn *c)
 
 /* ---- fan-out ------------------------------------------------------------ */
 
+/* Longest body suffix: ,"offset":18446744073709551615 */
+#define GW_OFFSET_SUFFIX_MAX 40
+
+/*
+ * A body buffer: len bytes of JSON followed, for a message with an offset,
+ * by ,"offset":N — the frame's "}}" closes the object after it. The offset
+ * is per message, so it lives in the body that all subscriptions share,
+ * never in the per-subscription head.
+ */
 static gw_buf *
-gw__dump(json_t *v)
+gw__body_new(const char *json, size_t len, uint64_t offset)
+{
+	char suffix[GW_OFFSET_SUFFIX_MAX];
+	int n = 0;
+	gw_buf *b;
+
+	if (offset > 0) {
+		n = snprintf(suffix, sizeof(suffix), ",\"offset\":%llu",
+		             (unsigned long long)offset);
+	}
+	b = gw_buf_new(NULL, len + (size_t)n);
+	if (b != NULL) {
+		memcpy(b->data, json, len);
+		memcpy(b->data + len, suffix, (size_t)n);
+	}
+	return b;
+}
+
+static gw_buf *
+gw__dump(json_t *v, uint64_t offset)
 {
 	size_t n = 0;
 	char *text = ls_json_dumps(v, &n);
@@ -695,83 +727,269 @@ gw__dump(json_t *v)
 	if (text == NULL) {
 		return NULL;
 	}
-	b = gw_buf_new(text, n);
+	b = gw__body_new(text, n, offset);
 	free(text);
 	return b;
 }
 
+gw_buf *
+gw_message(const char *payload, size_t len, uint64_t offset, bool parse,
+           json_t **msg, size_t *jlen)
+{
+	size_t from, to, n = 0;
+	gw_buf *shared;
+	char *text;
+
+	*msg = NULL;
+	if (gw_json_valid(payload, len, &from, &to)) {
+		*jlen = to - from;
+		shared = gw__body_new(payload + from, to - from, offset);
+		if (shared != NULL && parse) {
+			*msg = json_loadb(payload + from, to - from,
+			                  JSON_DECODE_ANY, NULL);
+		}
+		return shared;
+	}
+	json_t *str = json_stringn(payload, len);
+	text = str ? ls_json_dumps(str, &n) : NULL;
+	shared = text ? gw__body_new(text, n, offset) : NULL;
+	free(text);
+	*jlen = n;
+	if (parse && shared != NULL) {
+		*msg = str;
+	} else {
+		json_decref(str);
+	}
+	return shared;
+}
+
+/*
+ * Queue one message for sub (a live subscription). Returns false when the
+ * subscription was ended (its query ran out of budget): sub is freed.
+ */
+static bool
+gw__deliver(gw_sub *sub, gw_buf *shared, json_t *msg, uint64_t offset)
+{
+	gw_gateway *gw = sub->conn->gw;
+	json_t *out = NULL;
+	gw_buf *body;
+	int rc;
+
+	if (sub->query == NULL) {
+		gw_queue_push(sub->conn, gw_buf_ref(sub->head),
+		              gw_buf_ref(shared));
+		return true;
+	}
+	if (msg == NULL) {
+		gw->m.dropped++; /* JSON jansson refuses (huge number) */
+		return true;
+	}
+	rc = q_query_apply(sub->query, msg, &out);
+	if (rc == LS_ECOSTLY) {
+		/* Ended rather than left to cost every message its budget
+		 * again. */
+		char text[160];
+		snprintf(text, sizeof(text),
+		         "the query ran out of its budget of %ld steps on a "
+		         "message (docs/query.md)",
+		         (long)Q_EVAL_BUDGET);
+		gw->m.queries_too_costly++;
+		gw_sub_end(sub, LS_PC_QUERY_TOO_COSTLY, text);
+		return false;
+	}
+	if (rc != 1) {
+		return true;
+	}
+	body = out == msg ? gw_buf_ref(shared) : gw__dump(out, offset);
+	json_decref(out);
+	if (body == NULL) {
+		gw->m.dropped++;
+		return true;
+	}
+	gw_queue_push(sub->conn, gw_buf_ref(sub->head), body);
+	return true;
+}
+
+/* ---- recovery (the merge itself is gw_recover.c) ------------------------ */
+
+/* The subscription goes: a read in flight frees the gw_rec itself. */
+static void
+gw__rec_detach(gw_sub *sub)
+{
+	gw_rec *r = sub->rec;
+
+	sub->rec = NULL;
+	gw_rec_release(r);
+}
+
+static void
+gw__rec_buffer(gw_sub *sub, gw_buf *shared, size_t jlen, uint64_t offset,
+               const char *epoch)
+{
+	gw_conn *c = sub->conn;
+	int rc = gw_rec_buffer(sub->rec, shared, jlen, offset, epoch,
+	                       (size_t)c->gw->queue_limit_bytes);
+
+	if (rc == -ENOBUFS) {
+		/* Bounded like the queue the messages are headed for. */
+		c->gw->m.slow_consumers++;
+		gw_conn_fail(c, LS_CLOSE_SLOW_CONSUMER, "slow_consumer",
+		             "messages buffered during recovery passed the "
+		             "queue limit of %ld bytes",
+		             c->gw->queue_limit_bytes);
+	} else if (rc != 0) {
+		c->gw->m.dropped++;
+	}
+}
+
+static bool
+gw__rec_emit(void *user, gw_buf *shared, json_t *msg, uint64_t offset)
+{
+	return gw__deliver(user, shared, msg, offset);
+}
+
+static void
+gw__rec_finish(gw_sub *sub, int status, const ps_history_result *res)
+{
+	gw_rec *r = sub->rec;
+	gw_conn *c = sub->conn;
+	bool recovered = false;
+	json_t *m;
+
+	if (status == 0 && res != NULL) {
+		recovered = gw_rec_recovered(r, res);
+	} else if (status != -ENOTSUP) {
+		ls_warn(GW_LOG, "history of %s unavailable (%s): live only",
+		        sub->stream->topic, ls_strerror(status));
+	}
+	m = json_pack("{s:O,s:b,s:s}", "requestId", gw_rec_request_id(r), "ok",
+	              1, "subscriptionId", sub->id);
+	if (m != NULL && status == 0 && res != NULL) {
+		json_object_set_new(m, "epoch", json_string(res->epoch));
+		json_object_set_new(m, "offset",
+		                    json_integer((json_int_t)res->latest));
+	}
+	if (status == 0 && res != NULL && res->latest > 0) {
+		sub->floor = res->latest;
+		snprintf(sub->floor_epoch, sizeof(sub->floor_epoch), "%s",
+		         res->epoch);
+	}
+	if (m != NULL && gw_rec_has_since(r)) {
+		json_object_set_new(m, "recovered", json_boolean(recovered));
+	}
+	gw_conn_send(c, LS_T_SUBSCRIBE_RESPONSE, m);
+	sub->rec = NULL; /* live from here on */
+	gw_rec_merge(r, status == 0 ? res : NULL, sub->query != NULL,
+	             gw__rec_emit, sub);
+	gw_rec_release(r);
+}
+
+static void
+gw__rec_read_done(int status, const ps_history_result *res, void *user)
+{
+	gw_sub *sub = gw_rec_read_done(user);
+
+	if (sub != NULL) {
+		gw__rec_finish(sub, status, res);
+	}
+}
+
+static void
+gw__rec_read(gw_sub *sub)
+{
+	gw_rec *r = sub->rec;
+	uint64_t since = 0;
+	int rc;
+
+	gw_rec_read_start(r);
+	rc = ps_fabric_history(sub->conn->gw->fabric, sub->stream->topic,
+	                       gw_rec_since(r, &since) ? since : 0,
+	                       gw_rec_has_since(r) ? LS_HISTORY_SIZE_MAX : 0,
+	                       gw__rec_read_done, r);
+	if (rc != 0) {
+		gw_rec_read_done(r);
+		gw__rec_finish(sub, rc, NULL);
+	}
+}
+
+void
+gw_sub_start(gw_sub *sub, json_t *request_id, const char *since_epoch,
+             uint64_t since_offset)
+{
+	gw_gateway *gw = sub->conn->gw;
+
+	sub->rec = gw_rec_new(sub, request_id, since_epoch, since_offset);
+	if (sub->rec == NULL) {
+		gw_conn_fail(sub->conn, LS_CLOSE_SERVER_ERROR, "server_error",
+		             "out of memory");
+		return;
+	}
+	if (!ps_fabric_ready(gw->fabric)) {
+		/* No history to ask: live only, said at once. */
+		gw__rec_finish(sub, LS_EUNAVAILABLE, NULL);
+		return;
+	}
+	if (ps_fabric_confirmed(gw->fabric, sub->stream->topic)) {
+		gw__rec_read(sub);
+	}
+	/* else gw_fanout_subscribed starts it */
+}
+
+void
+gw_fanout_subscribed(const char *topic, size_t topiclen, void *user)
+{
+	gw_gateway *gw = user;
+	gw_stream *s = gw__stream_find(gw, topic, topiclen);
+
+	if (s == NULL) {
+		return;
+	}
+	for (gw_sub *sub = s->subs, *next; sub != NULL; sub = next) {
+		next = sub->snext;
+		if (sub->rec != NULL && !gw_rec_reading(sub->rec)) {
+			gw__rec_read(sub);
+		}
+	}
+}
+
+/* ---- fan-out: the hot path ---------------------------------------------- */
+
 void
 gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
-                  size_t len, void *user)
+                  size_t len, uint64_t offset, const char *epoch, void *user)
 {
 	gw_gateway *gw = user;
 	gw_stream *s = gw__stream_find(gw, topic, topiclen);
 	gw_buf *shared = NULL;
 	json_t *msg = NULL;
-	size_t from, to;
+	size_t jlen;
 
 	gw->m.messages_fabric++;
 	if (s == NULL || s->nsubs == 0) {
 		return;
 	}
-	if (gw_json_valid(payload, len, &from, &to)) {
-		shared = gw_buf_new(payload + from, to - from);
-		if (shared != NULL && s->nquery > 0) {
-			/* Parsed once, for every query of the stream. */
-			msg = json_loadb(payload + from, to - from,
-			                 JSON_DECODE_ANY, NULL);
-		}
-	} else {
-		/* Not JSON: delivered as a JSON string (docs/pubsub.md). */
-		msg = json_stringn(payload, len);
-		shared = msg ? gw__dump(msg) : NULL;
-	}
+	/* Parsed once, for every query of the stream. */
+	shared = gw_message(payload, len, offset, s->nquery > 0, &msg, &jlen);
 	if (shared == NULL) {
 		ls_debug(GW_LOG, "dropped a message on %s: not UTF-8", topic);
 		gw->m.dropped += s->nsubs;
-		json_decref(msg);
 		return;
 	}
 	gw->fanout = true;
 	for (gw_sub *sub = s->subs, *next; sub != NULL; sub = next) {
-		json_t *out = NULL;
-		gw_buf *body;
-
 		next = sub->snext;
-		if (sub->query == NULL) {
-			gw_queue_push(sub->conn, gw_buf_ref(sub->head),
-			              gw_buf_ref(shared));
+		if (sub->rec != NULL) {
+			gw__rec_buffer(sub, shared, jlen, offset, epoch);
 			continue;
 		}
-		if (msg == NULL) {
-			gw->m.dropped++; /* JSON jansson refuses (huge number)
-			                  */
-			continue;
+		if (sub->floor != 0 && offset != 0) {
+			if (offset <= sub->floor &&
+			    strcmp(epoch, sub->floor_epoch) == 0) {
+				continue; /* delivered by the history read */
+			}
+			sub->floor = 0; /* past it: no duplicate can follow */
 		}
-		int rc = q_query_apply(sub->query, msg, &out);
-		if (rc == LS_ECOSTLY) {
-			/* Ended rather than left to cost every message its
-			 * budget again. */
-			char text[160];
-			snprintf(
-			        text, sizeof(text),
-			        "the query ran out of its budget of %ld steps "
-			        "on a message (docs/query.md)",
-			        (long)Q_EVAL_BUDGET);
-			gw->m.queries_too_costly++;
-			gw_sub_end(sub, LS_PC_QUERY_TOO_COSTLY, text);
-			continue;
-		}
-		if (rc != 1) {
-			continue;
-		}
-		body = out == msg ? gw_buf_ref(shared) : gw__dump(out);
-		json_decref(out);
-		if (body == NULL) {
-			gw->m.dropped++;
-			continue;
-		}
-		gw_queue_push(sub->conn, gw_buf_ref(sub->head), body);
+		(void)gw__deliver(sub, shared, msg, offset); /* keeps next */
 	}
 	gw->fanout = false;
 	gw_buf_unref(&shared);

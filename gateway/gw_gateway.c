@@ -417,6 +417,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 		ls_error_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	gw->history.size = (unsigned)s->history_size;
+	gw->history.ttl = (unsigned)s->history_ttl_s;
 	snprintf(gw->bus_reason, sizeof(gw->bus_reason),
 	         "service bus: not probed yet");
 	ev_init(&gw->probe, gw__probe);
@@ -501,6 +503,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	po.on_state = gw__fabric_state;
 	po.on_control = gw_liveauth_control;
 	po.on_resync = gw_liveauth_resync;
+	po.on_subscribed = gw_fanout_subscribed;
+	po.history_bytes = (size_t)s->history_max_bytes;
 	po.user = gw;
 	po.hub = opt->hub;
 	gw->fabric = ps_fabric_new(loop, &po, err);
@@ -578,7 +582,8 @@ gw_gateway_publish(gw_gateway *gw, const char *owner, const char *stream,
 	}
 	snprintf(topic, sizeof(topic), "%s:%s", owner, stream);
 	gw->m.messages_in++;
-	return ps_fabric_publish(gw->fabric, topic, payload, len, NULL, NULL);
+	return ps_fabric_publish_history(gw->fabric, topic, payload, len,
+	                                 &gw->history, NULL, NULL);
 }
 
 int

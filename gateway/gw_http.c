@@ -565,7 +565,7 @@ gw__service_dispatch(gw_http *h)
 /* ---- backend publish ---------------------------------------------------- */
 
 static void
-gw__published(int status, void *user)
+gw__published(int status, uint64_t offset, void *user)
 {
 	gw_http_pub *pub = user;
 	gw_http *h = pub->h;
@@ -575,7 +575,12 @@ gw__published(int status, void *user)
 		return; /* the client went away */
 	}
 	h->pub = NULL;
-	if (status == 0) {
+	if (status == 0 && offset > 0) {
+		gw__respond(h, 202,
+		            json_pack("{s:b,s:I}", "accepted", 1, "offset",
+		                      (json_int_t)offset),
+		            NULL, NULL);
+	} else if (status == 0) {
 		gw__respond(h, 202, json_pack("{s:b}", "accepted", 1), NULL,
 		            NULL);
 	} else {
@@ -623,6 +628,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	gw_http *h = user;
 	json_t *grant;
 	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	ps_history_cfg hist;
 	size_t from, to;
 	json_t *str = NULL;
 	char *text = NULL;
@@ -651,6 +657,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 		gw__error(h, 403, "forbidden", "no write permission");
 		return;
 	}
+	hist = gw_history_cfg(h->gw, grant, h->owner);
 	json_decref(grant);
 	if (gw_json_valid(h->body ? h->body : "", h->blen, &from, &to)) {
 		payload = h->body + from;
@@ -678,8 +685,8 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	h->pub->h = h;
 	snprintf(topic, sizeof(topic), "%s:%s", h->owner, h->stream);
 	h->gw->m.messages_in++;
-	rc = ps_fabric_publish(h->gw->fabric, topic, payload, plen,
-	                       gw__published, h->pub);
+	rc = ps_fabric_publish_history(h->gw->fabric, topic, payload, plen,
+	                               &hist, gw__published, h->pub);
 	free(text);
 	if (rc != 0) {
 		free(h->pub);

@@ -118,6 +118,12 @@ typedef struct gw_http gw_http;
 typedef struct gw_ack gw_ack;
 typedef struct gw_sse gw_sse;
 
+/* An owner's history settings (the account's "history" override). */
+typedef struct gw_owner_hist {
+	char owner[GW_APPKEY_MAX + 1];
+	ps_history_cfg cfg;
+} gw_owner_hist;
+
 typedef struct gw_perm {
 	char *owner;
 	char *stream; /* without the trailing '*' when prefix */
@@ -135,11 +141,21 @@ typedef enum gw_conn_state {
 	GW_CS_CLOSING,  /* close decided; draining the queue */
 } gw_conn_state;
 
+typedef struct gw_rec gw_rec;
+
 struct gw_sub {
 	gw_conn *conn;
 	gw_stream *stream;
 	q_query *query; /* NULL: every message */
 	gw_buf *head; /* {"t":5,"m":{"owner":..,"stream":..,"sub":..,"data": */
+	/* Set from the SubscribeRequest until its response was sent: live
+	 * messages are buffered meanwhile (gw_recover.c). */
+	gw_rec *rec;
+	/* Live messages of floor_epoch up to floor were in the history read
+	 * (they may still be in flight from the fabric): not delivered
+	 * again. 0 once a later message came. */
+	uint64_t floor;
+	char floor_epoch[LS_EPOCH_MAX + 1];
 	gw_sub *sprev, *snext; /* in stream */
 	gw_sub *cprev, *cnext; /* in connection */
 	char id[GW_SUB_ID_MAX + 1];
@@ -222,6 +238,9 @@ struct gw_conn {
 	bool revoke_queued;
 	const char *revoke_why; /* static text */
 	gw_conn *rv_prev, *rv_next;
+	/* history settings of stream owners, from the token's grant */
+	gw_owner_hist *ohist;
+	size_t nohist;
 };
 
 /* A validateToken result (gw_grant_parse). */
@@ -279,6 +298,7 @@ struct gw_gateway {
 	long http_max_header_bytes;   /* 431 over it */
 	bool reuse_port;
 	long token_max_inflight; /* key-hashing bus calls at once */
+	ps_history_cfg history; /* history.size / history.ttl */
 	ls_strlist origins;
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;
@@ -393,6 +413,17 @@ void gw_liveauth_stop(gw_gateway *gw);
 /* gw_fanout.c: streams, subscriptions, queues */
 int gw_sub_add(gw_conn *c, const char *owner, const char *stream,
                q_query *query, gw_sub **out);
+/*
+ * Answer the SubscribeRequest of a just-added sub: reads the stream's
+ * epoch and latest offset (and, with since, the missed messages) once the
+ * fabric confirmed the topic, then sends the SubscribeResponse, the
+ * recovered messages and the live ones buffered meanwhile, in that order.
+ * request_id is borrowed (copied). since_epoch NULL: no since.
+ */
+void gw_sub_start(gw_sub *sub, json_t *request_id, const char *since_epoch,
+                  uint64_t since_offset);
+/* The fabric confirmed topic: start the recoveries waiting for it. */
+void gw_fanout_subscribed(const char *topic, size_t topiclen, void *user);
 int gw_sub_remove(gw_conn *c, const char *id);
 /*
  * End one subscription on the server's initiative: queue
@@ -404,7 +435,8 @@ int gw_sub_remove(gw_conn *c, const char *id);
 void gw_sub_end(gw_sub *sub, ls_proto_code code, const char *message);
 void gw_subs_clear(gw_conn *c);
 void gw_fanout_message(const char *topic, size_t topiclen, const char *payload,
-                       size_t len, void *user);
+                       size_t len, uint64_t offset, const char *epoch,
+                       void *user);
 /* Queue a frame on c: takes the references head (may be NULL) and body.
  * Returns 0, or LS_ESLOW when the queue limit was passed (c is then
  * closing with slow_consumer and the references are released). */
@@ -417,6 +449,67 @@ int gw_queue_write(gw_conn *c);
 /* Takes c off the fan-out's write list (connection going away). */
 void gw_flush_forget(gw_conn *c);
 void gw_streams_free(gw_gateway *gw);
+
+/*
+ * One message as the fabric gave it: the shared body (valid JSON as is,
+ * anything else as a JSON string: docs/pubsub.md; then ,"offset":N when
+ * offset > 0), *jlen the bytes of JSON in it, and, when parse is set, the
+ * parsed value for queries (*msg, new reference; NULL when jansson
+ * refuses it). Returns a new buffer, or NULL when the payload is not
+ * UTF-8 or memory ran out.
+ */
+gw_buf *gw_message(const char *payload, size_t len, uint64_t offset,
+                   bool parse, json_t **msg, size_t *jlen);
+
+/* gw_recover.c: the recovery of one subscription (see there) */
+/* Deliver one message; false: the subscription ended, stop. */
+typedef bool (*gw_rec_emit_fn)(void *user, gw_buf *shared, json_t *msg,
+                               uint64_t offset);
+/* New recovery state for owner (borrowed), copying request_id and since
+ * (since_epoch NULL: none); NULL when out of memory. */
+gw_rec *gw_rec_new(void *owner, json_t *request_id, const char *since_epoch,
+                   uint64_t since);
+/* The owner is done with r: freed now, or by gw_rec_read_done when a read
+ * is in flight. Accepts NULL. */
+void gw_rec_release(gw_rec *r);
+/* Buffer a live message (takes a reference to shared; epoch borrowed, NULL
+ * without offset). 0, -ENOBUFS when the buffer would pass limit bytes,
+ * -ENOMEM. */
+int gw_rec_buffer(gw_rec *r, gw_buf *shared, size_t jlen, uint64_t offset,
+                  const char *epoch, size_t limit);
+void gw_rec_read_start(gw_rec *r);
+bool gw_rec_reading(const gw_rec *r);
+/* The read answered: its owner, or NULL (r was released and is freed). */
+void *gw_rec_read_done(gw_rec *r);
+bool gw_rec_has_since(const gw_rec *r);
+bool gw_rec_since(const gw_rec *r, uint64_t *since);
+json_t *gw_rec_request_id(const gw_rec *r); /* borrowed */
+/* Does res recover since (epoch matches, nothing missing)? */
+bool gw_rec_recovered(const gw_rec *r, const ps_history_result *res);
+/*
+ * Emit, in order, the recovered messages of res (when it recovers since)
+ * and the buffered live messages not in the read (offset above
+ * res->latest, another epoch, or no offset)
+ * (all of them when res is NULL: no history read), until emit says stop.
+ * Empties the buffer. Returns whether since was recovered.
+ */
+bool gw_rec_merge(gw_rec *r, const ps_history_result *res, bool parse,
+                  gw_rec_emit_fn emit, void *user);
+
+/* gw_history.c: history settings and reads */
+/*
+ * The history settings for owner's streams under a validateToken grant:
+ * the grant's "history" entry for owner, else the gateway's defaults.
+ */
+ps_history_cfg gw_history_cfg(const gw_gateway *gw, json_t *grant,
+                              const char *owner);
+/* Read a grant's per-owner settings into c (replacing them). */
+int gw_history_take(gw_conn *c, json_t *grant);
+/* The settings for owner's streams on connection c. */
+ps_history_cfg gw_history_for(const gw_conn *c, const char *owner);
+/* A history read as the HTTP data {"epoch","offset","messages":[...]}:
+ * new reference, NULL when out of memory. */
+json_t *gw_history_json(const ps_history_result *r);
 
 /* gw_http.c: HTTP endpoints */
 int gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss,

@@ -64,6 +64,8 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	f->on_state = opt->on_state;
 	f->on_control = opt->on_control;
 	f->on_resync = opt->on_resync;
+	f->on_subscribed = opt->on_subscribed;
+	f->history_bytes = opt->history_bytes;
 	f->user = opt->user;
 	f->connect_timeout_ms = opt->connect_timeout_ms
 	                                ? opt->connect_timeout_ms
@@ -185,8 +187,9 @@ ps_fabric_unsubscribe(ps_fabric *f, const char *topic)
 }
 
 int
-ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
-                  size_t len, ps_publish_fn done, void *user)
+ps_fabric_publish_history(ps_fabric *f, const char *topic, const char *payload,
+                          size_t len, const ps_history_cfg *hist,
+                          ps_publish_fn done, void *user)
 {
 	size_t tlen;
 	int rc = ps__topic_check(topic, &tlen);
@@ -199,8 +202,55 @@ ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
 	if (len > f->max_payload) {
 		return -EINVAL;
 	}
+	if (hist != NULL && hist->size == 0) {
+		hist = NULL;
+	}
+	if (hist != NULL &&
+	    (hist->size > PS_HISTORY_SIZE_MAX || hist->ttl == 0 ||
+	     hist->ttl > PS_HISTORY_TTL_MAX)) {
+		return -EINVAL;
+	}
 	return f->be->publish(f, topic, tlen, payload != NULL ? payload : "",
-	                      len, done, user);
+	                      len, hist, done, user);
+}
+
+int
+ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
+                  size_t len, ps_publish_fn done, void *user)
+{
+	return ps_fabric_publish_history(f, topic, payload, len, NULL, done,
+	                                 user);
+}
+
+int
+ps_fabric_history(ps_fabric *f, const char *topic, uint64_t since,
+                  size_t limit, ps_history_fn done, void *user)
+{
+	size_t tlen;
+	int rc = ps__topic_check(topic, &tlen);
+	if (rc < 0) {
+		return rc;
+	}
+	if (limit > PS_HISTORY_SIZE_MAX || done == NULL) {
+		return -EINVAL;
+	}
+	if (f->be->history == NULL) {
+		return -ENOTSUP;
+	}
+	return f->be->history(f, topic, tlen, since, limit, done, user);
+}
+
+bool
+ps_fabric_confirmed(const ps_fabric *f, const char *topic)
+{
+	ps__topic *t;
+
+	if (topic == NULL) {
+		return false;
+	}
+	t = ps__topics_find(f->topics, topic,
+	                    strnlen(topic, PS_TOPIC_MAX + 1));
+	return t != NULL && t->confirmed;
 }
 
 int
@@ -269,8 +319,16 @@ ps_fabric_refs(const ps_fabric *f, const char *topic)
 }
 
 void
+ps__subscribed(ps_fabric *f, ps__topic *t)
+{
+	if (f->on_subscribed != NULL && !f->destroying) {
+		f->on_subscribed(t->name, t->len, f->user);
+	}
+}
+
+void
 ps__deliver(ps_fabric *f, const char *topic, size_t tlen, const char *payload,
-            size_t len)
+            size_t len, uint64_t offset, const char *epoch)
 {
 	if (len > f->max_payload) {
 		ps__count(&f->stats.dropped, 1);
@@ -281,7 +339,8 @@ ps__deliver(ps_fabric *f, const char *topic, size_t tlen, const char *payload,
 	}
 	ps__count(&f->stats.received, 1);
 	if (f->on_message != NULL) {
-		f->on_message(topic, tlen, payload, len, f->user);
+		f->on_message(topic, tlen, payload, len, offset, epoch,
+		              f->user);
 	}
 }
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "ls_error.h"
+#include "ls_proto.h"
 
 struct ev_loop;
 
@@ -32,6 +33,16 @@ struct ev_loop;
 #define PS_PAYLOAD_MAX_DEFAULT (1024 * 1024)
 
 typedef struct ps_fabric ps_fabric;
+
+/* History (docs/pubsub.md): bounds of one stream's history. */
+#define PS_HISTORY_SIZE_DEFAULT LS_HISTORY_SIZE_DEFAULT
+#define PS_HISTORY_SIZE_MAX     LS_HISTORY_SIZE_MAX
+#define PS_HISTORY_TTL_DEFAULT  LS_HISTORY_TTL_DEFAULT
+#define PS_HISTORY_TTL_MAX      LS_HISTORY_TTL_MAX
+/* An epoch: [A-Za-z0-9_-], at most this many bytes. */
+#define PS_EPOCH_MAX LS_EPOCH_MAX
+/* Total bytes the local fabric keeps in history, all streams together. */
+#define PS_HISTORY_BYTES_DEFAULT (64 * 1024 * 1024)
 
 /*
  * The meeting point of the local fabrics of one process. Each local
@@ -57,16 +68,59 @@ size_t ps_hub_topics(ps_hub *h);
 /*
  * A message arrived on a subscribed topic. topic (topiclen bytes, also
  * NUL-terminated) and payload (len bytes, NUL-terminated as a convenience)
- * are borrowed for the duration of the call.
+ * are borrowed for the duration of the call. offset is the message's
+ * offset in the stream's history (first 1), or 0 when it was published
+ * without history (history disabled, or a plain Redis PUBLISH); epoch is
+ * the history's epoch then (NULL when offset is 0).
  */
 typedef void (*ps_message_fn)(const char *topic, size_t topiclen,
-                              const char *payload, size_t len, void *user);
+                              const char *payload, size_t len, uint64_t offset,
+                              const char *epoch, void *user);
 
 /*
  * Outcome of one publish: status 0 when the fabric accepted the message,
- * or a negative error (LS_EUNAVAILABLE when Redis is down).
+ * or a negative error (LS_EUNAVAILABLE when Redis is down). offset is the
+ * message's history offset, 0 when published without history.
  */
-typedef void (*ps_publish_fn)(int status, void *user);
+typedef void (*ps_publish_fn)(int status, uint64_t offset, void *user);
+
+/* A topic's backend subscription was confirmed (also after reconnects). */
+typedef void (*ps_subscribed_fn)(const char *topic, size_t topiclen,
+                                 void *user);
+
+/* History settings of one publish: size 0 disables history. */
+typedef struct ps_history_cfg {
+	unsigned size; /* messages kept, at most PS_HISTORY_SIZE_MAX */
+	unsigned ttl;  /* seconds a message is kept, 1..PS_HISTORY_TTL_MAX */
+} ps_history_cfg;
+
+typedef struct ps_history_msg {
+	uint64_t offset;
+	const char *data; /* len bytes, NUL-terminated */
+	size_t len;
+} ps_history_msg;
+
+/*
+ * What a history read found. Everything is borrowed for the duration of
+ * the callback.
+ */
+typedef struct ps_history_result {
+	const char *epoch; /* the stream's epoch (created if missing) */
+	uint64_t latest;   /* the stream's latest offset; 0: none yet */
+	/* true when the history holds every message after `since` (also
+	 * when since == latest); false when some expired or were trimmed,
+	 * or since > latest */
+	bool complete;
+	const ps_history_msg *msgs; /* offsets > since, oldest first */
+	size_t count;
+} ps_history_result;
+
+/*
+ * Outcome of a history read: status 0 and r, or a negative error and r
+ * NULL (LS_EUNAVAILABLE: the fabric is down).
+ */
+typedef void (*ps_history_fn)(int status, const ps_history_result *r,
+                              void *user);
 
 /*
  * A message on the control channel (ps_control.h). payload (len bytes,
@@ -106,7 +160,8 @@ typedef struct ps_fabric_options {
 	/* Optional: listen to the control channel (always subscribed on
 	 * Redis; local: what ps_fabric_control_publish sends). */
 	ps_control_fn on_control;
-	ps_resync_fn on_resync; /* optional, with on_control */
+	ps_resync_fn on_resync;         /* optional, with on_control */
+	ps_subscribed_fn on_subscribed; /* optional */
 	void *user;
 	int connect_timeout_ms; /* 0: default 2000 */
 	int reconnect_min_ms;   /* 0: default 100 */
@@ -114,6 +169,9 @@ typedef struct ps_fabric_options {
 	size_t max_payload;     /* 0: PS_PAYLOAD_MAX_DEFAULT (1 MiB) */
 	ps_hub *hub; /* local: the hub to join (borrowed; must outlive the
 	              * fabric); NULL: a private one */
+	/* local backend: bytes of history, all streams together; 0:
+	 * PS_HISTORY_BYTES_DEFAULT */
+	size_t history_bytes;
 } ps_fabric_options;
 
 /*
@@ -165,6 +223,38 @@ int ps_fabric_publish(ps_fabric *f, const char *topic, const char *payload,
  * max_payload, or LS_EUNAVAILABLE when Redis is not connected.
  */
 int ps_fabric_control_publish(ps_fabric *f, const char *payload, size_t len);
+
+/*
+ * Publish with history: as ps_fabric_publish, but when hist->size > 0 the
+ * message is appended to the stream's history and gets the next offset
+ * (given to done, and to on_message of every gateway), atomically with
+ * its delivery. hist NULL or size 0: ps_fabric_publish. -EINVAL for
+ * settings out of bounds.
+ */
+int ps_fabric_publish_history(ps_fabric *f, const char *topic,
+                              const char *payload, size_t len,
+                              const ps_history_cfg *hist, ps_publish_fn done,
+                              void *user);
+
+/*
+ * Read topic's history: the retained messages with offsets > since, oldest
+ * first, at most limit (0: none, only epoch and latest). done is called
+ * exactly once (local: before this returns; redis: when answered, or
+ * LS_EUNAVAILABLE) unless this returns a negative error (-EINVAL bad
+ * topic or limit over PS_HISTORY_SIZE_MAX, -ENOMEM, -ENOBUFS, -ENOTSUP
+ * on a fabric without history: zmq). The
+ * stream's epoch is created when missing, so a reader that saw an empty
+ * stream can recover what is published next.
+ */
+int ps_fabric_history(ps_fabric *f, const char *topic, uint64_t since,
+                      size_t limit, ps_history_fn done, void *user);
+
+/*
+ * True when topic is subscribed and the backend confirmed it: every
+ * message published from now on reaches on_message. When false, the
+ * fabric calls on_subscribed once it is.
+ */
+bool ps_fabric_confirmed(const ps_fabric *f, const char *topic);
 
 /* True when the backend is connected and topics are subscribed. */
 bool ps_fabric_ready(const ps_fabric *f);

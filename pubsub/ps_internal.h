@@ -23,8 +23,14 @@ typedef struct ps__backend {
 	void (*stop)(ps_fabric *f);
 	int (*subscribe)(ps_fabric *f, ps__topic *t);
 	void (*unsubscribe)(ps_fabric *f, ps__topic *t);
+	/* hist: NULL or size > 0, within bounds */
 	int (*publish)(ps_fabric *f, const char *topic, size_t tlen,
-	               const char *payload, size_t len, ps_publish_fn done,
+	               const char *payload, size_t len,
+	               const ps_history_cfg *hist, ps_publish_fn done,
+	               void *user);
+	/* NULL: no history (ps_fabric_history says -ENOTSUP) */
+	int (*history)(ps_fabric *f, const char *topic, size_t tlen,
+	               uint64_t since, size_t limit, ps_history_fn done,
 	               void *user);
 	/* Publish on the control channel; NULL: deliver in process. */
 	int (*control)(ps_fabric *f, const char *payload, size_t len);
@@ -40,12 +46,14 @@ struct ps_fabric {
 	ps_state_fn on_state;
 	ps_control_fn on_control;
 	ps_resync_fn on_resync;
+	ps_subscribed_fn on_subscribed;
 	void *user;
 	int connect_timeout_ms;
 	int reconnect_min_ms;
 	int reconnect_max_ms;
 	size_t max_payload;
 	ps_hub *hub; /* local: the hub to join (NULL: a private one) */
+	size_t history_bytes;
 	ps__topics *topics;
 	ps_stats stats;
 	bool last_ready; /* last state reported through on_state */
@@ -71,7 +79,11 @@ ps__count(uint64_t *counter, uint64_t n)
 
 /* Deliver one received message (checks the limit, counts, calls back). */
 void ps__deliver(ps_fabric *f, const char *topic, size_t tlen,
-                 const char *payload, size_t len);
+                 const char *payload, size_t len, uint64_t offset,
+                 const char *epoch);
+
+/* A topic's subscription was confirmed: tell on_subscribed. */
+void ps__subscribed(ps_fabric *f, ps__topic *t);
 
 /*
  * "redis://HOST[:PORT][/]" with HOST an IP address or localhost: host

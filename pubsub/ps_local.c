@@ -14,19 +14,33 @@
  * Announcements on the control channel (ps_fabric_control_publish) go the
  * same way to every member that listens to it (on_control), so a change
  * announced on one loop reaches the connections of every loop.
+ *
+ * History lives in the hub (ps_history.c), shared by every loop: a publish
+ * with history gets its offset and is appended under the same lock that
+ * queues it to the inboxes, so the history and the live order agree. It is
+ * lost with the process, and every stream gets a new epoch when it starts
+ * again.
  */
 #include <errno.h>
 #include <ev.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ls_log.h"
+#include "ls_time.h"
+#include "ps_history.h"
 #include "ps_internal.h"
+
+/* Expired history is swept this often (seconds). */
+#define PS_LOCAL_SWEEP_S 1.0
 
 /* One published message, shared by every member's inbox. */
 typedef struct ps__msg {
-	unsigned refs; /* atomic */
+	unsigned refs;   /* atomic */
+	uint64_t offset; /* 0: published without history */
+	char epoch[LS_EPOCH_MAX + 1];
 	size_t tlen;
 	size_t len;
 	char *payload; /* NUL-terminated, after the topic */
@@ -45,8 +59,9 @@ typedef struct ps__member {
 	bool own_hub; /* the private hub of a lone fabric */
 	bool control; /* listens to the control channel */
 	ev_async wake;
-	ps__vec inbox; /* under hub->lock */
-	ps__vec spare; /* the loop thread's: reused drained vector */
+	ev_timer sweep; /* expired history */
+	ps__vec inbox;  /* under hub->lock */
+	ps__vec spare;  /* the loop thread's: reused drained vector */
 } ps__member;
 
 struct ps_hub {
@@ -55,6 +70,7 @@ struct ps_hub {
 	unsigned nmembers;
 	uint64_t control;   /* members listening to the control channel */
 	ps__topics *topics; /* topic -> members mask */
+	ps__hist *hist;     /* created by the first member */
 };
 
 ps_hub *
@@ -87,6 +103,7 @@ ps_hub_destroy(ps_hub **hp)
 		       h->nmembers);
 	}
 	ps__topics_destroy(&h->topics);
+	ps__hist_destroy(&h->hist);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	*hp = NULL;
@@ -120,6 +137,8 @@ ps__msg_new(const char *topic, size_t tlen, const char *payload, size_t len)
 		return NULL;
 	}
 	m->refs = 1;
+	m->offset = 0;
+	m->epoch[0] = '\0';
 	m->tlen = tlen;
 	m->len = len;
 	memcpy(m->data, topic, tlen);
@@ -186,7 +205,8 @@ ps__drain(ps__member *mb)
 		           NULL) {
 			/* (not unsubscribed since it was queued) */
 			ps__deliver(mb->f, m->data, m->tlen, m->payload,
-			            m->len);
+			            m->len, m->offset,
+			            m->offset ? m->epoch : NULL);
 		}
 		ps__msg_unref(m);
 	}
@@ -202,6 +222,25 @@ static void
 ps__wake(struct ev_loop *loop, ev_async *w, int revents)
 {
 	ps__drain(w->data);
+}
+
+/* A stream with subscribers on some loop keeps its history record. */
+static bool
+ps__local_keep(const char *topic, size_t tlen, void *arg)
+{
+	ps_hub *h = arg;
+	return ps__topics_find(h->topics, topic, tlen) != NULL;
+}
+
+static void
+ps__local_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	ps__member *mb = w->data;
+	ps_hub *h = mb->hub;
+
+	pthread_mutex_lock(&h->lock);
+	ps__hist_sweep(h->hist, ls_now_ms(), ps__local_keep, h);
+	pthread_mutex_unlock(&h->lock);
 }
 
 static int
@@ -226,9 +265,20 @@ ps__local_start(ps_fabric *f, const char *url, ls_error *err)
 	mb->f = f;
 	mb->control = f->on_control != NULL;
 	pthread_mutex_lock(&h->lock);
-	if (h->nmembers == PS_HUB_MEMBERS) {
+	if (h->hist == NULL) {
+		h->hist = ps__hist_new(f->history_bytes);
+	}
+	if (h->nmembers == PS_HUB_MEMBERS || h->hist == NULL) {
+		bool full = h->nmembers == PS_HUB_MEMBERS;
 		pthread_mutex_unlock(&h->lock);
+		if (mb->own_hub) {
+			ps_hub_destroy(&h);
+		}
 		free(mb);
+		if (!full) {
+			return ls_error_set(err, -ENOMEM,
+			                    "pubsub: out of memory");
+		}
 		return ls_error_set(err, -EINVAL,
 		                    "pubsub: more than %d local fabrics",
 		                    PS_HUB_MEMBERS);
@@ -248,7 +298,12 @@ ps__local_start(ps_fabric *f, const char *url, ls_error *err)
 	ev_async_init(&mb->wake, ps__wake);
 	mb->wake.data = mb;
 	ev_async_start(f->loop, &mb->wake);
-	/* The wake-up alone does not keep the loop running. */
+	ev_timer_init(&mb->sweep, ps__local_sweep, PS_LOCAL_SWEEP_S,
+	              PS_LOCAL_SWEEP_S);
+	mb->sweep.data = mb;
+	ev_timer_start(f->loop, &mb->sweep);
+	/* The wake-up and the sweep alone do not keep the loop running. */
+	ev_unref(f->loop);
 	ev_unref(f->loop);
 	f->state = mb;
 	return 0;
@@ -280,6 +335,8 @@ ps__local_stop(ps_fabric *f)
 	h = mb->hub;
 	ev_ref(f->loop);
 	ev_async_stop(f->loop, &mb->wake);
+	ev_ref(f->loop);
+	ev_timer_stop(f->loop, &mb->sweep);
 	pthread_mutex_lock(&h->lock);
 	ps__topics_each(f->topics, ps__forget, mb);
 	h->members[mb->index] = NULL;
@@ -342,7 +399,7 @@ ps__local_unsubscribe(ps_fabric *f, ps__topic *t)
  * before returning. Returns 0, or -ENOMEM when it reached nobody.
  */
 static int
-ps__post(ps__member *mb, ps__msg *m, bool control)
+ps__post(ps__member *mb, ps__msg *m, bool control, const ps_history_cfg *hist)
 {
 	ps_hub *h = mb->hub;
 	ps__member *wake[PS_HUB_MEMBERS];
@@ -352,6 +409,18 @@ ps__post(ps__member *mb, ps__msg *m, bool control)
 	int rc = 0;
 
 	pthread_mutex_lock(&h->lock);
+	if (hist != NULL) {
+		/* The offset and the inbox order are decided together. */
+		const char *epoch = NULL;
+		rc = ps__hist_append(h->hist, m->data, m->tlen, m->payload,
+		                     m->len, hist, ls_now_ms(), &m->offset,
+		                     &epoch);
+		if (rc != 0) {
+			pthread_mutex_unlock(&h->lock);
+			return rc;
+		}
+		snprintf(m->epoch, sizeof(m->epoch), "%s", epoch);
+	}
 	if (control) {
 		bits = h->control;
 	} else {
@@ -391,25 +460,78 @@ ps__post(ps__member *mb, ps__msg *m, bool control)
 
 static int
 ps__local_publish(ps_fabric *f, const char *topic, size_t tlen,
-                  const char *payload, size_t len, ps_publish_fn done,
-                  void *user)
+                  const char *payload, size_t len, const ps_history_cfg *hist,
+                  ps_publish_fn done, void *user)
 {
 	ps__msg *m = ps__msg_new(topic, tlen, payload, len);
+	uint64_t offset;
 	int rc;
 
 	if (m == NULL) {
 		return -ENOMEM;
 	}
-	rc = ps__post(f->state, m, false);
+	rc = ps__post(f->state, m, false, hist);
+	offset = m->offset;
 	ps__msg_unref(m);
 	if (rc != 0) {
 		return rc;
 	}
 	ps__count(&f->stats.published, 1);
 	if (done != NULL) {
-		done(0, user);
+		done(0, offset, user);
 	}
 	return 0;
+}
+
+/*
+ * Read under the hub's lock, into a copy, so the callback runs without it
+ * (and other loops may publish meanwhile).
+ */
+static int
+ps__local_history(ps_fabric *f, const char *topic, size_t tlen, uint64_t since,
+                  size_t limit, ps_history_fn done, void *user)
+{
+	ps__member *mb = f->state;
+	ps_hub *h = mb->hub;
+	ps_history_result r;
+	ps_history_msg *copy = NULL;
+	char epoch[LS_EPOCH_MAX + 1];
+	char *blob = NULL;
+	size_t bytes = 0;
+	int rc;
+
+	pthread_mutex_lock(&h->lock);
+	rc = ps__hist_read(h->hist, topic, tlen, since, limit, ls_now_ms(),
+	                   &r);
+	if (rc == 0) {
+		for (size_t i = 0; i < r.count; i++) {
+			bytes += r.msgs[i].len + 1;
+		}
+		copy = calloc(r.count ? r.count : 1, sizeof(*copy));
+		blob = malloc(bytes ? bytes : 1);
+		if (copy == NULL || blob == NULL) {
+			rc = -ENOMEM;
+		} else {
+			char *p = blob;
+			for (size_t i = 0; i < r.count; i++) {
+				memcpy(p, r.msgs[i].data, r.msgs[i].len + 1);
+				copy[i] = r.msgs[i];
+				copy[i].data = p;
+				p += r.msgs[i].len + 1;
+			}
+			snprintf(epoch, sizeof(epoch), "%s", r.epoch);
+		}
+		free((void *)r.msgs);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc == 0) {
+		r.epoch = epoch;
+		r.msgs = copy;
+		done(0, &r, user);
+	}
+	free(copy);
+	free(blob);
+	return rc;
 }
 
 static int
@@ -422,7 +544,7 @@ ps__local_control(ps_fabric *f, const char *payload, size_t len)
 	if (m == NULL) {
 		return -ENOMEM;
 	}
-	rc = ps__post(f->state, m, true);
+	rc = ps__post(f->state, m, true, NULL);
 	ps__msg_unref(m);
 	return rc;
 }
@@ -446,6 +568,7 @@ const ps__backend ps__local_backend = {
 	.subscribe = ps__local_subscribe,
 	.unsubscribe = ps__local_unsubscribe,
 	.publish = ps__local_publish,
+	.history = ps__local_history,
 	.control = ps__local_control,
 	.ready = ps__local_ready,
 	.status = ps__local_status,

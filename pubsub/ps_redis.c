@@ -8,6 +8,17 @@
  * topic. The fabric is ready when both are up and the re-subscription is
  * confirmed.
  *
+ * History (docs/pubsub.md) lives in Redis, in two keys per stream that share
+ * a hash tag: "ls:{owner:stream}" (hash: epoch, seq, ttl) and
+ * "ls:{owner:stream}:h" (a Redis Stream of the retained messages, entry id
+ * "<offset>-0"). The Redis function library below appends, trims and
+ * publishes in one atomic call, so offsets have no gaps; it is loaded
+ * (FUNCTION LOAD REPLACE) every time the publisher connects, and any Redis
+ * client may call it. A message published with history goes out on the
+ * channel "owner:stream#h" as "<epoch>:<offset>\n<data>", so a plain
+ * PUBLISH on "owner:stream" (data only) can never be mistaken for one.
+ * The subscriber subscribes both channels of a topic.
+ *
  * hiredis 0.14 facts this file relies on: after onConnect(ac, REDIS_ERR)
  * the context is already freed; onDisconnect fires only after a
  * successful connect (also from redisAsyncFree, after pending callbacks
@@ -31,6 +42,107 @@
 #define PS_REDIS_DEFAULT_PORT 6379
 #define PS_REDIS_HOST_MAX     64
 #define PS_REDIS_ERROR_MAX    128
+/* Suffix of the channel that carries messages published with history. */
+#define PS_REDIS_HCHAN     ("#h")
+#define PS_REDIS_HCHAN_LEN 2
+/* A stream's epoch and counter outlive its messages by at least this. */
+#define PS_REDIS_META_TTL_S 86400
+
+/*
+ * The function library (Redis >= 7.0). ls_publish KEYS: meta, history;
+ * ARGV: data, size (default 100; 0: no history, plain PUBLISH), ttl
+ * (seconds, default 300) -> {epoch, offset}. ls_history KEYS: meta,
+ * history; ARGV: since, limit -> {epoch, latest, complete (0/1), offset,
+ * data, offset, data...}. Both create the epoch when missing (TIME in
+ * microseconds, hex: a FLUSHALL or an expired stream gets a new one).
+ */
+_Static_assert(LS_HISTORY_SIZE_MAX == 10000 && LS_HISTORY_TTL_MAX == 604800,
+               "the limits in ps__redis_library follow ls_proto.h");
+
+static const char ps__redis_library[] =
+        "#!lua name=lightstream\n"
+        "local function streamkeys(keys)\n"
+        "  local meta, hist = keys[1], keys[2]\n"
+        "  local topic = meta and string.match(meta,\n"
+        "    '^ls:{([A-Za-z0-9_%-]+:[A-Za-z0-9_.%-]+)}$')\n"
+        "  if not topic or hist ~= meta .. ':h' then\n"
+        "    error('lightstream: keys must be ls:{owner:stream} and '\n"
+        "      .. 'ls:{owner:stream}:h')\n"
+        "  end\n"
+        "  return meta, hist, topic\n"
+        "end\n"
+        "local function epoch(meta, hist, t)\n"
+        "  local e = redis.call('HGET', meta, 'epoch')\n"
+        "  if not e then\n"
+        "    e = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))\n"
+        "    redis.call('HSET', meta, 'epoch', e, 'seq', 0)\n"
+        "    redis.call('EXPIRE', meta, 86400)\n"
+        "    redis.call('DEL', hist)\n"
+        "  end\n"
+        "  return e\n"
+        "end\n"
+        "local function int(v, name, lo, hi, default)\n"
+        "  if v == nil then return default end\n"
+        "  local n = tonumber(v)\n"
+        "  if not n or n ~= math.floor(n) or n < lo or n > hi then\n"
+        "    error('lightstream: ' .. name .. ' must be an integer in ' ..\n"
+        "      lo .. '..' .. hi)\n"
+        "  end\n"
+        "  return n\n"
+        "end\n"
+        "redis.register_function('ls_publish', function(keys, args)\n"
+        "  local meta, hist, topic = streamkeys(keys)\n"
+        "  local data = args[1]\n"
+        "  if data == nil then error('lightstream: data missing') end\n"
+        "  local size = int(args[2], 'size', 0, 10000, 100)\n"
+        "  local ttl = int(args[3], 'ttl', 1, 604800, 300)\n"
+        "  if size == 0 then\n"
+        "    redis.call('PUBLISH', topic, data)\n"
+        "    return {'', 0}\n"
+        "  end\n"
+        "  local t = redis.call('TIME')\n"
+        "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
+        "1000)\n"
+        "  local e = epoch(meta, hist, t)\n"
+        "  local off = redis.call('HINCRBY', meta, 'seq', 1)\n"
+        "  redis.call('HSET', meta, 'ttl', ttl)\n"
+        "  redis.call('XADD', hist, 'MAXLEN', size, off .. '-0',\n"
+        "    'x', now + ttl * 1000, 'd', data)\n"
+        "  redis.call('PEXPIRE', hist, ttl * 1000)\n"
+        "  redis.call('EXPIRE', meta, math.max(ttl, 86400))\n"
+        "  redis.call('PUBLISH', topic .. '#h', e .. ':' .. off .. '\\n' .. "
+        "data)\n"
+        "  return {e, off}\n"
+        "end)\n"
+        "redis.register_function('ls_history', function(keys, args)\n"
+        "  local meta, hist = streamkeys(keys)\n"
+        "  local since = int(args[1], 'since', 0, 9007199254740991, 0)\n"
+        "  local limit = int(args[2], 'limit', 0, 10000, 100)\n"
+        "  local t = redis.call('TIME')\n"
+        "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
+        "1000)\n"
+        "  local e = epoch(meta, hist, t)\n"
+        "  local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')\n"
+        "  local out = {e, seq, 0}\n"
+        "  if since > seq then return out end\n"
+        "  if since == seq then out[3] = 1 return out end\n"
+        "  local rows = redis.call('XRANGE', hist, (since + 1) .. '-0', '+',\n"
+        "    'COUNT', math.max(limit, 1))\n"
+        "  local first = 1\n"
+        "  for i, row in ipairs(rows) do\n"
+        "    if tonumber(row[2][2]) <= now then first = i + 1 end\n"
+        "  end\n"
+        "  if first == 1 and rows[1] and\n"
+        "     tonumber(string.match(rows[1][1], '^(%d+)')) == since + 1 then\n"
+        "    out[3] = 1\n"
+        "  end\n"
+        "  if limit == 0 then return out end\n"
+        "  for i = first, #rows do\n"
+        "    out[#out + 1] = tonumber(string.match(rows[i][1], '^(%d+)'))\n"
+        "    out[#out + 1] = rows[i][2][4]\n"
+        "  end\n"
+        "  return out\n"
+        "end)\n";
 
 typedef enum ps__link_state {
 	PS_LINK_DOWN,
@@ -71,6 +183,7 @@ struct ps__redis {
 typedef struct ps__pubreq {
 	ps__redis *r;
 	ps_publish_fn done;
+	ps_history_fn hdone; /* a history read instead of a publish */
 	void *user;
 } ps__pubreq;
 
@@ -230,6 +343,57 @@ ps__control_reply(ps__redis *r, const char *kind, const redisReply *msg)
 	}
 }
 
+static bool
+ps__is_hchan(const char *chan, size_t len)
+{
+	return len > PS_REDIS_HCHAN_LEN &&
+	       memcmp(chan + len - PS_REDIS_HCHAN_LEN, PS_REDIS_HCHAN,
+	              PS_REDIS_HCHAN_LEN) == 0;
+}
+
+/*
+ * "<epoch>:<offset>\n<data>" on topic#h. Anything else there is not ours:
+ * dropped (counted), never delivered half-parsed.
+ */
+static void
+ps__deliver_framed(ps__redis *r, const char *topic, size_t tlen,
+                   const char *msg, size_t len)
+{
+	const char *nl = memchr(msg, '\n', len < 64 ? len : 64);
+	const char *colon = nl ? memchr(msg, ':', (size_t)(nl - msg)) : NULL;
+	char epoch[LS_EPOCH_MAX + 1];
+	uint64_t offset = 0;
+
+	if (ps__topics_find(r->f->topics, topic, tlen) == NULL) {
+		return;
+	}
+	if (colon == NULL || colon == msg || colon + 1 == nl ||
+	    (size_t)(colon - msg) > LS_EPOCH_MAX) {
+		goto bad;
+	}
+	memcpy(epoch, msg, (size_t)(colon - msg));
+	epoch[colon - msg] = '\0';
+	if (!ls_valid_epoch(epoch)) {
+		goto bad;
+	}
+	for (const char *p = colon + 1; p < nl; p++) {
+		if (*p < '0' || *p > '9' || offset > UINT64_MAX / 10 - 1) {
+			goto bad;
+		}
+		offset = offset * 10 + (uint64_t)(*p - '0');
+	}
+	if (offset == 0) {
+		goto bad;
+	}
+	ps__deliver(r->f, topic, tlen, nl + 1, len - (size_t)(nl + 1 - msg),
+	            offset, epoch);
+	return;
+bad:
+	r->f->stats.dropped++;
+	ls_warn("pubsub", "dropped a malformed message on %.*s%s", (int)tlen,
+	        topic, PS_REDIS_HCHAN);
+}
+
 /* Subscription replies and messages of the subscriber connection. */
 static void
 ps__sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -255,13 +419,21 @@ ps__sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 		if (msg->type != REDIS_REPLY_STRING) {
 			return;
 		}
+		if (ps__is_hchan(chan->str, chan->len)) {
+			ps__deliver_framed(r, chan->str,
+			                   chan->len - PS_REDIS_HCHAN_LEN,
+			                   msg->str, msg->len);
+			return;
+		}
 		/* A message in flight after our last unsubscribe. */
 		if (ps__topics_find(r->f->topics, chan->str, chan->len) ==
 		    NULL) {
 			return;
 		}
-		ps__deliver(r->f, chan->str, chan->len, msg->str, msg->len);
+		ps__deliver(r->f, chan->str, chan->len, msg->str, msg->len, 0,
+		            NULL);
 	} else if (strcmp(kind, "subscribe") == 0) {
+		/* "SUBSCRIBE topic#h topic": the second confirms both. */
 		ps__topic *t =
 		        ps__topics_find(r->f->topics, chan->str, chan->len);
 		if (t == NULL || t->confirmed) {
@@ -273,15 +445,19 @@ ps__sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 			r->sync_pending--;
 			ps__state_changed(r->f);
 		}
+		ps__subscribed(r->f, t);
 	}
 }
 
 static int
 ps__sub_send(ps__redis *r, ps__topic *t)
 {
+	char hchan[PS_TOPIC_MAX + PS_REDIS_HCHAN_LEN + 1];
+
 	t->confirmed = false;
-	if (redisAsyncCommand(r->sub.ac, ps__sub_reply, r, "SUBSCRIBE %b",
-	                      t->name, t->len) != REDIS_OK) {
+	snprintf(hchan, sizeof(hchan), "%s%s", t->name, PS_REDIS_HCHAN);
+	if (redisAsyncCommand(r->sub.ac, ps__sub_reply, r, "SUBSCRIBE %s %b",
+	                      hchan, t->name, t->len) != REDIS_OK) {
 		return -EIO;
 	}
 	return 0;
@@ -304,6 +480,22 @@ ps__unmark_one(ps__topic *t, void *arg)
 {
 	t->confirmed = false;
 	t->syncing = false;
+}
+
+static void
+ps__library_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+	redisReply *rep = reply;
+
+	(void)ac;
+	(void)priv;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		/* Publishing with history fails until it is loaded. */
+		ls_warn("pubsub",
+		        "redis FUNCTION LOAD failed (Redis >= 7.0 needed for "
+		        "history): %s",
+		        rep->str);
+	}
 }
 
 static void
@@ -352,6 +544,11 @@ ps__on_connect(const redisAsyncContext *cac, int status)
 			}
 		}
 		ps__topics_each(r->f->topics, ps__resubscribe_one, r);
+	} else {
+		/* Before any publish on this connection (replies in order). */
+		(void)redisAsyncCommand(ac, ps__library_loaded, r,
+		                        "FUNCTION LOAD REPLACE %s",
+		                        ps__redis_library);
 	}
 	ps__state_changed(r->f);
 }
@@ -576,9 +773,88 @@ ps__redis_unsubscribe(ps_fabric *f, ps__topic *t)
 	if (r->sub.state != PS_LINK_UP) {
 		return;
 	}
+	char hchan[PS_TOPIC_MAX + PS_REDIS_HCHAN_LEN + 1];
+	snprintf(hchan, sizeof(hchan), "%s%s", t->name, PS_REDIS_HCHAN);
 	/* REDIS_ERR only when nothing is subscribed: nothing to undo. */
-	(void)redisAsyncCommand(r->sub.ac, NULL, NULL, "UNSUBSCRIBE %b",
-	                        t->name, t->len);
+	(void)redisAsyncCommand(r->sub.ac, NULL, NULL, "UNSUBSCRIBE %b %s",
+	                        t->name, t->len, hchan);
+}
+
+static bool
+ps__epoch_ok(const redisReply *e)
+{
+	if (e->type != REDIS_REPLY_STRING || e->len == 0 ||
+	    e->len > PS_EPOCH_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < e->len; i++) {
+		char c = e->str[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* {epoch, latest, complete, offset, data, ...} of ls_history. */
+static void
+ps__history_reply(ps__pubreq *req, redisReply *rep)
+{
+	ps_history_fn done = req->hdone;
+	void *user = req->user;
+	ps_history_result res;
+	ps_history_msg *msgs = NULL;
+	int status = 0;
+
+	free(req);
+	memset(&res, 0, sizeof(res));
+	if (rep == NULL) {
+		done(LS_EUNAVAILABLE, NULL, user);
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		ls_warn("pubsub", "redis ls_history failed: %s", rep->str);
+		done(LS_ESERVER, NULL, user);
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+	    (rep->elements - 3) % 2 != 0 || !ps__epoch_ok(rep->element[0]) ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
+		done(LS_ESERVER, NULL, user);
+		return;
+	}
+	res.epoch = rep->element[0]->str;
+	res.latest = (uint64_t)rep->element[1]->integer;
+	res.complete = rep->element[2]->integer == 1;
+	res.count = (rep->elements - 3) / 2;
+	if (res.count > 0) {
+		msgs = calloc(res.count, sizeof(*msgs));
+		if (msgs == NULL) {
+			done(-ENOMEM, NULL, user);
+			return;
+		}
+	}
+	for (size_t i = 0; i < res.count; i++) {
+		redisReply *o = rep->element[3 + 2 * i];
+		redisReply *d = rep->element[4 + 2 * i];
+		if (o->type != REDIS_REPLY_INTEGER || o->integer <= 0 ||
+		    d->type != REDIS_REPLY_STRING) {
+			status = LS_ESERVER;
+			break;
+		}
+		msgs[i].offset = (uint64_t)o->integer;
+		msgs[i].data = d->str;
+		msgs[i].len = d->len;
+	}
+	res.msgs = msgs;
+	if (status == 0) {
+		done(0, &res, user);
+	} else {
+		done(status, NULL, user);
+	}
+	free(msgs);
 }
 
 static void
@@ -587,9 +863,14 @@ ps__pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	ps__pubreq *req = priv;
 	ps__redis *r = req->r;
 	redisReply *rep = reply;
+	uint64_t offset = 0;
 	int status;
 	r->pending--;
 	r->progress = ev_now(r->f->loop);
+	if (req->hdone != NULL) {
+		ps__history_reply(req, rep);
+		return;
+	}
 	if (rep == NULL) {
 		status = LS_EUNAVAILABLE;
 		ps__count(&r->f->stats.failed, 1);
@@ -600,20 +881,30 @@ ps__pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	} else {
 		status = 0;
 		ps__count(&r->f->stats.published, 1);
+		/* ls_publish answers {epoch, offset}; PUBLISH an integer. */
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+		    rep->element[1]->type == REDIS_REPLY_INTEGER &&
+		    rep->element[1]->integer > 0) {
+			offset = (uint64_t)rep->element[1]->integer;
+		}
 	}
 	ps_publish_fn done = req->done;
 	void *user = req->user;
 	free(req);
 	if (done != NULL) {
-		done(status, user);
+		done(status, offset, user);
 	}
 }
 
 static int
 ps__redis_publish(ps_fabric *f, const char *topic, size_t tlen,
-                  const char *payload, size_t len, ps_publish_fn done,
-                  void *user)
+                  const char *payload, size_t len, const ps_history_cfg *hist,
+                  ps_publish_fn done, void *user)
 {
+	char meta[PS_TOPIC_MAX + 8], hkey[PS_TOPIC_MAX + 16];
+	char size[16], ttl[16];
+	int rc;
+
 	ps__redis *r = ps__r(f);
 	if (r->pub.state != PS_LINK_UP) {
 		goto unavailable;
@@ -627,9 +918,22 @@ ps__redis_publish(ps_fabric *f, const char *topic, size_t tlen,
 	}
 	req->r = r;
 	req->done = done;
+	req->hdone = NULL;
 	req->user = user;
-	if (redisAsyncCommand(r->pub.ac, ps__pub_reply, req, "PUBLISH %b %b",
-	                      topic, tlen, payload, len) != REDIS_OK) {
+	if (hist != NULL) {
+		snprintf(meta, sizeof(meta), "ls:{%.*s}", (int)tlen, topic);
+		snprintf(hkey, sizeof(hkey), "ls:{%.*s}:h", (int)tlen, topic);
+		snprintf(size, sizeof(size), "%u", hist->size);
+		snprintf(ttl, sizeof(ttl), "%u", hist->ttl);
+		rc = redisAsyncCommand(r->pub.ac, ps__pub_reply, req,
+		                       "FCALL ls_publish 2 %s %s %b %s %s",
+		                       meta, hkey, payload, len, size, ttl);
+	} else {
+		rc = redisAsyncCommand(r->pub.ac, ps__pub_reply, req,
+		                       "PUBLISH %b %b", topic, tlen, payload,
+		                       len);
+	}
+	if (rc != REDIS_OK) {
 		free(req);
 		goto unavailable;
 	}
@@ -640,13 +944,13 @@ ps__redis_publish(ps_fabric *f, const char *topic, size_t tlen,
 unavailable:
 	ps__count(&f->stats.failed, 1);
 	if (done != NULL) {
-		done(LS_EUNAVAILABLE, user);
+		done(LS_EUNAVAILABLE, 0, user);
 	}
 	return 0;
 }
 
 static void
-ps__control_done(int status, void *user)
+ps__control_done(int status, uint64_t offset, void *user)
 {
 	if (status != 0) {
 		ls_warn("pubsub",
@@ -665,7 +969,48 @@ ps__redis_control(ps_fabric *f, const char *payload, size_t len)
 	}
 	return ps__redis_publish(f, PS_CONTROL_CHANNEL,
 	                         strlen(PS_CONTROL_CHANNEL), payload, len,
-	                         ps__control_done, NULL);
+	                         NULL, ps__control_done, NULL);
+}
+
+static int
+ps__redis_history(ps_fabric *f, const char *topic, size_t tlen, uint64_t since,
+                  size_t limit, ps_history_fn done, void *user)
+{
+	ps__redis *r = ps__r(f);
+	char meta[PS_TOPIC_MAX + 8], hkey[PS_TOPIC_MAX + 16];
+	char a_since[24], a_limit[24];
+	ps__pubreq *req;
+
+	if (r->pub.state != PS_LINK_UP) {
+		goto unavailable;
+	}
+	if (r->pending >= PS_PENDING_MAX) {
+		return -ENOBUFS;
+	}
+	req = calloc(1, sizeof(*req));
+	if (req == NULL) {
+		return -ENOMEM;
+	}
+	req->r = r;
+	req->hdone = done;
+	req->user = user;
+	snprintf(meta, sizeof(meta), "ls:{%.*s}", (int)tlen, topic);
+	snprintf(hkey, sizeof(hkey), "ls:{%.*s}:h", (int)tlen, topic);
+	snprintf(a_since, sizeof(a_since), "%llu", (unsigned long long)since);
+	snprintf(a_limit, sizeof(a_limit), "%zu", limit);
+	if (redisAsyncCommand(r->pub.ac, ps__pub_reply, req,
+	                      "FCALL ls_history 2 %s %s %s %s", meta, hkey,
+	                      a_since, a_limit) != REDIS_OK) {
+		free(req);
+		goto unavailable;
+	}
+	if (r->pending++ == 0) {
+		r->progress = ev_now(f->loop);
+	}
+	return 0;
+unavailable:
+	done(LS_EUNAVAILABLE, NULL, user);
+	return 0;
 }
 
 static bool
@@ -712,6 +1057,7 @@ const ps__backend ps__redis_backend = {
 	.unsubscribe = ps__redis_unsubscribe,
 	.publish = ps__redis_publish,
 	.control = ps__redis_control,
+	.history = ps__redis_history,
 	.ready = ps__redis_ready,
 	.status = ps__redis_status,
 };

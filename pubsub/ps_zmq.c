@@ -161,7 +161,7 @@ ps__zmq_drain(ps__zmq *z)
 			} else if (ps__topics_find(f->topics, t, tlen) !=
 			           NULL) {
 				ps__deliver(f, t, tlen, zmq_msg_data(&body),
-				            zmq_msg_size(&body));
+				            zmq_msg_size(&body), 0, NULL);
 			} else {
 				/* Sent before our unsubscription reached the
 				 * publisher: counted as received (it was),
@@ -372,9 +372,11 @@ ps__zmq_unsubscribe(ps_fabric *f, ps__topic *t)
 
 static int
 ps__zmq_publish(ps_fabric *f, const char *topic, size_t tlen,
-                const char *payload, size_t len, ps_publish_fn done,
-                void *user)
+                const char *payload, size_t len, const ps_history_cfg *hist,
+                ps_publish_fn done, void *user)
 {
+	/* No history on this fabric (docs/pubsub.md): hist is ignored and
+	 * no message gets an offset. */
 	ps__zmq *z = f->state;
 	int rc = ps__zmq_send(z, topic, tlen, payload, len);
 
@@ -386,7 +388,7 @@ ps__zmq_publish(ps_fabric *f, const char *topic, size_t tlen,
 		ps__count(&f->stats.failed, 1);
 	}
 	if (done != NULL) {
-		done(rc, user);
+		done(rc, 0, user);
 	}
 	return 0;
 }

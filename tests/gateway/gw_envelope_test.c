@@ -67,6 +67,45 @@ LS_TEST(publish_and_subscribe)
 	             LS_EBADREQUEST);
 }
 
+LS_TEST(subscribe_since)
+{
+	gw_envelope e;
+	const char *head = "{\"t\":6,\"m\":{\"owner\":\"acc1\",\"stream\":"
+	                   "\"s1\",\"requestId\":\"r\"";
+	char text[256];
+
+	snprintf(text, sizeof(text), "%s}}", head);
+	LS_CHECK_INT(parse(text, &e), 0);
+	LS_CHECK(e.since_epoch == NULL);
+	gw_envelope_clear(&e);
+	snprintf(text, sizeof(text),
+	         "%s,\"since\":{\"epoch\":\"Ab-_9\",\"offset\":42}}}", head);
+	LS_CHECK_INT(parse(text, &e), 0);
+	LS_CHECK_STR(e.since_epoch, "Ab-_9");
+	LS_CHECK_INT(e.since_offset, 42);
+	gw_envelope_clear(&e);
+	snprintf(text, sizeof(text), "%s,\"since\":null}}", head);
+	LS_CHECK_INT(parse(text, &e), 0);
+	LS_CHECK(e.since_epoch == NULL);
+	gw_envelope_clear(&e);
+	/* Ill-formed since: a protocol error, never a silent live start. */
+	const char *bad[] = {
+		"\"since\":5",
+		"\"since\":{\"offset\":1}",
+		"\"since\":{\"epoch\":\"a:b\",\"offset\":1}",
+		"\"since\":{\"epoch\":\"\",\"offset\":1}",
+		"\"since\":{\"epoch\":\"e\",\"offset\":-1}",
+		"\"since\":{\"epoch\":\"e\",\"offset\":\"1\"}",
+		"\"since\":{\"epoch\":\"e\"}",
+		"\"since\":{\"epoch\":\"0123456789012345678901234567890123\","
+		"\"offset\":1}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s,%s}}", head, bad[i]);
+		LS_CHECK_INT(parse(text, &e), LS_EBADREQUEST);
+	}
+}
+
 LS_TEST(malformed)
 {
 	const char *bad[] = {

@@ -66,9 +66,10 @@ def test_two_gateways_share_messages():
     sb = subscribe(sub_b, "acc1", "s1")
     pub, _ = connect(c["bport"], "acc1", tok)
     pub.send(5, {"owner": "acc1", "stream": "s1", "data": {"from": "b"}, "requestId": "1"})
-    assert pub.recv_type(13)["ok"] is True
+    ack = pub.recv_type(13)
+    assert ack["ok"] is True and ack["offset"] == sa["offset"] + 1, ack
     assert sub_a.recv_type(5) == {"owner": "acc1", "stream": "s1", "sub": sa["subscriptionId"],
-                                  "data": {"from": "b"}}
+                                  "data": {"from": "b"}, "offset": ack["offset"]}
     assert sub_b.recv_type(5)["sub"] == sb["subscriptionId"]
     # one SUBSCRIBE per stream per gateway: two subscribers on Redis
     assert redis_cli(c["rport"], "PUBSUB", "NUMSUB", "acc1:s1").splitlines()[-1] == "2"
@@ -263,6 +264,37 @@ def test_serve_on_redis_announces_to_joined_gateways():
         expect_revoked(ws, 1.0)
     assert g.stop() == 0
     assert srv.stop() == 0
+def test_reconnect_to_the_other_gateway_recovers():
+    c = cluster()
+    tok = acc1_token(c["aport"])
+    a, _ = connect(c["aport"], "acc1", tok)
+    s = subscribe(a, "acc1", "s2", rid="hist")
+    pub, _ = connect(c["bport"], "acc1", tok)
+    pub.send(5, {"owner": "acc1", "stream": "s2", "data": {"n": 0}, "requestId": "0"})
+    first = pub.recv_type(13)["offset"]
+    d = a.recv_type(5)
+    assert d["offset"] == first and d["data"] == {"n": 0}, d
+    a.close()  # lost; the client reconnects through the other gateway
+    for n in (1, 2, 3):
+        pub.send(5, {"owner": "acc1", "stream": "s2", "data": {"n": n}, "requestId": str(n)})
+        assert pub.recv_type(13)["offset"] == first + n
+    b, _ = connect(c["bport"], "acc1", tok)
+    b.send(6, {"owner": "acc1", "stream": "s2", "requestId": "again",
+               "since": {"epoch": s["epoch"], "offset": d["offset"]}})
+    r = b.recv_type(7)
+    assert r["ok"] and r["recovered"] is True and r["epoch"] == s["epoch"], r
+    assert r["offset"] == first + 3, r
+    got = [b.recv_type(5) for _ in range(3)]
+    assert [(g["offset"], g["data"]["n"]) for g in got] == \
+        [(first + 1, 1), (first + 2, 2), (first + 3, 3)], got
+    # A Redis client publishes with history through the documented function.
+    out = redis_cli(c["rport"], "FCALL", "ls_publish", "2", "ls:{acc1:s2}", "ls:{acc1:s2}:h",
+                    '{"n":4}')
+    assert out.splitlines()[-1] == str(first + 4), out
+    d = b.recv_type(5)
+    assert d["offset"] == first + 4 and d["data"] == {"n": 4}, d
+    for ws in (b, pub):
+        ws.close()
 
 
 def test_gateways_share_one_port():

@@ -149,8 +149,10 @@ def test_http_publish():
                                     {"Authorization": "Bearer " + tok,
                                      "Content-Type": "application/json"})
     assert status == 202, body
+    assert body["data"] == {"accepted": True, "offset": s["offset"] + 1}, body
     d = sub.recv_type(5)
-    assert d == {"owner": "acc1", "stream": "s1", "sub": s["subscriptionId"], "data": {"temp": 21.5}}, d
+    assert d == {"owner": "acc1", "stream": "s1", "sub": s["subscriptionId"], "data": {"temp": 21.5},
+                 "offset": s["offset"] + 1}, d
     status, _ = lstest.http_json("POST", url(port, "/lightstream/publish/acc1/s1"), "plain text",
                                  {"Authorization": "Bearer " + tok, "Content-Type": "text/plain"})
     assert status == 202

@@ -52,12 +52,14 @@ def test_messages_reach_subscribers_on_every_loop():
     for i, ws in enumerate(clients):
         ws.send(5, {"owner": "acc1", "stream": "s1", "data": {"from": i},
                     "requestId": "p%d" % i})
+    offsets = set()
     for i, ws in enumerate(clients):
         got, acked = set(), False
         while len(got) < CLIENTS or not acked:
             msg = ws.recv()
             if msg["t"] == 13:
-                assert msg["m"] == {"requestId": "p%d" % i, "ok": True}, msg
+                assert msg["m"]["requestId"] == "p%d" % i and msg["m"]["ok"] is True, msg
+                offsets.add(msg["m"]["offset"])
                 acked = True
                 continue
             assert msg["t"] == 5, msg
@@ -65,6 +67,8 @@ def test_messages_reach_subscribers_on_every_loop():
             assert msg["m"]["data"]["from"] not in got, msg  # each once
             got.add(msg["m"]["data"]["from"])
         assert got == set(range(CLIENTS)), (i, got)
+    # one history for every loop: each publish its own offset, no gap
+    assert offsets == set(range(1, CLIENTS + 1)), offsets
     # HTTP publishes are spread over the loops too; each reaches everyone
     ptok = acc1_token(port, roles=["publisher"])
     for k in range(4):

@@ -206,11 +206,13 @@ def test_publish_subscribe_ack_unsubscribe():
     pub, _ = connect(port, "acc1", tok)
     pub.send(5, {"owner": "acc1", "stream": "s1", "data": {"n": 1}, "requestId": "p1"})
     ack = pub.recv_type(13)
-    assert ack == {"requestId": "p1", "ok": True}, ack
+    # The stream keeps history (the default): the ack carries the offset.
+    assert ack == {"requestId": "p1", "ok": True, "offset": a["offset"] + 1}, ack
     got = [sub_ws.recv_type(5), sub_ws.recv_type(5)]
     assert {g["sub"] for g in got} == {a["subscriptionId"], b["subscriptionId"]}
     for g in got:
         assert g["owner"] == "acc1" and g["stream"] == "s1" and g["data"] == {"n": 1}
+        assert g["offset"] == ack["offset"], g
     sub_ws.send(8, {"subscriptionId": a["subscriptionId"]})
     assert sub_ws.recv_type(9) == {"subscriptionId": a["subscriptionId"], "ok": True}
     sub_ws.send(8, {"subscriptionId": "nope"})
@@ -219,7 +221,7 @@ def test_publish_subscribe_ack_unsubscribe():
     d = sub_ws.recv_type(5)
     assert d["sub"] == b["subscriptionId"] and d["data"] == "two"
     pub.send(5, {"owner": "acc1", "stream": "s1", "data": [3], "requestId": 7})
-    assert pub.recv_type(13) == {"requestId": 7, "ok": True}
+    assert pub.recv_type(13) == {"requestId": 7, "ok": True, "offset": ack["offset"] + 2}
     assert sub_ws.recv_type(5)["data"] == [3]
     pub.close()
     sub_ws.close()

@@ -33,13 +33,13 @@ typedef struct bench {
 
 static void
 on_message(const char *topic, size_t tlen, const char *payload, size_t len,
-           void *user)
+           uint64_t offset, const char *epoch, void *user)
 {
 	((bench *)user)->received++;
 }
 
 static void
-on_done(int status, void *user)
+on_done(int status, uint64_t offset, void *user)
 {
 	bench *b = user;
 	if (status == 0) {

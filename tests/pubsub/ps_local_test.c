@@ -20,7 +20,7 @@ typedef struct rx {
 
 static void
 on_message(const char *topic, size_t tlen, const char *payload, size_t len,
-           void *user)
+           uint64_t offset, const char *epoch, void *user)
 {
 	rx *r = user;
 	r->count++;
@@ -31,7 +31,7 @@ on_message(const char *topic, size_t tlen, const char *payload, size_t len,
 }
 
 static void
-on_done(int status, void *user)
+on_done(int status, uint64_t offset, void *user)
 {
 	int *out = user;
 	*out = status;
@@ -174,7 +174,7 @@ typedef struct member {
 
 static void
 member_message(const char *topic, size_t tlen, const char *payload, size_t len,
-               void *user)
+               uint64_t offset, const char *epoch, void *user)
 {
 	member *m = user;
 	int from, seq;

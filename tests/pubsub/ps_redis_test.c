@@ -16,12 +16,15 @@
 #include "ps_fabric.h"
 #include "ps_test_util.h"
 
+#include <hiredis/hiredis.h>
+
 #define GUARD 15.0 /* seconds: only a guard against hangs */
 
 typedef struct msg {
 	char topic[PS_TOPIC_MAX + 1];
 	char *payload;
 	size_t len;
+	uint64_t offset;
 } msg;
 
 typedef struct ctx {
@@ -31,11 +34,12 @@ typedef struct ctx {
 	bool ready;
 	int done_count;
 	int last_status;
+	uint64_t last_offset;
 } ctx;
 
 static void
 on_message(const char *topic, size_t tlen, const char *payload, size_t len,
-           void *user)
+           uint64_t offset, const char *epoch, void *user)
 {
 	ctx *c = user;
 	if (c->count >= 64) {
@@ -46,6 +50,7 @@ on_message(const char *topic, size_t tlen, const char *payload, size_t len,
 	m->payload = malloc(len + 1);
 	memcpy(m->payload, payload, len + 1); /* includes the NUL */
 	m->len = len;
+	m->offset = offset;
 }
 
 static void
@@ -57,11 +62,12 @@ on_state(bool ready, const char *why, void *user)
 }
 
 static void
-on_done(int status, void *user)
+on_done(int status, uint64_t offset, void *user)
 {
 	ctx *c = user;
 	c->done_count++;
 	c->last_status = status;
+	c->last_offset = offset;
 }
 
 static void
@@ -395,7 +401,8 @@ LS_TEST(redis_many_topics_resubscribed_without_patterns)
 		snprintf(topic, sizeof(topic), "many:s%d", i);
 		LS_CHECK_INT(ps_fabric_subscribe(f, topic), 0);
 	}
-	struct count_arg all = { rs.port, MANY };
+	/* Two channels per topic: "t" (plain PUBLISH) and "t#h" (history). */
+	struct count_arg all = { rs.port, 2 * MANY };
 	LS_CHECK(pt_run_until(loop, have_channels, &all, GUARD));
 	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB NUMPAT"), 0);
 
@@ -404,7 +411,8 @@ LS_TEST(redis_many_topics_resubscribed_without_patterns)
 	LS_CHECK_INT(pt_redis_start(&rs, rs.port), 0);
 	/* Ready means every one of them is confirmed again. */
 	LS_CHECK(pt_run_until(loop, is_ready_again, f, GUARD));
-	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB CHANNELS many:*"), MANY);
+	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB CHANNELS many:*"),
+	             2 * MANY);
 	LS_CHECK_INT(pt_redis_count(rs.port, "PUBSUB NUMPAT"), 0);
 	LS_CHECK_INT(pt_cli_publish(rs.port, "many:s1999", "last"), 1);
 	LS_CHECK(wait_msgs(loop, &c, 1));
@@ -512,6 +520,222 @@ LS_TEST(redis_payload_limit)
 	ps_fabric_stats(f, &st);
 	LS_CHECK_INT(st.dropped, 1);
 	LS_CHECK_INT(st.received, 1);
+	finish(loop, &f, &c, &rs);
+}
+
+/* ---- history ----------------------------------------------------------- */
+
+typedef struct hread {
+	int done;
+	int status;
+	char epoch[PS_EPOCH_MAX + 1];
+	uint64_t latest;
+	bool complete;
+	size_t n;
+	uint64_t offsets[16];
+	char data[16][32];
+} hread;
+
+static void
+on_hread(int status, const ps_history_result *r, void *user)
+{
+	hread *h = user;
+	h->done++;
+	h->status = status;
+	if (r == NULL) {
+		return;
+	}
+	snprintf(h->epoch, sizeof(h->epoch), "%s", r->epoch);
+	h->latest = r->latest;
+	h->complete = r->complete;
+	h->n = r->count;
+	for (size_t i = 0; i < r->count && i < 16; i++) {
+		h->offsets[i] = r->msgs[i].offset;
+		snprintf(h->data[i], sizeof(h->data[i]), "%.*s",
+		         (int)r->msgs[i].len, r->msgs[i].data);
+	}
+}
+
+static bool
+hread_done(void *p)
+{
+	return ((hread *)p)->done > 0;
+}
+
+static hread
+read_history(struct ev_loop *loop, ps_fabric *f, const char *topic,
+             uint64_t since, size_t limit)
+{
+	hread h = { 0 };
+	LS_CHECK_INT(ps_fabric_history(f, topic, since, limit, on_hread, &h),
+	             0);
+	LS_CHECK(pt_run_until(loop, hread_done, &h, GUARD));
+	return h;
+}
+
+static bool
+published(struct ev_loop *loop, ps_fabric *f, ctx *c, const char *topic,
+          const char *data, const ps_history_cfg *cfg)
+{
+	int before = c->done_count;
+	struct want w = { c, before + 1 };
+	LS_CHECK_INT(ps_fabric_publish_history(f, topic, data, strlen(data),
+	                                       cfg, on_done, c),
+	             0);
+	return pt_run_until(loop, have_done, &w, GUARD) && c->last_status == 0;
+}
+
+/* A blocking command on a connection of its own (any Redis client). */
+static redisReply *
+command(int port, const char *fmt, const char *a, const char *b, const char *d)
+{
+	redisContext *rc = redisConnect("127.0.0.1", port);
+	redisReply *rep = NULL;
+	if (rc != NULL && !rc->err) {
+		rep = redisCommand(rc, fmt, a, b, d);
+	}
+	if (rc != NULL) {
+		redisFree(rc);
+	}
+	return rep;
+}
+
+static const ps_history_cfg hcfg = { .size = 5, .ttl = 60 };
+
+LS_TEST(redis_history_is_shared_by_gateways)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx a = { 0 }, b = { 0 };
+	ps_fabric *fa = start_ready(loop, &rs, &a);
+	ps_fabric *fb = make(loop, &b, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, fb, GUARD));
+	LS_CHECK_INT(ps_fabric_subscribe(fa, "acme:h"), 0);
+	LS_CHECK_INT(ps_fabric_subscribe(fb, "acme:h"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:h#h", 2, GUARD));
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:h", 2, GUARD));
+	pt_run_for(loop, 0.05);
+	LS_CHECK(ps_fabric_confirmed(fa, "acme:h"));
+
+	LS_CHECK(published(loop, fa, &a, "acme:h", "{\"n\":1}", &hcfg));
+	LS_CHECK_INT(a.last_offset, 1);
+	LS_CHECK(published(loop, fb, &b, "acme:h", "{\"n\":2}", &hcfg));
+	LS_CHECK_INT(b.last_offset, 2);
+	LS_CHECK(wait_msgs(loop, &a, 2));
+	LS_CHECK(wait_msgs(loop, &b, 2));
+	/* Both gateways see the same offsets, with the data alone. */
+	LS_CHECK_INT(a.msgs[0].offset, 1);
+	LS_CHECK_INT(b.msgs[1].offset, 2);
+	LS_CHECK_STR(b.msgs[0].payload, "{\"n\":1}");
+	/* A plain PUBLISH still arrives, without offset. */
+	LS_CHECK_INT(pt_cli_publish(rs.port, "acme:h", "{\"plain\":1}"), 2);
+	LS_CHECK(wait_msgs(loop, &a, 3));
+	LS_CHECK_INT(a.msgs[2].offset, 0);
+	LS_CHECK_STR(a.msgs[2].payload, "{\"plain\":1}");
+
+	/* Either gateway reads the same history. */
+	hread h = read_history(loop, fb, "acme:h", 0, 100);
+	LS_CHECK_INT(h.status, 0);
+	LS_CHECK_INT(h.latest, 2);
+	LS_CHECK(h.complete);
+	LS_CHECK_INT(h.n, 2);
+	LS_CHECK_STR(h.data[1], "{\"n\":2}");
+	LS_CHECK(ls_valid_epoch(h.epoch));
+	hread h2 = read_history(loop, fa, "acme:h", 1, 100);
+	LS_CHECK_STR(h2.epoch, h.epoch);
+	LS_CHECK_INT(h2.n, 1);
+	LS_CHECK_INT(h2.offsets[0], 2);
+	LS_CHECK(h2.complete);
+	/* Since the latest: nothing, complete; after it: not recoverable. */
+	h2 = read_history(loop, fa, "acme:h", 2, 100);
+	LS_CHECK(h2.complete);
+	LS_CHECK_INT(h2.n, 0);
+	h2 = read_history(loop, fa, "acme:h", 3, 100);
+	LS_CHECK(!h2.complete);
+
+	ps_fabric_destroy(&fb);
+	ctx_clear(&b);
+	finish(loop, &fa, &a, &rs);
+}
+
+LS_TEST(redis_function_publishes_with_history_from_any_client)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	ps_fabric *f = start_ready(loop, &rs, &c);
+	LS_CHECK_INT(ps_fabric_subscribe(f, "svc1:weather"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "svc1:weather#h", 1, GUARD));
+	/* The library is loaded when the publisher connects. */
+	LS_CHECK(published(loop, f, &c, "svc1:weather", "1", &hcfg));
+	redisReply *rep = command(rs.port, "FCALL ls_publish 2 %s %s %s",
+	                          "ls:{svc1:weather}", "ls:{svc1:weather}:h",
+	                          "{\"city\":\"Lisboa\"}");
+	LS_CHECK(rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	         rep->elements == 2 &&
+	         rep->element[1]->type == REDIS_REPLY_INTEGER &&
+	         rep->element[1]->integer == 2);
+	freeReplyObject(rep);
+	LS_CHECK(wait_msgs(loop, &c, 2));
+	LS_CHECK_INT(c.msgs[1].offset, 2);
+	LS_CHECK_STR(c.msgs[1].payload, "{\"city\":\"Lisboa\"}");
+	/* Keys that are not one stream's pair are refused. */
+	rep = command(rs.port, "FCALL ls_publish 2 %s %s %s", "ls:{a:b}",
+	              "ls:{a:c}:h", "x");
+	LS_CHECK(rep != NULL && rep->type == REDIS_REPLY_ERROR);
+	freeReplyObject(rep);
+	finish(loop, &f, &c, &rs);
+}
+
+LS_TEST(redis_history_trim_ttl_and_flushall)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { 0 };
+	ctx c = { 0 };
+	ps_fabric *f = start_ready(loop, &rs, &c);
+	char data[16];
+	for (int i = 1; i <= 8; i++) {
+		snprintf(data, sizeof(data), "%d", i);
+		LS_CHECK(published(loop, f, &c, "acme:t", data, &hcfg));
+	}
+	/* size 5: 4..8 kept, so since 3 recovers, since 2 does not. */
+	hread h = read_history(loop, f, "acme:t", 3, 100);
+	LS_CHECK(h.complete);
+	LS_CHECK_INT(h.n, 5);
+	LS_CHECK_INT(h.offsets[0], 4);
+	LS_CHECK_STR(h.data[4], "8");
+	h = read_history(loop, f, "acme:t", 2, 100);
+	LS_CHECK(!h.complete);
+	LS_CHECK_INT(h.n, 5);
+	h = read_history(loop, f, "acme:t", 2, 2);
+	LS_CHECK_INT(h.n, 2); /* limit */
+	char epoch[PS_EPOCH_MAX + 1];
+	snprintf(epoch, sizeof(epoch), "%s", h.epoch);
+
+	/* ttl 1 s: expired messages are not recovered. */
+	ps_history_cfg shortlived = { .size = 5, .ttl = 1 };
+	LS_CHECK(published(loop, f, &c, "acme:e", "x", &shortlived));
+	h = read_history(loop, f, "acme:e", 0, 100);
+	LS_CHECK(h.complete);
+	LS_CHECK_INT(h.n, 1);
+	pt_run_for(loop, 1.2);
+	h = read_history(loop, f, "acme:e", 0, 100);
+	LS_CHECK(!h.complete);
+	LS_CHECK_INT(h.n, 0);
+	LS_CHECK_INT(h.latest, 1);
+	h = read_history(loop, f, "acme:e", 1, 100);
+	LS_CHECK(h.complete); /* nothing missed after 1 */
+
+	/* FLUSHALL loses the history: a new epoch, offsets from 1. */
+	redisReply *rep = command(rs.port, "FLUSHALL", NULL, NULL, NULL);
+	LS_CHECK(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	h = read_history(loop, f, "acme:t", 3, 100);
+	LS_CHECK(strcmp(h.epoch, epoch) != 0);
+	LS_CHECK_INT(h.latest, 0);
+	LS_CHECK(!h.complete);
+	LS_CHECK(published(loop, f, &c, "acme:t", "again", &hcfg));
+	LS_CHECK_INT(c.last_offset, 1);
 	finish(loop, &f, &c, &rs);
 }
 
