@@ -298,7 +298,7 @@ struct gw_gateway {
 	long http_max_header_bytes;   /* 431 over it */
 	bool reuse_port;
 	long token_max_inflight; /* key-hashing bus calls at once */
-	ps_history_cfg history; /* history.size / history.ttl */
+	ps_history_cfg history;  /* history.size / history.ttl */
 	ls_strlist origins;
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;

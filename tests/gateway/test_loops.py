@@ -164,10 +164,11 @@ def test_tls_connections_on_every_loop():
     assert all(n > 0 for n in loop_connections(metrics(port))), loop_connections(metrics(port))
     pub, _ = connect(port, "acc1", tok)
     pub.send(5, {"owner": "acc1", "stream": "s1", "data": {"tls": True}, "requestId": "p"})
-    assert pub.recv_type(13)["ok"] is True
+    ack = pub.recv_type(13)
+    assert ack["ok"] is True
     for ws, sid in secure:
         assert ws.recv_type(5) == {"owner": "acc1", "stream": "s1", "sub": sid,
-                                   "data": {"tls": True}}
+                                   "data": {"tls": True}, "offset": ack["offset"]}
         ws.close()
     pub.close()
     proc.signal(signal.SIGTERM)
