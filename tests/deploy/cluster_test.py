@@ -325,6 +325,36 @@ def test_publish_anywhere_reaches_every_subscriber_filtered():
     close_all(subs, pubs)
 
 
+def test_revoked_token_closes_on_every_gateway():
+    """docs/protocol.md, "Live authorization": `lightstream admin token
+    revoke` against the cluster's broker; a connection of that token on
+    each gateway gets Error token_revoked and close 4011 within a second,
+    whichever app server handled the revocation."""
+    cl = cluster()
+    tok = cl.token()
+    other = cl.token()
+    conns = [cl.connect(tok, gateway=g) for g in cl.gateways]
+    keep = cl.connect(other)
+    start = time.time()
+    r = lstest.run("admin", "--broker-frontend", cl.state["urls"]["broker"], "token",
+                   "revoke", "svc1", "--private-key", "svc1_private", "--", tok)
+    assert r.returncode == 0, r.stderr
+    for c in conns:
+        err = c.wait(10, timeout=2)
+        assert err["code"] == "token_revoked", err
+        deadline = time.time() + 2
+        while c.closed is None and time.time() < deadline:
+            pump([c], 0.1)
+        assert c.closed == 4011, c.closed
+    took = time.time() - start
+    note("revocation: %d gateways closed the token's connections within %.2fs of the "
+         "admin command starting" % (len(conns), took))
+    assert took < 1.5, took
+    # another token of the same account is untouched
+    keep.subscribe("svc1", "weather")
+    keep.close()
+
+
 def test_redis_restart_keeps_clients_and_resumes():
     cl = cluster()
     subs = subscribers(cl)
