@@ -84,6 +84,12 @@ as_appserver_start(void *zmq_ctx, const as_appserver_options *opt,
 	if (opt->fixture != NULL && as__import(as->store, opt->fixture, err)) {
 		goto fail;
 	}
+	if (opt->fixture != NULL && opt->on_change != NULL) {
+		/* Every token was replaced: connections that gateways already
+		 * hold use tokens that no longer exist. */
+		as_change reset = { AS_CHANGE_RESET, NULL, NULL };
+		opt->on_change(&reset, opt->on_change_user);
+	}
 	as->services = as_services_new(as->store, err);
 	if (as->services == NULL) {
 		goto fail;

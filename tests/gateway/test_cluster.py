@@ -52,7 +52,7 @@ def cluster():
         b, bport = gateway(front, rport, name="gateway-b")
         for p in (aport, bport):
             lstest.wait_for(lambda: ready(p), timeout=15, what="gateway ready")
-        _cluster = {"redis": redis, "rport": rport, "front": front,
+        _cluster = {"redis": redis, "rport": rport, "front": front, "back": back,
                     "a": a, "aport": aport, "b": b, "bport": bport}
     return _cluster
 
@@ -236,6 +236,21 @@ def test_revocation_missed_during_redis_outage_closes_after_reconnect():
     d = keep.recv_type(5)
     assert d["data"] == "kept", d
     keep.close()
+
+
+def test_appserver_started_with_a_fixture_revokes_every_connection():
+    """An app server started with --fixture replaces every token: gateways
+    already running close their connections with 4011."""
+    c = cluster()
+    admin(c, "import", lstest.FIXTURE)
+    ws, _ = connect(c["aport"], "acc1", acc1_token(c["aport"]))
+    data = os.path.join(lstest.tmpdir(), "appdata")  # the cluster's store
+    extra = lstest.lightstream("appserver", "--broker-backend", c["back"], "--data", data,
+                               "--fixture", lstest.FIXTURE,
+                               "--redis", "redis://127.0.0.1:%d" % c["rport"],
+                               name="appserver-fixture")
+    expect_revoked(ws, 10)
+    assert extra.stop() == 0
 
 
 def test_serve_on_redis_announces_to_joined_gateways():
