@@ -875,6 +875,108 @@ LS_TEST(concurrent_worker_threads)
 	}
 }
 
+/* ---- changes reported for live authorization ---- */
+
+typedef struct changes {
+	int n;
+	as_change_kind kind[8];
+	char app_key[8][65];
+	char hash[8][LS_SHA256_HEX_LEN + 1];
+} changes;
+
+static void
+on_change(const as_change *ch, void *user)
+{
+	changes *c = user;
+
+	if (c->n >= 8) {
+		return;
+	}
+	c->kind[c->n] = ch->kind;
+	snprintf(c->app_key[c->n], sizeof(c->app_key[0]), "%s",
+	         ch->app_key ? ch->app_key : "");
+	snprintf(c->hash[c->n], sizeof(c->hash[0]), "%s",
+	         ch->token_hash ? ch->token_hash : "");
+	c->n++;
+}
+
+LS_TEST(changes_are_reported)
+{
+	changes ch = { 0 };
+	char args[512], hash[LS_SHA256_HEX_LEN + 1];
+	const char *tok;
+	json_t *res;
+	ls_error err;
+
+	setup("changes");
+	as_services_on_change(svc, on_change, &ch);
+
+	tok = issue("[\"acc1\",\"acc1_private\",[\"public\"]]", NULL);
+	LS_CHECK(tok != NULL);
+	LS_CHECK_INT(ch.n, 0); /* issuing changes nothing */
+	ls_sha256_hex(tok, strlen(tok), hash);
+	snprintf(args, sizeof(args), "[\"acc1\",\"acc1_private\",\"%s\"]",
+	         tok);
+	LS_CHECK_INT(call("auth", "revokeToken", args, &res, &err), 0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 1);
+	LS_CHECK_INT(ch.kind[0], AS_CHANGE_REVOKED);
+	LS_CHECK_STR(ch.app_key[0], "acc1");
+	LS_CHECK_STR(ch.hash[0], hash);
+
+	/* a refused revocation reports nothing */
+	LS_CHECK(call("auth", "revokeToken", args, &res, &err) != 0);
+	LS_CHECK_INT(ch.n, 1);
+
+	ch.n = 0;
+	LS_CHECK_INT(call("accounts", "setRole",
+	                  "[\"acc1\",\"public\",[{\"owner\":\"acc1\","
+	                  "\"stream\":\"s1\",\"permission\":2}]]",
+	                  &res, &err),
+	             0);
+	json_decref(res);
+	LS_CHECK_INT(call("accounts", "deleteRole", "[\"acc1\",\"publisher\"]",
+	                  &res, &err),
+	             0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 2);
+	LS_CHECK_INT(ch.kind[0], AS_CHANGE_CHANGED);
+	LS_CHECK_STR(ch.app_key[0], "acc1");
+	LS_CHECK_INT(ch.kind[1], AS_CHANGE_CHANGED);
+	LS_CHECK_STR(ch.app_key[1], "acc1");
+
+	/* keys change no permission; a public flag changes every account's */
+	ch.n = 0;
+	LS_CHECK_INT(call("accounts", "update",
+	                  "[\"svc1\",{\"secretKey\":\"new_secret\"}]", &res,
+	                  &err),
+	             0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 0);
+	LS_CHECK_INT(call("accounts", "update",
+	                  "[\"svc1\",{\"isPublic\":false}]", &res, &err),
+	             0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 1);
+	LS_CHECK_INT(ch.kind[0], AS_CHANGE_CHANGED);
+	LS_CHECK_STR(ch.app_key[0], "");
+
+	/* deleting a private account: its connections only */
+	ch.n = 0;
+	LS_CHECK_INT(call("accounts", "delete", "[\"acc1\"]", &res, &err), 0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 1);
+	LS_CHECK_INT(ch.kind[0], AS_CHANGE_DELETED);
+	LS_CHECK_STR(ch.app_key[0], "acc1");
+
+	ch.n = 0;
+	snprintf(args, sizeof(args), "[%s]", "{\"accounts\":[]}");
+	LS_CHECK_INT(call("db", "resetDatabase", args, &res, &err), 0);
+	json_decref(res);
+	LS_CHECK_INT(ch.n, 1);
+	LS_CHECK_INT(ch.kind[0], AS_CHANGE_RESET);
+}
+
 LS_TEST(malformed_arguments_never_crash)
 {
 	const char *ops[][2] = {
