@@ -36,6 +36,16 @@
 /* Expired history is swept this often (seconds). */
 #define PS_LOCAL_SWEEP_S 1.0
 
+/*
+ * Bounds of one member's inbox (messages queued to a loop that has not
+ * taken them yet): a publish that would pass them on any member is refused
+ * with -ENOBUFS as a whole (no loop gets it), so a loop that cannot keep up
+ * slows its publishers down instead of growing without bound. Control
+ * announcements are never refused.
+ */
+#define PS_HUB_INBOX_MAX   PS_PENDING_MAX
+#define PS_HUB_INBOX_BYTES (64u * 1024 * 1024)
+
 /* One published message, shared by every member's inbox. */
 typedef struct ps__msg {
 	unsigned refs;   /* atomic */
@@ -59,9 +69,10 @@ typedef struct ps__member {
 	bool own_hub; /* the private hub of a lone fabric */
 	bool control; /* listens to the control channel */
 	ev_async wake;
-	ev_timer sweep; /* expired history */
-	ps__vec inbox;  /* under hub->lock */
-	ps__vec spare;  /* the loop thread's: reused drained vector */
+	ev_timer sweep;     /* expired history */
+	ps__vec inbox;      /* under hub->lock */
+	size_t inbox_bytes; /* under hub->lock: payloads in inbox */
+	ps__vec spare;      /* the loop thread's: reused drained vector */
 } ps__member;
 
 struct ps_hub {
@@ -191,6 +202,7 @@ ps__drain(ps__member *mb)
 	work = mb->inbox;
 	mb->inbox = mb->spare;
 	mb->inbox.n = 0;
+	mb->inbox_bytes = 0;
 	memset(&mb->spare, 0, sizeof(mb->spare));
 	pthread_mutex_unlock(&h->lock);
 	for (size_t i = 0; i < work.n; i++) {
@@ -394,9 +406,11 @@ ps__local_unsubscribe(ps_fabric *f, ps__topic *t)
 }
 
 /*
- * Queue m to the members of mask (or, with control, to those listening to
- * the control channel) and wake them; deliver this member's own share
- * before returning. Returns 0, or -ENOMEM when it reached nobody.
+ * Queue m to the members with subscribers of its topic (or, with control,
+ * to those listening to the control channel) and wake them; deliver this
+ * member's own share before returning. Returns 0, -ENOBUFS when another
+ * member's inbox is full (nobody got it), or -ENOMEM when it reached
+ * nobody.
  */
 static int
 ps__post(ps__member *mb, ps__msg *m, bool control, const ps_history_cfg *hist)
@@ -409,6 +423,22 @@ ps__post(ps__member *mb, ps__msg *m, bool control, const ps_history_cfg *hist)
 	int rc = 0;
 
 	pthread_mutex_lock(&h->lock);
+	if (control) {
+		bits = h->control;
+	} else {
+		ps__topic *ht = ps__topics_find(h->topics, m->data, m->tlen);
+		bits = ht != NULL ? ht->members : 0;
+	}
+	for (uint64_t b = control ? 0 : bits; b != 0; b &= b - 1) {
+		ps__member *to = h->members[__builtin_ctzll(b)];
+		/* Our own inbox is delivered before this call returns. */
+		if (to != NULL && to != mb &&
+		    (to->inbox.n >= PS_HUB_INBOX_MAX ||
+		     to->inbox_bytes + m->len > PS_HUB_INBOX_BYTES)) {
+			pthread_mutex_unlock(&h->lock);
+			return -ENOBUFS; /* before history: nothing kept */
+		}
+	}
 	if (hist != NULL) {
 		/* The offset and the inbox order are decided together. */
 		const char *epoch = NULL;
@@ -420,12 +450,6 @@ ps__post(ps__member *mb, ps__msg *m, bool control, const ps_history_cfg *hist)
 			return rc;
 		}
 		snprintf(m->epoch, sizeof(m->epoch), "%s", epoch);
-	}
-	if (control) {
-		bits = h->control;
-	} else {
-		ps__topic *ht = ps__topics_find(h->topics, m->data, m->tlen);
-		bits = ht != NULL ? ht->members : 0;
 	}
 	while (bits != 0) {
 		unsigned i = (unsigned)__builtin_ctzll(bits);
@@ -441,6 +465,7 @@ ps__post(ps__member *mb, ps__msg *m, bool control, const ps_history_cfg *hist)
 			continue;
 		}
 		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+		to->inbox_bytes += m->len;
 		reached++;
 		if (to == mb) {
 			self = true;
@@ -474,6 +499,13 @@ ps__local_publish(ps_fabric *f, const char *topic, size_t tlen,
 	offset = m->offset;
 	ps__msg_unref(m);
 	if (rc != 0) {
+		static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 3);
+		ps__count(&f->stats.failed, 1);
+		ls_log_ratelimited(&lim, LS_LOG_WARN, "pubsub",
+		                   "publish on %.*s refused: %s", (int)tlen,
+		                   topic,
+		                   rc == -ENOBUFS ? "a loop's inbox is full"
+		                                  : "out of memory");
 		return rc;
 	}
 	ps__count(&f->stats.published, 1);

@@ -1,6 +1,7 @@
 /* The local (in-process) fabric: reference counting and delivery. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -330,6 +331,66 @@ LS_TEST(hub_across_threads)
 	}
 	ps_hub_destroy(&hub);
 	LS_CHECK(hub == NULL);
+}
+
+/* A loop that does not keep up: its inbox is bounded, and a publish that
+ * would pass the bound is refused as a whole (-ENOBUFS), also for the
+ * publisher's own loop; once the loop caught up, publishing works again. */
+LS_TEST(hub_inbox_bounded)
+{
+	ps_hub *hub = ps_hub_new();
+	struct ev_loop *la = ev_loop_new(0), *lb = ev_loop_new(0);
+	rx ra = { 0 }, rb = { 0 };
+	ps_fabric_options oa = { .url = "local",
+		                 .on_message = on_message,
+		                 .user = &ra,
+		                 .hub = hub,
+		                 .max_payload = 2 * 1024 * 1024 };
+	ps_fabric_options ob = oa;
+	ls_error err;
+	size_t big = 1024 * 1024;
+	char *payload = malloc(big);
+	int accepted = 0, rc = 0;
+	ps_stats st;
+
+	ob.user = &rb;
+	ps_fabric *a = ps_fabric_new(la, &oa, &err);
+	ps_fabric *b = ps_fabric_new(lb, &ob, &err);
+	LS_CHECK(a != NULL && b != NULL && payload != NULL);
+	memset(payload, 'x', big);
+	LS_CHECK_INT(ps_fabric_subscribe(a, "acme:s"), 0);
+	LS_CHECK_INT(ps_fabric_subscribe(b, "acme:s"), 0);
+	/* b's loop never runs: its inbox fills (64 MiB of 1 MiB messages). */
+	while (accepted < 1000) {
+		rc = ps_fabric_publish(a, "acme:s", payload, big, NULL, NULL);
+		if (rc != 0) {
+			break;
+		}
+		accepted++;
+	}
+	LS_CHECK_INT(rc, -ENOBUFS);
+	LS_CHECK_INT(accepted, 64);
+	LS_CHECK_INT(ra.count, 64); /* a did not get the refused one either */
+	ps_fabric_stats(a, &st);
+	LS_CHECK_INT(st.published, 64);
+	LS_CHECK_INT(st.failed, 1);
+	/* Another topic that only a subscribes is not held up by b. */
+	LS_CHECK_INT(ps_fabric_subscribe(a, "acme:own"), 0);
+	LS_CHECK_INT(ps_fabric_publish(a, "acme:own", "1", 1, NULL, NULL), 0);
+	LS_CHECK_INT(ra.count, 65);
+	/* b catches up; publishing to both works again. */
+	ev_run(lb, EVRUN_NOWAIT);
+	LS_CHECK_INT(rb.count, 64);
+	LS_CHECK_INT(ps_fabric_publish(a, "acme:s", "2", 1, NULL, NULL), 0);
+	ev_run(lb, EVRUN_NOWAIT);
+	LS_CHECK_INT(rb.count, 65);
+	LS_CHECK_INT(ra.count, 66);
+	ps_fabric_destroy(&a);
+	ps_fabric_destroy(&b);
+	ps_hub_destroy(&hub);
+	ev_loop_destroy(la);
+	ev_loop_destroy(lb);
+	free(payload);
 }
 
 LS_TEST(bad_urls)
