@@ -137,12 +137,15 @@ lsc__lost(lsc_client *c, int code, const char *reason)
 	c->attempt++;
 	/* "Try again later" is an invitation to retry even a connection
 	 * that never got in: the server was there, its app server was not. */
-	reconnecting =
-	        c->reconnect && !c->user_closed &&
-	        (!lsc__fatal_close(code) || lsc__renew_token(c, code)) &&
-	        (c->ever_ready || c->retry_initial ||
-	         code == LS_CLOSE_UNAVAILABLE) &&
-	        (c->max_attempts == 0 || c->attempt <= c->max_attempts);
+	reconnecting = c->reconnect && !c->user_closed &&
+	               (c->ever_ready || c->retry_initial ||
+	                code == LS_CLOSE_UNAVAILABLE) &&
+	               (c->max_attempts == 0 || c->attempt <= c->max_attempts);
+	/* Last: the application is asked for a token only when it will be
+	 * used. */
+	if (reconnecting && lsc__fatal_close(code)) {
+		reconnecting = lsc__renew_token(c, code);
+	}
 	if (reconnecting) {
 		uint32_t rnd = 0;
 		unsigned ms;
