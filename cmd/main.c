@@ -23,6 +23,7 @@ static const struct {
 	{ "sub", cmd_sub, "subscribe and print messages" },
 	{ "token", cmd_token, "request a token from the HTTP endpoint" },
 	{ "query", cmd_query, "evaluate a query on a message" },
+	{ "history", cmd_history, "print what a stream's history holds" },
 };
 
 static void

@@ -47,6 +47,7 @@ typedef enum gw_http_kind {
 	GW_H_NONE,
 	GW_H_SERVICE, /* bridge (including auth/generatetoken) */
 	GW_H_PUBLISH,
+	GW_H_HISTORY,
 } gw_http_kind;
 
 typedef enum gw_http_phase {
@@ -74,6 +75,8 @@ struct gw_http {
 	char op[GW_SERVICE_MAX];
 	char owner[GW_APPKEY_MAX + 1];
 	char stream[GW_STREAM_MAX + 1];
+	uint64_t since; /* history */
+	size_t limit;
 	char callback[65];
 	json_t *params; /* query-string (and form/JSON body) parameters */
 	char *body;
@@ -588,10 +591,10 @@ gw__published(int status, uint64_t offset, void *user)
 	}
 }
 
-/* Does a validateToken result grant write on owner/stream? The one
+/* Does a validateToken result grant want on owner/stream? The one
  * permission check of ls_proto. */
 static bool
-gw__grants_write(json_t *grant, const char *owner, const char *stream)
+gw__grants(json_t *grant, const char *owner, const char *stream, int want)
 {
 	json_t *perms = json_object_get(grant, "permissions"), *p;
 	size_t i, n = 0, count = json_array_size(perms);
@@ -617,9 +620,28 @@ gw__grants_write(json_t *grant, const char *owner, const char *stream)
 			n++;
 		}
 	}
-	ok = ls_perm_allows(list, n, owner, stream, LS_PERM_WRITE);
+	ok = ls_perm_allows(list, n, owner, stream, want);
 	free(list);
 	return ok;
+}
+
+/* A grant of a token that is not a web token (NULL: answered 401). */
+static json_t *
+gw__bearer_grant(gw_http *h, const char *body, size_t len)
+{
+	json_t *grant = json_loadb(body, len, 0, NULL);
+
+	if (!json_is_object(grant) ||
+	    !json_is_false(json_object_get(grant, "webToken"))) {
+		/* Its signature cannot be checked here (docs/security.md). */
+		json_decref(grant);
+		h->gw->m.auth_failed++;
+		gw__error(h, 401, "auth_failed",
+		          "a web token authenticates only a WebSocket "
+		          "connection");
+		return NULL;
+	}
+	return grant;
 }
 
 static void
@@ -641,18 +663,11 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	if (gw__bus_failed(h, status, body, len)) {
 		return;
 	}
-	grant = json_loadb(body, len, 0, NULL);
-	if (!json_is_object(grant) ||
-	    !json_is_false(json_object_get(grant, "webToken"))) {
-		/* Its signature cannot be checked here (docs/security.md). */
-		json_decref(grant);
-		h->gw->m.auth_failed++;
-		gw__error(h, 401, "auth_failed",
-		          "a web token authenticates only a WebSocket "
-		          "connection");
+	grant = gw__bearer_grant(h, body, len);
+	if (grant == NULL) {
 		return;
 	}
-	if (!gw__grants_write(grant, h->owner, h->stream)) {
+	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_WRITE)) {
 		json_decref(grant);
 		gw__error(h, 403, "forbidden", "no write permission");
 		return;
@@ -695,8 +710,136 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	}
 }
 
+/* ---- history (docs/protocol.md, "History and recovery") ---------------- */
+
+static void
+gw__history_read(int status, const ps_history_result *r, void *user)
+{
+	gw_http_pub *pub = user;
+	gw_http *h = pub->h;
+
+	free(pub);
+	if (h == NULL) {
+		return; /* the client went away */
+	}
+	h->pub = NULL;
+	if (status == -ENOTSUP) {
+		gw__error(h, 404, "not_found",
+		          "this pub/sub fabric keeps no history");
+	} else if (status != 0) {
+		gw__error(h, 503, "unavailable", ls_strerror(status));
+	} else {
+		json_t *data = gw_history_json(r);
+		if (data == NULL) {
+			gw__error(h, 500, "server_error", "out of memory");
+			return;
+		}
+		gw__respond(h, 200, data, NULL, NULL);
+	}
+}
+
+static void
+gw__history_reply(bus_status status, const char *body, size_t len, void *user)
+{
+	gw_http *h = user;
+	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	json_t *grant;
+	int rc;
+
+	h->bus_pending = false;
+	gw_metrics_bus(&h->gw->m, h->start_ns);
+	if (gw__bus_failed(h, status, body, len)) {
+		return;
+	}
+	grant = gw__bearer_grant(h, body, len);
+	if (grant == NULL) {
+		return;
+	}
+	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_READ)) {
+		json_decref(grant);
+		gw__error(h, 403, "forbidden", "no read permission");
+		return;
+	}
+	json_decref(grant);
+	h->pub = calloc(1, sizeof(*h->pub));
+	if (h->pub == NULL) {
+		gw__error(h, 500, "server_error", "out of memory");
+		return;
+	}
+	h->pub->h = h;
+	snprintf(topic, sizeof(topic), "%s:%s", h->owner, h->stream);
+	rc = ps_fabric_history(h->gw->fabric, topic, h->since, h->limit,
+	                       gw__history_read, h->pub);
+	if (rc != 0) {
+		free(h->pub);
+		h->pub = NULL;
+		gw__error(h, rc == -ENOTSUP ? 404 : 503,
+		          rc == -ENOTSUP ? "not_found" : "unavailable",
+		          rc == -ENOTSUP
+		                  ? "this pub/sub fabric keeps no history"
+		                  : ls_strerror(rc));
+	}
+}
+
+/* A decimal parameter in lo..hi (absent: def). false when malformed. */
+static bool
+gw__uint_param(gw_http *h, const char *key, uint64_t lo, uint64_t hi,
+               uint64_t def, uint64_t *out)
+{
+	const char *v = gw__str(h, key);
+	uint64_t n = 0;
+
+	if (v == NULL) {
+		*out = def;
+		return true;
+	}
+	if (*v == '\0' || strlen(v) > 19) {
+		return false;
+	}
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			return false;
+		}
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (n < lo || n > hi) {
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+static int gw__validate_bearer(gw_http *h, bus_reply_fn reply);
+
+static int
+gw__history_dispatch(gw_http *h)
+{
+	uint64_t limit;
+
+	if (!gw__uint_param(h, "since", 0, UINT64_MAX / 2, 0, &h->since)) {
+		gw__error(h, 400, "bad_request",
+		          "since: expected an offset (an integer >= 0)");
+		return 0;
+	}
+	if (!gw__uint_param(h, "limit", 1, LS_HISTORY_LIMIT_MAX,
+	                    LS_HISTORY_LIMIT_DEFAULT, &limit)) {
+		gw__error(h, 400, "bad_request",
+		          "limit: expected an integer in 1..1000");
+		return 0;
+	}
+	h->limit = (size_t)limit;
+	return gw__validate_bearer(h, gw__history_reply);
+}
+
 static int
 gw__publish_dispatch(gw_http *h)
+{
+	return gw__validate_bearer(h, gw__publish_reply);
+}
+
+/* validateToken of the Bearer token, answered to reply. */
+static int
+gw__validate_bearer(gw_http *h, bus_reply_fn reply)
 {
 	const char *app = gw__str(h, "appKey");
 
@@ -711,10 +854,10 @@ gw__publish_dispatch(gw_http *h)
 	h->start_ns = ls_now_ns();
 	{
 		json_t *args = json_pack("[sss]", app, h->token, h->ip);
-		int rc = args ? bus_client_call(
-		                        h->gw->bus, "auth", "validateToken",
-		                        args, (int)h->gw->bus_timeout_ms,
-		                        gw__publish_reply, h, &h->bus_id)
+		int rc = args ? bus_client_call(h->gw->bus, "auth",
+		                                "validateToken", args,
+		                                (int)h->gw->bus_timeout_ms,
+		                                reply, h, &h->bus_id)
 		              : -ENOMEM;
 		json_decref(args);
 		if (rc != 0) {
@@ -1243,6 +1386,31 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 			                      (size_t)gw->max_frame_bytes);
 		}
 		return gw__publish_dispatch(h);
+	}
+	if (strncmp(uri, "/lightstream/history/", 21) == 0) {
+		const char *p = uri + 21;
+		char auth[GW_TOKEN_MAX + 16];
+		if (!gw__segment(&p, h->owner, sizeof(h->owner), false) ||
+		    !gw__segment(&p, h->stream, sizeof(h->stream), true) ||
+		    *p) {
+			gw__error(h, 404, "not_found", "no such stream path");
+			return 0;
+		}
+		if (!get) {
+			gw__error(h, 405, "bad_request", "use GET");
+			return 0;
+		}
+		if (lws_hdr_copy(wsi, auth, sizeof(auth),
+		                 WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
+		    strncasecmp(auth, "Bearer ", 7) != 0 ||
+		    strlen(auth + 7) > GW_TOKEN_MAX) {
+			gw__error(h, 401, "auth_failed",
+			          "Authorization: Bearer <token> required");
+			return 0;
+		}
+		snprintf(h->token, sizeof(h->token), "%s", auth + 7);
+		h->kind = GW_H_HISTORY;
+		return gw__history_dispatch(h);
 	}
 	if (strncmp(uri, GW_SSE_PATH, strlen(GW_SSE_PATH)) == 0) {
 		const char *p = uri + strlen(GW_SSE_PATH);

@@ -299,4 +299,27 @@ typedef struct lsc_token_request {
 int lsc_token_request_run(const lsc_token_request *req, json_t **data,
                           ls_error *err);
 
+/* ---- History over HTTP (docs/protocol.md, "History and recovery") ---- */
+
+typedef struct lsc_history_request {
+	const char *url; /* http[s]://HOST[:PORT] (a path is ignored) */
+	const char *owner;
+	const char *stream;
+	const char *token;   /* granting read; not a web token */
+	const char *app_key; /* the token's account; NULL: owner */
+	uint64_t since;      /* messages after this offset */
+	unsigned limit;      /* 1..1000; 0: server default (100) */
+	const char *ca_file;
+	bool insecure;
+	int timeout_ms; /* 0: 10000 */
+} lsc_history_request;
+
+/*
+ * Read a stream's history (blocking). On success *data (new reference) is
+ * {"epoch", "offset", "messages": [{"offset", "data"}]}. Errors as
+ * lsc_token_request_run (LS_EFORBIDDEN: no read permission).
+ */
+int lsc_history_request_run(const lsc_history_request *req, json_t **data,
+                            ls_error *err);
+
 #endif

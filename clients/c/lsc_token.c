@@ -1,7 +1,8 @@
 /*
- * Token requests over HTTP(S) (docs/protocol.md (HTTP)): one POST to
+ * Requests over HTTP(S) (docs/protocol.md (HTTP)): tokens — one POST to
  * /lightstream/services/auth/generatetoken with a form body, so the
- * private key never appears in a URL (URLs end up in access logs).
+ * private key never appears in a URL (URLs end up in access logs) — and
+ * history reads (GET /lightstream/history/{owner}/{stream}).
  */
 #include "lsc.h"
 
@@ -23,8 +24,9 @@
 #define LSC__FORM_MAX      4096
 
 typedef struct lsc__http {
-	char *req_body;
+	char *req_body; /* NULL: a GET */
 	size_t req_len;
+	const char *bearer; /* Authorization: Bearer (NULL: none) */
 	int status;
 	char *resp;
 	size_t resp_len;
@@ -59,6 +61,19 @@ lsc__http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		unsigned char **p = (unsigned char **)in, *end = (*p) + len;
 		char n[24];
 
+		if (h->bearer != NULL) {
+			char auth[LS_TOKEN_MAX + 16];
+			int an = snprintf(auth, sizeof(auth), "Bearer %s",
+			                  h->bearer);
+			if (lws_add_http_header_by_token(
+			            wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+			            (const unsigned char *)auth, an, p, end)) {
+				return -1;
+			}
+		}
+		if (h->req_body == NULL) {
+			break; /* a GET */
+		}
 		snprintf(n, sizeof(n), "%zu", h->req_len);
 		if (lws_add_http_header_by_token(
 		            wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
@@ -198,58 +213,31 @@ lsc__status_code(int status)
 	return LS_EUNAVAILABLE;
 }
 
-int
-lsc_token_request_run(const lsc_token_request *req, json_t **data,
-                      ls_error *err)
+/*
+ * One request (blocking): method to path with an optional form body and
+ * Bearer token. On a 200 answer with an object as data, *data (new
+ * reference) is that data; otherwise the error of the answer.
+ */
+static int
+lsc__http_run(const lsc__url *url, const char *method, const char *path,
+              char *form, const char *bearer, const char *ca_file,
+              bool insecure, int timeout_ms, json_t **data, ls_error *err)
 {
 	struct lws_context_creation_info info;
 	struct lws_client_connect_info ci;
 	struct lws_context *ctx = NULL;
-	char form[LSC__FORM_MAX] = "";
-	char roles[1024], ttl[24], host[LSC__HOST_MAX + 8];
+	char host[LSC__HOST_MAX + 8];
 	lsc__http h;
-	lsc__url url;
 	json_t *resp = NULL;
 	SSL_CTX *ssl_ctx = NULL;
 	bool timed_out;
 	int rc;
 
-	*data = NULL;
 	memset(&h, 0, sizeof(h));
-	if (req->app_key == NULL || req->private_key == NULL ||
-	    req->roles == NULL) {
-		return ls_error_set(err, -EINVAL,
-		                    "app key, private key and "
-		                    "roles are required");
-	}
-	rc = lsc__url_parse(req->url, "http", "https", "/", &url, err);
-	if (rc != 0) {
-		return rc;
-	}
-	if (strlen(req->roles) >= sizeof(roles)) {
-		return ls_error_set(err, -EINVAL, "roles too long");
-	}
-	snprintf(roles, sizeof(roles), "%s", req->roles);
-	for (char *p = roles; *p; p++) {
-		if (*p == ',') {
-			*p = '|';
-		}
-	}
-	snprintf(ttl, sizeof(ttl), "%ld", req->ttl_s);
-	if (lsc__form_add(form, sizeof(form), "publicKey", req->app_key) ||
-	    lsc__form_add(form, sizeof(form), "privateKey",
-	                  req->private_key) ||
-	    lsc__form_add(form, sizeof(form), "roles", roles) ||
-	    lsc__form_add(form, sizeof(form), "ttl",
-	                  req->ttl_s > 0 ? ttl : NULL) ||
-	    lsc__form_add(form, sizeof(form), "ipAddress", req->ip_address) ||
-	    lsc__form_add(form, sizeof(form), "webToken",
-	                  req->web_token ? "true" : "false")) {
-		return ls_error_set(err, -EINVAL, "parameters too long");
-	}
-	h.tls = url.tls;
+	h.tls = url->tls;
 	h.req_body = form;
-	h.req_len = strlen(form);
+	h.req_len = form != NULL ? strlen(form) : 0;
+	h.bearer = bearer;
 
 	lsc__lws_log_init();
 	memset(&info, 0, sizeof(info));
@@ -258,8 +246,8 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	info.gid = -1;
 	info.uid = -1;
 	info.user = &h;
-	if (url.tls) {
-		ssl_ctx = lsc__ssl_ctx_new(req->ca_file, err);
+	if (url->tls) {
+		ssl_ctx = lsc__ssl_ctx_new(ca_file, err);
 		if (ssl_ctx == NULL) {
 			return err != NULL ? err->code : -EINVAL;
 		}
@@ -276,29 +264,28 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 		                    "context");
 	}
 	h.ctx = ctx;
-	snprintf(host, sizeof(host), "%s:%d", url.host, url.port);
+	snprintf(host, sizeof(host), "%s:%d", url->host, url->port);
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ctx;
-	ci.address = url.host;
-	ci.port = url.port;
-	ci.path = LSC__TOKEN_PATH;
+	ci.address = url->host;
+	ci.port = url->port;
+	ci.path = path;
 	ci.host = host;
-	ci.method = "POST";
+	ci.method = method;
 	ci.alpn = "http/1.1";
 	ci.protocol = lsc__http_protocols[0].name;
-	if (url.tls) {
+	if (url->tls) {
 		ci.ssl_connection = LCCSCF_USE_SSL;
-		if (req->insecure) {
+		if (insecure) {
 			ci.ssl_connection |=
 			        LCCSCF_ALLOW_SELFSIGNED |
 			        LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
 			        LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 		}
 	}
-	lws_sul_schedule(
-	        ctx, 0, &h.timeout_sul, lsc__http_timeout,
-	        (lws_usec_t)(req->timeout_ms > 0 ? req->timeout_ms : 10000) *
-	                1000);
+	lws_sul_schedule(ctx, 0, &h.timeout_sul, lsc__http_timeout,
+	                 (lws_usec_t)(timeout_ms > 0 ? timeout_ms : 10000) *
+	                         1000);
 	if (lws_client_connect_via_info(&ci) == NULL && !h.done) {
 		h.failed = true;
 		h.done = true;
@@ -318,16 +305,16 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	SSL_CTX_free(ssl_ctx);
 
 	if (timed_out) {
-		rc = ls_error_set(
-		        err, LS_ETIMEOUT, "no answer from %s:%d within %d ms",
-		        url.host, url.port,
-		        req->timeout_ms > 0 ? req->timeout_ms : 10000);
+		rc = ls_error_set(err, LS_ETIMEOUT,
+		                  "no answer from %s:%d within %d ms",
+		                  url->host, url->port,
+		                  timeout_ms > 0 ? timeout_ms : 10000);
 		goto out;
 	}
 	if (h.failed) {
 		rc = ls_error_set(err, LS_EUNAVAILABLE,
-		                  "cannot reach %s:%d: %s", url.host, url.port,
-		                  h.fail_text);
+		                  "cannot reach %s:%d: %s", url->host,
+		                  url->port, h.fail_text);
 		goto out;
 	}
 	if (h.too_big) {
@@ -362,4 +349,84 @@ out:
 	json_decref(resp);
 	free(h.resp);
 	return rc;
+}
+
+int
+lsc_token_request_run(const lsc_token_request *req, json_t **data,
+                      ls_error *err)
+{
+	char form[LSC__FORM_MAX] = "";
+	char roles[1024], ttl[24];
+	lsc__url url;
+	int rc;
+
+	*data = NULL;
+	if (req->app_key == NULL || req->private_key == NULL ||
+	    req->roles == NULL) {
+		return ls_error_set(err, -EINVAL,
+		                    "app key, private key and "
+		                    "roles are required");
+	}
+	rc = lsc__url_parse(req->url, "http", "https", "/", &url, err);
+	if (rc != 0) {
+		return rc;
+	}
+	if (strlen(req->roles) >= sizeof(roles)) {
+		return ls_error_set(err, -EINVAL, "roles too long");
+	}
+	snprintf(roles, sizeof(roles), "%s", req->roles);
+	for (char *p = roles; *p; p++) {
+		if (*p == ',') {
+			*p = '|';
+		}
+	}
+	snprintf(ttl, sizeof(ttl), "%ld", req->ttl_s);
+	if (lsc__form_add(form, sizeof(form), "publicKey", req->app_key) ||
+	    lsc__form_add(form, sizeof(form), "privateKey",
+	                  req->private_key) ||
+	    lsc__form_add(form, sizeof(form), "roles", roles) ||
+	    lsc__form_add(form, sizeof(form), "ttl",
+	                  req->ttl_s > 0 ? ttl : NULL) ||
+	    lsc__form_add(form, sizeof(form), "ipAddress", req->ip_address) ||
+	    lsc__form_add(form, sizeof(form), "webToken",
+	                  req->web_token ? "true" : "false")) {
+		return ls_error_set(err, -EINVAL, "parameters too long");
+	}
+	return lsc__http_run(&url, "POST", LSC__TOKEN_PATH, form, NULL,
+	                     req->ca_file, req->insecure, req->timeout_ms,
+	                     data, err);
+}
+
+int
+lsc_history_request_run(const lsc_history_request *req, json_t **data,
+                        ls_error *err)
+{
+	char path[LSC__FORM_MAX], query[256] = "", since[24], limit[24];
+	lsc__url url;
+	int rc;
+
+	*data = NULL;
+	if (req->owner == NULL || req->stream == NULL || req->token == NULL ||
+	    !ls_valid_app_key(req->owner) || !ls_valid_stream(req->stream) ||
+	    (req->app_key != NULL && !ls_valid_app_key(req->app_key)) ||
+	    strlen(req->token) > LS_TOKEN_MAX) {
+		return ls_error_set(err, -EINVAL,
+		                    "owner, stream and token are required");
+	}
+	rc = lsc__url_parse(req->url, "http", "https", "/", &url, err);
+	if (rc != 0) {
+		return rc;
+	}
+	snprintf(since, sizeof(since), "%llu", (unsigned long long)req->since);
+	snprintf(limit, sizeof(limit), "%u", req->limit);
+	if (lsc__form_add(query, sizeof(query), "since", since) ||
+	    lsc__form_add(query, sizeof(query), "limit",
+	                  req->limit > 0 ? limit : NULL) ||
+	    lsc__form_add(query, sizeof(query), "appKey", req->app_key)) {
+		return ls_error_set(err, -EINVAL, "parameters too long");
+	}
+	snprintf(path, sizeof(path), "/lightstream/history/%s/%s?%s",
+	         req->owner, req->stream, query);
+	return lsc__http_run(&url, "GET", path, NULL, req->token, req->ca_file,
+	                     req->insecure, req->timeout_ms, data, err);
 }

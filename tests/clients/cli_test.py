@@ -536,6 +536,39 @@ def test_tls_wss_and_https():
         assert "certificate" not in r.stderr, r.stderr
 
 
+def test_history_command():
+    tok = token("svc1", "svc1_private", "publisher")
+    # svc1's publisher role covers svc1/weather
+    r = lstest.run("history", "--url", HTTP, "--token", tok, "svc1/weather", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    before = json.loads(r.stdout)["offset"]
+    for n in (1, 2, 3):
+        assert pub("svc1", tok, "svc1/weather", json.dumps({"n": n})).returncode == 0
+    r = lstest.run("history", "--url", HTTP, "--token", tok, "svc1/weather",
+                   "--since", str(before))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    assert lines == [{"offset": before + n, "data": {"n": n}} for n in (1, 2, 3)], lines
+    assert "latest offset %d" % (before + 3) in r.stderr, r.stderr
+    r = lstest.run("history", "--url", HTTP, "--token", tok, "svc1/weather",
+                   "--since", str(before + 1), "--limit", "1", "-o", "data")
+    assert r.returncode == 0 and r.stdout.splitlines() == ['{"n":2}'], (r.stdout, r.stderr)
+    # refusals and usage
+    reader = token("acc1", "acc1_private", "public")
+    r = lstest.run("history", "--url", HTTP, "--app", "acc1", "--token", reader,
+                   "svc1/weather")
+    assert r.returncode == 1 and "403" in r.stderr, (r.returncode, r.stderr)
+    r = lstest.run("history", "--url", HTTP, "--token", "B" * 43, "svc1/weather")
+    assert r.returncode == 1 and "401" in r.stderr, (r.returncode, r.stderr)
+    for bad in (["--limit", "0"], ["--limit", "1001"], ["--since", "-1"], ["-o", "xml"]):
+        r = lstest.run("history", "--url", HTTP, "--token", tok, "svc1/weather", *bad)
+        assert r.returncode == 2, (bad, r.stderr)
+    r = lstest.run("history", "--url", HTTP, "svc1/weather")
+    assert r.returncode == 2 and "--token" in r.stderr
+    r = lstest.run("history", "--help")
+    assert r.returncode == 0 and "OWNER/STREAM" in r.stdout
+
+
 def test_reconnect_after_restart():
     tok = token("svc1", "svc1_private", "publisher")
     s = sub("svc1", tok, "svc1/weather", "--count", "2", "--timeout", "60")

@@ -264,5 +264,58 @@ def test_history_disabled():
     proc.stop()
 
 
+def history(port, tok, query="", owner="acc1", stream="s2"):
+    headers = {"Authorization": "Bearer " + tok} if tok else {}
+    return lstest.http_json("GET", url(port, "/lightstream/history/%s/%s%s" % (owner, stream, query)),
+                            headers=headers)
+
+
+def test_http_history_endpoint():
+    port = server()
+    tok = acc1_token(port)
+    pub, _ = connect(port, "acc1", tok)
+    status, body = history(port, tok)
+    assert status == 200 and body["data"]["offset"] == 0 and body["data"]["messages"] == [], body
+    epoch = body["data"]["epoch"]
+    publish(pub, "s2", {"n": 1}, rid="1")
+    publish(pub, "s2", "text", rid="2")
+    publish(pub, "s2", [3], rid="3")
+    status, body = history(port, tok)
+    assert status == 200, body
+    assert body["data"] == {"epoch": epoch, "offset": 3, "messages": [
+        {"offset": 1, "data": {"n": 1}}, {"offset": 2, "data": "text"},
+        {"offset": 3, "data": [3]}]}, body
+    status, body = history(port, tok, "?since=1&limit=1")
+    assert status == 200 and body["data"]["messages"] == [{"offset": 2, "data": "text"}], body
+    status, body = history(port, tok, "?since=3")
+    assert status == 200 and body["data"]["messages"] == [] and body["data"]["offset"] == 3, body
+    # history.size is 5: older messages are gone, the oldest retained first
+    for n in range(4, 10):
+        publish(pub, "s2", n, rid=str(n))
+    status, body = history(port, tok, "?limit=1000")
+    assert [m["offset"] for m in body["data"]["messages"]] == [5, 6, 7, 8, 9], body
+    # refusals
+    for q in ("?limit=0", "?limit=1001", "?since=-1", "?since=x", "?limit=1e2"):
+        status, body = history(port, tok, q)
+        assert status == 400 and body["errors"][0]["code"] == "bad_request", (q, body)
+    status, body = history(port, None)
+    assert status == 401 and body["errors"][0]["code"] == "auth_failed", body
+    status, body = history(port, "B" * 43)
+    assert status == 401, body
+    reader = acc1_token(port, roles=["weather-reader"])
+    status, body = history(port, reader)
+    assert status == 403 and body["errors"][0]["code"] == "forbidden", body
+    # another account's stream: the token's app key, as for the HTTP publish
+    status, body = history(port, reader, "?appKey=acc1", owner="svc1", stream="weather")
+    assert status == 200 and body["data"]["messages"] == [], body
+    web = acc1_token(port, web=True)
+    status, body = history(port, web)
+    assert status == 401 and body["errors"][0]["code"] == "auth_failed", body
+    status, body = lstest.http_json("POST", url(port, "/lightstream/history/acc1/s2"), "{}",
+                                    {"Authorization": "Bearer " + tok})
+    assert status == 405, body
+    pub.close()
+
+
 if __name__ == "__main__":
     lstest.main(globals())
