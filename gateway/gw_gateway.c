@@ -182,6 +182,10 @@ gw__probe(struct ev_loop *loop, ev_timer *w, int revents)
 	gw_gateway *gw = w->data;
 	int timeout = GW_PROBE_MS - 200;
 
+	/* lws looks at its timeouts (a request head or body that does not
+	 * arrive) only when something wakes it: wake it at least this often
+	 * (docs/security.md). */
+	lws_cancel_service(gw->ctx);
 	if (gw->probe_pending) {
 		bus_client_cancel(gw->bus, gw->probe_id);
 		gw->probe_pending = false;

@@ -285,6 +285,25 @@ def test_unfinished_bodies_are_capped_in_total():
     assert proc.stop() == 0
 
 
+def test_stalled_request_heads_are_closed():
+    """A request head that stops half-way (or trickles) is closed by lws's
+    timeout: the gateway wakes lws to check it, or a quiet gateway would
+    hold such connections until something else happened."""
+    port = main_server()
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=30)
+    stalled.sendall(b"GET /heal")
+    kept = socket.create_connection(("127.0.0.1", port), timeout=30)
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b" 200 " in kept.recv(65536)
+    kept.sendall(b"GET /heal")  # the next request on a kept-alive connection
+    start = time.time()
+    for s in (stalled, kept):
+        s.settimeout(max(0.1, 15 - (time.time() - start)))
+        assert s.recv(100) == b"", "answered a half request"
+        s.close()
+    assert time.time() - start < 15, time.time() - start
+
+
 def test_slow_body_is_cut_at_the_request_timeout():
     proc, port = serve({"gateway": {"http": {"request_timeout_ms": 1000}}}, name="serve-slow")
     s = partial_post(port, GEN.encode(), 100, 1)
