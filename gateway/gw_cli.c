@@ -110,6 +110,7 @@ gw_cli_help(void)
 	       "non-loopback clients\n"
 	       "  --gateways N             gateway event loops (threads) "
 	       "sharing the port\n"
+	       "                           (serve: one per core; gateway: 1)\n"
 	       "  --reuse-port             share the listen port with other "
 	       "gateway processes\n";
 }
