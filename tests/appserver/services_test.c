@@ -875,6 +875,66 @@ LS_TEST(concurrent_worker_threads)
 	}
 }
 
+/* ---- key hashing on the validation workers is bounded ---- */
+
+typedef struct hashing {
+	int ok, busy, other;
+} hashing;
+
+static void *
+hashing_main(void *arg)
+{
+	hashing *h = arg;
+
+	for (int i = 0; i < 15; i++) {
+		json_t *res = NULL;
+		ls_error err;
+		int rc = call("auth", "generateToken",
+		              "[\"acc1\", \"acc1_private\", [\"public\"]]",
+		              &res, &err);
+		json_decref(res);
+		if (rc == 0) {
+			h->ok++;
+		} else if (rc == LS_EUNAVAILABLE) {
+			h->busy++;
+		} else {
+			h->other++;
+		}
+	}
+	return NULL;
+}
+
+LS_TEST(shared_key_hashing_is_bounded)
+{
+	pthread_t th[4];
+	hashing h[4] = { { 0 } };
+	int ok = 0, busy = 0;
+	json_t *res = NULL;
+	ls_error err;
+
+	setup("hashing");
+	as_services_limit_shared_hashing(svc, 1);
+	for (int i = 0; i < 4; i++) {
+		pthread_create(&th[i], NULL, hashing_main, &h[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		LS_CHECK_INT(h[i].other, 0);
+		ok += h[i].ok;
+		busy += h[i].busy;
+	}
+	/* one at a time; the others are told to retry, never queued */
+	LS_CHECK(ok > 0);
+	LS_CHECK(busy > 0);
+	/* auth.issue, the token endpoint's service, has no such bound */
+	LS_CHECK_INT(call("auth.issue", "generateToken",
+	                  "[\"acc1\", \"acc1_private\", [\"public\"]]", &res,
+	                  &err),
+	             0);
+	json_decref(res);
+	as_services_limit_shared_hashing(svc, 0);
+}
+
 /* ---- changes reported for live authorization ---- */
 
 typedef struct changes {
