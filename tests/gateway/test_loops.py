@@ -6,6 +6,7 @@ loop; a second server on the same port fails with "address in use"."""
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -190,6 +191,24 @@ def test_second_serve_on_the_same_port_fails():
     ws.close()
     proc.signal(signal.SIGTERM)
     assert proc.wait(15) == 0
+
+
+def test_a_loop_that_cannot_start_fails_the_start():
+    """The worker loops start first, one after another; one that cannot
+    (here: its TLS vhost, with a missing certificate) stops the others and
+    the command exits non-zero at once with the reason."""
+    port = lstest.free_port()
+    start = time.monotonic()
+    r = lstest.run("serve", "--gateways", "3", "--listen", "127.0.0.1:%d" % port,
+                   "--data", lstest.tmpdir(), "--tls-listen", "127.0.0.1:%d" % lstest.free_port(),
+                   "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem",
+                   timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "cannot create the TLS vhost" in r.stderr, r.stderr
+    assert time.monotonic() - start < 10
+    # nothing was left listening
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
 
 
 def test_bad_gateways_value():
