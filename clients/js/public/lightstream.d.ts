@@ -112,6 +112,8 @@ export interface MessageMeta {
   owner: string;
   stream: string;
   subscription: Subscription;
+  /** The message's offset in the stream's history (when the stream keeps one). */
+  offset?: number;
 }
 
 export type MessageHandler = (data: any, meta: MessageMeta) => void;
@@ -119,6 +121,8 @@ export type MessageHandler = (data: any, meta: MessageMeta) => void;
 export interface SubscribeOptions {
   /** Called when a live subscription ends because of an error (e.g. permission revoked on reconnect). */
   onError?: (error: LightStreamError) => void;
+  /** Resume from a saved position: the server sends what came after it, or says it cannot. */
+  since?: HistoryPosition;
 }
 
 export interface PublishOptions {
@@ -149,10 +153,34 @@ export declare class Subscription {
   readonly active: boolean;
   /** Why it ended (e.g. forbidden: the read permission was withdrawn), or null. */
   readonly error: LightStreamError | null;
+  /** The stream's history epoch (null: unknown, e.g. the stream keeps no history). */
+  readonly epoch: string | null;
+  /** The offset of the last message seen, or the stream's latest when it (re)started live. */
+  readonly offset: number | null;
+  /** After subscribing with `since` (every reconnect): were the missed messages recovered? null before. */
+  readonly recovered: boolean | null;
   unsubscribe(): Promise<void>;
   /** 'ended': once, when the subscription ends for good; error is null after unsubscribe(). */
   on(name: 'ended', fn: (error: LightStreamError | null) => void): () => void;
+  /** 'subscribed': each time the server confirms it (first time and after every reconnect). */
+  on(name: 'subscribed', fn: (info: SubscribedInfo) => void): () => void;
   off(name: 'ended', fn: (error: LightStreamError | null) => void): void;
+  off(name: 'subscribed', fn: (info: SubscribedInfo) => void): void;
+}
+
+export interface SubscribedInfo {
+  /** true: every message missed while disconnected follows; false: some may be lost; null: no `since` was sent. */
+  recovered: boolean | null;
+  epoch: string | null;
+  offset: number | null;
+  /** false the first time, true after a reconnect. */
+  resubscribed: boolean;
+}
+
+/** A position in a stream's history, to resume from (subscribe options.since). */
+export interface HistoryPosition {
+  epoch: string;
+  offset: number;
 }
 
 export interface StreamPermission {

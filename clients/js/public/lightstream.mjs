@@ -113,7 +113,7 @@ const QUERY_LIMITS = Object.freeze({
 });
 
 const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked'];
-const SUBSCRIPTION_EVENTS = ['ended'];
+const SUBSCRIPTION_EVENTS = ['ended', 'subscribed'];
 
 const MIN_REFRESH_INTERVAL_MS = 1000;
 
@@ -687,7 +687,11 @@ class Stream {
   /*
    * subscribe([query,] onMessage [, options]) → Promise<Subscription>.
    * onMessage(data, meta) is called for every delivered message; meta is
-   * {owner, stream, subscription}. The subscription survives reconnects.
+   * {owner, stream, subscription, offset?} (offset when the stream keeps
+   * history). The subscription survives reconnects: it subscribes again
+   * with `since` and gets the messages it missed (see its 'subscribed'
+   * event). options: {onError?, since?: {epoch, offset}} — since resumes
+   * from a position saved earlier (subscription.epoch / .offset).
    */
   subscribe(q, onMessage, options) {
     if (typeof q === 'function') {
@@ -728,6 +732,19 @@ class Subscription {
     this._settled = false;
     this._error = null;
     this._ended = [];
+    this._subscribed = [];
+    /* History position (docs/protocol.md, "History and recovery"): the
+     * stream's epoch and the last offset this subscription saw; sent as
+     * `since` when it subscribes again after a reconnect. */
+    const since = options.since;
+    if (since !== undefined && since !== null &&
+        (typeof since !== 'object' || typeof since.epoch !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(since.epoch) ||
+         !Number.isSafeInteger(since.offset) || since.offset < 0)) {
+      fail('invalid_argument', 'options.since must be {epoch, offset} as a subscription reported them');
+    }
+    this._epoch = since ? since.epoch : null;
+    this._offset = since ? since.offset : null;
+    this._recovered = null;
     this._ready = new Promise((resolve, reject) => {
       this._resolve = resolve;
       this._reject = reject;
@@ -743,11 +760,25 @@ class Subscription {
   /* Why the subscription ended (a LightStreamError), or null. */
   get error() { return this._error; }
 
+  /* The stream's history epoch, and the offset of the last message seen (or where it started). */
+  get epoch() { return this._epoch; }
+  get offset() { return this._offset; }
+
+  /*
+   * After a (re)subscription with `since`: true when every missed message
+   * was (or is being) delivered, false when some may be lost; null before.
+   */
+  get recovered() { return this._recovered; }
+
   /*
    * Register fn for an event of this subscription. 'ended': fn(error) once
    * when it ends for good — error is null after unsubscribe(), else why
    * (e.g. forbidden when the server withdrew the read permission, see
-   * SubscriptionEnded). Returns a function that removes fn.
+   * SubscriptionEnded). 'subscribed': fn({recovered, epoch, offset,
+   * resubscribed}) each time the server confirms it — the first time and
+   * after every reconnect; after a reconnect `recovered` says whether the
+   * messages published meanwhile follow (true) or may be lost (false).
+   * Returns a function that removes fn.
    */
   on(name, fn) {
     if (SUBSCRIPTION_EVENTS.indexOf(name) < 0) {
@@ -756,14 +787,15 @@ class Subscription {
     if (typeof fn !== 'function') {
       fail('invalid_argument', 'on() needs a function');
     }
-    this._ended.push(fn);
+    (name === 'ended' ? this._ended : this._subscribed).push(fn);
     return () => this.off(name, fn);
   }
 
   off(name, fn) {
-    const i = name === 'ended' ? this._ended.indexOf(fn) : -1;
+    const list = name === 'ended' ? this._ended : name === 'subscribed' ? this._subscribed : [];
+    const i = list.indexOf(fn);
     if (i >= 0) {
-      this._ended.splice(i, 1);
+      list.splice(i, 1);
     }
   }
 
@@ -1631,6 +1663,10 @@ class Client {
     if (sub.query !== undefined) {
       m.query = sub.query;
     }
+    if (sub._epoch !== null && sub._offset !== null) {
+      /* resume: the server sends what we missed, or says it cannot */
+      m.since = { epoch: sub._epoch, offset: sub._offset };
+    }
     const entry = { kind: 'subscribe', sub, abandoned: false, resolve: null, reject: null, timer: null };
     this._addPending(requestId, entry);
     entry.timer = setTimeout(() => {
@@ -1665,10 +1701,31 @@ class Client {
       this._sendUnsubscribe(m.subscriptionId).catch(() => {});
       return;
     }
+    const resubscribed = sub._settled;
     sub._serverId = m.subscriptionId;
     sub._state = 'active';
     this._bySid.set(m.subscriptionId, sub);
+    sub._recovered = typeof m.recovered === 'boolean' ? m.recovered : null;
+    if (typeof m.epoch === 'string' && Number.isSafeInteger(m.offset)) {
+      if (m.recovered !== true) {
+        /* a fresh start: from the stream's latest offset */
+        sub._epoch = m.epoch;
+        sub._offset = m.offset;
+      }
+    } else {
+      /* the server could not say (history unavailable): start over */
+      sub._epoch = null;
+      sub._offset = null;
+    }
     sub._settle(null);
+    const info = { recovered: sub._recovered, epoch: sub._epoch, offset: sub._offset, resubscribed };
+    for (const fn of sub._subscribed.slice()) {
+      try {
+        fn(info);
+      } catch (e) {
+        this._callbackFailed(e, 'subscribed listener');
+      }
+    }
   }
 
   _deliver(m) {
@@ -1676,8 +1733,13 @@ class Client {
     if (!sub || sub._state !== 'active') {
       return; /* e.g. just unsubscribed */
     }
+    const info = { owner: m.owner, stream: m.stream, subscription: sub };
+    if (Number.isSafeInteger(m.offset)) {
+      sub._offset = m.offset;
+      info.offset = m.offset;
+    }
     try {
-      sub._onMessage(m.data, { owner: m.owner, stream: m.stream, subscription: sub });
+      sub._onMessage(m.data, info);
     } catch (e) {
       this._callbackFailed(e, 'onMessage');
     }
