@@ -21,6 +21,8 @@
 
 enum {
 	SUB_OPT_NO_RECONNECT = 0x200, /* above LSC_CLI_OPT_CA_FILE */
+	SUB_OPT_SINCE,
+	SUB_OPT_EPOCH,
 };
 
 typedef struct sub_state {
@@ -62,7 +64,18 @@ sub_usage(FILE *out)
 	        "(development)\n"
 	        "      --no-reconnect  exit when the connection is lost "
 	        "instead of\n"
-	        "                      reconnecting with backoff\n"
+	        "                      reconnecting with backoff (which "
+	        "resumes where\n"
+	        "                      it stopped: missed messages follow "
+	        "when the\n"
+	        "                      stream's history still holds them)\n"
+	        "      --since N       start after offset N of the stream's "
+	        "history\n"
+	        "      --epoch E       the epoch N belongs to (as the log "
+	        "said, or\n"
+	        "                      `lightstream history` prints); "
+	        "without it, the\n"
+	        "                      stream's current epoch\n"
 	        "      --log-level L   debug, info (default), warn, error, "
 	        "off\n"
 	        "      --log-format F  text or json (stderr)\n"
@@ -99,8 +112,26 @@ sub_on_subscribe(lsc_client *c, int64_t sub, const char *subscription_id,
 	sub_state *st = user;
 
 	if (subscription_id != NULL) {
-		ls_info(SUB_LOG, "subscribed to %s (%s)", st->ses.target,
-		        subscription_id);
+		lsc_sub_history h;
+		if (lsc_client_sub_history(c, sub, &h) == 0 && h.known &&
+		    h.recovered == 0) {
+			ls_warn(SUB_LOG,
+			        "subscribed to %s (%s), epoch %s offset %llu: "
+			        "messages published meanwhile could not be "
+			        "recovered",
+			        st->ses.target, subscription_id, h.epoch,
+			        (unsigned long long)h.offset);
+		} else if (h.known) {
+			ls_info(SUB_LOG,
+			        "subscribed to %s (%s), epoch %s offset "
+			        "%llu%s",
+			        st->ses.target, subscription_id, h.epoch,
+			        (unsigned long long)h.offset,
+			        h.recovered == 1 ? ", recovered" : "");
+		} else {
+			ls_info(SUB_LOG, "subscribed to %s (%s)",
+			        st->ses.target, subscription_id);
+		}
 		return;
 	}
 	lsc_cli_session_refused(c, &st->ses, code, message);
@@ -178,6 +209,8 @@ cmd_sub(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-reconnect", no_argument, NULL, SUB_OPT_NO_RECONNECT },
+		{ "since", required_argument, NULL, SUB_OPT_SINCE },
+		{ "epoch", required_argument, NULL, SUB_OPT_EPOCH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -191,6 +224,10 @@ cmd_sub(int argc, char **argv)
 	const char *query = NULL;
 	char *query_owned = NULL;
 	char owner[65], stream[129];
+	const char *epoch = NULL;
+	char epoch_buf[LSC_EPOCH_MAX + 1];
+	unsigned long long since = 0;
+	bool have_since = false;
 	long timeout_ms = 0;
 	int64_t deadline = 0;
 	int opt, rc = CMD_EXIT_USAGE;
@@ -244,6 +281,25 @@ cmd_sub(int argc, char **argv)
 		case SUB_OPT_NO_RECONNECT:
 			o->reconnect = false;
 			break;
+		case SUB_OPT_SINCE: {
+			char *end;
+			errno = 0;
+			since = strtoull(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0) {
+				rc = lsc_cli_usage_error("sub",
+				                         "--since must be an "
+				                         "offset (an integer "
+				                         ">= 0), not '%s'",
+				                         optarg);
+				goto out;
+			}
+			have_since = true;
+			break;
+		}
+		case SUB_OPT_EPOCH:
+			epoch = optarg;
+			break;
 		case 'h':
 			sub_usage(stdout);
 			rc = CMD_EXIT_OK;
@@ -287,7 +343,44 @@ cmd_sub(int argc, char **argv)
 		rc = lsc_cli_usage_error("sub", "%s", err.text);
 		goto out;
 	}
-	if (lsc_client_subscribe(c, owner, stream, query, &err) < 0) {
+	if (epoch != NULL && !have_since) {
+		rc = lsc_cli_usage_error("sub", "%s", "--epoch needs --since");
+		goto out;
+	}
+	if (have_since && epoch == NULL) {
+		/* The stream's current epoch, from the history endpoint of the
+		 * same gateway (ws:// and http:// name the same port). */
+		lsc_history_request hr;
+		json_t *data = NULL;
+		memset(&hr, 0, sizeof(hr));
+		hr.url = o->url;
+		hr.owner = owner;
+		hr.stream = stream;
+		hr.token = o->token;
+		hr.app_key = o->app_key;
+		hr.since = (uint64_t)since;
+		hr.limit = 1;
+		hr.ca_file = o->ca_file;
+		hr.insecure = o->insecure;
+		if (lsc_history_request_run(&hr, &data, &err) != 0) {
+			fprintf(stderr,
+			        "lightstream sub: cannot read the stream's "
+			        "epoch: %s\n",
+			        err.text);
+			rc = CMD_EXIT_FAILURE;
+			goto out;
+		}
+		snprintf(epoch_buf, sizeof(epoch_buf), "%s",
+		         json_string_value(json_object_get(data, "epoch"))
+		                 ? json_string_value(
+		                           json_object_get(data, "epoch"))
+		                 : "");
+		json_decref(data);
+		epoch = epoch_buf;
+	}
+	if (lsc_client_subscribe_since(c, owner, stream, query,
+	                               have_since ? epoch : NULL,
+	                               (uint64_t)since, &err) < 0) {
 		fprintf(stderr, "lightstream sub: invalid query: %s\n",
 		        err.text);
 		rc = err.code == -EINVAL ? CMD_EXIT_USAGE : CMD_EXIT_FAILURE;

@@ -48,6 +48,7 @@ typedef struct lsc_client lsc_client;
 #define LSC_DEFAULT_CONNECT_TIMEOUT 10000         /* ms, connect + auth */
 #define LSC_SIGNATURE_LEN           64            /* hex HMAC-SHA256 */
 #define LSC_REQUEST_ID_MAX          32            /* with the NUL */
+#define LSC_EPOCH_MAX               32 /* a history epoch, without NUL */
 
 /* One delivered message. Every pointer is borrowed for the callback. */
 typedef struct lsc_message {
@@ -56,6 +57,7 @@ typedef struct lsc_message {
 	const char *owner;
 	const char *stream;
 	const json_t *data; /* the message; json_incref() to keep it */
+	uint64_t offset;    /* in the stream's history; 0: none */
 } lsc_message;
 
 /*
@@ -100,7 +102,9 @@ typedef struct lsc_callbacks {
 	/*
 	 * A subscription became active (subscription_id non-NULL) or was
 	 * refused (subscription_id NULL, error_code "invalid_query",
-	 * "forbidden", ...). Called again after every re-subscription. A
+	 * "forbidden", ...). Called again after every re-subscription, which
+	 * asks for the messages missed meanwhile: from here,
+	 * lsc_client_sub_history() says whether they were recovered. A
 	 * refused subscription is forgotten: its handle is no longer valid.
 	 */
 	void (*on_subscribe)(lsc_client *c, int64_t sub,
@@ -238,6 +242,35 @@ bool lsc_client_is_ready(const lsc_client *c);
 int64_t lsc_client_subscribe(lsc_client *c, const char *owner,
                              const char *stream, const char *query,
                              ls_error *err);
+
+/*
+ * As lsc_client_subscribe, starting after a position saved earlier
+ * (lsc_client_sub_history: epoch, borrowed, and offset): the server sends
+ * the messages published after it first, when its history still holds
+ * them (docs/c-client.md, "Recovery"). -EINVAL for a malformed epoch.
+ */
+int64_t lsc_client_subscribe_since(lsc_client *c, const char *owner,
+                                   const char *stream, const char *query,
+                                   const char *epoch, uint64_t offset,
+                                   ls_error *err);
+
+/* A subscription's place in its stream's history. */
+typedef struct lsc_sub_history {
+	bool known;                    /* false: the stream keeps none */
+	char epoch[LSC_EPOCH_MAX + 1]; /* the history's epoch */
+	uint64_t offset; /* last message seen, or where it started */
+	/* of the latest (re)subscription: 1 every missed message follows,
+	 * 0 some may be lost, -1 no since was sent (the first time) */
+	int recovered;
+} lsc_sub_history;
+
+/*
+ * The history position of subscription sub into *out (e.g. inside
+ * on_subscribe, to learn whether a resubscription recovered; or to save
+ * and resume later with lsc_client_subscribe_since). Returns 0 or -ENOENT.
+ */
+int lsc_client_sub_history(const lsc_client *c, int64_t sub,
+                           lsc_sub_history *out);
 
 /* Drop a subscription (UnsubscribeRequest when active). Returns 0 or
  * -ENOENT. */

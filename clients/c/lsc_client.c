@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ls_log.h"
+#include "ls_proto.h"
 #include "lsc_client_int.h"
 #include "lsc_internal.h"
 
@@ -259,6 +260,31 @@ int64_t
 lsc_client_subscribe(lsc_client *c, const char *owner, const char *stream,
                      const char *query, ls_error *err)
 {
+	return lsc_client_subscribe_since(c, owner, stream, query, NULL, 0,
+	                                  err);
+}
+
+int
+lsc_client_sub_history(const lsc_client *c, int64_t id, lsc_sub_history *out)
+{
+	lsc__sub *s = lsc__sub_find((lsc_client *)c, id);
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL) {
+		return -ENOENT;
+	}
+	out->known = s->have_pos;
+	snprintf(out->epoch, sizeof(out->epoch), "%s", s->epoch);
+	out->offset = s->offset;
+	out->recovered = s->recovered;
+	return 0;
+}
+
+int64_t
+lsc_client_subscribe_since(lsc_client *c, const char *owner,
+                           const char *stream, const char *query,
+                           const char *epoch, uint64_t offset, ls_error *err)
+{
 	json_t *q = NULL;
 	lsc__sub *s;
 
@@ -269,6 +295,12 @@ lsc_client_subscribe(lsc_client *c, const char *owner, const char *stream,
 	if (!lsc__valid_stream(stream)) {
 		return ls_error_set(err, -EINVAL, "invalid stream name '%s'",
 		                    stream ? stream : "");
+	}
+	if (epoch != NULL && !ls_valid_epoch(epoch)) {
+		return ls_error_set(
+		        err, -EINVAL,
+		        "invalid epoch (expected [A-Za-z0-9_-]{1,%d})",
+		        LS_EPOCH_MAX);
 	}
 	if (query != NULL) {
 		json_error_t jerr;
@@ -304,6 +336,12 @@ lsc_client_subscribe(lsc_client *c, const char *owner, const char *stream,
 	snprintf(s->stream, sizeof(s->stream), "%s", stream);
 	s->query = q;
 	s->state = LSC__SUB_IDLE;
+	s->recovered = -1;
+	if (epoch != NULL) {
+		s->have_pos = true;
+		snprintf(s->epoch, sizeof(s->epoch), "%s", epoch);
+		s->offset = offset;
+	}
 	s->next = c->subs;
 	c->subs = s;
 	if (c->state == LSC__READY) {
@@ -426,3 +464,4 @@ lsc_strerror(int code)
 {
 	return ls_strerror(code);
 }
+_Static_assert(LSC_EPOCH_MAX == LS_EPOCH_MAX, "lsc.h follows ls_proto.h");

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "lsc.h"
+#include "ls_proto.h"
 #include "lsc_proto.h"
 
 #define LSC__LOG "client"
@@ -53,6 +54,12 @@ typedef struct lsc__sub {
 	enum lsc__sub_state state;
 	char request_id[LSC_REQUEST_ID_MAX]; /* while PENDING */
 	char *server_id;                     /* while ACTIVE */
+	/* position in the stream's history: sent as since when subscribing
+	 * again (docs/c-client.md, "Recovery") */
+	bool have_pos;
+	char epoch[LS_EPOCH_MAX + 1];
+	uint64_t offset;
+	int recovered; /* of the last SubscribeResponse: 1, 0, -1 none */
 } lsc__sub;
 
 enum lsc__state {

@@ -345,8 +345,26 @@ lsc__on_subscribed(lsc_client *c, json_t *m)
 	}
 	if (json_is_true(json_object_get(m, "ok")) &&
 	    lsc__str(m, "subscriptionId") != NULL) {
+		json_t *rec = json_object_get(m, "recovered");
+		const char *epoch = lsc__str(m, "epoch");
+		json_t *offset = json_object_get(m, "offset");
 		s->server_id = strdup(lsc__str(m, "subscriptionId"));
 		s->state = LSC__SUB_ACTIVE;
+		s->recovered = json_is_boolean(rec) ? json_is_true(rec) : -1;
+		if (epoch != NULL && ls_valid_epoch(epoch) &&
+		    json_is_integer(offset) &&
+		    json_integer_value(offset) >= 0) {
+			if (s->recovered != 1) {
+				/* a fresh start, from the stream's latest */
+				snprintf(s->epoch, sizeof(s->epoch), "%s",
+				         epoch);
+				s->offset =
+				        (uint64_t)json_integer_value(offset);
+			}
+			s->have_pos = true;
+		} else {
+			s->have_pos = false; /* the server could not say */
+		}
 		if (c->cb.on_subscribe != NULL) {
 			c->cb.on_subscribe(c, s->id, s->server_id, NULL, NULL,
 			                   c->user);
@@ -382,6 +400,14 @@ lsc__on_data(lsc_client *c, json_t *m)
 	}
 	msg.sub = s->id;
 	msg.subscription_id = sid;
+	msg.offset = 0;
+	{
+		json_t *off = json_object_get(m, "offset");
+		if (json_is_integer(off) && json_integer_value(off) > 0) {
+			msg.offset = (uint64_t)json_integer_value(off);
+			s->offset = msg.offset;
+		}
+	}
 	msg.owner = lsc__str(m, "owner");
 	msg.stream = lsc__str(m, "stream");
 	msg.data = json_object_get(m, "data");

@@ -177,6 +177,15 @@ char *
 lsc__subscribe_request(const char *owner, const char *stream,
                        const char *request_id, const json_t *query)
 {
+	return lsc__subscribe_request_since(owner, stream, request_id, query,
+	                                    NULL, 0);
+}
+
+char *
+lsc__subscribe_request_since(const char *owner, const char *stream,
+                             const char *request_id, const json_t *query,
+                             const char *epoch, uint64_t offset)
+{
 	json_t *m;
 
 	if (owner == NULL || stream == NULL || request_id == NULL) {
@@ -186,6 +195,14 @@ lsc__subscribe_request(const char *owner, const char *stream,
 	              "requestId", request_id);
 	if (m != NULL && query != NULL &&
 	    json_object_set(m, "query", (json_t *)query) != 0) {
+		json_decref(m);
+		return NULL;
+	}
+	if (m != NULL && epoch != NULL &&
+	    json_object_set_new(m, "since",
+	                        json_pack("{s:s,s:I}", "epoch", epoch,
+	                                  "offset", (json_int_t)offset)) !=
+	            0) {
 		json_decref(m);
 		return NULL;
 	}

@@ -73,6 +73,10 @@ char *lsc__auth_request(const char *app_key, const char *token);
 char *lsc__web_token_response(const char *signature);
 char *lsc__subscribe_request(const char *owner, const char *stream,
                              const char *request_id, const json_t *query);
+/* The same with "since": {epoch, offset} (epoch NULL: none). */
+char *lsc__subscribe_request_since(const char *owner, const char *stream,
+                                   const char *request_id, const json_t *query,
+                                   const char *epoch, uint64_t offset);
 char *lsc__unsubscribe_request(const char *subscription_id);
 char *lsc__publish(const char *owner, const char *stream, const json_t *data,
                    const char *request_id);

@@ -127,9 +127,10 @@ lsc__sub_send(lsc_client *c, lsc__sub *s)
 {
 	lsc__next_id(c, 's', s->request_id);
 	s->state = LSC__SUB_PENDING;
-	return lsc__send_ctl(c,
-	                     lsc__subscribe_request(s->owner, s->stream,
-	                                            s->request_id, s->query));
+	return lsc__send_ctl(
+	        c, lsc__subscribe_request_since(
+	                   s->owner, s->stream, s->request_id, s->query,
+	                   s->have_pos ? s->epoch : NULL, s->offset));
 }
 
 /* Close the current connection from our side with code. */

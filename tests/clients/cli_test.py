@@ -569,6 +569,37 @@ def test_history_command():
     assert r.returncode == 0 and "OWNER/STREAM" in r.stdout
 
 
+def test_sub_since_resumes_from_an_offset():
+    tok = token("svc1", "svc1_private", "publisher")
+    for n in (10, 11, 12):
+        assert pub("svc1", tok, "svc1/weather", json.dumps({"n": n})).returncode == 0
+    r = lstest.run("history", "--url", HTTP, "--token", tok, "svc1/weather", "-o", "json")
+    data = json.loads(r.stdout)
+    latest, epoch = data["offset"], data["epoch"]
+    # the last two, from the history, then live
+    s = sub("svc1", tok, "svc1/weather", "--since", str(latest - 2), "--count", "3",
+            "--timeout", "20")
+    s.wait_lines(2)
+    assert [json.loads(l) for l in s.lines()] == [{"n": 11}, {"n": 12}]
+    assert "recovered" in s.log_text() and epoch in s.log_text(), s.log_text()
+    assert pub("svc1", tok, "svc1/weather", '{"n":13}').returncode == 0
+    assert s.wait() == 0, s.log_text()
+    assert [json.loads(l) for l in s.lines()] == [{"n": 11}, {"n": 12}, {"n": 13}]
+    # a wrong epoch: live only, and said
+    s = sub("svc1", tok, "svc1/weather", "--since", "0", "--epoch", "nosuchepoch",
+            "--count", "1", "--timeout", "20")
+    s.wait_log("could not be recovered")
+    assert pub("svc1", tok, "svc1/weather", '{"n":14}').returncode == 0
+    assert s.wait() == 0, s.log_text()
+    assert [json.loads(l) for l in s.lines()] == [{"n": 14}]
+    r = lstest.run("sub", "--url", URL, "--app", "svc1", "--token", tok, "--epoch", "e",
+                   "svc1/weather")
+    assert r.returncode == 2 and "--since" in r.stderr
+    r = lstest.run("sub", "--url", URL, "--app", "svc1", "--token", tok, "--since", "x",
+                   "svc1/weather")
+    assert r.returncode == 2 and "--since" in r.stderr
+
+
 def test_reconnect_after_restart():
     tok = token("svc1", "svc1_private", "publisher")
     s = sub("svc1", tok, "svc1/weather", "--count", "2", "--timeout", "60")
@@ -586,6 +617,8 @@ def test_reconnect_after_restart():
     assert r.returncode == 0, r.stderr
     assert s.wait(20) == 0, s.log_text()
     assert s.lines() == ['"before"', '"after"']
+    # serve's history did not survive the restart: the resubscription says so
+    assert "could not be recovered" in s.log_text(), s.log_text()
 
 
 lstest.main(globals())

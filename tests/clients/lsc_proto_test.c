@@ -116,6 +116,12 @@ LS_TEST(envelopes_built)
 	LS_CHECK_STR(t, "{\"t\":6,\"m\":{\"owner\":\"svc1\",\"stream\":"
 	                "\"weather\",\"requestId\":\"s2\"}}");
 	free(t);
+	t = lsc__subscribe_request_since("svc1", "weather", "s3", NULL, "E-1",
+	                                 42);
+	LS_CHECK_STR(t, "{\"t\":6,\"m\":{\"owner\":\"svc1\",\"stream\":"
+	                "\"weather\",\"requestId\":\"s3\",\"since\":"
+	                "{\"epoch\":\"E-1\",\"offset\":42}}}");
+	free(t);
 	t = lsc__publish("svc1", "weather", data, "p7");
 	LS_CHECK_STR(t, "{\"t\":5,\"m\":{\"owner\":\"svc1\",\"stream\":"
 	                "\"weather\",\"data\":{\"city\":\"Lisboa\","
