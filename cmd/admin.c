@@ -14,6 +14,7 @@
 #include "as_store.h"
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
@@ -48,7 +49,6 @@ typedef struct admin_args {
 	long timeout_ms;
 	unsigned seen; /* bit per OPT_* - OPT_PRIVATE_KEY */
 	char private_key_buf[AS_KEY_MAX + 2];
-	cmd_curve curve; /* CURVE for bus_call_secure when given */
 } admin_args;
 
 #define SEEN(opt) (1u << ((opt)-OPT_PRIVATE_KEY))
@@ -61,8 +61,10 @@ admin_usage(FILE *out)
 	        "\n"
 	        "Manage accounts, roles and tokens through the service bus "
 	        "(a running\n"
-	        "`lightstream appserver` or `serve` behind "
-	        "--broker-frontend).\n"
+	        "`lightstream appserver` behind --broker-frontend, with an "
+	        "admin key;\n"
+	        "or a running `lightstream serve --data DIR`: give the same "
+	        "--data DIR).\n"
 	        "\n"
 	        "Commands:\n"
 	        "  account add APPKEY --private-key K --secret-key S "
@@ -94,7 +96,7 @@ admin_usage(FILE *out)
 	        "Options:\n"
 	        "%s"
 	        "  -t, --timeout MS         bus deadline (5000; "
-	        "bus.timeout_ms)\n" CMD_CURVE_HELP
+	        "bus.timeout_ms)\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -118,22 +120,31 @@ admin_call(const ls_settings *s, const admin_args *a, const char *service,
 	bus_status status = BUS_ERROR;
 	char *reply = NULL;
 	size_t len = 0;
-	void *ctx = zmq_ctx_new();
+	void *ctx = NULL;
+	cmd_bus bus = { 0 };
+	const char *ep;
 	int rc, exit_status = CMD_EXIT_FAILURE;
 
 	json_decref(body);
+	rc = cmd_bus_client("admin", s, &bus);
+	if (rc != 0) {
+		exit_status = rc;
+		goto out;
+	}
+	ep = bus.endpoint;
+	ctx = zmq_ctx_new();
 	if (text == NULL || ctx == NULL) {
 		fprintf(stderr, "lightstream admin: out of memory\n");
 		goto out;
 	}
-	rc = bus_call_secure(ctx, s->bus_frontend, cmd_curve_keys(&a->curve),
-	                     service, text, strlen(text), (int)a->timeout_ms,
-	                     &status, &reply, &len);
+	rc = bus_call_secure(ctx, ep, cmd_bus_keys(&bus), service, text,
+	                     strlen(text), (int)a->timeout_ms, &status, &reply,
+	                     &len);
 	if (rc != 0) {
 		fprintf(stderr,
 		        "lightstream admin: cannot reach the broker at "
 		        "%s: %s\n",
-		        s->bus_frontend, ls_strerror(rc));
+		        ep, ls_strerror(rc));
 		goto out;
 	}
 	switch (status) {
@@ -160,14 +171,14 @@ admin_call(const ls_settings *s, const admin_args *a, const char *service,
 		fprintf(stderr,
 		        "lightstream admin: %s.%s: no answer within %ld ms "
 		        "(is an app server connected to the broker at %s?)\n",
-		        service, op, a->timeout_ms, s->bus_frontend);
+		        service, op, a->timeout_ms, ep);
 		break;
 	case BUS_NOSERVICE:
 	default:
 		fprintf(stderr,
 		        "lightstream admin: no app server serves '%s' on the "
 		        "broker at %s\n",
-		        service, s->bus_frontend);
+		        service, ep);
 		break;
 	}
 out:
@@ -176,6 +187,7 @@ out:
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}
+	cmd_bus_clear(&bus);
 	return exit_status;
 }
 
@@ -500,14 +512,13 @@ cmd_admin(int argc, char **argv)
 		{ "ip", required_argument, NULL, OPT_IP },
 		{ "web", no_argument, NULL, OPT_WEB },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		CMD_CURVE_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[40];
 	ls_settings s;
 	admin_args a = { .is_public = -1, .shared_write = -1 };
-	int status = CMD_EXIT_USAGE, c, n, curve_rc;
+	int status = CMD_EXIT_USAGE, c, n;
 	char **pos;
 
 	if (cmd_settings_init("admin", &s) != 0) {
@@ -518,9 +529,6 @@ cmd_admin(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("admin", &s, c, optarg, NULL);
-		if (rc == 0) {
-			rc = cmd_curve_option(&a.curve, c, optarg);
-		}
 		if (rc == 1) {
 			continue;
 		}
@@ -584,13 +592,6 @@ cmd_admin(int argc, char **argv)
 	if (cmd_apply_logging("admin", &s) != 0) {
 		goto out;
 	}
-	curve_rc = cmd_curve_load("admin", &a.curve);
-	if (curve_rc != 0) {
-		if (curve_rc == -EINVAL) {
-			fprintf(stderr, "(see `lightstream admin --help`)\n");
-		}
-		goto out;
-	}
 	n = argc - optind;
 	pos = argv + optind;
 	if (n == 0) {
@@ -609,7 +610,6 @@ cmd_admin(int argc, char **argv)
 		status = admin_usage_error("unknown command '%.40s'", pos[0]);
 	}
 out:
-	cmd_curve_clear(&a.curve);
 	explicit_bzero(a.private_key_buf, sizeof(a.private_key_buf));
 	ls_settings_clear(&s);
 	return status;

@@ -16,6 +16,7 @@
 #include "as_appserver.h"
 #include "cmd.h"
 #include "cmd_announce.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
@@ -47,7 +48,7 @@ appserver_usage(FILE *out)
 	        "FILE's at start\n"
 	        "  --heartbeat-ms MS        bus heartbeat, same as the "
 	        "broker's (2500;\n"
-	        "                           bus.heartbeat_ms)\n" CMD_CURVE_HELP
+	        "                           bus.heartbeat_ms)\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -59,7 +60,6 @@ cmd_appserver(int argc, char **argv)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "fixture", required_argument, NULL, OPT_FIXTURE },
 		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
-		CMD_CURVE_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -69,7 +69,7 @@ cmd_appserver(int argc, char **argv)
 	as_appserver_options ao = { 0 };
 	as_appserver *as = NULL;
 	const char *fixture = NULL;
-	cmd_curve curve = { 0 };
+	cmd_bus bus = { 0 };
 	cmd_announcer *announcer = NULL;
 	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
@@ -84,9 +84,6 @@ cmd_appserver(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("appserver", &s, c, optarg, NULL);
-		if (rc == 0) {
-			rc = cmd_curve_option(&curve, c, optarg);
-		}
 		if (rc == 1) {
 			continue;
 		}
@@ -124,10 +121,10 @@ cmd_appserver(int argc, char **argv)
 	    cmd_apply_logging("appserver", &s) != 0) {
 		goto out;
 	}
-	if (cmd_curve_load("appserver", &curve) != 0) {
+	if (cmd_bus_peer("appserver", &s, s.bus_backend, &bus) != 0) {
 		goto out;
 	}
-	ao.curve = cmd_curve_keys(&curve);
+	ao.curve = cmd_bus_keys(&bus);
 	status = CMD_EXIT_FAILURE;
 	store_uri = ls_settings_store_uri(&s);
 	if (store_uri == NULL) {
@@ -186,7 +183,7 @@ out:
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}
-	cmd_curve_clear(&curve);
+	cmd_bus_clear(&bus);
 	cmd_announcer_stop(&announcer);
 	free(store_uri);
 	ls_settings_clear(&s);

@@ -8,8 +8,8 @@
 #include <zmq.h>
 
 #include "bus_broker.h"
-#include "bus_curve.h"
 #include "cmd.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_settings.h"
@@ -18,9 +18,6 @@ enum {
 	OPT_HEARTBEAT = 0x2000,
 	OPT_QUEUE_LIMIT,
 	OPT_TIMEOUT,
-	OPT_CURVE_KEYS,
-	OPT_CURVE_ALLOW,
-	OPT_CURVE_KEYGEN,
 	OPT_HELP,
 };
 
@@ -44,6 +41,9 @@ broker_usage(FILE *out)
 	        "call`)\n"
 	        "connect to the frontend, app-server workers to the "
 	        "backend.\n"
+	        "CURVE keys are required (--bus-keys: the broker's key file, "
+	        "--bus-allow\n"
+	        "ROLE:KEY for each peer) unless --bus-insecure.\n"
 	        "\n"
 	        "Options:\n"
 	        "%s"
@@ -53,13 +53,6 @@ broker_usage(FILE *out)
 	        "(10000)\n"
 	        "  --timeout-ms MS          deadline of a queued request "
 	        "(5000; bus.timeout_ms)\n"
-	        "  --curve-keys FILE        CURVE on: the broker's key file\n"
-	        "  --curve-allow FILE       public keys allowed to connect, "
-	        "one "
-	        "a line\n"
-	        "                           (default: any key)\n"
-	        "  --curve-keygen FILE      write a new key file, print its "
-	        "public key\n"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -71,9 +64,6 @@ cmd_broker(int argc, char **argv)
 		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
 		{ "queue-limit", required_argument, NULL, OPT_QUEUE_LIMIT },
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
-		{ "curve-keys", required_argument, NULL, OPT_CURVE_KEYS },
-		{ "curve-allow", required_argument, NULL, OPT_CURVE_ALLOW },
-		{ "curve-keygen", required_argument, NULL, OPT_CURVE_KEYGEN },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -82,10 +72,7 @@ cmd_broker(int argc, char **argv)
 	ls_error err = { 0 };
 	bus_broker_options bo = { 0 };
 	long heartbeat = -1, queue_limit = 0, timeout = -1;
-	const char *keys_path = NULL, *allow_path = NULL;
-	char pub[BUS_CURVE_KEY_LEN + 1], secret[BUS_CURVE_KEY_LEN + 1];
-	char **allow = NULL;
-	size_t nallow = 0;
+	cmd_bus bus = { 0 };
 	void *ctx = NULL;
 	bus_broker *b = NULL;
 	int status = CMD_EXIT_USAGE;
@@ -125,22 +112,6 @@ cmd_broker(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case OPT_CURVE_KEYS:
-			keys_path = optarg;
-			break;
-		case OPT_CURVE_ALLOW:
-			allow_path = optarg;
-			break;
-		case OPT_CURVE_KEYGEN:
-			if (bus_curve_write_keyfile(optarg, pub, &err) != 0) {
-				fprintf(stderr, "lightstream broker: %s\n",
-				        err.text);
-				status = CMD_EXIT_FAILURE;
-				goto out;
-			}
-			printf("%s\n", pub);
-			status = CMD_EXIT_OK;
-			goto out;
 		case 'h':
 		case OPT_HELP:
 			broker_usage(stdout);
@@ -159,23 +130,8 @@ cmd_broker(int argc, char **argv)
 	bo.queue_limit = (int)queue_limit;
 	bo.default_timeout_ms =
 	        (int)(timeout > 0 ? timeout : s.bus_timeout_ms);
-	if (allow_path != NULL && keys_path == NULL) {
-		fprintf(stderr, "lightstream broker: --curve-allow needs "
-		                "--curve-keys\n");
+	if (cmd_bus_broker("broker", &s, &bo, &bus) != 0) {
 		goto out;
-	}
-	if (keys_path != NULL) {
-		if (bus_curve_read_keyfile(keys_path, pub, secret, &err) !=
-		            0 ||
-		    (allow_path != NULL &&
-		     bus_curve_read_allow(allow_path, &allow, &nallow, &err) !=
-		             0)) {
-			fprintf(stderr, "lightstream broker: %s\n", err.text);
-			goto out;
-		}
-		bo.curve_secret_key = secret;
-		bo.curve_allow = (const char *const *)allow;
-		bo.ncurve_allow = nallow;
 	}
 	status = CMD_EXIT_FAILURE;
 	ctx = zmq_ctx_new();
@@ -198,8 +154,7 @@ cmd_broker(int argc, char **argv)
 	status = CMD_EXIT_OK;
 out:
 	bus_broker_destroy(&b);
-	bus_curve_free_keys(allow, nallow);
-	explicit_bzero(secret, sizeof(secret));
+	cmd_bus_clear(&bus);
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}

@@ -14,6 +14,7 @@
 
 #include "bus_client.h"
 #include "cmd.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "ls_settings.h"
 
@@ -47,7 +48,10 @@ call_usage(FILE *out)
 	        "  -f, --args-file FILE     the arguments as one JSON array "
 	        "from FILE\n"
 	        "                           ('-': standard input), instead "
-	        "of ARGs\n" CMD_CURVE_HELP "%s"
+	        "of ARGs\n"
+	        "With --data DIR (and no --broker-frontend): the bus of a "
+	        "running\n"
+	        "`lightstream serve --data DIR`.\n%s"
 	        "  -h, --help               this help\n",
 	        ls_settings_help());
 }
@@ -139,7 +143,6 @@ cmd_call(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "args-file", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, OPT_HELP },
-		CMD_CURVE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[32];
@@ -151,7 +154,7 @@ cmd_call(int argc, char **argv)
 	size_t body_len = 0, reply_len = 0;
 	bus_status st = BUS_ERROR;
 	const char *args_file = NULL;
-	cmd_curve curve = { 0 };
+	cmd_bus bus = { 0 };
 	void *ctx = NULL;
 	int status = CMD_EXIT_USAGE;
 	int c, rc;
@@ -163,9 +166,6 @@ cmd_call(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
 		rc = cmd_settings_option("call", &s, c, optarg, NULL);
-		if (rc == 0) {
-			rc = cmd_curve_option(&curve, c, optarg);
-		}
 		if (rc == 1) {
 			continue;
 		}
@@ -253,7 +253,9 @@ cmd_call(int argc, char **argv)
 		goto out;
 	}
 	body_len = strlen(body);
-	if (cmd_curve_load("call", &curve) != 0) {
+	rc = cmd_bus_client("call", &s, &bus);
+	if (rc != 0) {
+		status = rc;
 		goto out;
 	}
 	if (timeout < 0) {
@@ -266,12 +268,12 @@ cmd_call(int argc, char **argv)
 		        zmq_strerror(errno));
 		goto out;
 	}
-	rc = bus_call_secure(ctx, s.bus_frontend, cmd_curve_keys(&curve),
-	                     service, body, body_len, (int)timeout, &st,
-	                     &reply, &reply_len);
+	rc = bus_call_secure(ctx, bus.endpoint, cmd_bus_keys(&bus), service,
+	                     body, body_len, (int)timeout, &st, &reply,
+	                     &reply_len);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream call: cannot send to %s: %s\n",
-		        s.bus_frontend, ls_strerror(rc));
+		        bus.endpoint, ls_strerror(rc));
 		goto out;
 	}
 	if (st == BUS_OK) {
@@ -295,7 +297,7 @@ cmd_call(int argc, char **argv)
 		        bus_status_name(st), reply);
 	}
 out:
-	cmd_curve_clear(&curve);
+	cmd_bus_clear(&bus);
 	free(body);
 	free(reply);
 	if (ctx != NULL) {

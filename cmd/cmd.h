@@ -19,6 +19,7 @@ int cmd_sub(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* Exit statuses shared by the commands. */
 #define CMD_EXIT_OK      0

@@ -9,7 +9,6 @@
 
 #include <signal.h>
 
-#include "bus_curve.h"
 #include "ls_error.h"
 #include "ls_settings.h"
 
@@ -77,52 +76,5 @@ int cmd_wait_stop(const sigset_t *set);
  * whose own loop must be told to stop.
  */
 void cmd_on_stop_signals(void (*handler)(int sig));
-
-/*
- * CURVE for a bus client (admin, call, appserver): --curve-server-key KEY
- * (the broker's public key) and --curve-keys FILE (our key pair), both or
- * neither. Their getopt codes sit between the commands' own (0x2000) and
- * the gateway's (0x3000).
- */
-enum {
-	CMD_OPT_CURVE_SERVER_KEY = 0x2800,
-	CMD_OPT_CURVE_KEYS,
-};
-#define CMD_CURVE_OPTIONS                                                     \
-	{ "curve-server-key", required_argument, NULL,                        \
-	  CMD_OPT_CURVE_SERVER_KEY },                                         \
-	{                                                                     \
-		"curve-keys", required_argument, NULL, CMD_OPT_CURVE_KEYS     \
-	}
-#define CMD_CURVE_HELP                                                        \
-	"  --curve-server-key KEY   CURVE: the broker's public key\n"         \
-	"  --curve-keys FILE        CURVE: our key file (with "               \
-	"--curve-server-key)\n"
-
-typedef struct cmd_curve {
-	const char *server_key; /* --curve-server-key (borrowed), or NULL */
-	const char *keys_path;  /* --curve-keys (borrowed), or NULL */
-	char public_key[BUS_CURVE_KEY_LEN + 1];
-	char secret_key[BUS_CURVE_KEY_LEN + 1];
-	bus_curve_keys keys; /* points into this struct once loaded */
-} cmd_curve;
-
-/* Record opt when it is a CURVE option. Returns 1 when it was, else 0. */
-int cmd_curve_option(cmd_curve *cc, int opt, const char *arg);
-
-/*
- * After the options: check that both or neither were given and the
- * server key is a Z85 public key (else -EINVAL), and read the key file
- * (else its error, < 0); the error is printed. Returns 0 — then
- * cmd_curve_keys() tells whether CURVE is on.
- */
-int cmd_curve_load(const char *cmd, cmd_curve *cc);
-
-/* The keys for bus_call_secure and the app server (pointing into cc),
- * or NULL when CURVE is off. */
-const bus_curve_keys *cmd_curve_keys(const cmd_curve *cc);
-
-/* Wipe the secret key. */
-void cmd_curve_clear(cmd_curve *cc);
 
 #endif

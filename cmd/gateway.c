@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "cmd.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "gw_cli.h"
 #include "gw_gateway.h"
@@ -49,6 +50,7 @@ cmd_gateway(int argc, char **argv)
 	gw_server *srv = NULL;
 	struct ev_loop *loop = NULL;
 	void *zctx = NULL;
+	cmd_bus bus = { 0 };
 	int status = CMD_EXIT_USAGE, c, n = 0;
 
 	if (cmd_settings_init("gateway", &s) != 0) {
@@ -82,6 +84,9 @@ cmd_gateway(int argc, char **argv)
 	    cmd_apply_logging("gateway", &s) != 0) {
 		goto out;
 	}
+	if (cmd_bus_peer("gateway", &s, s.bus_frontend, &bus) != 0) {
+		goto out;
+	}
 	status = CMD_EXIT_FAILURE;
 	zctx = zmq_ctx_new();
 	loop = ev_default_loop(EVFLAG_AUTO);
@@ -91,6 +96,7 @@ cmd_gateway(int argc, char **argv)
 	}
 	go.settings = &s;
 	go.zmq_ctx = zctx;
+	go.bus_curve = cmd_bus_keys(&bus);
 	srv = gw_server_new(loop, &go, gw_cli_loops(&s, 1), &err);
 	if (srv == NULL) {
 		fprintf(stderr, "lightstream gateway: %s\n", err.text);
@@ -105,6 +111,7 @@ out:
 	if (zctx != NULL) {
 		zmq_ctx_term(zctx);
 	}
+	cmd_bus_clear(&bus);
 	ls_settings_clear(&s);
 	return status;
 }

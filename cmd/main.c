@@ -22,6 +22,7 @@ static const struct {
 	{ "pub", cmd_pub, "publish messages from the command line" },
 	{ "sub", cmd_sub, "subscribe and print messages" },
 	{ "token", cmd_token, "request a token from the HTTP endpoint" },
+	{ "keygen", cmd_keygen, "make a CURVE key pair for the service bus" },
 	{ "query", cmd_query, "evaluate a query on a message" },
 	{ "history", cmd_history, "print what a stream's history holds" },
 };

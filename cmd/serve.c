@@ -23,6 +23,7 @@
 #include "bus_client.h"
 #include "cmd.h"
 #include "cmd_announce.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "demo.h"
 #include "gw_cli.h"
@@ -250,6 +251,7 @@ cmd_serve(int argc, char **argv)
 	char *store_uri = NULL;
 	long workers = -1;
 	void *zctx = NULL;
+	cmd_bus bus = { 0 };
 	int status = CMD_EXIT_USAGE, c, n = 0;
 
 	memset(&d, 0, sizeof(d));
@@ -320,6 +322,11 @@ cmd_serve(int argc, char **argv)
 	backend = strcmp(s.bus_backend, DEFAULT_BACKEND) != 0 ? s.bus_backend
 	                                                      : SERVE_BACKEND;
 	bo.heartbeat_ms = (int)s.heartbeat_ms;
+	/* CURVE and the ipc:// socket of `admin --data` (cmd_bus.h). */
+	if (cmd_bus_serve("serve", &s, frontend, backend, &bo, &bus) != 0) {
+		status = CMD_EXIT_USAGE;
+		goto out;
+	}
 	broker = bus_broker_new(zctx, frontend, backend, &bo, &err);
 	if (broker == NULL) {
 		fprintf(stderr, "lightstream serve: broker: %s\n", err.text);
@@ -392,6 +399,10 @@ out:
 		zmq_ctx_term(zctx);
 	}
 	free(store_uri);
+	if (bus.ipc != NULL) {
+		unlink(bus.ipc + 6); /* "ipc://" */
+	}
+	cmd_bus_clear(&bus);
 	ls_settings_clear(&s);
 	return status;
 }

@@ -18,6 +18,10 @@ enum {
 	LS__OPT_BACKEND,
 	LS__OPT_LOG_LEVEL,
 	LS__OPT_LOG_FORMAT,
+	LS__OPT_BUS_KEYS,
+	LS__OPT_BUS_SERVER_KEY,
+	LS__OPT_BUS_ALLOW,
+	LS__OPT_BUS_INSECURE,
 };
 
 const struct option ls_settings_options[] = {
@@ -31,6 +35,10 @@ const struct option ls_settings_options[] = {
 	{ "broker-backend", required_argument, NULL, LS__OPT_BACKEND },
 	{ "log-level", required_argument, NULL, LS__OPT_LOG_LEVEL },
 	{ "log-format", required_argument, NULL, LS__OPT_LOG_FORMAT },
+	{ "bus-keys", required_argument, NULL, LS__OPT_BUS_KEYS },
+	{ "bus-server-key", required_argument, NULL, LS__OPT_BUS_SERVER_KEY },
+	{ "bus-allow", required_argument, NULL, LS__OPT_BUS_ALLOW },
+	{ "bus-insecure", no_argument, NULL, LS__OPT_BUS_INSECURE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -88,12 +96,13 @@ ls_settings_init(ls_settings *s)
 void
 ls_settings_clear(ls_settings *s)
 {
-	char **strings[] = {
-		&s->log_level,    &s->log_format,  &s->data_dir,
-		&s->listen,       &s->tls_listen,  &s->tls_cert,
-		&s->tls_key,      &s->static_dir,  &s->pubsub_url,
-		&s->bus_frontend, &s->bus_backend, &s->store_uri
-	};
+	char **strings[] = { &s->log_level,   &s->log_format,
+		             &s->data_dir,    &s->listen,
+		             &s->tls_listen,  &s->tls_cert,
+		             &s->tls_key,     &s->static_dir,
+		             &s->pubsub_url,  &s->bus_frontend,
+		             &s->bus_backend, &s->store_uri,
+		             &s->bus_keys,    &s->bus_server_key };
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
@@ -102,6 +111,7 @@ ls_settings_clear(ls_settings *s)
 	ls_strlist_clear(&s->origins);
 	ls_strlist_clear(&s->trusted_proxies);
 	ls_strlist_clear(&s->service_allowlist);
+	ls_strlist_clear(&s->bus_allow);
 }
 
 int
@@ -171,6 +181,11 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  600000 },
 		{ "bus.heartbeat_ms", LS_CONFIG_INT, &s->heartbeat_ms, 100,
 		  600000 },
+		{ "bus.insecure", LS_CONFIG_BOOL, &s->bus_insecure, 0, 0 },
+		{ "bus.keys", LS_CONFIG_STRING, &s->bus_keys, 0, 0 },
+		{ "bus.server_key", LS_CONFIG_STRING, &s->bus_server_key, 0,
+		  0 },
+		{ "bus.allow", LS_CONFIG_STRLIST, &s->bus_allow, 0, 0 },
 		{ "store.uri", LS_CONFIG_STRING, &s->store_uri, 0, 0 },
 		{ "appserver.workers", LS_CONFIG_INT, &s->workers, 1, 256 },
 		{ "appserver.issue_workers", LS_CONFIG_INT, &s->issue_workers,
@@ -224,6 +239,7 @@ ls_settings_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 		break;
 	case LS__OPT_DATA:
 		target = &s->data_dir;
+		s->data_flag = true;
 		break;
 	case LS__OPT_REDIS:
 		target = &s->pubsub_url;
@@ -233,6 +249,7 @@ ls_settings_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 		break;
 	case LS__OPT_FRONTEND:
 		target = &s->bus_frontend;
+		s->frontend_flag = true;
 		break;
 	case LS__OPT_BACKEND:
 		target = &s->bus_backend;
@@ -243,6 +260,20 @@ ls_settings_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 	case LS__OPT_LOG_FORMAT:
 		target = &s->log_format;
 		break;
+	case LS__OPT_BUS_KEYS:
+		target = &s->bus_keys;
+		break;
+	case LS__OPT_BUS_SERVER_KEY:
+		target = &s->bus_server_key;
+		break;
+	case LS__OPT_BUS_ALLOW:
+		if (ls_strlist_add(&s->bus_allow, arg) != 0) {
+			return ls_error_set(err, -ENOMEM, "out of memory");
+		}
+		return 1;
+	case LS__OPT_BUS_INSECURE:
+		s->bus_insecure = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -268,6 +299,16 @@ ls_settings_help(void)
 	       "(tcp://127.0.0.1:5555)\n"
 	       "  --broker-backend EP      bus backend "
 	       "(tcp://127.0.0.1:5556)\n"
+	       "  --bus-keys FILE          our bus key file "
+	       "(`lightstream keygen`)\n"
+	       "  --bus-server-key KEY     the broker's public key (or its "
+	       ".pub file)\n"
+	       "  --bus-allow ROLE:KEY     broker: allow a public key (or "
+	       ".pub file);\n"
+	       "                           ROLE worker, client or admin "
+	       "(repeatable)\n"
+	       "  --bus-insecure           plain-text bus, no keys "
+	       "(development only)\n"
 	       "  --log-level LEVEL        debug, info, warn, error (info)\n"
 	       "  --log-format FORMAT      text or json (text)\n";
 }

@@ -70,6 +70,15 @@ typedef struct ls_settings {
 	char *bus_backend;   /* "tcp://127.0.0.1:5556" */
 	long bus_timeout_ms; /* 5000: client deadline per request */
 	long heartbeat_ms;   /* 2500 */
+	/* bus security (docs/bus.md, "Security") */
+	bool bus_insecure;    /* plain text over tcp:// and ipc:// */
+	char *bus_keys;       /* our key file (JSON public/secret) */
+	char *bus_server_key; /* the broker's public key, or a file of it */
+	ls_strlist bus_allow; /* broker: "ROLE:KEY" or "ROLE:FILE" */
+	/* given on the command line (not the file): admin and call pick
+	 * their endpoint from them */
+	bool frontend_flag; /* --broker-frontend */
+	bool data_flag;     /* --data */
 
 	/* store.*, appserver.* */
 	char *store_uri;    /* NULL: "sqlite:<data_dir>/lightstream.db" */
@@ -88,7 +97,8 @@ int ls_settings_load_file(ls_settings *s, const char *path, ls_error *err);
 
 /*
  * The long options every role accepts (--config, --listen, --data,
- * --redis, --store, --broker-frontend, --broker-backend, --log-level,
+ * --redis, --store, --broker-frontend, --broker-backend, --bus-keys,
+ * --bus-server-key, --bus-allow, --bus-insecure, --log-level,
  * --log-format), terminated by a zero entry; their `val` is >= 0x1000 so
  * commands can mix them with their own options. Commands append their own
  * options with ls_settings_options_merge().

@@ -491,9 +491,10 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 		}
 	}
 
-	gw->bus = bus_client_new(
-	        opt->zmq_ctx,
-	        opt->bus_endpoint ? opt->bus_endpoint : s->bus_frontend, err);
+	gw->bus = bus_client_new_secure(opt->zmq_ctx,
+	                                opt->bus_endpoint ? opt->bus_endpoint
+	                                                  : s->bus_frontend,
+	                                opt->bus_curve, err);
 	if (gw->bus == NULL) {
 		goto fail;
 	}

@@ -20,6 +20,7 @@
 struct ev_loop;
 struct ps_hub;
 struct gw_server;
+struct bus_curve_keys;
 
 typedef struct gw_gateway gw_gateway;
 
@@ -36,6 +37,8 @@ typedef struct gw_options {
 	/* Set by gw_server: the HTTP limits its loops share (referenced);
 	 * NULL: the gateway keeps its own. */
 	struct gw_shared *shared;
+	/* CURVE keys of the bus client (borrowed, copied); NULL: plain */
+	const struct bus_curve_keys *bus_curve;
 } gw_options;
 
 /*

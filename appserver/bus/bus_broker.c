@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -30,6 +31,7 @@
 #include "bus_curve.h"
 #include "bus_proto.h"
 #include "ls_log.h"
+#include "ls_proto.h"
 #include "ls_time.h"
 
 static const char bus__proto[BUS__PROTOCOL_LEN] = BUS__PROTOCOL;
@@ -105,6 +107,32 @@ bus__reply_req(bus_broker *b, const bus__request *r, unsigned char status,
 	                  strlen(text));
 }
 
+/*
+ * Refuse a request for its sender's role: status 2 with the error body of
+ * docs/bus.md, code `forbidden`.
+ */
+static void
+bus__forbid(bus_broker *b, bus__msg *m, int key, const char *why)
+{
+	char hex[BUS_CURVE_KEY_LEN + 1];
+
+	b->forbidden++;
+	bus__key_text(b, key, hex);
+	bus__drop(b, "request for '%.*s' from key %s refused: %s",
+	          (int)bus__frame_size(m, 2),
+	          (const char *)bus__frame_data(m, 2), hex, why);
+	bus__reply_error(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
+	                 bus__frame_data(m, 1), LS_PC_FORBIDDEN, why);
+}
+
+/* accounts.* and db.*: account management, admin keys only. */
+static bool
+bus__admin_only(const char *svc, size_t len)
+{
+	return (len == 8 && memcmp(svc, "accounts", 8) == 0) ||
+	       (len == 2 && memcmp(svc, "db", 2) == 0);
+}
+
 static int
 bus__to_worker(bus_broker *b, bus__bworker *w, unsigned char cmd, int n,
                const void *const *data, const size_t *len)
@@ -140,13 +168,43 @@ bus__service_find(bus_broker *b, const void *name, size_t len)
 	return NULL;
 }
 
+static void
+bus__service_remove(bus_broker *b, bus__service *s)
+{
+	bus__service **pp = &b->services;
+
+	while (*pp != s) {
+		pp = &(*pp)->next;
+	}
+	*pp = s->next;
+	b->nservices--;
+	ls_info(BUS__C, "service '%s' forgotten (no workers)", s->name);
+	free(s);
+}
+
+/* Forget one service that has neither workers nor queued requests. */
+static bool
+bus__service_evict(bus_broker *b)
+{
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		if (s->nworkers == 0 && s->qlen == 0) {
+			bus__service_remove(b, s);
+			return true;
+		}
+	}
+	return false;
+}
+
 static bus__service *
 bus__service_require(bus_broker *b, const void *name, size_t len)
 {
 	bus__service *s = bus__service_find(b, name, len);
 
-	if (s != NULL || b->nservices >= BUS__MAX_SERVICES) {
+	if (s != NULL) {
 		return s;
+	}
+	if (b->nservices >= BUS__MAX_SERVICES && !bus__service_evict(b)) {
+		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -219,20 +277,47 @@ bus__idle_append(bus_broker *b, bus__bworker *w)
 	w->idle = true;
 }
 
+/* Its key let a request expire lately (BUS__STRIKE_MS). */
+static bool
+bus__struck(const bus_broker *b, const bus__bworker *w, int64_t now)
+{
+	return w->key >= 0 && b->allow[w->key].strike_until > now;
+}
+
 /*
- * The available worker of s holding the fewest requests, least recently
- * used first among equals (an idle one whenever there is one).
+ * Requests w may hold at once: one until it has answered one (a worker
+ * that never answers cannot gather more) or while its key is struck,
+ * BUS__PREFETCH otherwise.
+ */
+static int
+bus__capacity(const bus_broker *b, const bus__bworker *w, int64_t now)
+{
+	return w->answered == 0 || bus__struck(b, w, now) ? 1 : BUS__PREFETCH;
+}
+
+/*
+ * The available worker of s to send a request to: workers of a struck key
+ * last, then the one holding the fewest requests, then one that has
+ * answered before one that has not, then least recently used.
  */
 static bus__bworker *
 bus__pick(bus_broker *b, bus__service *s)
 {
 	bus__bworker *best = NULL;
+	int64_t now = ls_now_ms();
+	long best_rank = 0;
 
 	for (bus__bworker *w = b->idle_head; w != NULL; w = w->inext) {
-		if (bus__serves(w, s) &&
-		    (best == NULL || w->nheld < best->nheld)) {
+		long rank;
+		if (!bus__serves(w, s)) {
+			continue;
+		}
+		rank = (bus__struck(b, w, now) ? 1000 : 0) + 2L * w->nheld +
+		       (w->answered == 0);
+		if (best == NULL || rank < best_rank) {
 			best = w;
-			if (w->nheld == 0) {
+			best_rank = rank;
+			if (rank == 0) {
 				break;
 			}
 		}
@@ -275,12 +360,16 @@ bus__dispatch(bus_broker *b, bus__service *s)
 			s->qtail = NULL;
 		}
 		s->qlen--;
+		b->nqueued--;
 		r->next = NULL;
 		bus__idle_remove(b, w);
 		w->held[w->nheld] = r;
 		w->held_svc[w->nheld] = s;
 		w->nheld++;
-		if (w->nheld < BUS__PREFETCH) {
+		if (r->deadline < b->held_next) {
+			b->held_next = r->deadline;
+		}
+		if (w->nheld < bus__capacity(b, w, ls_now_ms())) {
 			bus__idle_append(b, w);
 		}
 	}
@@ -290,6 +379,9 @@ bus__dispatch(bus_broker *b, bus__service *s)
 static void
 bus__worker_idle(bus_broker *b, bus__bworker *w)
 {
+	if (w->nheld >= bus__capacity(b, w, ls_now_ms())) {
+		return;
+	}
 	if (!w->idle) {
 		bus__idle_append(b, w);
 	}
@@ -317,7 +409,10 @@ bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
 	w->nheld = 0;
 	bus__idle_remove(b, w);
 	for (int i = 0; i < w->nservices; i++) {
-		w->services[i]->nworkers--;
+		bus__service *s = w->services[i];
+		if (--s->nworkers == 0 && s->qlen == 0) {
+			s->empty_since = ls_now_ms();
+		}
 	}
 	while (*pp != w) {
 		pp = &(*pp)->next;
@@ -331,8 +426,17 @@ static void
 bus__worker_ready(bus_broker *b, bus__msg *m)
 {
 	bus__bworker *w;
-	int n = m->n - 3;
+	int n = m->n - 3, key;
+	unsigned roles = bus__peer_roles(b, m, &key);
 
+	if ((roles & BUS_ROLE_WORKER) == 0) {
+		char hex[BUS_CURVE_KEY_LEN + 1];
+		bus__key_text(b, key, hex);
+		b->forbidden++;
+		bus__drop(b, "READY from key %s refused: not a worker key",
+		          hex);
+		goto refuse;
+	}
 	if (n < 1 || n > BUS__MAX_WORKER_SERVICES || m->truncated) {
 		bus__drop(b, "READY with %d services refused", n);
 		goto refuse;
@@ -361,11 +465,16 @@ bus__worker_ready(bus_broker *b, bus__msg *m)
 	memcpy(w->id, bus__frame_data(m, 0), w->id_len);
 	bus__hex(w->id, w->id_len < 16 ? w->id_len : 16, w->hex,
 	         sizeof(w->hex));
+	w->key = key;
 	for (int i = 3; i < m->n; i++) {
 		bus__service *s = bus__service_require(
 		        b, bus__frame_data(m, i), bus__frame_size(m, i));
-		if (s == NULL) {
-			bus__drop(b, "service table full; READY refused");
+		if (s == NULL || (!bus__serves(w, s) &&
+		                  s->nworkers >= BUS__MAX_SERVICE_WORKERS)) {
+			bus__drop(b, s == NULL ? "service table full; READY "
+			                         "refused"
+			                       : "too many workers for a "
+			                         "service; READY refused");
 			for (int k = 0; k < w->nservices; k++) {
 				w->services[k]->nworkers--;
 			}
@@ -375,6 +484,7 @@ bus__worker_ready(bus_broker *b, bus__msg *m)
 		if (!bus__serves(w, s)) {
 			w->services[w->nservices++] = s;
 			s->nworkers++;
+			s->empty_since = 0;
 		}
 	}
 	w->expiry = ls_now_ms() + (int64_t)b->hb_ms * b->liveness;
@@ -433,6 +543,7 @@ bus__worker_reply(bus_broker *b, bus__bworker *w, bus__msg *m)
 	} else {
 		svc->failed++;
 	}
+	w->answered++;
 	free(r);
 	bus__worker_idle(b, w);
 }
@@ -505,6 +616,22 @@ bus__frontend(bus_broker *b, bus__msg *m)
 	}
 	svc = bus__frame_data(m, 2);
 	svc_len = bus__frame_size(m, 2);
+	{
+		int key;
+		unsigned roles = bus__peer_roles(b, m, &key);
+		if ((roles & (BUS_ROLE_CLIENT | BUS_ROLE_ADMIN)) == 0) {
+			bus__forbid(b, m, key,
+			            "this key may not call services");
+			return;
+		}
+		if (bus__admin_only(svc, svc_len) &&
+		    (roles & BUS_ROLE_ADMIN) == 0) {
+			bus__forbid(b, m, key,
+			            "only admin keys may call accounts.* and "
+			            "db.*");
+			return;
+		}
+	}
 	if (svc_len >= 4 && memcmp(svc, "mmi.", 4) == 0) {
 		bus__mmi(b, m, svc, svc_len);
 		return;
@@ -517,7 +644,7 @@ bus__frontend(bus_broker *b, bus__msg *m)
 		           sizeof(msg) - 1);
 		return;
 	}
-	if (s->qlen >= b->queue_limit) {
+	if (s->qlen >= b->queue_limit || b->nqueued >= BUS__MAX_QUEUED) {
 		s->rejected++;
 		bus__reply_error(b, bus__frame_data(m, 0),
 		                 bus__frame_size(m, 0), bus__frame_data(m, 1),
@@ -548,7 +675,85 @@ bus__frontend(bus_broker *b, bus__msg *m)
 	}
 	s->qtail = r;
 	s->qlen++;
+	b->nqueued++;
 	bus__dispatch(b, s);
+}
+
+/*
+ * Requests held by a worker past their deadline: answer each `timeout`,
+ * strike the worker's key and purge the worker (DISCONNECT; a live one
+ * registers again). A worker that holds requests and never answers thus
+ * keeps each for one deadline at most, and its key is chosen last for a
+ * while (bus__pick).
+ */
+static void
+bus__expire_held(bus_broker *b, int64_t now)
+{
+	static const char msg[] = "the worker did not answer in time";
+	int64_t next = INT64_MAX;
+	bus__bworker *w, *wnext;
+
+	if (now < b->held_next) {
+		return;
+	}
+	for (w = b->workers; w != NULL; w = wnext) {
+		int kept = 0, late = 0;
+		wnext = w->next;
+		for (int i = 0; i < w->nheld; i++) {
+			bus__request *r = w->held[i];
+			if (r->deadline <= now) {
+				w->held_svc[i]->timed_out++;
+				bus__reply_req(b, r, BUS__ST_TIMEOUT, msg);
+				free(r);
+				late++;
+				continue;
+			}
+			if (r->deadline < next) {
+				next = r->deadline;
+			}
+			w->held[kept] = r;
+			w->held_svc[kept] = w->held_svc[i];
+			kept++;
+		}
+		w->nheld = kept;
+		if (late > 0) {
+			char hex[BUS_CURVE_KEY_LEN + 1];
+			if (w->key >= 0) {
+				b->allow[w->key].strike_until =
+				        now + BUS__STRIKE_MS;
+			}
+			bus__key_text(b, w->key, hex);
+			bus__drop(b,
+			          "worker %s (key %s) let %d request%s "
+			          "expire: purged",
+			          w->hex, hex, late, late == 1 ? "" : "s");
+			bus__disconnect_peer(b, w->id, w->id_len);
+			bus__worker_delete(b, w, "requests expired");
+		}
+	}
+	b->held_next = next;
+}
+
+/* Forget services without workers nor queue for BUS__SERVICE_LINGER_MS. */
+static void
+bus__sweep(bus_broker *b, int64_t now)
+{
+	bus__service *s, *next;
+
+	if (now < b->sweep_at) {
+		return;
+	}
+	b->sweep_at = now + 1000;
+	for (s = b->services; s != NULL; s = next) {
+		next = s->next;
+		if (s->nworkers > 0 || s->qlen > 0) {
+			s->empty_since = 0;
+		} else if (s->empty_since == 0) {
+			s->empty_since = now;
+		} else if (now - s->empty_since >= BUS__SERVICE_LINGER_MS) {
+			bus__service_remove(b, s);
+		}
+	}
 }
 
 /* Answer `timeout` to requests that waited past their deadline. */
@@ -566,11 +771,14 @@ bus__expire(bus_broker *b, int64_t now)
 				s->qtail = NULL;
 			}
 			s->qlen--;
+			b->nqueued--;
 			s->timed_out++;
 			bus__reply_req(b, r, BUS__ST_TIMEOUT, msg);
 			free(r);
 		}
 	}
+	bus__expire_held(b, now);
+	bus__sweep(b, now);
 }
 
 static void
@@ -611,8 +819,11 @@ bus__purge_gone(bus_broker *b)
 static long
 bus__next_wait(bus_broker *b, int64_t now)
 {
-	int64_t at = b->hb_at;
+	int64_t at = b->hb_at < b->held_next ? b->hb_at : b->held_next;
 
+	if (b->sweep_at < at) {
+		at = b->sweep_at;
+	}
 	for (bus__service *s = b->services; s != NULL; s = s->next) {
 		if (s->qhead != NULL && s->qhead->deadline < at) {
 			at = s->qhead->deadline;
@@ -621,9 +832,39 @@ bus__next_wait(bus_broker *b, int64_t now)
 	return at <= now ? 0 : (long)(at - now);
 }
 
+/*
+ * Bind an endpoint; an ipc:// socket file is created 0600 (owner only),
+ * whatever the umask: the umask is narrowed around the bind (it only
+ * ever narrows, so other threads creating files meanwhile lose nothing)
+ * and the mode set again after it.
+ */
+static int
+bus__bind_one(void *sock, const char *endpoint)
+{
+	int rc, saved;
+
+	if (strncmp(endpoint, "ipc://", 6) != 0) {
+		return zmq_bind(sock, endpoint);
+	}
+	{
+		mode_t old = umask(0177);
+		rc = zmq_bind(sock, endpoint);
+		saved = errno;
+		umask(old);
+	}
+	if (rc == 0 && endpoint[6] != '@' && chmod(endpoint + 6, 0600) != 0) {
+		saved = errno;
+		zmq_unbind(sock, endpoint);
+		rc = -1;
+	}
+	errno = saved;
+	return rc;
+}
+
 static void *
 bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
-          const char *what, const char *secret, ls_error *err)
+          const char *endpoint2, const char *what, const char *secret,
+          ls_error *err)
 {
 	void *sock = zmq_socket(ctx, type);
 	int on = 1;
@@ -643,11 +884,21 @@ bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
 		zmq_close(sock);
 		return NULL;
 	}
-	if (bus__socket_setup(sock) != 0 || zmq_bind(sock, endpoint) != 0) {
-		ls_error_set(err, -errno, "broker %s: cannot bind %s: %s",
-		             what, endpoint, zmq_strerror(errno));
+	if (bus__socket_setup(sock) != 0) {
+		ls_error_set(err, -errno, "broker %s: %s", what,
+		             zmq_strerror(errno));
 		zmq_close(sock);
 		return NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *ep = i == 0 ? endpoint : endpoint2;
+		if (ep != NULL && bus__bind_one(sock, ep) != 0) {
+			ls_error_set(err, -errno,
+			             "broker %s: cannot bind %s: %s", what, ep,
+			             zmq_strerror(errno));
+			zmq_close(sock);
+			return NULL;
+		}
 	}
 	return sock;
 }
@@ -664,6 +915,7 @@ bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
 		return NULL;
 	}
 	b->stopfd = -1;
+	b->held_next = INT64_MAX;
 	b->hb_ms = opt && opt->heartbeat_ms > 0 ? opt->heartbeat_ms
 	                                        : BUS__DEFAULT_HB_MS;
 	b->liveness = opt && opt->liveness > 0 ? opt->liveness
@@ -686,13 +938,14 @@ bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
 	if (secret != NULL && bus__curve_setup(b, zmq_ctx, opt, err) != 0) {
 		goto fail;
 	}
-	b->front = bus__bind(b, zmq_ctx, ZMQ_ROUTER, frontend, "frontend",
-	                     secret, err);
+	b->front = bus__bind(b, zmq_ctx, ZMQ_ROUTER, frontend,
+	                     opt ? opt->frontend2 : NULL, "frontend", secret,
+	                     err);
 	if (b->front == NULL) {
 		goto fail;
 	}
-	b->back = bus__bind(b, zmq_ctx, ZMQ_ROUTER, backend, "backend", secret,
-	                    err);
+	b->back = bus__bind(b, zmq_ctx, ZMQ_ROUTER, backend, NULL, "backend",
+	                    secret, err);
 	if (b->back == NULL) {
 		goto fail;
 	}

@@ -12,22 +12,50 @@
 
 typedef struct bus_broker bus_broker;
 
+/*
+ * Roles of a bus peer (docs/bus.md, "Security"), as bits: `worker` keys may
+ * register services (READY), `client` keys may call services, `admin` keys
+ * may call every service, accounts.* and db.* included.
+ */
+enum bus_role {
+	BUS_ROLE_WORKER = 1,
+	BUS_ROLE_CLIENT = 2,
+	BUS_ROLE_ADMIN = 4,
+};
+
+/* The role named name ("worker", "client", "admin"), or 0. */
+unsigned bus_role_parse(const char *name);
+
+/* One allowed public key (Z85, borrowed) with its BUS_ROLE_* bits. */
+typedef struct bus_peer_key {
+	const char *key;
+	unsigned roles;
+} bus_peer_key;
+
 typedef struct bus_broker_options {
 	int heartbeat_ms;       /* 0: default 2500 */
 	int liveness;           /* 0: default 3 */
 	int queue_limit;        /* per service; 0: default 10000 */
 	int default_timeout_ms; /* deadline of queued requests; 0: 5000 */
 	/*
-	 * CURVE (optional): the broker's secret key (Z85, 40 characters)
-	 * makes both endpoints CURVE servers; NULL: plain. curve_allow lists
-	 * the public keys of clients and workers allowed to connect
-	 * (borrowed, copied); NULL or ncurve_allow 0: any key (encryption
-	 * without authentication). Authentication uses ZAP, so only one
-	 * broker with CURVE may run per ZeroMQ context.
+	 * CURVE: the broker's secret key (Z85, 40 characters) makes both
+	 * endpoints CURVE servers; NULL: plain, and every peer may do
+	 * everything (development only). curve_allow lists the public keys
+	 * allowed to connect, with their roles (borrowed, copied; a key
+	 * listed twice has both roles); with none, no peer outside the
+	 * process can connect. Peers in the same process (inproc://) skip
+	 * the handshake and have every role. Authentication uses ZAP, so
+	 * only one broker with CURVE may run per ZeroMQ context.
 	 */
 	const char *curve_secret_key;
-	const char *const *curve_allow;
+	const bus_peer_key *curve_allow;
 	size_t ncurve_allow;
+	/*
+	 * A second endpoint bound by the frontend socket (same security),
+	 * e.g. an ipc:// socket beside inproc://; NULL: none. ipc://
+	 * endpoints are created with mode 0600.
+	 */
+	const char *frontend2;
 } bus_broker_options;
 
 /*

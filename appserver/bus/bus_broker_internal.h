@@ -16,9 +16,16 @@
 
 #define BUS__C "broker"
 
-#define BUS__MAX_SERVICES       1024 /* distinct services registered */
-#define BUS__MAX_WORKERS        4096 /* workers registered at once */
-#define BUS__DEFAULT_QUEUE      10000
+#define BUS__MAX_SERVICES        1024   /* distinct services registered */
+#define BUS__MAX_WORKERS         4096   /* workers registered at once */
+#define BUS__MAX_SERVICE_WORKERS 1024   /* workers of one service */
+#define BUS__MAX_QUEUED          100000 /* queued requests, all services */
+#define BUS__DEFAULT_QUEUE       10000
+/* A service without workers nor queued requests is forgotten after this
+ * (at once when the table is full and a new one registers). */
+#define BUS__SERVICE_LINGER_MS 30000
+/* A worker key that let a request expire is chosen last for this long. */
+#define BUS__STRIKE_MS          60000
 #define BUS__DEFAULT_TIMEOUT_MS 5000
 #define BUS__LOG_BURST          10   /* dropped-input warnings per second */
 #define BUS__BATCH              1000 /* messages per socket per turn */
@@ -30,6 +37,8 @@
  * chosen first.
  */
 #define BUS__PREFETCH 4
+/* Roles of a peer in the same process, or of any peer without CURVE. */
+#define BUS__ALL_ROLES (BUS_ROLE_WORKER | BUS_ROLE_CLIENT | BUS_ROLE_ADMIN)
 
 typedef struct bus__request bus__request;
 struct bus__request {
@@ -50,6 +59,7 @@ struct bus__service {
 	bus__request *qhead, *qtail;
 	int qlen;
 	int nworkers;
+	int64_t empty_since; /* no workers, no queue since then; 0: in use */
 	uint64_t served, failed, timed_out, rejected;
 };
 
@@ -65,11 +75,19 @@ struct bus__bworker {
 	bus__service *services[BUS__MAX_WORKER_SERVICES];
 	int nservices;
 	int64_t expiry;
-	bool gone; /* its connection is closed: purge soon */
+	bool gone;         /* its connection is closed: purge soon */
+	int key;           /* index in the broker's allow-list, -1: none */
+	uint64_t answered; /* replies; 0: may hold only one request */
 	bus__request *held[BUS__PREFETCH]; /* sent to it, not answered */
 	bus__service *held_svc[BUS__PREFETCH];
 	int nheld;
 };
+
+typedef struct bus__key {
+	unsigned char key[32];
+	unsigned roles;       /* BUS_ROLE_* */
+	int64_t strike_until; /* chosen last until then (ls_now_ms) */
+} bus__key;
 
 struct bus_broker {
 	void *front, *back;
@@ -84,8 +102,13 @@ struct bus_broker {
 	int64_t hb_at;
 	int64_t log_window;
 	int log_count, log_suppressed;
-	void *zap;                  /* ZAP handler (REP), with CURVE only */
-	unsigned char (*allow)[32]; /* allowed public keys; none: any */
+	int nqueued;        /* requests in every queue */
+	int64_t held_next;  /* earliest deadline of a held request */
+	int64_t sweep_at;   /* next look for services to forget */
+	uint64_t forbidden; /* requests and READYs refused for their role */
+	void *zap;          /* ZAP handler (REP), with CURVE only */
+	bool curve;         /* CURVE on: roles apply */
+	bus__key *allow;    /* allowed public keys, each once */
 	size_t nallow;
 };
 
@@ -117,6 +140,18 @@ void bus__mmi(bus_broker *b, bus__msg *m, const char *svc, size_t len);
 
 /* Answer one ZAP request read from b->zap. */
 void bus__zap(bus_broker *b, bus__msg *m);
+
+/*
+ * The roles of the peer that sent m, and its allow-list index (-1 when
+ * none) in *key: every role without CURVE and for a peer in the same
+ * process (inproc:// has no handshake, so its messages carry no
+ * metadata); the listed roles of a CURVE peer (ZAP set its User-Id to
+ * its index).
+ */
+unsigned bus__peer_roles(bus_broker *b, bus__msg *m, int *key);
+
+/* The Z85 text of allow-list entry key (or "-"), into out[41]. */
+void bus__key_text(const bus_broker *b, int key, char *out);
 
 /* Load the allow-list and bind the ZAP handler. 0 or error, err set. */
 int bus__curve_setup(bus_broker *b, void *ctx, const bus_broker_options *opt,

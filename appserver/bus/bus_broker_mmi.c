@@ -28,6 +28,17 @@ bus__stats(bus_broker *b)
 	}
 	json_object_set_new(root, "services", svcs);
 	json_object_set_new(root, "workers", json_integer(b->nworkers));
+	json_object_set_new(root, "queued", json_integer(b->nqueued));
+	json_object_set_new(root, "forbidden",
+	                    json_integer((json_int_t)b->forbidden));
+	json_object_set_new(
+	        root, "limits",
+	        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "services",
+	                  BUS__MAX_SERVICES, "workers", BUS__MAX_WORKERS,
+	                  "workersPerService", BUS__MAX_SERVICE_WORKERS,
+	                  "servicesPerWorker", BUS__MAX_WORKER_SERVICES,
+	                  "queuePerService", b->queue_limit, "queued",
+	                  BUS__MAX_QUEUED));
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	return text;

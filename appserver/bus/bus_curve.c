@@ -125,6 +125,112 @@ out:
 }
 
 int
+bus_curve_read_public(const char *spec, char public_key[BUS_CURVE_KEY_LEN + 1],
+                      ls_error *err)
+{
+	FILE *f;
+	char line[512];
+	int rc = LS_ECONFIG;
+
+	if (spec == NULL || spec[0] == '\0') {
+		return ls_error_set(err, LS_ECONFIG, "no public key given");
+	}
+	if (bus_curve_key_valid(spec)) {
+		memcpy(public_key, spec, BUS_CURVE_KEY_LEN + 1);
+		return 0;
+	}
+	f = fopen(spec, "re");
+	if (f == NULL) {
+		return ls_error_set(err, LS_ECONFIG,
+		                    "%s: neither a Z85 public key nor a "
+		                    "readable key file: %s",
+		                    spec, strerror(errno));
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *end;
+		while (*p == ' ' || *p == '\t') {
+			p++;
+		}
+		end = p + strlen(p);
+		while (end > p && (end[-1] == '\n' || end[-1] == '\r' ||
+		                   end[-1] == ' ' || end[-1] == '\t')) {
+			*--end = '\0';
+		}
+		if (*p == '\0' || *p == '#') {
+			continue;
+		}
+		if (*p == '{') {
+			/* A key file: take its "public" (or derive it). */
+			char sec[BUS_CURVE_KEY_LEN + 1];
+			fclose(f);
+			rc = bus_curve_read_keyfile(spec, public_key, sec,
+			                            err);
+			explicit_bzero(sec, sizeof(sec));
+			explicit_bzero(line, sizeof(line));
+			return rc;
+		}
+		if (bus_curve_key_valid(p)) {
+			memcpy(public_key, p, BUS_CURVE_KEY_LEN + 1);
+			rc = 0;
+		} else {
+			ls_error_set(err, LS_ECONFIG,
+			             "%s: not a Z85 public key", spec);
+		}
+		fclose(f);
+		return rc;
+	}
+	fclose(f);
+	return ls_error_set(err, LS_ECONFIG, "%s: no public key in the file",
+	                    spec);
+}
+
+int
+bus_curve_write_pair(const char *prefix,
+                     char public_key[BUS_CURVE_KEY_LEN + 1], ls_error *err)
+{
+	char *key_path = NULL, *pub_path = NULL;
+	int fd = -1, rc;
+
+	if (asprintf(&key_path, "%s.key", prefix) < 0) {
+		key_path = NULL;
+	}
+	if (asprintf(&pub_path, "%s.pub", prefix) < 0) {
+		pub_path = NULL;
+	}
+	if (key_path == NULL || pub_path == NULL) {
+		rc = ls_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* The public file first: refusing to overwrite it leaves nothing. */
+	fd = open(pub_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = ls_error_set(err, -errno, "%s: %s", pub_path,
+		                  strerror(errno));
+		goto out;
+	}
+	rc = bus_curve_write_keyfile(key_path, public_key, err);
+	if (rc != 0) {
+		close(fd);
+		unlink(pub_path);
+		goto out;
+	}
+	if (dprintf(fd, "%s\n", public_key) != BUS_CURVE_KEY_LEN + 1 ||
+	    fsync(fd) != 0) {
+		rc = ls_error_set(err, -EIO, "%s: write failed", pub_path);
+		close(fd);
+		unlink(pub_path);
+		unlink(key_path);
+		goto out;
+	}
+	close(fd);
+	rc = 0;
+out:
+	free(key_path);
+	free(pub_path);
+	return rc;
+}
+
+int
 bus_curve_read_allow(const char *path, char ***keys, size_t *n, ls_error *err)
 {
 	FILE *f = fopen(path, "re");

@@ -52,6 +52,26 @@ int bus_curve_write_keyfile(const char *path,
                             ls_error *err);
 
 /*
+ * A public key given as text: the key itself (40 Z85 characters), or the
+ * path of a file holding it - a public-key file (the key on its first line
+ * that is not blank or a '#' comment) or a key file ({"public": ...}).
+ * Returns 0 with public_key set, or a negative error with err set.
+ */
+int bus_curve_read_public(const char *spec,
+                          char public_key[BUS_CURVE_KEY_LEN + 1],
+                          ls_error *err);
+
+/*
+ * `lightstream keygen --out PREFIX`: a new key pair in PREFIX.key (the key
+ * file above, mode 0600) and PREFIX.pub (the public key and a newline,
+ * mode 0644); neither may exist. public_key receives the public key.
+ * Returns 0 or a negative error with err set (nothing is left behind).
+ */
+int bus_curve_write_pair(const char *prefix,
+                         char public_key[BUS_CURVE_KEY_LEN + 1],
+                         ls_error *err);
+
+/*
  * Read an allow-list: one public key per line; blank lines and lines
  * starting with '#' are ignored. On success *keys is a new array of *n new
  * strings: free with bus_curve_free_keys(). Returns 0 or a negative error

@@ -1,6 +1,7 @@
 """End to end: `lightstream broker` + two `lightstream appserver` processes
 over tcp on one SQLite file, driven by `lightstream admin` and
-`lightstream call` exactly as an operator would."""
+`lightstream call` exactly as an operator would: with CURVE keys made by
+`lightstream keygen` (app servers: worker key; admin and call: admin key)."""
 
 import hashlib
 import hmac
@@ -22,12 +23,14 @@ def frontend():
 
 
 def admin(*args, input=None):
-    return lstest.run("admin", "--broker-frontend", frontend(), *args, input=input)
+    return lstest.run("admin", "--broker-frontend", frontend(),
+                      *lstest.bus_peer_args("admin"), *args, input=input)
 
 
 def call(*args):
     # "--": a token may start with '-' (base64url).
-    return lstest.run("call", "--broker-frontend", frontend(), "--", *args)
+    return lstest.run("call", "--broker-frontend", frontend(),
+                      *lstest.bus_peer_args("admin"), "--", *args)
 
 
 def call_json(*args):
@@ -44,7 +47,7 @@ def start_appserver(name):
     proc = lstest.lightstream(
         "appserver", "--broker-backend", "tcp://127.0.0.1:%d" % state["back"],
         "--store", "sqlite:" + state["db"], "--workers", "2",
-        "--heartbeat-ms", HEARTBEAT_MS, name=name)
+        "--heartbeat-ms", HEARTBEAT_MS, *lstest.bus_peer_args("worker"), name=name)
     return proc
 
 
@@ -59,7 +62,8 @@ def setup_cluster():
     state["broker"] = lstest.lightstream(
         "broker", "--broker-frontend", frontend(),
         "--broker-backend", "tcp://127.0.0.1:%d" % state["back"],
-        "--heartbeat-ms", HEARTBEAT_MS, name="broker", wait_tcp=state["front"])
+        "--heartbeat-ms", HEARTBEAT_MS, *lstest.bus_broker_args(),
+        name="broker", wait_tcp=state["front"])
     state["as1"] = start_appserver("appserver1")
     state["as2"] = start_appserver("appserver2")
     lstest.wait_for(lambda: workers() == 4, what="4 workers registered")
@@ -226,33 +230,20 @@ def test_sigterm_stops_cleanly():
     assert len(tok["value"]) == 43
 
 
-def keygen(name):
-    path = os.path.join(lstest.tmpdir(), name + ".key")
-    r = lstest.run("broker", "--curve-keygen", path)
-    assert r.returncode == 0, r.stderr
-    return path, r.stdout.strip()
-
-
 def test_curve_bus_with_allow_list():
-    # A second broker with CURVE: only listed keys may connect.
-    bkey, bpub = keygen("broker")
-    akey, apub = keygen("appserver")
-    ckey, cpub = keygen("admin")
-    _, stranger_pub = keygen("stranger")
-    allow = os.path.join(lstest.tmpdir(), "allow")
-    with open(allow, "w") as f:
-        f.write("# app server and admin\n%s\n%s\n" % (apub, cpub))
+    # A second broker: only listed keys may connect, each with its role.
     front, back = lstest.free_port(), lstest.free_port()
     fe = "tcp://127.0.0.1:%d" % front
+    b2 = dict(broker="broker2")
     lstest.lightstream("broker", "--broker-frontend", fe,
                        "--broker-backend", "tcp://127.0.0.1:%d" % back,
-                       "--curve-keys", bkey, "--curve-allow", allow,
+                       *lstest.bus_broker_args(worker=["appserver2"], client=["gateway2"],
+                                               admin=["admin2"], broker="broker2"),
                        name="curve-broker", wait_tcp=front)
     lstest.lightstream("appserver", "--broker-backend", "tcp://127.0.0.1:%d" % back,
                        "--store", "sqlite:" + state["db"],
-                       "--curve-server-key", bpub, "--curve-keys", akey,
-                       name="curve-appserver")
-    secure = ["--broker-frontend", fe, "--curve-server-key", bpub, "--curve-keys", ckey]
+                       *lstest.bus_peer_args("appserver2", **b2), name="curve-appserver")
+    secure = ["--broker-frontend", fe, *lstest.bus_peer_args("admin2", **b2)]
 
     def listed():
         r = lstest.run("admin", "-t", "1000", *secure, "account", "list")
@@ -262,17 +253,25 @@ def test_curve_bus_with_allow_list():
     r = lstest.run("admin", "-t", "1000", *secure, "token", "issue", "svc1",
                    "--private-key", "svc1_private", "--roles", "public")
     assert r.returncode == 0, r.stderr
+    # A client key may issue tokens but not manage accounts.
+    client = ["--broker-frontend", fe, *lstest.bus_peer_args("gateway2", **b2)]
+    r = lstest.run("call", "-t", "1000", *client, "auth", "generateToken", "svc1",
+                   "svc1_private", '["public"]', "60")
+    assert r.returncode == 0, r.stderr
+    r = lstest.run("admin", "-t", "1000", *client, "account", "list")
+    assert r.returncode == 1 and "forbidden" in r.stderr, r
     # Without CURVE, or with a key not on the list: no answer.
-    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe, "account", "list")
-    assert r.returncode == 1
-    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe, "--curve-server-key",
-                   bpub, "--curve-keys", os.path.join(lstest.tmpdir(), "stranger.key"),
+    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe, "--bus-insecure",
                    "account", "list")
     assert r.returncode == 1
-    assert stranger_pub not in open(allow).read()
+    r = lstest.run("admin", "-t", "500", "--broker-frontend", fe,
+                   *lstest.bus_peer_args("stranger", **b2), "account", "list")
+    assert r.returncode == 1
     # Half a CURVE configuration is a usage error.
-    assert lstest.run("admin", "--curve-keys", ckey, "account", "list").returncode == 2
-    assert lstest.run("appserver", "--curve-server-key", bpub).returncode == 2
+    assert lstest.run("admin", "--bus-keys", lstest.bus_key("admin2").key_file,
+                      "account", "list").returncode == 2
+    assert lstest.run("appserver", "--bus-server-key",
+                      lstest.bus_key("broker2").public).returncode == 2
 
 
 lstest.main(globals())

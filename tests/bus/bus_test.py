@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Service bus (docs/bus.md) against the real `lightstream broker` over TCP,
 with real worker processes (tests/bus/bus_test_worker, built on
-bus_worker_pool) and raw ZeroMQ clients (python3-zmq)."""
+bus_worker_pool) and raw ZeroMQ clients (python3-zmq). Every broker uses
+CURVE with keys made by `lightstream keygen` (roles: worker, client, admin)
+unless a test is about plain text."""
 
 import json
 import os
@@ -22,22 +24,41 @@ OK, ERROR, TIMEOUT, NOSERVICE = 1, 2, 3, 4
 ctx = zmq.Context.instance()
 
 
+def worker_curve(key):
+    """bus_test_worker flags for CURVE with key."""
+    return ["--curve-server-key", lstest.bus_key("broker").public,
+            "--curve-keys", lstest.bus_key(key).key_file]
+
+
 class Bus:
     """One broker on free ports, with helpers to start workers."""
 
-    def __init__(self, *extra, front=None, back=None):
+    def __init__(self, *extra, front=None, back=None, insecure=False):
         self.front = front or lstest.free_port()
         self.back = back or lstest.free_port()
         self.fe = "tcp://127.0.0.1:%d" % self.front
         self.be = "tcp://127.0.0.1:%d" % self.back
+        self.insecure = insecure
+        sec = (["--bus-insecure"] if insecure
+               else lstest.bus_broker_args(worker=("worker", "rogue")))
         self.broker = lstest.lightstream(
             "broker", "--broker-frontend", self.fe, "--broker-backend", self.be,
-            "--heartbeat-ms", HB, *extra, name="broker", wait_tcp=self.front)
+            "--heartbeat-ms", HB, *sec, *extra, name="broker", wait_tcp=self.front)
         self.workers = []
 
-    def worker(self, threads=1, wait=True):
+    def client(self, key="client"):
+        return Client(self.fe, None if self.insecure else key)
+
+    def peer_args(self, key="client"):
+        """Flags of `lightstream call` on this bus with key."""
+        return ["--broker-frontend", self.fe] + (
+            ["--bus-insecure"] if self.insecure else lstest.bus_peer_args(key))
+
+    def worker(self, threads=1, wait=True, key="worker", extra=()):
+        sec = [] if self.insecure else worker_curve(key)
         w = lstest.Proc("worker", [WORKER, self.be, "--threads", str(threads),
-                                   "--heartbeat-ms", str(HB), "--reconnect-ms", "200"])
+                                   "--heartbeat-ms", str(HB), "--reconnect-ms", "200",
+                                   *sec, *extra])
         self.workers.append(w)
         if wait:
             self.wait_workers(len([x for x in self.workers if x.poll() is None]) * 0 + threads,
@@ -45,7 +66,7 @@ class Bus:
         return w
 
     def stats(self):
-        with Client(self.fe) as c:
+        with self.client() as c:
             status, body = c.raw("mmi.stats", b"")
             assert status == OK, (status, body)
             return json.loads(body)
@@ -63,13 +84,21 @@ class Bus:
         return self.broker.stop()
 
 
+def raw_socket(endpoint, key):
+    """A DEALER connected to endpoint, a CURVE client with key (or plain)."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    if key is not None:
+        lstest.bus_curve_socket(sock, key)
+    sock.connect(endpoint)
+    return sock
+
+
 class Client:
     """A raw DEALER client speaking docs/bus.md frames."""
 
-    def __init__(self, endpoint):
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.connect(endpoint)
+    def __init__(self, endpoint, key="client"):
+        self.sock = raw_socket(endpoint, key)
         self.next_id = 1
 
     def __enter__(self):
@@ -117,7 +146,7 @@ class Client:
 def test_round_trip():
     bus = Bus()
     bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         assert c.call("echo", "echo", "hello") == (OK, "hello")
         assert c.call("echo", "echo", 1, [2], {"x": None}) == (OK, [1, [2], {"x": None}])
         assert c.call("echo", "echo", "été ✓") == (OK, "été ✓")
@@ -134,7 +163,7 @@ def test_round_trip():
 def test_unknown_service_answers_4():
     bus = Bus()
     bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         status, body = c.call("nosuch", "op")
         assert status == NOSERVICE, (status, body)
         assert c.raw("mmi.nosuch", b"")[0] == NOSERVICE
@@ -144,7 +173,7 @@ def test_unknown_service_answers_4():
 def test_unknown_op_and_bad_body_answer_2():
     bus = Bus()
     bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         # Error bodies are {"code", "message"} (docs/bus.md, "Errors").
         status, body = c.call("echo", "nope")
         err = json.loads(body)
@@ -181,7 +210,7 @@ def test_two_workers_share_load():
     a = bus.worker()
     b = bus.worker()
     bus.wait_workers(2)
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         ids = [c.send_op("echo", "sleep", 200) for _ in range(6)]
         pids = set()
         for _ in ids:
@@ -195,7 +224,7 @@ def test_two_workers_share_load():
 def test_kill9_mid_request_answers_error_and_survivor_serves():
     bus = Bus()
     a = bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         held = c.send_op("echo", "sleep", 30000)
         # a holds the request once no echo worker is idle.
         lstest.wait_for(lambda: bus.stats()["services"]["echo"]["idle"] == 0,
@@ -218,7 +247,9 @@ def test_kill9_mid_request_answers_error_and_survivor_serves():
 def test_kill9_with_several_held_answers_each_with_error():
     bus = Bus()
     a = bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
+        # A worker holds one request until it has answered one.
+        assert c.call("echo", "pid") == (OK, a.pid)
         # One running, three waiting behind it on the same worker.
         held = [c.send_op("echo", "sleep", 30000) for _ in range(4)]
         lstest.wait_for(lambda: bus.stats()["services"]["echo"]["idle"] == 0,
@@ -236,7 +267,7 @@ def test_kill9_with_several_held_answers_each_with_error():
         b = bus.worker()
         assert c.wait(queued, timeout=10) == (OK, str(b.pid))
         stats = bus.stats()["services"]["echo"]
-        assert stats["failed"] == 4 and stats["served"] == 1, stats
+        assert stats["failed"] == 4 and stats["served"] == 2, stats
     bus.stop()
 
 
@@ -245,11 +276,11 @@ def test_no_worker_answers_timeout():
     w = bus.worker()
     assert w.stop() == 0  # SIGTERM: the pool says DISCONNECT
     bus.wait_workers(0)
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         status, body = c.call("echo", "echo", 1)
         assert status == TIMEOUT, (status, body)
     assert bus.stats()["services"]["echo"]["timedOut"] == 1
-    r = lstest.run("call", "--broker-frontend", bus.fe, "echo", "echo", "1")
+    r = lstest.run("call", *bus.peer_args(), "echo", "echo", "1")
     assert r.returncode == 1 and "timeout" in r.stderr, r
     bus.stop()
 
@@ -257,7 +288,8 @@ def test_no_worker_answers_timeout():
 def test_queue_limit_rejects_with_error():
     bus = Bus("--queue-limit", 1)
     bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
+        assert c.call("echo", "echo", 0)[0] == OK  # answered one: prefetch
         held = c.send_op("echo", "sleep", 1000)
         lstest.wait_for(lambda: bus.stats()["services"]["echo"]["idle"] == 0,
                         what="request held by the worker")
@@ -279,7 +311,7 @@ def test_queue_limit_rejects_with_error():
 def test_broker_restart_is_rejoined():
     bus = Bus()
     w = bus.worker()
-    c = Client(bus.fe)
+    c = bus.client()
     assert c.call("echo", "pid") == (OK, w.pid)
     assert bus.broker.stop() == 0  # SIGTERM: clean exit 0
     bus2 = Bus(front=bus.front, back=bus.back)
@@ -321,18 +353,14 @@ def test_workers_rejoin_soon_after_a_long_broker_outage():
 def test_malformed_frames_leave_broker_serving():
     bus = Bus()
     bus.worker()
-    front = ctx.socket(zmq.DEALER)
-    front.linger = 0
-    front.connect(bus.fe)
+    front = raw_socket(bus.fe, "client")
     for frames in ([b"x"], [b""], [b"short", b"echo", b"{}"],
                    [struct.pack("<Q", 1), b"", b"{}"],
                    [struct.pack("<Q", 2), b"echo"],
                    [struct.pack("<Q", 3), b"e" * 300, b"{}"],
                    [b"x"] * 40):
         front.send_multipart(frames)
-    back = ctx.socket(zmq.DEALER)
-    back.linger = 0
-    back.connect(bus.be)
+    back = raw_socket(bus.be, "worker")
     for frames in ([b"garbage"], [b"LSW1"], [b"LSW1", b"\x09"], [b"LSW1", b"\x01\x02"],
                    [b"LSW1", b"\x03", b"who", b"1", b"\x01", b"x"],
                    [b"LSW1", b"\x01"], [b"LSW1", b"\x01", b"s" * 300],
@@ -352,7 +380,7 @@ def test_malformed_frames_leave_broker_serving():
             time.sleep(0.05)
     front.close()
     back.close()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         assert c.call("echo", "echo", "still here") == (OK, "still here")
     assert bus.broker.poll() is None
     assert "malformed" in bus.broker.log_text()
@@ -362,7 +390,7 @@ def test_malformed_frames_leave_broker_serving():
 def test_mmi_service_and_stats():
     bus = Bus()
     bus.worker()
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         assert c.raw("mmi.service", b"echo") == (OK, "200")
         assert c.raw("mmi.service", b"nosuch") == (OK, "404")
         for i in range(3):
@@ -380,7 +408,7 @@ def test_mmi_service_and_stats():
 def test_call_command():
     bus = Bus()
     bus.worker()
-    fe = ["--broker-frontend", bus.fe]
+    fe = bus.peer_args()
     r = lstest.run("call", *fe, "echo", "echo", "hello", "12", '{"a":[1,true]}')
     assert r.returncode == 0, r
     assert json.loads(r.stdout) == ["hello", 12, {"a": [1, True]}], r.stdout
@@ -425,14 +453,15 @@ def test_call_command():
     bus.stop()
     # Nothing listens: the call times out, exit 1.
     r = lstest.run("call", "--broker-frontend", "tcp://127.0.0.1:%d" % lstest.free_port(),
-                   "-t", "300", "echo", "echo")
+                   *lstest.bus_peer_args("client"), "-t", "300", "echo", "echo")
     assert r.returncode == 1 and "timeout" in r.stderr, r
 
 
 def test_broker_refuses_busy_address():
     bus = Bus()
     other = lstest.run("broker", "--broker-frontend", bus.fe, "--broker-backend",
-                       "tcp://127.0.0.1:%d" % lstest.free_port(), timeout=10)
+                       "tcp://127.0.0.1:%d" % lstest.free_port(),
+                       *lstest.bus_broker_args(), timeout=10)
     assert other.returncode == 1 and "in use" in other.stderr, other
     bus.stop()
 
@@ -440,11 +469,9 @@ def test_broker_refuses_busy_address():
 def test_wire_protocol_with_a_raw_worker():
     """A worker written from docs/bus.md alone: READY, REQUEST, REPLY frames."""
     bus = Bus()
-    w = ctx.socket(zmq.DEALER)
-    w.linger = 0
-    w.connect(bus.be)
+    w = raw_socket(bus.be, "worker")
     w.send_multipart([b"LSW1", b"\x01", b"raw", b"raw2"])
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         lstest.wait_for(lambda: c.raw("mmi.service", b"raw2") == (OK, "200"),
                         what="raw worker registered")
         rid = c.send("raw", b'{"o":"x","a":[1]}')
@@ -487,11 +514,8 @@ def test_random_frames_leave_broker_serving():
     bus = Bus()
     bus.worker()
     socks = []
-    for ep in (bus.fe, bus.be):
-        s = ctx.socket(zmq.DEALER)
-        s.linger = 0
-        s.connect(ep)
-        socks.append(s)
+    for ep, key in ((bus.fe, "client"), (bus.be, "worker")):
+        socks.append(raw_socket(ep, key))
     heads = [b"", b"LSW1", struct.pack("<Q", 7), b"echo", b"mmi.stats", b"mmi.service"]
     for i in range(2000):
         frames = []
@@ -503,7 +527,7 @@ def test_random_frames_leave_broker_serving():
             else:
                 frames.append(rnd.randbytes(rnd.randint(0, 300)))
         socks[i % 2].send_multipart(frames)
-    with Client(bus.fe) as c:
+    with bus.client() as c:
         assert c.call("echo", "echo", "alive", timeout=10) == (OK, "alive")
     for s in socks:
         s.close()
@@ -511,47 +535,292 @@ def test_random_frames_leave_broker_serving():
     assert bus.stop() == 0
 
 
-def test_curve_encryption_and_allow_list():
-    if not zmq.has("curve"):
-        raise lstest.Skip("libzmq without CURVE")
-    tmp = lstest.tmpdir()
-    paths = {}
-    pubs = {}
-    for who in ("broker", "worker", "client", "stranger"):
-        paths[who] = os.path.join(tmp, "%s.key" % who)
-        r = lstest.run("broker", "--curve-keygen", paths[who])
-        assert r.returncode == 0, r
-        pubs[who] = r.stdout.strip()
-        assert len(pubs[who]) == 40
-        assert os.stat(paths[who]).st_mode & 0o077 == 0  # private file
-    # Never overwrites a key file.
-    assert lstest.run("broker", "--curve-keygen", paths["broker"]).returncode == 1
-    allow = os.path.join(tmp, "allow")
-    with open(allow, "w") as f:
-        f.write("# clients and workers\n%s\n\n%s\n" % (pubs["worker"], pubs["client"]))
-    bus = Bus("--curve-keys", paths["broker"], "--curve-allow", allow)
-    curve = ["--curve-server-key", pubs["broker"]]
-    w = lstest.Proc("worker", [WORKER, bus.be, "--heartbeat-ms", str(HB),
-                               *curve, "--curve-keys", paths["worker"]])
-    bus.workers.append(w)
+def forbidden(status, body):
+    """A refusal by the broker for the key's role (docs/bus.md)."""
+    if status != ERROR:
+        return False
+    try:
+        return json.loads(body)["code"] == "forbidden"
+    except (ValueError, TypeError, KeyError):
+        return False
 
-    def call(keys, *args, timeout=5000):
-        extra = curve + ["--curve-keys", paths[keys]] if keys else []
-        return lstest.run("call", "--broker-frontend", bus.fe, "-t", timeout, *extra, *args)
-    lstest.wait_for(lambda: call("client", "mmi.service", "echo", timeout=500).stdout == "200\n",
-                    timeout=15, what="CURVE worker registered")
-    r = call("client", "echo", "echo", "secret")
+
+def test_keygen_writes_key_files():
+    prefix = os.path.join(lstest.tmpdir(), "kg")
+    r = lstest.run("keygen", "--out", prefix)
+    assert r.returncode == 0, r
+    public = r.stdout.strip()
+    assert len(public) == 40
+    with open(prefix + ".key") as f:
+        pair = json.load(f)
+    assert pair["public"] == public and len(pair["secret"]) == 40
+    assert os.stat(prefix + ".key").st_mode & 0o777 == 0o600  # secret: owner only
+    with open(prefix + ".pub") as f:
+        assert f.read() == public + "\n"
+    # Never overwrites a key.
+    r = lstest.run("keygen", "--out", prefix)
+    assert r.returncode == 1 and "exists" in r.stderr, r
+    r = lstest.run("keygen")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["secret"]) == 40, r
+
+
+def test_encrypted_round_trip_and_unlisted_keys():
+    bus = Bus()
+    w = bus.worker()
+    r = lstest.run("call", *bus.peer_args(), "echo", "echo", "secret")
     assert (r.returncode, r.stdout) == (0, '"secret"\n'), r
     # A key not on the list, and a plain client, are not served.
-    r = call("stranger", "echo", "echo", "x", timeout=700)
+    r = lstest.run("call", *bus.peer_args("stranger"), "-t", 700, "echo", "echo", "x")
     assert r.returncode == 1 and "timeout" in r.stderr, r
-    r = call(None, "echo", "echo", "x", timeout=700)
-    assert r.returncode == 1 and "timeout" in r.stderr, r
+    with Client(bus.fe, None) as c:
+        c.send_op("echo", "echo", 1)
+        assert not c.sock.poll(700), "a plain client was answered"
     assert "refused" in bus.broker.log_text()
     # Bad key material is refused up front.
-    r = call(None, "--curve-server-key", "short", "--curve-keys", paths["client"], "echo", "echo")
+    r = lstest.run("call", "--broker-frontend", bus.fe, "--bus-server-key", "short",
+                   "--bus-keys", lstest.bus_key("client").key_file, "echo", "echo")
     assert r.returncode == 2, r
+    assert w.poll() is None
     bus.stop()
+
+
+def test_rogue_worker_with_unlisted_key_never_gets_requests():
+    bus = Bus()
+    good = bus.worker()
+    rogue = lstest.Proc("rogue", [WORKER, bus.be, "--heartbeat-ms", str(HB),
+                                  "--reconnect-ms", "200", *worker_curve("stranger")])
+    raw = raw_socket(bus.be, "stranger")
+    raw.send_multipart([b"LSW1", b"\x01", b"echo"])
+    lstest.wait_for(lambda: "CURVE peer %s refused" % lstest.bus_key("stranger").public
+                    in bus.broker.log_text(), what="rogue refused")
+    with bus.client() as c:
+        for _ in range(10):
+            assert c.call("echo", "pid") == (OK, good.pid)
+    assert bus.nworkers() == 1
+    assert not raw.poll(300), "the rogue received something"
+    raw.close()
+    assert rogue.poll() is None  # still trying, never registered
+    bus.stop()
+
+
+def test_client_key_cannot_register_worker_key_cannot_call():
+    bus = Bus()
+    impostor = bus.worker(wait=False, key="client")
+    lstest.wait_for(lambda: "not a worker key" in bus.broker.log_text(),
+                    what="READY with a client key refused")
+    assert bus.nworkers() == 0
+    assert bus.stats()["forbidden"] >= 1
+    impostor.stop()
+    bus.worker()
+    with bus.client("worker") as c:
+        assert forbidden(*c.call("echo", "echo", 1))
+        assert forbidden(*c.raw("mmi.stats", b""))
+    r = lstest.run("call", *bus.peer_args("worker"), "echo", "echo", "1")
+    assert r.returncode == 1 and "forbidden" in r.stderr, r
+    with bus.client("client") as c:
+        assert c.call("echo", "echo", 1) == (OK, 1)
+    bus.stop()
+
+
+def test_only_admin_keys_reach_accounts_and_db():
+    bus = Bus()
+    data = os.path.join(lstest.tmpdir(), "admin-data")
+    os.makedirs(data)
+    lstest.lightstream("appserver", "--broker-backend", bus.be, "--data", data,
+                       "--heartbeat-ms", HB, "--fixture", lstest.FIXTURE,
+                       *lstest.bus_peer_args("worker"), name="appserver")
+    with bus.client() as c:
+        lstest.wait_for(lambda: c.raw("mmi.service", b"db") == (OK, "200"), what="app server")
+        assert forbidden(*c.call("accounts", "list"))
+        assert forbidden(*c.call("db", "resetDatabase", {"accounts": []}))
+        status, body = c.call("auth", "validateToken", "acc1", "x" * 43, "127.0.0.1")
+        assert status == ERROR and not forbidden(status, body), body  # reaches auth
+    with bus.client("admin") as c:
+        status, accounts = c.call("accounts", "list")
+        assert status == OK and "acc1" in {a["appKey"] for a in accounts}, accounts
+    r = lstest.run("admin", *bus.peer_args("client"), "account", "list")
+    assert r.returncode == 1 and "forbidden" in r.stderr, r
+    r = lstest.run("admin", *bus.peer_args("admin"), "account", "list")
+    assert r.returncode == 0 and "acc1" in r.stdout, r
+    bus.stop()
+
+
+def test_plain_text_needs_the_insecure_flag():
+    fe = "tcp://127.0.0.1:%d" % lstest.free_port()
+    be = "tcp://127.0.0.1:%d" % lstest.free_port()
+    eps = ["--broker-frontend", fe, "--broker-backend", be]
+    for argv in (["broker"], ["appserver"], ["gateway", "--listen",
+                                            "127.0.0.1:%d" % lstest.free_port()],
+                 ["admin", "account", "list"], ["call", "echo", "echo"]):
+        r = lstest.run(*argv, *eps, timeout=10)
+        assert r.returncode == 2, (argv, r)
+        assert "lightstream keygen" in r.stderr and "bus.insecure" in r.stderr, (argv, r)
+    cfg = os.path.join(lstest.tmpdir(), "insecure.json")
+    with open(cfg, "w") as f:
+        json.dump({"bus": {"insecure": True, "frontend": fe, "backend": be,
+                           "heartbeat_ms": HB}}, f)
+    broker = lstest.lightstream("broker", "--config", cfg, name="broker-plain",
+                                wait_tcp=int(fe.rsplit(":", 1)[1]))
+    assert "bus.insecure" in broker.log_text() and "development only" in broker.log_text()
+    w = lstest.Proc("worker", [WORKER, be, "--heartbeat-ms", str(HB)])
+    r = None
+    for _ in range(50):
+        r = lstest.run("call", "--config", cfg, "-t", 500, "echo", "echo", "plain")
+        if r.returncode == 0:
+            break
+    assert (r.returncode, r.stdout) == (0, '"plain"\n'), r
+    assert "bus.insecure" in r.stderr  # the warning, on every role
+    # No roles without keys: every client may call everything.
+    with Client(fe, None) as c:
+        assert c.raw("mmi.stats", b"")[0] == OK
+    w.stop()
+    broker.stop()
+
+
+def test_ipc_endpoint_is_owner_only():
+    d = os.path.join(lstest.tmpdir(), "ipc")
+    os.makedirs(d)
+    fe = "ipc://%s/front.sock" % d
+    be = "ipc://%s/back.sock" % d
+    old = os.umask(0)
+    try:
+        broker = lstest.lightstream("broker", "--broker-frontend", fe, "--broker-backend", be,
+                                    "--heartbeat-ms", HB, *lstest.bus_broker_args(),
+                                    name="broker-ipc")
+    finally:
+        os.umask(old)
+    for path in (fe[6:], be[6:]):
+        lstest.wait_for(lambda: os.path.exists(path), what=path)
+        assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+    w = lstest.Proc("worker", [WORKER, be, "--heartbeat-ms", str(HB), *worker_curve("worker")])
+    with Client(fe) as c:
+        lstest.wait_for(lambda: c.raw("mmi.service", b"echo") == (OK, "200"), what="worker")
+        assert c.call("echo", "echo", "over ipc") == (OK, "over ipc")
+    w.stop()
+    broker.stop()
+
+
+def test_junk_service_names_do_not_grow_the_table():
+    bus = Bus()
+    bus.worker()
+    with bus.client() as c:
+        ids = [c.send("junk-%d" % i, b"{}") for i in range(3000)]
+        got = 0
+        while got < len(ids):
+            rid, status, body = c.recv()
+            assert status == NOSERVICE, (status, body)
+            got += 1
+    stats = bus.stats()
+    assert set(stats["services"]) == {"echo"}, len(stats["services"])
+    assert stats["limits"]["services"] == 1024 and stats["queued"] == 0, stats
+    # READY with more services than a worker may serve is refused.
+    raw = raw_socket(bus.be, "worker")
+    names = [("many-%d" % i).encode() for i in stats["limits"]["servicesPerWorker"] + 1 and
+             range(stats["limits"]["servicesPerWorker"] + 1)]
+    raw.send_multipart([b"LSW1", b"\x01"] + names)
+    assert raw.poll(5000) and raw.recv_multipart() == [b"LSW1", b"\x05"]
+    assert set(bus.stats()["services"]) == {"echo"}
+    raw.close()
+    bus.stop()
+
+
+def test_workers_that_never_answer_do_not_starve_real_ones():
+    # 20 registered workers (a listed key) that take requests and never
+    # answer, beside one real worker: requests they hold are answered
+    # `timeout` at their deadline, they are purged, and the real worker
+    # serves everything else.
+    bus = Bus("--timeout-ms", 800)
+    good = bus.worker()
+    with bus.client() as c:
+        assert c.call("echo", "pid") == (OK, good.pid)  # it has answered
+    rogues = [raw_socket(bus.be, "rogue") for _ in range(20)]
+    for r in rogues:
+        r.send_multipart([b"LSW1", b"\x01", b"echo"])
+
+    def pump():
+        # The rogues keep their heartbeat, take requests, never reply.
+        got = 0
+        for r in rogues:
+            while r.poll(0):
+                f = r.recv_multipart()
+                got += f[1] == b"\x02"
+            r.send_multipart([b"LSW1", b"\x04"])
+        return got
+    lstest.wait_for(lambda: pump() >= 0 and bus.nworkers() == 21, what="21 workers")
+    with bus.client() as c:
+        # One request at a time: always the real worker.
+        for _ in range(20):
+            rid = c.send_op("echo", "pid")
+            pump()
+            assert c.wait(rid) == (OK, str(good.pid))
+        # A burst larger than the real worker takes: some go to the rogues.
+        ids = [c.send_op("echo", "sleep", 300) for _ in range(12)]
+        t0 = time.time()
+        results = {}
+        while len(results) < len(ids):
+            pump()
+            if c.sock.poll(50):
+                rid, status, body = c.recv()
+                results[rid] = (status, time.time() - t0)
+        timed_out = [s for s, _ in results.values() if s == TIMEOUT]
+        assert all(s in (OK, TIMEOUT) for s, _ in results.values()), results
+        assert timed_out, "no request reached a silent worker"
+        assert max(dt for _, dt in results.values()) < 5, results
+        # The silent ones were purged: the real worker serves again.
+        lstest.wait_for(lambda: pump() >= 0 and bus.nworkers() < 21, what="purge")
+        for _ in range(10):
+            rid = c.send_op("echo", "pid")
+            pump()
+            assert c.wait(rid) == (OK, str(good.pid))
+    assert "expire: purged" in bus.broker.log_text()
+    assert bus.stats()["services"]["echo"]["timedOut"] == len(timed_out)
+    for r in rogues:
+        r.close()
+    bus.stop()
+
+
+def test_admin_and_call_with_data_manage_a_running_serve():
+    data = os.path.join(lstest.tmpdir(), "serve-data")
+    port = lstest.free_port()
+    serve = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+                               "--fixture", lstest.FIXTURE, name="serve", wait_tcp=port)
+    sock = os.path.join(data, "bus.sock")
+    assert os.stat(sock).st_mode & 0o777 == 0o600, oct(os.stat(sock).st_mode)
+    assert os.stat(os.path.join(data, "admin.key")).st_mode & 0o777 == 0o600
+    # No extra step: the keys were made in the data directory.
+    r = lstest.run("admin", "--data", data, "account", "list")
+    assert r.returncode == 0 and "acc1" in r.stdout, r
+    r = lstest.run("admin", "--data", data, "account", "add", "acc9", "--private-key",
+                   "p" * 12, "--secret-key", "s" * 12)
+    assert r.returncode == 0, r
+    r = lstest.run("call", "--data", data, "accounts", "get", "acc9")
+    assert r.returncode == 0 and "acc9" in r.stdout, r
+    r = lstest.run("call", "--data", data, "mmi.service", "auth")
+    assert (r.returncode, r.stdout) == (0, "200\n"), r
+    # The socket is CURVE: a client without the keys is not answered.
+    with Client("ipc://" + sock, None) as c:
+        c.send("mmi.service", b"auth")
+        assert not c.sock.poll(700), "answered without keys"
+    # An explicit --broker-frontend takes precedence over --data.
+    nothing = "tcp://127.0.0.1:%d" % lstest.free_port()
+    r = lstest.run("call", "--data", data, "--broker-frontend", nothing, "--bus-insecure",
+                   "-t", 300, "mmi.service", "auth")
+    assert r.returncode == 1 and "timeout" in r.stderr, r
+    # --data without a bus socket is an error, never the default tcp bus.
+    empty = os.path.join(lstest.tmpdir(), "empty-data")
+    os.makedirs(empty)
+    for argv in (["admin", "--data", empty, "account", "list"],
+                 ["call", "--data", empty, "mmi.service", "auth"]):
+        r = lstest.run(*argv, timeout=10)
+        assert r.returncode == 2 and "no bus socket" in r.stderr, (argv, r)
+    assert serve.stop() == 0
+    assert not os.path.exists(sock)
+    # Restarted, the same admin key still works.
+    serve = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+                               name="serve2", wait_tcp=port)
+    r = lstest.run("admin", "--data", data, "account", "show", "acc9")
+    assert r.returncode == 0 and "acc9" in r.stdout, r
+    assert serve.stop() == 0
 
 
 def test_broker_reads_config_file():
@@ -560,13 +829,17 @@ def test_broker_reads_config_file():
     with open(cfg, "w") as f:
         json.dump({"bus": {"frontend": "tcp://127.0.0.1:%d" % front,
                            "backend": "tcp://127.0.0.1:%d" % back,
-                           "heartbeat_ms": HB, "timeout_ms": 400}}, f)
+                           "heartbeat_ms": HB, "timeout_ms": 400,
+                           "keys": lstest.bus_key("broker").key_file,
+                           "allow": ["worker:" + lstest.bus_key("worker").pub_file,
+                                     "client:" + lstest.bus_key("client").public]}}, f)
     broker = lstest.lightstream("broker", "--config", cfg, name="broker", wait_tcp=front)
     fe = "tcp://127.0.0.1:%d" % front
     with Client(fe) as c:
         assert c.raw("mmi.service", b"echo") == (OK, "404")
     # bus.timeout_ms is the deadline of queued requests.
-    w = lstest.Proc("worker", [WORKER, "tcp://127.0.0.1:%d" % back, "--heartbeat-ms", str(HB)])
+    w = lstest.Proc("worker", [WORKER, "tcp://127.0.0.1:%d" % back, "--heartbeat-ms", str(HB),
+                               *worker_curve("worker")])
     with Client(fe) as c:
         lstest.wait_for(lambda: c.raw("mmi.service", b"echo") == (OK, "200"), what="worker")
         assert w.stop() == 0
@@ -580,7 +853,7 @@ def test_broker_reads_config_file():
     assert r.returncode == 2 and "frontendd" in r.stderr, r
     r = lstest.run("broker", "--heartbeat-ms", "soon")
     assert r.returncode == 2 and "heartbeat-ms" in r.stderr, r
-    r = lstest.run("broker", "--broker-frontend", "bogus://x")
+    r = lstest.run("broker", "--broker-frontend", "bogus://x", "--bus-insecure")
     assert r.returncode == 1 and "bogus" in r.stderr, r
 
 

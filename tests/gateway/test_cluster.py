@@ -24,7 +24,8 @@ def gateway(front, redis_port, port=None, name="gateway", args=()):
     proc = lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % port,
                               "--broker-frontend", front,
                               "--redis", "redis://127.0.0.1:%d" % redis_port,
-                              *args, name=name, wait_tcp=port)
+                              *lstest.bus_peer_args("client"), *args, name=name,
+                              wait_tcp=port)
     return proc, port
 
 
@@ -40,13 +41,13 @@ def cluster():
         front = "tcp://127.0.0.1:%d" % lstest.free_port()
         back = "tcp://127.0.0.1:%d" % lstest.free_port()
         lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
-                           name="broker")
+                           *lstest.bus_broker_args(), name="broker")
         data = os.path.join(lstest.tmpdir(), "appdata")
         os.makedirs(data, exist_ok=True)
         # --redis: the app server announces revocations and permission
         # changes on the control channel every gateway listens to.
         lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
-                           "--fixture", lstest.FIXTURE,
+                           "--fixture", lstest.FIXTURE, *lstest.bus_peer_args("worker"),
                            "--redis", "redis://127.0.0.1:%d" % rport, name="appserver")
         a, aport = gateway(front, rport, name="gateway-a")
         b, bport = gateway(front, rport, name="gateway-b")

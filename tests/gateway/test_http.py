@@ -213,6 +213,7 @@ def test_readyz_503_without_bus():
         json.dump({"bus": {"timeout_ms": 300}}, f)
     proc = lstest.lightstream("gateway", "--config", cfg, "--listen", "127.0.0.1:%d" % port,
                               "--broker-frontend", "tcp://127.0.0.1:%d" % lstest.free_port(),
+                              *lstest.bus_peer_args("client"),
                               name="gateway-nobus", wait_tcp=port)
     status, body = lstest.http_json("GET", url(port, "/readyz"))
     assert status == 503 and body["errors"][0]["code"] == "unavailable", body

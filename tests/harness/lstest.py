@@ -172,6 +172,57 @@ def run(*args, input=None, timeout=30, env=None):
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+_bus_keys = {}
+
+
+class BusKey:
+    """A CURVE key pair made by `lightstream keygen --out PREFIX`."""
+
+    def __init__(self, name):
+        prefix = os.path.join(tmpdir(), "bus-%s" % name)
+        r = run("keygen", "--out", prefix)
+        if r.returncode != 0:
+            raise RuntimeError("lightstream keygen failed: %s" % r.stderr)
+        self.name = name
+        self.key_file = prefix + ".key"  # public and secret, 0600
+        self.pub_file = prefix + ".pub"
+        self.public = r.stdout.strip()
+        with open(self.key_file) as f:
+            self.secret = json.load(f)["secret"]
+
+
+def bus_key(name):
+    """The key pair called name in this test file (made once)."""
+    if name not in _bus_keys:
+        _bus_keys[name] = BusKey(name)
+    return _bus_keys[name]
+
+
+def bus_broker_args(worker=("worker",), client=("client",), admin=("admin",),
+                    broker="broker"):
+    """Flags of a CURVE broker allowing the named keys with their roles."""
+    args = ["--bus-keys", bus_key(broker).key_file]
+    for role, names in (("worker", worker), ("client", client), ("admin", admin)):
+        for n in names:
+            args += ["--bus-allow", "%s:%s" % (role, bus_key(n).public)]
+    return args
+
+
+def bus_peer_args(name, broker="broker"):
+    """Flags of a gateway, app server, admin or call using key name."""
+    return ["--bus-keys", bus_key(name).key_file,
+            "--bus-server-key", bus_key(broker).pub_file]
+
+
+def bus_curve_socket(sock, name, broker="broker"):
+    """Make a pyzmq socket a CURVE client with key name (before connect)."""
+    k = bus_key(name)
+    sock.curve_serverkey = bus_key(broker).public.encode()
+    sock.curve_publickey = k.public.encode()
+    sock.curve_secretkey = k.secret.encode()
+    return sock
+
+
 def http(method, url, body=None, headers=None, timeout=10):
     """One HTTP request; returns (status, headers dict, body bytes)."""
     data = body.encode() if isinstance(body, str) else body
