@@ -52,19 +52,19 @@ def main():
     try:
         lstest.lightstream("broker", "--broker-frontend", fe, "--broker-backend",
                            "tcp://127.0.0.1:%d" % back, "--log-level", "warn",
-                           wait_tcp=front)
+                           "--bus-insecure", wait_tcp=front)
         lstest.lightstream("appserver", "--broker-backend", "tcp://127.0.0.1:%d" % back,
                            "--store", "sqlite:" + os.path.join(lstest.tmpdir(), "b.db"),
                            "--workers", opt.workers, "--fixture", lstest.FIXTURE,
-                           "--log-level", "warn")
+                           "--log-level", "warn", "--bus-insecure")
         ctx = zmq.Context()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(fe)
-        lstest.wait_for(lambda: lstest.run("call", "--broker-frontend", fe, "mmi.service",
+        lstest.wait_for(lambda: lstest.run("call", "--broker-frontend", fe, "--bus-insecure", "mmi.service",
                                            "auth").stdout.strip() == "200",
                         what="auth service")
-        tok = lstest.run("call", "--broker-frontend", fe, "auth", "generateToken", "acc1",
+        tok = lstest.run("call", "--broker-frontend", fe, "--bus-insecure", "auth", "generateToken", "acc1",
                          "acc1_private", '["public","publisher","weather-reader"]')
         value = json.loads(tok.stdout)["value"]
         n = opt.requests

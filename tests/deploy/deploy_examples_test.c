@@ -34,6 +34,7 @@ LS_TEST(gateway_example)
 		LS_CHECK_STR(s.trusted_proxies.items[0], "10.0.0.10");
 	}
 	LS_CHECK_STR(s.bus_frontend, "tcp://10.0.0.4:5555");
+	LS_CHECK_STR(s.bus_server_key, "/etc/lightstream/keys/broker.pub");
 	LS_CHECK_INT(s.drain_timeout_ms, 5000);
 	ls_settings_clear(&s);
 }
@@ -44,6 +45,9 @@ LS_TEST(broker_example)
 	LS_CHECK_INT(load("broker.json", &s), 0);
 	LS_CHECK_STR(s.bus_frontend, "tcp://10.0.0.4:5555");
 	LS_CHECK_STR(s.bus_backend, "tcp://10.0.0.4:5556");
+	LS_CHECK_STR(s.bus_keys, "/etc/lightstream/keys/broker.key");
+	LS_CHECK_INT(s.bus_allow.count, 3);
+	LS_CHECK(!s.bus_insecure);
 	ls_settings_clear(&s);
 }
 
