@@ -13,19 +13,17 @@ _main = None
 
 
 def main_server():
-    """serve on a free port, its bus on tcp for `lightstream admin`;
-    returns (port, bus frontend)."""
+    """serve on a free port; `lightstream admin --data DIR` reaches its bus
+    (the ipc:// socket in its data directory); returns (port, DIR)."""
     global _main
     if _main is None:
-        front = "tcp://127.0.0.1:%d" % lstest.free_port()
-        back = "tcp://127.0.0.1:%d" % lstest.free_port()
-        proc, port = serve(args=("--broker-frontend", front, "--broker-backend", back))
-        _main = (port, front)
+        proc, port = serve()
+        _main = (port, os.path.join(lstest.tmpdir(), "data-%d" % port))
     return _main
 
 
-def admin(front, *args):
-    r = lstest.run("admin", "--broker-frontend", front, *args)
+def admin(data, *args):
+    r = lstest.run("admin", "--data", data, *args)
     assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
     return r.stdout
 
@@ -77,7 +75,7 @@ def test_revoke_through_the_bus_operation():
     reset_fixture(data)
     tok = acc1_token(port)
     ws, _ = connect(port, "acc1", tok)
-    r = lstest.run("call", "--broker-frontend", data, "--", "auth", "revokeToken", "acc1", ACC1[1], tok)
+    r = lstest.run("call", "--data", data, "--", "auth", "revokeToken", "acc1", ACC1[1], tok)
     assert r.returncode == 0, (r.stdout, r.stderr)
     expect_revoked(ws)
 
