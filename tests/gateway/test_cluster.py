@@ -107,7 +107,7 @@ def test_redis_cli_publish_reaches_subscribers():
 
 
 def admin(c, *args):
-    r = lstest.run("admin", "--broker-frontend", c["front"], *args)
+    r = lstest.run("admin", "--broker-frontend", c["front"], *lstest.bus_peer_args("admin"), *args)
     assert r.returncode == 0, (args, r.stdout, r.stderr)
 
 
