@@ -334,7 +334,8 @@ def test_workers_rejoin_soon_after_a_long_broker_outage():
     within about one heartbeat interval plus the 2 s backoff cap — not after
     a backoff that kept doubling while the broker was away."""
     bus = Bus()
-    w = lstest.Proc("worker", [WORKER, bus.be, "--heartbeat-ms", str(HB)])
+    w = lstest.Proc("worker", [WORKER, bus.be, "--heartbeat-ms", str(HB),
+                               *worker_curve("worker")])
     bus.workers.append(w)
     bus.wait_workers(1)
     assert bus.broker.stop() == 0
