@@ -318,7 +318,9 @@ cmd_bus_serve(const char *cmd, const ls_settings *s, const char *frontend,
 		cmd_error(cmd, "out of memory");
 		goto out;
 	}
-	bo->frontend2 = out->ipc;
+	bo->frontend_also[0] = frontend;
+	bo->frontend_also[1] = out->ipc;
+	bo->backend_also = backend;
 	if (s->bus_insecure) {
 		unlink(bpub);
 		if (out->ipc != NULL || cmd__leaves(frontend) ||
@@ -363,11 +365,12 @@ cmd_bus_serve(const char *cmd, const ls_settings *s, const char *frontend,
 	bo->curve_secret_key = out->secret_key;
 	bo->curve_allow = out->allow;
 	bo->ncurve_allow = out->nallow;
-	if (cmd__leaves(frontend) || cmd__leaves(backend)) {
+	if (frontend != NULL || backend != NULL) {
 		ls_info(cmd,
 		        "bus: CURVE on %s and %s, broker public key %s "
 		        "(%s); %zu allowed keys",
-		        frontend, backend, out->public_key, bpub, out->nallow);
+		        frontend ? frontend : "-", backend ? backend : "-",
+		        out->public_key, bpub, out->nallow);
 	}
 out:
 	free(sock);

@@ -61,12 +61,14 @@ int cmd_bus_broker(const char *cmd, const ls_settings *s,
                    bus_broker_options *bo, cmd_bus *out);
 
 /*
- * `serve`: its broker binds frontend and backend (inproc:// unless
- * configured) and an ipc:// frontend in the data directory. Unless
+ * `serve`: its broker binds inproc:// endpoints for the pieces in the
+ * process, and besides them the configured frontend and backend (NULL:
+ * none) and an ipc:// frontend in the data directory. Unless
  * bus.insecure, the broker uses CURVE with the key of bus.keys or one
  * generated into the data directory at first start, and allows an admin
  * key generated there too (for `admin --data DIR`) besides bus.allow.
- * Fills bo (pointing into out). Returns 0 or CMD_EXIT_USAGE.
+ * Fills bo (pointing into out). Returns 0, CMD_EXIT_USAGE or
+ * CMD_EXIT_FAILURE.
  */
 int cmd_bus_serve(const char *cmd, const ls_settings *s, const char *frontend,
                   const char *backend, bus_broker_options *bo, cmd_bus *out);

@@ -252,7 +252,7 @@ cmd_serve(int argc, char **argv)
 	long workers = -1;
 	void *zctx = NULL;
 	cmd_bus bus = { 0 };
-	int status = CMD_EXIT_USAGE, c, n = 0;
+	int status = CMD_EXIT_USAGE, c, n = 0, rc;
 
 	memset(&d, 0, sizeof(d));
 	if (cmd_settings_init("serve", &s) != 0) {
@@ -268,8 +268,8 @@ cmd_serve(int argc, char **argv)
 	ls_settings_options_merge(extra, opts, 48);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int rc = cmd_settings_option("serve", &s, c, optarg,
-		                             gw_cli_option);
+		rc = cmd_settings_option("serve", &s, c, optarg,
+		                         gw_cli_option);
 		if (rc == 1) {
 			continue;
 		}
@@ -316,15 +316,20 @@ cmd_serve(int argc, char **argv)
 		fprintf(stderr, "lightstream serve: cannot start\n");
 		goto out;
 	}
-	frontend = strcmp(s.bus_frontend, DEFAULT_FRONTEND) != 0
-	                   ? s.bus_frontend
-	                   : SERVE_FRONTEND;
-	backend = strcmp(s.bus_backend, DEFAULT_BACKEND) != 0 ? s.bus_backend
-	                                                      : SERVE_BACKEND;
+	/* The pieces in this process use inproc:// (no handshake); the
+	 * configured endpoints, the ipc:// socket of `admin --data` and
+	 * CURVE are for other processes (cmd_bus.h). */
+	frontend = SERVE_FRONTEND;
+	backend = SERVE_BACKEND;
 	bo.heartbeat_ms = (int)s.heartbeat_ms;
-	/* CURVE and the ipc:// socket of `admin --data` (cmd_bus.h). */
-	if (cmd_bus_serve("serve", &s, frontend, backend, &bo, &bus) != 0) {
-		status = CMD_EXIT_USAGE;
+	rc = cmd_bus_serve(
+	        "serve", &s,
+	        strcmp(s.bus_frontend, DEFAULT_FRONTEND) ? s.bus_frontend
+	                                                 : NULL,
+	        strcmp(s.bus_backend, DEFAULT_BACKEND) ? s.bus_backend : NULL,
+	        &bo, &bus);
+	if (rc != 0) {
+		status = rc;
 		goto out;
 	}
 	broker = bus_broker_new(zctx, frontend, backend, &bo, &err);

@@ -862,9 +862,8 @@ bus__bind_one(void *sock, const char *endpoint)
 }
 
 static void *
-bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
-          const char *endpoint2, const char *what, const char *secret,
-          ls_error *err)
+bus__bind(bus_broker *b, void *ctx, int type, const char *const *endpoints,
+          int n, const char *what, const char *secret, ls_error *err)
 {
 	void *sock = zmq_socket(ctx, type);
 	int on = 1;
@@ -890,8 +889,8 @@ bus__bind(bus_broker *b, void *ctx, int type, const char *endpoint,
 		zmq_close(sock);
 		return NULL;
 	}
-	for (int i = 0; i < 2; i++) {
-		const char *ep = i == 0 ? endpoint : endpoint2;
+	for (int i = 0; i < n; i++) {
+		const char *ep = endpoints[i];
 		if (ep != NULL && bus__bind_one(sock, ep) != 0) {
 			ls_error_set(err, -errno,
 			             "broker %s: cannot bind %s: %s", what, ep,
@@ -938,14 +937,22 @@ bus_broker_new(void *zmq_ctx, const char *frontend, const char *backend,
 	if (secret != NULL && bus__curve_setup(b, zmq_ctx, opt, err) != 0) {
 		goto fail;
 	}
-	b->front = bus__bind(b, zmq_ctx, ZMQ_ROUTER, frontend,
-	                     opt ? opt->frontend2 : NULL, "frontend", secret,
-	                     err);
+	{
+		const char *eps[3] = { frontend,
+			               opt ? opt->frontend_also[0] : NULL,
+			               opt ? opt->frontend_also[1] : NULL };
+		b->front = bus__bind(b, zmq_ctx, ZMQ_ROUTER, eps, 3,
+		                     "frontend", secret, err);
+	}
 	if (b->front == NULL) {
 		goto fail;
 	}
-	b->back = bus__bind(b, zmq_ctx, ZMQ_ROUTER, backend, NULL, "backend",
-	                    secret, err);
+	{
+		const char *eps[2] = { backend,
+			               opt ? opt->backend_also : NULL };
+		b->back = bus__bind(b, zmq_ctx, ZMQ_ROUTER, eps, 2, "backend",
+		                    secret, err);
+	}
 	if (b->back == NULL) {
 		goto fail;
 	}

@@ -51,11 +51,12 @@ typedef struct bus_broker_options {
 	const bus_peer_key *curve_allow;
 	size_t ncurve_allow;
 	/*
-	 * A second endpoint bound by the frontend socket (same security),
-	 * e.g. an ipc:// socket beside inproc://; NULL: none. ipc://
-	 * endpoints are created with mode 0600.
+	 * More endpoints bound by the frontend and the backend socket (same
+	 * security), e.g. tcp:// and ipc:// beside inproc://; NULL entries:
+	 * none. ipc:// endpoints are created with mode 0600.
 	 */
-	const char *frontend2;
+	const char *frontend_also[2];
+	const char *backend_also;
 } bus_broker_options;
 
 /*

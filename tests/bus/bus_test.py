@@ -816,11 +816,24 @@ def test_admin_and_call_with_data_manage_a_running_serve():
         assert r.returncode == 2 and "no bus socket" in r.stderr, (argv, r)
     assert serve.stop() == 0
     assert not os.path.exists(sock)
-    # Restarted, the same admin key still works.
+    # Restarted with its bus also on tcp: the same admin key still works,
+    # over the socket and over tcp; the pieces inside serve need no key.
+    front = "tcp://127.0.0.1:%d" % lstest.free_port()
     serve = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
-                               name="serve2", wait_tcp=port)
+                               "--broker-frontend", front, name="serve2", wait_tcp=port)
     r = lstest.run("admin", "--data", data, "account", "show", "acc9")
     assert r.returncode == 0 and "acc9" in r.stdout, r
+    r = lstest.run("admin", "--broker-frontend", front,
+                   "--bus-keys", os.path.join(data, "admin.key"),
+                   "--bus-server-key", os.path.join(data, "bus.pub"), "account", "show", "acc9")
+    assert r.returncode == 0 and "acc9" in r.stdout, r
+    status, body = lstest.http_json(
+        "GET", "http://127.0.0.1:%d/lightstream/services/auth/generatetoken"
+        "?publicKey=acc1&privateKey=acc1_private&roles=public" % port)
+    assert status == 200 and len(body["data"]["value"]) == 43, (status, body)
+    r = lstest.run("admin", "--broker-frontend", front, "--bus-insecure", "-t", 500,
+                   "account", "list")
+    assert r.returncode == 1, r  # plain text is not answered
     assert serve.stop() == 0
 
 
