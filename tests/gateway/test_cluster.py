@@ -381,8 +381,8 @@ def test_gateway_without_reuse_port_refuses_a_taken_port():
     for i, args in enumerate(((), ("--gateways", "2"))):
         r = lstest.run("gateway", "--listen", "127.0.0.1:%d" % port,
                        "--broker-frontend", c["front"],
-                       "--redis", "redis://127.0.0.1:%d" % c["rport"], *args,
-                       timeout=15)
+                       "--redis", "redis://127.0.0.1:%d" % c["rport"],
+                       *lstest.bus_peer_args("client"), *args, timeout=15)
         assert r.returncode != 0, (args, r.returncode)
         assert "address in use" in r.stderr, r.stderr
     assert holder.poll() is None

@@ -103,14 +103,12 @@ def test_revocation_reaches_every_loop():
     """Live authorization's announcements travel the hub: a revoked token's
     connections close 4011 on every loop, not only on the one that got the
     announcement."""
-    front = "tcp://127.0.0.1:%d" % lstest.free_port()
-    back = "tcp://127.0.0.1:%d" % lstest.free_port()
-    proc, port = serve(args=("--gateways", str(LOOPS), "--broker-frontend", front,
-                             "--broker-backend", back), name="serve-loops-revoke")
+    proc, port = serve(args=("--gateways", str(LOOPS)), name="serve-loops-revoke")
+    data = os.path.join(lstest.tmpdir(), "data-%d" % port)  # gwlib.serve's
     tok = acc1_token(port)
     clients = [connect(port, "acc1", tok)[0] for _ in range(CLIENTS)]
     assert all(n > 0 for n in loop_connections(metrics(port)))
-    r = lstest.run("call", "--broker-frontend", front, "--", "auth", "revokeToken",
+    r = lstest.run("call", "--data", data, "--", "auth", "revokeToken",
                    "acc1", "acc1_private", tok)
     assert r.returncode == 0, (r.stdout, r.stderr)
     for ws in clients:
