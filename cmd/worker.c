@@ -28,6 +28,7 @@
 
 #include "bus_worker.h"
 #include "cmd.h"
+#include "cmd_bus.h"
 #include "cmd_util.h"
 #include "ls_log.h"
 #include "ls_proto.h"
@@ -85,7 +86,7 @@ worker_usage(FILE *out)
 	        "  --timeout MS             per request (5000)\n"
 	        "  --max-output BYTES       largest reply kept (1048576)\n"
 	        "  --heartbeat-ms MS        bus heartbeat, same as the "
-	        "broker's (2500)\n" CMD_CURVE_HELP
+	        "broker's (2500)\n"
 	        "  -h, --help               this help\n"
 	        "\n"
 	        "Exit status: 0 stopped by SIGTERM/SIGINT; 1 cannot start; 2 "
@@ -375,7 +376,6 @@ cmd_worker(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 		{ "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
-		CMD_CURVE_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -383,7 +383,7 @@ cmd_worker(int argc, char **argv)
 	ls_settings s;
 	ls_error err = { 0 };
 	script sc = { .timeout_ms = 5000, .max_output = 1 << 20 };
-	cmd_curve curve = { 0 };
+	cmd_bus bus = { 0 };
 	bus_worker_pool *pool = NULL;
 	bus_worker_options wo = { 0 };
 	long workers = 2, heartbeat = -1;
@@ -399,9 +399,6 @@ cmd_worker(int argc, char **argv)
 	/* "+": options end at PROGRAM, whose own options follow it. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("worker", &s, c, optarg, NULL);
-		if (rc == 0) {
-			rc = cmd_curve_option(&curve, c, optarg);
-		}
 		if (rc == 1) {
 			continue;
 		}
@@ -468,7 +465,7 @@ cmd_worker(int argc, char **argv)
 	}
 	sc.argv = argv + optind;
 	if (cmd_apply_logging("worker", &s) != 0 ||
-	    cmd_curve_load("worker", &curve) != 0) {
+	    cmd_bus_peer("worker", &s, s.bus_backend, &bus) != 0) {
 		goto out;
 	}
 	status = CMD_EXIT_FAILURE;
@@ -484,7 +481,7 @@ cmd_worker(int argc, char **argv)
 
 		wo.heartbeat_ms =
 		        (int)(heartbeat > 0 ? heartbeat : s.heartbeat_ms);
-		wo.curve = cmd_curve_keys(&curve);
+		wo.curve = cmd_bus_keys(&bus);
 		pool = bus_worker_pool_start(ctx, s.bus_backend, &svc, 1,
 		                             (int)workers, &wo, &err);
 		if (pool == NULL) {
@@ -506,7 +503,7 @@ out:
 	if (ctx != NULL) {
 		zmq_ctx_term(ctx);
 	}
-	cmd_curve_clear(&curve);
+	cmd_bus_clear(&bus);
 	ls_settings_clear(&s);
 	return status;
 }
