@@ -18,10 +18,7 @@ def test_library_api_against_serve():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
-    front = "tcp://127.0.0.1:%d" % lstest.free_port()
-    back = "tcp://127.0.0.1:%d" % lstest.free_port()
-    lstest.lightstream("serve", "--broker-frontend", front, "--broker-backend", back,
-                       "--listen", "127.0.0.1:%d" % port, "--tls-listen",
+    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--tls-listen",
                        "127.0.0.1:%d" % tport, "--tls-cert", cert, "--tls-key", key,
                        "--data", data, "--fixture", lstest.FIXTURE, name="serve",
                        wait_tcp=port)
@@ -30,7 +27,7 @@ def test_library_api_against_serve():
                     timeout=20, what="serve /readyz")
     env = dict(os.environ, LSC_LIVE_HTTP=http, LSC_LIVE_WS="ws://127.0.0.1:%d" % port,
                LSC_LIVE_WSS="wss://127.0.0.1:%d" % tport, LSC_LIVE_CA=cert,
-               LSC_LIVE_BIN=lstest.LIGHTSTREAM, LSC_LIVE_BUS=front,
+               LSC_LIVE_BIN=lstest.LIGHTSTREAM, LSC_LIVE_DATA=data,
                LSC_LIVE_FIXTURE=lstest.FIXTURE)
     r = subprocess.run([BINARY], env=env, capture_output=True, text=True, timeout=120)
     for line in (r.stdout + r.stderr).splitlines():

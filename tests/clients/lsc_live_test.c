@@ -6,7 +6,8 @@
  * LSC_LIVE_HTTP (http://HOST:PORT), LSC_LIVE_WS (ws://HOST:PORT),
  * LSC_LIVE_WSS (wss://HOST:TLSPORT), LSC_LIVE_CA (the server's
  * development certificate), and for `lightstream admin` LSC_LIVE_BIN (the
- * executable), LSC_LIVE_BUS (the bus frontend) and LSC_LIVE_FIXTURE.
+ * executable), LSC_LIVE_DATA (serve's data directory: `admin --data`
+ * reaches its bus) and LSC_LIVE_FIXTURE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -526,11 +527,10 @@ LS_TEST(auth_failure_is_final)
 static int
 admin(const char *args)
 {
-	char cmd[1024];
+	char cmd[2048];
 
-	snprintf(cmd, sizeof(cmd),
-	         "%s admin --broker-frontend %s %s >/dev/null",
-	         env("LSC_LIVE_BIN"), env("LSC_LIVE_BUS"), args);
+	snprintf(cmd, sizeof(cmd), "%s admin --data '%s' %s >/dev/null",
+	         env("LSC_LIVE_BIN"), env("LSC_LIVE_DATA"), args);
 	return system(cmd);
 }
 
