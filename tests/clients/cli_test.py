@@ -241,7 +241,7 @@ def test_forbidden():
 
 
 def admin(*args):
-    r = lstest.run("admin", "--broker-frontend", BUS_FRONT, *args)
+    r = lstest.run("admin", "--data", DATA, *args)  # serve's local bus
     assert r.returncode == 0, (args, r.stderr)
 
 
