@@ -267,13 +267,15 @@ def test_serve_on_redis_announces_to_joined_gateways():
                              "--fixture", lstest.FIXTURE, "--broker-frontend", front,
                              "--broker-backend", back,
                              "--redis", "redis://127.0.0.1:%d" % c["rport"],
+                             *lstest.bus_broker_args(),  # the same keys as the cluster's
                              name="serve-redis", wait_tcp=sport)
     g, gport = gateway(front, c["rport"], name="gateway-of-serve")
     for p in (sport, gport):
         lstest.wait_for(lambda: ready(p), timeout=15, what="ready")
     tok = acc1_token(sport)
     conns = [connect(p, "acc1", tok)[0] for p in (sport, gport)]
-    r = lstest.run("admin", "--broker-frontend", front, "token", "revoke", "acc1",
+    r = lstest.run("admin", "--broker-frontend", front, *lstest.bus_peer_args("admin"),
+                   "token", "revoke", "acc1",
                    "--private-key", "acc1_private", "--", tok)
     assert r.returncode == 0, r.stderr
     for ws in conns:
