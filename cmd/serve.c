@@ -322,6 +322,9 @@ cmd_serve(int argc, char **argv)
 	frontend = SERVE_FRONTEND;
 	backend = SERVE_BACKEND;
 	bo.heartbeat_ms = (int)s.heartbeat_ms;
+	/* The broker's deadline (also of requests a worker holds) is the
+	 * clients' (bus.timeout_ms), as for `lightstream broker`. */
+	bo.default_timeout_ms = (int)s.bus_timeout_ms;
 	rc = cmd_bus_serve(
 	        "serve", &s,
 	        strcmp(s.bus_frontend, DEFAULT_FRONTEND) ? s.bus_frontend

@@ -159,7 +159,9 @@ bus_curve_read_public(const char *spec, char public_key[BUS_CURVE_KEY_LEN + 1],
 		if (*p == '\0' || *p == '#') {
 			continue;
 		}
-		if (*p == '{') {
+		/* A Z85 key may itself start with '{': test for a key
+		 * first (a key file is longer than a key). */
+		if (!bus_curve_key_valid(p) && *p == '{') {
 			/* A key file: take its "public" (or derive it). */
 			char sec[BUS_CURVE_KEY_LEN + 1];
 			fclose(f);

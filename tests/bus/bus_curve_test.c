@@ -104,6 +104,35 @@ LS_TEST(allow_list)
 	bus_curve_free_keys(keys, n);
 }
 
+LS_TEST(public_key_files)
+{
+	char pub[BUS_CURVE_KEY_LEN + 1], sec[BUS_CURVE_KEY_LEN + 1];
+	char got[BUS_CURVE_KEY_LEN + 1], text[256];
+	ls_error err = { 0 };
+	int tries = 0;
+
+	/* Z85 has '{' and '}': a key that starts like JSON is still a key. */
+	do {
+		LS_CHECK_INT(bus_curve_keypair(pub, sec), 0);
+	} while (pub[0] != '{' && ++tries < 100000);
+	LS_CHECK(pub[0] == '{');
+	snprintf(text, sizeof(text), "# the broker\n%s\n", pub);
+	write_text("brace.pub", text);
+	LS_CHECK_INT(bus_curve_read_public(path("brace.pub"), got, &err), 0);
+	LS_CHECK_STR(got, pub);
+	LS_CHECK_INT(bus_curve_read_public(pub, got, &err), 0);
+	LS_CHECK_STR(got, pub);
+	/* A key file gives its public key. */
+	snprintf(text, sizeof(text),
+	         "{\"public\": \"%s\", \"secret\": \"%s\"}", pub, sec);
+	write_text("pair.key", text);
+	LS_CHECK_INT(bus_curve_read_public(path("pair.key"), got, &err), 0);
+	LS_CHECK_STR(got, pub);
+	write_text("junk.pub", "not a key\n");
+	LS_CHECK(bus_curve_read_public(path("junk.pub"), got, &err) < 0);
+	LS_CHECK(bus_curve_read_public(path("missing.pub"), got, &err) < 0);
+}
+
 static void __attribute__((constructor)) make_dir(void)
 {
 	if (mkdtemp(dir) == NULL) {
@@ -113,9 +142,10 @@ static void __attribute__((constructor)) make_dir(void)
 
 static void __attribute__((destructor)) remove_dir(void)
 {
-	const char *names[] = { "a.key",      "mismatch.key", "short.key",
-		                "broken.key", "allow",        "bad-allow",
-		                "empty-allow" };
+	const char *names[] = { "a.key",       "mismatch.key", "short.key",
+		                "broken.key",  "allow",        "bad-allow",
+		                "empty-allow", "brace.pub",    "pair.key",
+		                "junk.pub" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		unlink(path(names[i]));

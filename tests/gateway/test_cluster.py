@@ -180,11 +180,12 @@ def quiet_setup():
         front = "tcp://127.0.0.1:%d" % lstest.free_port()
         back = "tcp://127.0.0.1:%d" % lstest.free_port()
         lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
-                           name="broker-quiet")
+                           *lstest.bus_broker_args(), name="broker-quiet")
         data = os.path.join(lstest.tmpdir(), "appdata-quiet")
         os.makedirs(data, exist_ok=True)
         lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
-                           "--fixture", lstest.FIXTURE, name="appserver-quiet")
+                           "--fixture", lstest.FIXTURE, *lstest.bus_peer_args("worker"),
+                           name="appserver-quiet")
         g, gport = gateway(front, c["rport"], name="gateway-quiet")
         lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway ready")
         _quiet = {"front": front, "port": gport}

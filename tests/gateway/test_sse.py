@@ -19,22 +19,19 @@ _main = None
 
 
 def main_server():
-    """serve on a free port (keep-alive every second), its bus on tcp for
-    `lightstream admin`; returns (proc, port, bus frontend)."""
+    """serve on a free port (keep-alive every second); `lightstream admin
+    --data DIR` reaches its bus; returns (proc, port, DIR)."""
     global _main
     if _main is None:
-        front = "tcp://127.0.0.1:%d" % lstest.free_port()
-        back = "tcp://127.0.0.1:%d" % lstest.free_port()
         proc, port = serve(config={"log": {"level": "debug"},
                                    "gateway": {"ping_interval_s": 1,
-                                               "origins": ["http://allowed.example"]}},
-                           args=("--broker-frontend", front, "--broker-backend", back))
-        _main = (proc, port, front)
+                                               "origins": ["http://allowed.example"]}})
+        _main = (proc, port, os.path.join(lstest.tmpdir(), "data-%d" % port))
     return _main
 
 
-def admin(front, *args):
-    r = lstest.run("admin", "--broker-frontend", front, *args)
+def admin(data, *args):
+    r = lstest.run("admin", "--data", data, *args)
     assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
     return r.stdout
 
