@@ -336,7 +336,8 @@ def test_revoked_token_closes_on_every_gateway():
     conns = [cl.connect(tok, gateway=g) for g in cl.gateways]
     keep = cl.connect(other)
     start = time.time()
-    r = lstest.run("admin", "--broker-frontend", cl.state["urls"]["broker"], "token",
+    # The admin key the cluster made (deploy/cluster writes DIR/admin.json).
+    r = lstest.run("admin", "--config", os.path.join(cl.state["dir"], "admin.json"), "token",
                    "revoke", "svc1", "--private-key", "svc1_private", "--", tok)
     assert r.returncode == 0, r.stderr
     for c in conns:

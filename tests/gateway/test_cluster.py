@@ -248,7 +248,7 @@ def test_appserver_started_with_a_fixture_revokes_every_connection():
     ws, _ = connect(c["aport"], "acc1", acc1_token(c["aport"]))
     data = os.path.join(lstest.tmpdir(), "appdata")  # the cluster's store
     extra = lstest.lightstream("appserver", "--broker-backend", c["back"], "--data", data,
-                               "--fixture", lstest.FIXTURE,
+                               "--fixture", lstest.FIXTURE, *lstest.bus_peer_args("worker"),
                                "--redis", "redis://127.0.0.1:%d" % c["rport"],
                                name="appserver-fixture")
     expect_revoked(ws, 10)
