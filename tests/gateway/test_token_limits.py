@@ -178,25 +178,28 @@ def test_token_endpoint_never_uses_the_validation_workers():
     front = "tcp://127.0.0.1:%d" % lstest.free_port()
     back = "tcp://127.0.0.1:%d" % lstest.free_port()
     lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
-                       name="broker-issue")
+                       *lstest.bus_broker_args(), name="broker-issue")
     data = os.path.join(lstest.tmpdir(), "issue-data")
     os.makedirs(data, exist_ok=True)
     lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
-                       "--fixture", lstest.FIXTURE, name="appserver-issue")
+                       "--fixture", lstest.FIXTURE, *lstest.bus_peer_args("worker"),
+                       name="appserver-issue")
     port = lstest.free_port()
     lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % port, "--broker-frontend", front,
-                       name="gateway-issue", wait_tcp=port)
+                       *lstest.bus_peer_args("client"), name="gateway-issue", wait_tcp=port)
     lstest.wait_for(lambda: lstest.http_json("GET", url(port, "/readyz"))[0] == 200,
                     timeout=15, what="gateway ready")
 
     def stats():
-        r = lstest.run("call", "--broker-frontend", front, "mmi.stats")
+        r = lstest.run("call", "--broker-frontend", front, *lstest.bus_peer_args("client"),
+                       "mmi.stats")
         assert r.returncode == 0, r.stderr
         svc = json.loads(r.stdout)["services"]
         return {name: svc.get(name, {}).get("served", 0) + svc.get(name, {}).get("failed", 0)
                 for name in ("auth", "auth.issue")}
     lstest.wait_for(lambda: stats()["auth.issue"] == 0 and "auth.issue" in json.loads(
-        lstest.run("call", "--broker-frontend", front, "mmi.stats").stdout)["services"],
+        lstest.run("call", "--broker-frontend", front, *lstest.bus_peer_args("client"),
+                   "mmi.stats").stdout)["services"],
         timeout=15, what="auth.issue registered")
     before = stats()
     for private, want in [("acc1_private", 200), ("wrong", 401), ("acc1_private", 200),
