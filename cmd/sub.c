@@ -15,6 +15,7 @@
 #include "ls_time.h"
 #include "lsc.h"
 #include "lsc_cli.h"
+#include "sub_sse.h"
 
 #define SUB_LOG         "sub"
 #define SUB_DEFAULT_URL "ws://127.0.0.1:8080"
@@ -23,6 +24,7 @@ enum {
 	SUB_OPT_NO_RECONNECT = 0x200, /* above LSC_CLI_OPT_CA_FILE */
 	SUB_OPT_SINCE,
 	SUB_OPT_EPOCH,
+	SUB_OPT_SSE,
 };
 
 typedef struct sub_state {
@@ -76,6 +78,10 @@ sub_usage(FILE *out)
 	        "                      `lightstream history` prints); "
 	        "without it, the\n"
 	        "                      stream's current epoch\n"
+	        "      --sse           subscribe over Server-Sent Events "
+	        "(plain HTTP)\n"
+	        "                      instead of WebSocket; the URL may "
+	        "be http(s)://\n"
 	        "      --log-level L   debug, info (default), warn, error, "
 	        "off\n"
 	        "      --log-format F  text or json (stderr)\n"
@@ -211,6 +217,7 @@ cmd_sub(int argc, char **argv)
 		{ "no-reconnect", no_argument, NULL, SUB_OPT_NO_RECONNECT },
 		{ "since", required_argument, NULL, SUB_OPT_SINCE },
 		{ "epoch", required_argument, NULL, SUB_OPT_EPOCH },
+		{ "sse", no_argument, NULL, SUB_OPT_SSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -230,6 +237,7 @@ cmd_sub(int argc, char **argv)
 	bool have_since = false;
 	long timeout_ms = 0;
 	int64_t deadline = 0;
+	bool sse = false;
 	int opt, rc = CMD_EXIT_USAGE;
 
 	memset(&st, 0, sizeof(st));
@@ -299,6 +307,9 @@ cmd_sub(int argc, char **argv)
 		}
 		case SUB_OPT_EPOCH:
 			epoch = optarg;
+			break;
+		case SUB_OPT_SSE:
+			sse = true;
 			break;
 		case 'h':
 			sub_usage(stdout);
@@ -377,6 +388,28 @@ cmd_sub(int argc, char **argv)
 		                 : "");
 		json_decref(data);
 		epoch = epoch_buf;
+	}
+	if (sse) {
+		sub_sse_options so = {
+			.url = o->url,
+			.app_key = o->app_key,
+			.token = o->token,
+			.query = query,
+			.ca_file = o->ca_file,
+			.insecure = o->insecure,
+			.owner = owner,
+			.stream = stream,
+			.output = st.out,
+			.count = st.count,
+			.deadline_ms =
+			        timeout_ms > 0 ? ls_now_ms() + timeout_ms : 0,
+			.reconnect = o->reconnect,
+			.since_epoch = have_since ? epoch : NULL,
+			.since_offset = (uint64_t)since,
+		};
+		lsc_cli_catch_stop_signals();
+		rc = sub_sse_run(&so);
+		goto out;
 	}
 	if (lsc_client_subscribe_since(c, owner, stream, query,
 	                               have_since ? epoch : NULL,

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 import urllib.parse
 
@@ -433,6 +434,77 @@ def test_no_token_in_the_log():
     log = proc.log_text()
     assert "SSE" in log  # the debug log did speak of these streams
     assert tok not in log and bad not in log
+
+
+def sub_sse(port, tok, *args):
+    """`lightstream sub --sse` in the background (stdout, stderr piped)."""
+    return subprocess.Popen(
+        [lstest.LIGHTSTREAM, "sub", "--sse", "-u", "http://127.0.0.1:%d" % port,
+         "-a", "acc1", "-t", tok] + list(args),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_subscribed(proc, what="subscribed to"):
+    line = proc.stderr.readline()
+    assert what in line, line
+
+
+def test_cli_sub_over_sse():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    p = sub_sse(port, tok, "-n", "2", "-q",
+                json.dumps({"where": {"field": "a", "op": "greater", "value": 1}}), "acc1/s1")
+    wait_subscribed(p)
+    for i in (1, 2, 3):
+        publish(port, tok, "s1", {"a": i})
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, (out, err)
+    assert out.splitlines() == ['{"a":2}', '{"a":3}'], out
+    # refusals: the code's words and the exit status of the WebSocket sub
+    for args, status, words in [
+            (("-t", "B" * 43), 1, "authentication failed"),
+            (("-q", "{"), 2, "invalid query"),
+            ((), 1, "forbidden")]:
+        target = "acc1/nope" if words == "forbidden" else "acc1/s1"
+        r = lstest.run("sub", "--sse", "-u", "ws://127.0.0.1:%d" % port, "-a", "acc1",
+                       "-t", tok, *args, target)
+        assert r.returncode == status and words in r.stderr, (args, r.returncode, r.stderr)
+    # the token never travels in the URL: not in the log either
+    assert tok not in main_server()[0].log_text()
+
+
+def test_cli_sub_sse_ends_on_expiry_and_reconnects_after_restart():
+    _, port, front = main_server()
+    reset_fixture(front)
+    p = sub_sse(port, acc1_token(port, ttl=2), "acc1/s1")
+    wait_subscribed(p)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 1 and "token expired" in err, (p.returncode, err)
+    # a server restart: sub reconnects and goes on
+    sport = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "restart-%d" % sport)
+    os.makedirs(data)
+    argv = ["serve", "--listen", "127.0.0.1:%d" % sport, "--data", data,
+            "--fixture", lstest.FIXTURE]
+    srv = lstest.lightstream(*argv, name="restart", wait_tcp=sport)
+    tok = acc1_token(sport)
+    p = sub_sse(sport, tok, "-n", "2", "acc1/s1")
+    wait_subscribed(p)
+    publish(sport, tok, "s1", "before")
+    srv.stop()
+    # the same data: the token is still valid (a fixture would reset it)
+    srv = lstest.lightstream(*argv[:-2], name="restart2", wait_tcp=sport)
+    line = p.stderr.readline()
+    assert "reconnecting" in line, line
+    deadline = time.time() + 10
+    while "subscribed to" not in line:
+        assert time.time() < deadline
+        line = p.stderr.readline()
+    publish(sport, tok, "s1", "after")
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0 and out.splitlines() == ['"before"', '"after"'], (out, err)
+    srv.stop()
 
 
 if __name__ == "__main__":

@@ -190,9 +190,11 @@ export interface StreamPermission {
 }
 
 export interface SessionInfo {
-  connectionId: string;
+  /** null over SSE (no session there). */
+  connectionId: string | null;
   expiresAt: string | null;
-  permissions: StreamPermission[];
+  /** null over SSE: unknown, the server checks each request. */
+  permissions: StreamPermission[] | null;
 }
 
 export interface WebTokenRequest {
@@ -235,10 +237,24 @@ export interface ClientOptions {
   refreshLeadMs?: number;
   /** A WebSocket constructor (default: the global one). */
   WebSocket?: new (url: string) => WebSocket;
+  /**
+   * 'websocket' (default), 'sse' (an EventSource per subscription, HTTP publish), or 'auto':
+   * WebSocket, switching to SSE when the WebSocket cannot connect but the gateway answers HTTP.
+   */
+  transport?: 'websocket' | 'sse' | 'auto';
+  /** Base http(s):// URL of the gateway's HTTP endpoints (default: from url). */
+  httpUrl?: string;
+  /** An EventSource constructor (default: the global one). */
+  EventSource?: new (url: string) => EventSource;
+  /** A fetch function (default: the global one). */
+  fetch?: typeof fetch;
 }
+
+export type Transport = 'websocket' | 'sse';
 
 export interface OpenEvent extends SessionInfo {
   reconnected: boolean;
+  transport: Transport;
 }
 
 export interface CloseEvent {
@@ -252,6 +268,8 @@ export interface ReconnectingEvent {
   attempt: number;
   delay: number;
   error: LightStreamError;
+  /** Over SSE: the subscription whose stream is reopened. */
+  subscription?: Subscription;
 }
 
 export interface ClientEvents {
@@ -264,6 +282,8 @@ export interface ClientEvents {
   permissionsChanged: { permissions: StreamPermission[] };
   /** The token was revoked or its account deleted (close 4011); reconnects only with getToken. */
   revoked: { error: LightStreamError; willReconnect: boolean };
+  /** The transport in use changed (first connection, or 'auto' falling back to SSE). */
+  transport: { transport: Transport; reason: string | null };
 }
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -277,12 +297,16 @@ export declare class Client {
   readonly expiresAt: string | null;
   readonly permissions: StreamPermission[];
   readonly token: string | null;
+  /** The transport in use; null before the first connection. */
+  readonly transport: Transport | null;
+  readonly httpUrl: string;
   open(options?: { onWebToken?: WebTokenSigner }): Promise<SessionInfo>;
   close(): Promise<void>;
   on<K extends keyof ClientEvents>(name: K, fn: (event: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(name: K, fn: (event: ClientEvents[K]) => void): void;
   stream(owner: string, name: string): Stream;
-  can(owner: string, stream: string, access: 'read' | 'write'): boolean;
+  /** null over SSE: permissions are unknown there, the server checks each request. */
+  can(owner: string, stream: string, access: 'read' | 'write'): boolean | null;
   refresh(token: string | { value: string }): Promise<{ expiresAt: string | null }>;
 }
 

@@ -110,8 +110,11 @@ const QUERY_LIMITS = Object.freeze({
   maxRegexBytes: 256,
 });
 
-const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked'];
+const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked', 'transport'];
 const SUBSCRIPTION_EVENTS = ['ended', 'subscribed'];
+const TRANSPORTS = ['auto', 'websocket', 'sse'];
+const SSE_PATH = '/lightstream/sse/';
+const PUBLISH_PATH = '/lightstream/publish/';
 
 const MIN_REFRESH_INTERVAL_MS = 1000;
 
@@ -743,6 +746,11 @@ class Subscription {
     this._epoch = since ? since.epoch : null;
     this._offset = since ? since.offset : null;
     this._recovered = null;
+    /* SSE transport: the EventSource, its generation, retries */
+    this._es = null;
+    this._sseGen = 0;
+    this._sseTimer = null;
+    this._sseAttempt = 0;
     this._ready = new Promise((resolve, reject) => {
       this._resolve = resolve;
       this._reject = reject;
@@ -845,6 +853,42 @@ function resolveUrl(url) {
   return scheme + '://' + m[2] + path + m[4];
 }
 
+/*
+ * The http(s):// base of the gateway's HTTP endpoints (SSE, publish): given,
+ * or from the WebSocket URL (same host; a path prefix before
+ * /lightstream/websocket is kept, for gateways behind a path-routing proxy).
+ */
+function resolveHttpUrl(httpUrl, wsUrl) {
+  if (httpUrl !== undefined && httpUrl !== null && httpUrl !== '') {
+    const m = typeof httpUrl === 'string' && /^(https?:\/\/[^/?#]+)(\/[^?#]*)?$/i.exec(httpUrl);
+    if (!m) {
+      fail('invalid_argument', 'options.httpUrl must be an http:// or https:// URL without query, got ' + JSON.stringify(httpUrl));
+    }
+    return m[1] + (m[2] || '').replace(/\/+$/, '');
+  }
+  const m = /^(wss?):\/\/([^/?#]+)([^?#]*)/i.exec(wsUrl);
+  const scheme = m[1].toLowerCase() === 'wss' ? 'https' : 'http';
+  const prefix = m[3].endsWith(DEFAULTS.path) ? m[3].slice(0, -DEFAULTS.path.length) : '';
+  return scheme + '://' + m[2] + prefix;
+}
+
+/* The error of an HTTP answer: the envelope's first error, else the status's code. */
+async function httpError(r) {
+  let body = null;
+  try {
+    body = await r.json();
+  } catch (e) {
+    /* not JSON */
+  }
+  const e = body && Array.isArray(body.errors) ? body.errors[0] : null;
+  if (e && typeof e.code === 'string') {
+    return serverError(e, 'server_error');
+  }
+  const byStatus = { 400: 'bad_request', 401: 'auth_failed', 403: 'forbidden', 404: 'not_found', 413: 'too_large',
+    429: 'rate_limited', 503: 'unavailable', 504: 'timeout' };
+  return new LightStreamError(byStatus[r.status] || 'server_error', 'HTTP ' + r.status, { server: true, status: r.status });
+}
+
 /* getToken() may return the token string or generatetoken's data object. */
 function tokenValue(t) {
   if (typeof t === 'string' && t !== '') {
@@ -872,7 +916,8 @@ class Client {
    * options: {url, appKey, token, getToken?, onWebToken?, WebSocket?,
    * reconnect?: false | {initialDelay, maxDelay, factor, jitter, maxAttempts},
    * requestTimeout?, authTimeout?, maxQueuedMessages?, maxBufferedBytes?,
-   * maxFrameBytes?, autoRefresh?}
+   * maxFrameBytes?, autoRefresh?, transport?: 'websocket' | 'sse' | 'auto',
+   * httpUrl?, EventSource?, fetch?}
    */
   constructor(options) {
     const o = options || {};
@@ -889,9 +934,7 @@ class Client {
     this._getToken = o.getToken || null;
     this._onWebToken = o.onWebToken || null;
     this._WebSocket = o.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
-    if (typeof this._WebSocket !== 'function') {
-      fail('unsupported', 'no WebSocket implementation: pass options.WebSocket');
-    }
+    this._initTransport(o);
     const r = o.reconnect === false ? { enabled: false } : o.reconnect || {};
     this._reconnect = Object.assign({}, DEFAULTS.reconnect, r);
     const rc = this._reconnect;
@@ -937,10 +980,13 @@ class Client {
 
   get expiresAt() { return this._session ? this._session.expiresAt : null; }
 
-  get permissions() { return this._session ? this._session.permissions.slice() : []; }
+  get permissions() { return this._session && this._session.permissions ? this._session.permissions.slice() : []; }
 
   /* The token the next (re)authentication uses. */
   get token() { return this._token; }
+
+  /* 'websocket' | 'sse' once connected (null before): see options.transport. */
+  get transport() { return this._transport; }
 
   /*
    * Connect and authenticate. options.onWebToken({appKey, token,
@@ -1054,6 +1100,9 @@ class Client {
     if (!bit) {
       fail('invalid_argument', 'access must be "read" or "write"');
     }
+    if (this._session.permissions === null) {
+      return null; /* over SSE: unknown, the server decides per request */
+    }
     return permits(this._session.permissions, owner, stream, bit);
   }
 
@@ -1066,6 +1115,11 @@ class Client {
     const value = tokenValue(token);
     if (this._state !== 'open') {
       fail('not_connected', 'refresh() needs an open connection');
+    }
+    if (this._transport === 'sse') {
+      /* no session to extend: streams opened from now on use it */
+      this._token = value;
+      return Promise.resolve({ expiresAt: null });
     }
     if (this._refreshes.length >= this._maxPendingRequests) {
       fail('queue_full', 'too many refreshes await an answer');
@@ -1095,7 +1149,7 @@ class Client {
 
   _sessionInfo() {
     const s = this._session;
-    return { connectionId: s.connectionId, expiresAt: s.expiresAt, permissions: s.permissions.slice() };
+    return { connectionId: s.connectionId, expiresAt: s.expiresAt, permissions: s.permissions ? s.permissions.slice() : null };
   }
 
   _nextId(prefix) {
@@ -1161,13 +1215,23 @@ class Client {
       this._connectFailed(gen, new LightStreamError('auth_failed', 'no valid token and no getToken()'), true);
       return;
     }
+    if (this._transportOption === 'sse' || this._transport === 'sse') {
+      this._sseOpen(gen, this._transportOption === 'sse' ? 'requested' : 'WebSocket unavailable');
+      return;
+    }
     let ws;
     try {
       ws = new this._WebSocket(this.url);
     } catch (e) {
-      this._connectFailed(gen, new LightStreamError('connection_failed', 'cannot open ' + this.url + ': ' + (e && e.message), { cause: e }), false);
+      const err = new LightStreamError('connection_failed', 'cannot open ' + this.url + ': ' + (e && e.message), { cause: e });
+      if (this._transportOption === 'auto') {
+        this._sseFallback(gen, err, 0, '');
+        return;
+      }
+      this._connectFailed(gen, err, false);
       return;
     }
+    let opened = false;
     this._ws = ws;
     this._authError = null;
     this._lastError = null;
@@ -1178,6 +1242,7 @@ class Client {
       }
     }, this._authTimeout);
     ws.onopen = () => {
+      opened = true;
       if (gen === this._gen) {
         this._rawSend(ws, JSON.stringify({ t: MessageType.AUTH_REQUEST, m: { appKey: this.appKey, token } }));
       }
@@ -1189,9 +1254,15 @@ class Client {
     };
     ws.onerror = () => { /* a close event follows and carries the outcome */ };
     ws.onclose = (ev) => {
-      if (gen === this._gen) {
-        this._onSocketClose(ev.code, ev.reason);
+      if (gen !== this._gen) {
+        return;
       }
+      if (!opened && this._transportOption === 'auto') {
+        /* the WebSocket never opened: SSE may still get through */
+        this._sseFallback(gen, null, ev.code, ev.reason);
+        return;
+      }
+      this._onSocketClose(ev.code, ev.reason);
     };
   }
 
@@ -1295,6 +1366,7 @@ class Client {
   _authenticated(m) {
     this._clearTimer('auth');
     const reconnected = this._everOpened;
+    this._setTransport('websocket', null);
     this._session = {
       connectionId: m.connectionId,
       expiresAt: m.expiresAt || null,
@@ -1330,7 +1402,7 @@ class Client {
       this._rawSend(this._ws, item.text);
     }
     this._scheduleRefresh();
-    const info = Object.assign(this._sessionInfo(), { reconnected });
+    const info = Object.assign(this._sessionInfo(), { reconnected, transport: 'websocket' });
     this._emit('open', info);
     if (this._openWaiter) {
       const w = this._openWaiter;
@@ -1568,7 +1640,7 @@ class Client {
     if (this._state === 'idle' || this._state === 'closed' || !this._session) {
       fail('not_connected', what + ' needs open() to have succeeded');
     }
-    if (!permits(this._session.permissions, owner, stream, bit)) {
+    if (this._session.permissions !== null && !permits(this._session.permissions, owner, stream, bit)) {
       fail('forbidden', 'no ' + (bit === Permission.WRITE ? 'write' : 'read') + ' permission on ' + owner + ':' + stream, { owner, stream });
     }
   }
@@ -1600,6 +1672,9 @@ class Client {
       fail('invalid_argument', 'publish() needs a JSON value');
     }
     checkJsonValue(data, 'data');
+    if (this._transport === 'sse') {
+      return this._ssePublish(owner, stream, data, options);
+    }
     const m = { owner, stream, data };
     let result;
     let entry = null;
@@ -1656,6 +1731,10 @@ class Client {
   }
 
   _sendSubscribe(sub) {
+    if (this._transport === 'sse') {
+      this._sseSubscribe(sub);
+      return;
+    }
     const requestId = this._nextId('s');
     const m = { owner: sub.stream.owner, stream: sub.stream.name, requestId };
     if (sub.query !== undefined) {
@@ -1699,10 +1778,15 @@ class Client {
       this._sendUnsubscribe(m.subscriptionId).catch(() => {});
       return;
     }
-    const resubscribed = sub._settled;
     sub._serverId = m.subscriptionId;
-    sub._state = 'active';
     this._bySid.set(m.subscriptionId, sub);
+    this._subscribed(sub, m);
+  }
+
+  /* sub's SubscribeResponse m (ok) arrived, over either transport. */
+  _subscribed(sub, m) {
+    const resubscribed = sub._settled;
+    sub._state = 'active';
     sub._recovered = typeof m.recovered === 'boolean' ? m.recovered : null;
     if (typeof m.epoch === 'string' && Number.isSafeInteger(m.offset)) {
       if (m.recovered !== true) {
@@ -1731,6 +1815,11 @@ class Client {
     if (!sub || sub._state !== 'active') {
       return; /* e.g. just unsubscribed */
     }
+    this._deliverTo(sub, m);
+  }
+
+  /* A Data message m for sub, over either transport. */
+  _deliverTo(sub, m) {
     const info = { owner: m.owner, stream: m.stream, subscription: sub };
     if (Number.isSafeInteger(m.offset)) {
       sub._offset = m.offset;
@@ -1752,6 +1841,7 @@ class Client {
       return;
     }
     const wasSettled = sub._settled;
+    this._sseStop(sub);
     sub._state = 'ended';
     sub._error = err || null;
     this._subs.delete(sub);
@@ -1809,6 +1899,321 @@ class Client {
         this._settlePending(id, e);
       }
     });
+  }
+
+  /* ---------------- Server-Sent Events transport ----------------
+   *
+   * options.transport: 'websocket' (the default) uses only the WebSocket;
+   * 'sse' subscribes with one EventSource per subscription
+   * (docs/protocol.md, "Server-Sent Events") and publishes with the HTTP
+   * publish endpoint; 'auto' starts with the WebSocket and, when it cannot
+   * connect while the gateway's HTTP side answers (a proxy or network
+   * without WebSocket, an upgrade refused), switches to SSE for the rest of
+   * the client's life. The 'transport' event and the transport property say
+   * which one is in use. Over SSE there is no session: permissions are
+   * unknown (can() answers null) and the server checks each request.
+   */
+
+  _initTransport(o) {
+    const t = o.transport === undefined ? 'websocket' : o.transport;
+    if (TRANSPORTS.indexOf(t) < 0) {
+      fail('invalid_argument', 'options.transport must be one of ' + TRANSPORTS.join(', '));
+    }
+    this._EventSource = o.EventSource || (typeof EventSource !== 'undefined' ? EventSource : null);
+    this._fetch = o.fetch || (typeof fetch !== 'undefined' ? fetch.bind(globalThis) : null);
+    const hasWs = typeof this._WebSocket === 'function';
+    const hasSse = typeof this._EventSource === 'function' && typeof this._fetch === 'function';
+    if (t === 'websocket' && !hasWs) {
+      fail('unsupported', 'no WebSocket implementation: pass options.WebSocket');
+    }
+    if (t === 'sse' && !hasSse) {
+      fail('unsupported', 'no EventSource or fetch implementation: pass options.EventSource and options.fetch');
+    }
+    if (t === 'auto' && !hasWs && !hasSse) {
+      fail('unsupported', 'neither WebSocket nor EventSource is available');
+    }
+    /* 'auto' without a WebSocket is SSE from the start */
+    this._transportOption = t === 'auto' && !hasWs ? 'sse' : t === 'auto' && !hasSse ? 'websocket' : t;
+    this.httpUrl = resolveHttpUrl(o.httpUrl, this.url);
+    this._transport = null;
+  }
+
+  _setTransport(name, reason) {
+    if (this._transport !== name) {
+      this._transport = name;
+      this._emit('transport', { transport: name, reason });
+    }
+  }
+
+  /*
+   * The WebSocket of attempt gen never opened. Is the gateway's HTTP side
+   * there (then WebSocket is what is blocked: SSE from now on), or is the
+   * server unreachable (the usual reconnect)?
+   */
+  async _sseFallback(gen, err, code, reason) {
+    let reachable = false;
+    try {
+      /* no-cors: any answer from the server resolves, a network failure rejects */
+      await this._fetch(this.httpUrl + '/healthz', { mode: 'no-cors', cache: 'no-store' });
+      reachable = true;
+    } catch (e) {
+      /* unreachable */
+    }
+    if (gen !== this._gen) {
+      return;
+    }
+    if (reachable) {
+      this._ws = null;
+      this._sseOpen(gen, 'WebSocket unavailable' + (code ? ' (close ' + code + ')' : ''));
+    } else if (err) {
+      this._connectFailed(gen, err, false);
+    } else {
+      this._onSocketClose(code, reason);
+    }
+  }
+
+  /* Open over SSE: nothing to authenticate first; subscriptions and publishes go out now. */
+  _sseOpen(gen, reason) {
+    if (gen !== this._gen) {
+      return;
+    }
+    this._clearTimer('auth');
+    const reconnected = this._everOpened;
+    this._setTransport('sse', reason);
+    this._session = { connectionId: null, expiresAt: null, permissions: null };
+    this._state = 'open';
+    this._everOpened = true;
+    this._attempt = 0;
+    this._freshTokenTried = false;
+    for (const sub of this._subs) {
+      if (!sub._es && !sub._sseTimer) {
+        this._sseSubscribe(sub);
+      }
+    }
+    const queued = this._outbox;
+    this._outbox = [];
+    for (const item of queued) {
+      const m = JSON.parse(item.text).m;
+      if (item.arm) {
+        try {
+          item.arm();
+        } catch (e) {
+          item.reject(e);
+          continue;
+        }
+      }
+      this._ssePost(m.owner, m.stream, m.data).then(
+        () => this._settlePending(m.requestId, null),
+        (e) => (m.requestId ? this._settlePending(m.requestId, e) : this._emit('error', e)));
+    }
+    this._emit('open', Object.assign(this._sessionInfo(), { reconnected, transport: 'sse' }));
+    if (this._openWaiter) {
+      const w = this._openWaiter;
+      this._openWaiter = null;
+      w.resolve(this._sessionInfo());
+    }
+  }
+
+  /* POST /lightstream/publish/{owner}/{stream}: resolves once accepted (202). */
+  async _ssePost(owner, stream, data) {
+    let r;
+    try {
+      r = await this._fetch(this.httpUrl + PUBLISH_PATH + owner + '/' + stream + '?appKey=' + encodeURIComponent(this.appKey), {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + this._token, 'Content-Type': 'application/json' },
+        body: JSON.stringify(data),
+        cache: 'no-store',
+      });
+    } catch (e) {
+      throw new LightStreamError('connection_failed', 'publish over HTTP failed: ' + (e && e.message), { cause: e });
+    }
+    if (r.status !== 202) {
+      throw await httpError(r);
+    }
+  }
+
+  _ssePublish(owner, stream, data, options) {
+    const text = JSON.stringify(data);
+    this._checkFrame(text);
+    const p = this._ssePost(owner, stream, data);
+    if (options.ack) {
+      return p;
+    }
+    p.catch((e) => this._emit('error', e));
+    return undefined;
+  }
+
+  _sseUrl(sub) {
+    const params = new URLSearchParams({ appKey: this.appKey, token: this._token });
+    if (sub.query !== undefined) {
+      params.set('query', JSON.stringify(sub.query));
+    }
+    if (sub._epoch !== null && sub._offset !== null) {
+      /* a new EventSource does not carry the old one's Last-Event-ID:
+       * the subscription's position, as the WebSocket's since */
+      params.set('lastEventId', sub._epoch + ':' + sub._offset);
+    }
+    return this.httpUrl + SSE_PATH + sub.stream.owner + '/' + sub.stream.name + '?' + params;
+  }
+
+  _sseSubscribe(sub) {
+    this._sseStop(sub);
+    const gen = ++sub._sseGen;
+    const url = this._sseUrl(sub);
+    let es;
+    try {
+      es = new this._EventSource(url);
+    } catch (e) {
+      this._sseRetry(sub, new LightStreamError('connection_failed', 'cannot open an EventSource: ' + (e && e.message), { cause: e }));
+      return;
+    }
+    sub._es = es;
+    const mine = () => sub._sseGen === gen && sub._state !== 'ended';
+    es.addEventListener('subscribed', (ev) => {
+      if (!mine()) {
+        return;
+      }
+      let m = null;
+      try { m = JSON.parse(ev.data); } catch (e) { /* below */ }
+      if (!m || m.ok !== true) {
+        return;
+      }
+      sub._sseAttempt = 0;
+      this._subscribed(sub, m);
+    });
+    es.addEventListener('data', (ev) => {
+      if (!mine() || sub._state !== 'active') {
+        return;
+      }
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch (e) {
+        this._emit('error', new LightStreamError('protocol_error', 'the server sent invalid JSON'));
+        return;
+      }
+      this._deliverTo(sub, m); /* its offset is the event's id */
+    });
+    es.addEventListener('error', (ev) => {
+      if (!mine()) {
+        return;
+      }
+      if (typeof ev.data === 'string') {
+        /* the server's event: error, after which it ends the response */
+        let m = null;
+        try { m = JSON.parse(ev.data); } catch (e) { /* below */ }
+        this._sseStop(sub);
+        this._sseFailed(sub, serverError(m, 'server_error'));
+        return;
+      }
+      if (es.readyState === 2) {
+        /* refused (not 200) or unreachable: EventSource gives up; learn why */
+        this._sseStop(sub);
+        this._sseDiagnose(sub, url, sub._sseGen);
+      } else if (sub._state === 'active') {
+        sub._state = 'pending'; /* EventSource reconnects by itself, with Last-Event-ID */
+      }
+    });
+  }
+
+  /* An EventSource cannot read the status of a refusal: ask once more with fetch. */
+  async _sseDiagnose(sub, url, gen) {
+    const ctl = typeof AbortController !== 'undefined' ? new AbortController() : null;
+    let err;
+    try {
+      const r = await this._fetch(url, { cache: 'no-store', signal: ctl ? ctl.signal : undefined });
+      if (r.status === 200) {
+        if (ctl) { ctl.abort(); }
+        err = new LightStreamError('connection_failed', 'the event stream was interrupted');
+      } else {
+        err = await httpError(r);
+      }
+    } catch (e) {
+      err = new LightStreamError('connection_failed', 'cannot reach ' + this.httpUrl + ': ' + (e && e.message), { cause: e });
+    }
+    if (sub._sseGen === gen && sub._state !== 'ended') {
+      this._sseFailed(sub, err);
+    }
+  }
+
+  /* A stream ended with err: end the subscription, or come back (new token, backoff). */
+  _sseFailed(sub, err) {
+    const final = ['forbidden', 'query_too_costly', 'invalid_query', 'bad_request', 'not_found', 'too_large'];
+    if (final.indexOf(err.code) >= 0) {
+      this._endSubscription(sub, err);
+      return;
+    }
+    const tokenProblem = err.code === 'auth_failed' || err.code === 'token_expired' || err.code === 'token_revoked';
+    if (err.code === 'token_revoked') {
+      this._emit('revoked', { error: err, willReconnect: Boolean(this._getToken) && this._reconnect.enabled });
+    }
+    if (tokenProblem && !this._getToken) {
+      this._endSubscription(sub, err);
+      return;
+    }
+    if (!this._reconnect.enabled) {
+      this._endSubscription(sub, err);
+      return;
+    }
+    this._sseRetry(sub, err, tokenProblem);
+  }
+
+  _sseRetry(sub, err, freshToken) {
+    const r = this._reconnect;
+    sub._sseAttempt = (sub._sseAttempt || 0) + 1;
+    if (sub._sseAttempt > r.maxAttempts) {
+      this._endSubscription(sub, new LightStreamError(err.code, 'gave up after ' + r.maxAttempts + ' attempts: ' + err.message, { cause: err }));
+      return;
+    }
+    const base = Math.min(r.maxDelay, r.initialDelay * Math.pow(r.factor, sub._sseAttempt - 1));
+    const delay = Math.round(base * (1 - Math.min(Math.max(r.jitter, 0), 1) * Math.random()));
+    if (sub._state === 'active') {
+      sub._state = 'pending';
+    }
+    const gen = sub._sseGen;
+    sub._sseTimer = setTimeout(async () => {
+      sub._sseTimer = null;
+      if (sub._sseGen !== gen || sub._state === 'ended' || this._transport !== 'sse') {
+        return;
+      }
+      if (freshToken) {
+        try {
+          await this._sseFreshToken();
+        } catch (e) {
+          this._sseRetry(sub, e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message), { cause: e }), true);
+          return;
+        }
+        if (sub._sseGen !== gen || sub._state === 'ended') {
+          return;
+        }
+      }
+      this._sseSubscribe(sub);
+    }, delay);
+    this._emit('reconnecting', { attempt: sub._sseAttempt, delay, error: err, subscription: sub });
+  }
+
+  /* One getToken() for every stream that needs a new token at the same time. */
+  _sseFreshToken() {
+    if (!this._sseTokenPromise) {
+      const before = this._token;
+      this._sseTokenPromise = Promise.resolve()
+        .then(() => (this._token !== before ? this._token : this._getToken()))
+        .then((t) => { this._token = tokenValue(t); })
+        .finally(() => { this._sseTokenPromise = null; });
+    }
+    return this._sseTokenPromise;
+  }
+
+  _sseStop(sub) {
+    if (sub._es) {
+      try { sub._es.close(); } catch (e) { /* closed */ }
+      sub._es = null;
+    }
+    if (sub._sseTimer) {
+      clearTimeout(sub._sseTimer);
+      sub._sseTimer = null;
+    }
+    sub._sseGen = (sub._sseGen || 0) + 1;
   }
 }
 
