@@ -285,10 +285,15 @@ gw_subs_clear(gw_conn *c)
 
 /* ---- queue -------------------------------------------------------------- */
 
-/* The end of an SSE data event: the Data message's "}" and the blank
- * line that dispatches the event. */
-#define GW_SSE_TAIL     "}\n\n"
-#define GW_SSE_TAIL_LEN 3
+/* The end of an SSE data event: the Data message's "}", the id line
+ * when the message has an offset, and the blank line that dispatches
+ * the event. */
+#define GW_SSE_TAIL     "}\n"
+#define GW_SSE_TAIL_LEN 2
+#define GW_SSE_ID       "id: "
+#define GW_SSE_ID_LEN   4
+#define GW_SSE_OFFSET   ",\"offset\":"
+#define GW_SSE_OFFSET_N 10
 /* An SSE comment: keeps proxies from timing the response out. */
 #define GW_SSE_KEEPALIVE ": keep-alive\n\n"
 
@@ -304,6 +309,39 @@ gw__header_len(size_t n)
 	return n < 126 ? 2 : n <= 0xFFFF ? 4 : 10;
 }
 
+/*
+ * The offset of a delivery body ("" none): a body with an offset ends in
+ * ,"offset":N (gw__body_new), which no JSON value itself ends with.
+ */
+static size_t
+gw__sse_offset(const gw_buf *b, const char **digits)
+{
+	size_t n = 0;
+
+	while (n < b->len && n <= 20 && b->data[b->len - 1 - n] >= '0' &&
+	       b->data[b->len - 1 - n] <= '9') {
+		n++;
+	}
+	if (n == 0 || n > 20 || b->len < n + GW_SSE_OFFSET_N ||
+	    memcmp(b->data + b->len - n - GW_SSE_OFFSET_N, GW_SSE_OFFSET,
+	           GW_SSE_OFFSET_N) != 0) {
+		return 0;
+	}
+	*digits = b->data + b->len - n;
+	return n;
+}
+
+/* The id line of an SSE delivery: "id: epoch:offset\n", or nothing. */
+static size_t
+gw__sse_id_len(const gw_conn *c, const gw_buf *body)
+{
+	const char *digits;
+	size_t n = gw__sse_offset(body, &digits);
+	size_t elen = strlen(gw_sse_epoch(c));
+
+	return n > 0 && elen > 0 ? GW_SSE_ID_LEN + elen + 1 + n + 1 : 0;
+}
+
 /* The bytes e takes on the wire of c (its framing included). */
 static size_t
 gw__entry_len(const gw_conn *c, const gw_qent *e)
@@ -312,7 +350,9 @@ gw__entry_len(const gw_conn *c, const gw_qent *e)
 
 	if (c->framing == GW_FRAMING_SSE) {
 		/* A control entry is a whole event already (gw_sse.c). */
-		return e->head ? e->head->len + e->body->len + GW_SSE_TAIL_LEN
+		return e->head ? e->head->len + e->body->len +
+		                         GW_SSE_TAIL_LEN +
+		                         gw__sse_id_len(c, e->body) + 1
 		               : e->body->len;
 	}
 	n = gw__payload_len(e);
@@ -589,10 +629,25 @@ gw__put(const gw_conn *c, unsigned char *p, const gw_qent *e)
 			memcpy(p, e->body->data, e->body->len);
 			return p + e->body->len;
 		}
+		const char *epoch = gw_sse_epoch(c), *digits;
+		size_t n = gw__sse_offset(e->body, &digits);
 		memcpy(p, e->head->data, e->head->len);
 		p = gw__sse_body(p + e->head->len, e->body);
 		memcpy(p, GW_SSE_TAIL, GW_SSE_TAIL_LEN);
-		return p + GW_SSE_TAIL_LEN;
+		p += GW_SSE_TAIL_LEN;
+		if (n > 0 && epoch[0] != '\0') {
+			/* EventSource sends it back as Last-Event-ID */
+			size_t elen = strlen(epoch);
+			memcpy(p, GW_SSE_ID, GW_SSE_ID_LEN);
+			memcpy(p + GW_SSE_ID_LEN, epoch, elen);
+			p += GW_SSE_ID_LEN + elen;
+			*p++ = ':';
+			memcpy(p, digits, n);
+			p += n;
+			*p++ = '\n';
+		}
+		*p++ = '\n';
+		return p;
 	}
 	p = gw__frame_header(p, gw__payload_len(e));
 	if (e->head != NULL) {

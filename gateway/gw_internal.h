@@ -593,6 +593,9 @@ void gw_sse_ready(gw_conn *c);
 /* The bytes of control message {t, m} on an SSE connection (NULL: none
  * for this type). m is borrowed. */
 gw_buf *gw_sse_encode(gw_conn *c, int t, json_t *m);
+/* The history epoch of an SSE connection's stream ("" none): the first
+ * part of its events' ids. */
+const char *gw_sse_epoch(const gw_conn *c);
 /* The response head was written (or is not needed yet)? */
 bool gw_sse_started(const gw_conn *c);
 /* Write the response head: 0 written (or nothing to write yet), -1 fail. */

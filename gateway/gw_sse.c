@@ -30,8 +30,13 @@ struct gw_sse {
 	char stream[GW_STREAM_MAX + 1];
 	q_query *query;                 /* until the subscription takes it */
 	char origin[GW_SSE_ORIGIN_MAX]; /* echoed for CORS; "" none */
-	/* Last-Event-ID / lastEventId: "epoch:offset" ("" none) */
-	char last_id[GW_SSE_LAST_ID_MAX + 1];
+	/* Last-Event-ID / lastEventId: recover after it (since) */
+	bool since;
+	char since_epoch[LS_EPOCH_MAX + 1];
+	uint64_t since_offset;
+	/* the stream's history epoch, from the subscription's answer: the
+	 * events' ids are epoch:offset ("" no history) */
+	char epoch[LS_EPOCH_MAX + 1];
 	unsigned status; /* 0 undecided; 200 streams; else an error answer */
 	bool started;    /* the response head is written */
 	bool head;       /* a HEAD request: the head only */
@@ -46,6 +51,12 @@ gw_sse_free(gw_conn *c)
 	q_query_destroy(&c->sse->query);
 	free(c->sse);
 	c->sse = NULL;
+}
+
+const char *
+gw_sse_epoch(const gw_conn *c)
+{
+	return c->sse->epoch;
 }
 
 bool
@@ -104,8 +115,14 @@ gw_sse_encode(gw_conn *c, int t, json_t *m)
 		return b;
 	}
 	switch (t) {
-	case GW_T_SUBSCRIBE_RESPONSE:
+	case GW_T_SUBSCRIBE_RESPONSE: {
+		const char *epoch =
+		        json_string_value(json_object_get(m, "epoch"));
+		if (epoch != NULL && s->epoch[0] == '\0') {
+			snprintf(s->epoch, sizeof(s->epoch), "%s", epoch);
+		}
 		return gw__event("subscribed", m);
+	}
 	case GW_T_ERROR:
 		return gw__event("error", m);
 	default:
@@ -180,27 +197,30 @@ gw_sse_write_head(gw_conn *c)
 
 /* "epoch:offset" as the stream's events carry it in their id. */
 static bool
-gw__valid_last_id(const char *s)
+gw__parse_last_id(gw_sse *s, const char *text)
 {
-	const char *colon = strchr(s, ':');
-	size_t i;
+	const char *colon = strchr(text, ':');
+	char *end;
+	size_t n;
 
-	if (colon == NULL || colon == s || colon[1] == '\0' ||
-	    strlen(s) > GW_SSE_LAST_ID_MAX) {
+	if (colon == NULL || colon[1] < '0' || colon[1] > '9') {
 		return false;
 	}
-	for (i = 0; s + i < colon; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')) {
-			return false;
-		}
+	n = (size_t)(colon - text);
+	if (n == 0 || n > LS_EPOCH_MAX) {
+		return false;
 	}
-	for (i = 1; colon[i] != '\0'; i++) {
-		if (colon[i] < '0' || colon[i] > '9' || i > 20) {
-			return false;
-		}
+	memcpy(s->since_epoch, text, n);
+	s->since_epoch[n] = '\0';
+	if (!ls_valid_epoch(s->since_epoch)) {
+		return false;
 	}
+	errno = 0;
+	s->since_offset = strtoull(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0') {
+		return false;
+	}
+	s->since = true;
 	return true;
 }
 
@@ -319,13 +339,10 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 		             "Last-Event-ID: too long");
 		return 0;
 	}
-	if (last != NULL && last[0] != '\0') {
-		if (!gw__valid_last_id(last)) {
-			gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request",
-			             "Last-Event-ID: expected epoch:offset");
-			return 0;
-		}
-		snprintf(s->last_id, sizeof(s->last_id), "%s", last);
+	if (last != NULL && last[0] != '\0' && !gw__parse_last_id(s, last)) {
+		gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request",
+		             "Last-Event-ID: expected epoch:offset");
+		return 0;
 	}
 	ls_error_clear(&err);
 	if (query != NULL &&
@@ -366,9 +383,11 @@ gw_sse_ready(gw_conn *c)
 	}
 	s->query = NULL; /* the subscription's now */
 	s->status = 200;
-	gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
-	             json_pack("{s:n,s:b,s:s}", "requestId", "ok", 1,
-	                       "subscriptionId", sub->id));
+	/* The WebSocket's subscribe path: the answer (event: subscribed)
+	 * once the history was read, then what Last-Event-ID missed, then
+	 * live messages (gw_fanout.c, "Recovery"). */
+	gw_sub_start(sub, json_null(), s->since ? s->since_epoch : NULL,
+	             s->since_offset);
 	/* The head goes out even when the queue stays empty. */
 	lws_callback_on_writable(c->wsi);
 }

@@ -3,12 +3,15 @@
 // subscribes with a query and publishes over HTTP; transport 'auto' falls
 // back to SSE behind a proxy that refuses WebSocket upgrades; an expired
 // token is replaced through getToken and the stream goes on; a revoked
-// token ends the subscription; a refused subscription says why.
+// token ends the subscription; a refused subscription says why; after a
+// server restart EventSource's Last-Event-ID recovers what was published
+// meanwhile (history on Redis).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { createServer, request } from 'node:http';
 
-import { Server, after, before, fixturePath, freePort, launchBrowser, lightstreamBin, makeTmpDir, test } from './harness.mjs';
+import { Server, after, before, fixturePath, freePort, launchBrowser, lightstreamBin, makeTmpDir, test, waitFor } from './harness.mjs';
 
 let server;
 let browser;
@@ -211,4 +214,39 @@ test('over SSE a revoked token ends the subscription; a refused one says why', {
   assert.equal(seen.refused, 'forbidden');
   assert.deepEqual(seen.revoked, ['token_revoked']);
   assert.deepEqual(seen.ended, ['token_revoked']);
+});
+
+test('over SSE, EventSource recovers what was published while the server was down (Last-Event-ID)', { timeout: 60000 }, async (t) => {
+  const rport = await freePort();
+  const redis = spawn('redis-server', ['--port', String(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  t.after(() => redis.kill('SIGKILL'));
+  await waitFor(() => new Promise((resolve) => {
+    const sock = connect(rport, '127.0.0.1', () => { sock.end(); resolve(true); });
+    sock.on('error', () => resolve(false));
+  }), { what: 'redis-server' });
+  const srv = new Server({ port: await freePort(), dataDir: makeTmpDir(), extraArgs: ['--redis', 'redis://127.0.0.1:' + rport] });
+  await srv.start();
+  t.after(() => srv.stop());
+  const page = await newPage(t, srv.base);
+  const token = (await srv.token('acc1', ['public', 'publisher'])).value;
+  await page.evaluate(async ({ url, token }) => {
+    const client = LightStream.createClient({ url, appKey: 'acc1', token, transport: 'sse' });
+    window.got = [];
+    await client.open();
+    await client.stream('acc1', 's1').subscribe((d) => got.push(d));
+    await client.stream('acc1', 's1').publish(1, { ack: true });
+    await waitUntil(() => got.length === 1, 5000, 'the first message');
+  }, { url: srv.wsUrl, token });
+  await srv.stop();
+  // published with history while no gateway runs: only a recovery can bring them
+  for (const n of [2, 3]) {
+    execFileSync('redis-cli', ['-p', String(rport), 'FCALL', 'ls_publish', '2', 'ls:{acc1:s1}', 'ls:{acc1:s1}:h', String(n)]);
+  }
+  await srv.start({ fixture: false });
+  const got = await page.evaluate(async () => {
+    await waitUntil(() => got.length >= 3, 20000, 'the recovered messages');
+    await new Promise((r) => setTimeout(r, 300));
+    return got;
+  });
+  assert.deepEqual(got, [1, 2, 3]);
 });

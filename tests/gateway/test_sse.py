@@ -436,6 +436,103 @@ def test_no_token_in_the_log():
     assert tok not in log and bad not in log
 
 
+def test_last_event_id_recovers_what_was_missed():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    s = SSE(port, sse_path("acc1", "s2"), {"appKey": "acc1", "token": tok})
+    assert s.head()[0] == 200
+    first = s.expect("subscribed")
+    assert first["epoch"] and "recovered" not in first, first
+    publish(port, tok, "s2", {"n": 1})
+    publish(port, tok, "s2", {"n": 2})
+    got = [s.event() for _ in range(2)]
+    assert [g[1]["data"] for g in got] == [{"n": 1}, {"n": 2}], got
+    epoch = first["epoch"]
+    for name, data, eid in got:
+        assert eid == "%s:%d" % (epoch, data["offset"]), (eid, data)
+    last = got[-1][2]
+    s.close()
+    for n in (3, 4, 5):
+        publish(port, tok, "s2", {"n": n, "odd": n % 2 == 1})
+    # the header, as EventSource sends it: every missed message, in order
+    s = SSE(port, sse_path("acc1", "s2"), {"appKey": "acc1", "token": tok},
+            headers={"Last-Event-ID": last})
+    assert s.head()[0] == 200
+    sub = s.expect("subscribed")
+    assert sub["recovered"] is True and sub["epoch"] == epoch, sub
+    got = [s.event() for _ in range(3)]
+    assert [g[1]["data"]["n"] for g in got] == [3, 4, 5], got
+    publish(port, tok, "s2", {"n": 6})
+    assert s.expect("data")["data"] == {"n": 6}
+    s.close()
+    # the parameter, with a query: only the matching missed messages
+    q = json.dumps({"where": {"field": "odd", "op": "equals", "value": True}})
+    s = SSE(port, sse_path("acc1", "s2"), {"appKey": "acc1", "token": tok, "query": q,
+                                            "lastEventId": last})
+    assert s.head()[0] == 200
+    assert s.expect("subscribed")["recovered"] is True
+    assert [s.expect("data")["data"]["n"] for _ in range(2)] == [3, 5]
+    s.close()
+    # another epoch (history lost meanwhile): not recovered, live only
+    s = SSE(port, sse_path("acc1", "s2"), {"appKey": "acc1", "token": tok},
+            headers={"Last-Event-ID": "other-epoch:2"})
+    assert s.head()[0] == 200
+    assert s.expect("subscribed")["recovered"] is False
+    publish(port, tok, "s2", {"n": 7})
+    assert s.expect("data")["data"] == {"n": 7}
+    s.close()
+
+
+def test_recovery_after_a_server_restart():
+    """History on Redis outlives the gateway: Last-Event-ID after a
+    restart recovers what was published while the stream was away. The
+    local fabric's history does not: a new epoch says so."""
+    _, rport = lstest.redis_server()
+    sport = lstest.free_port()
+    data = os.path.join(lstest.tmpdir(), "recover-%d" % sport)
+    os.makedirs(data)
+    argv = ["serve", "--listen", "127.0.0.1:%d" % sport, "--data", data,
+            "--redis", "redis://127.0.0.1:%d" % rport]
+    srv = lstest.lightstream(*(argv + ["--fixture", lstest.FIXTURE]), name="recover",
+                             wait_tcp=sport)
+    tok = acc1_token(sport)
+    s, _ = open_stream(sport, tok)
+    publish(sport, tok, "s1", "one")
+    name, ev, last = s.event()
+    assert ev["data"] == "one" and last, (name, ev, last)
+    srv.stop()
+    s.expect_end()
+    srv = lstest.lightstream(*argv, name="recover2", wait_tcp=sport)
+    publish(sport, tok, "s1", "two")
+    publish(sport, tok, "s1", "three")
+    s = SSE(sport, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok},
+            headers={"Last-Event-ID": last})
+    assert s.head()[0] == 200
+    assert s.expect("subscribed")["recovered"] is True
+    assert [s.expect("data")["data"] for _ in range(2)] == ["two", "three"]
+    s.close()
+    srv.stop()
+    # the local fabric: history restarts with the process
+    argv = argv[:-2]
+    srv = lstest.lightstream(*(argv + ["--fixture", lstest.FIXTURE]), name="local",
+                             wait_tcp=sport)
+    tok = acc1_token(sport)
+    s, _ = open_stream(sport, tok)
+    publish(sport, tok, "s1", "one")
+    last = s.event()[2]
+    s.close()
+    srv.stop()
+    srv = lstest.lightstream(*argv, name="local2", wait_tcp=sport)
+    s = SSE(sport, sse_path("acc1", "s1"), {"appKey": "acc1", "token": tok},
+            headers={"Last-Event-ID": last})
+    assert s.head()[0] == 200
+    sub = s.expect("subscribed")
+    assert sub["recovered"] is False and sub["epoch"] != last.split(":")[0], sub
+    s.close()
+    srv.stop()
+
+
 def sub_sse(port, tok, *args):
     """`lightstream sub --sse` in the background (stdout, stderr piped)."""
     return subprocess.Popen(
