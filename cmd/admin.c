@@ -229,7 +229,7 @@ admin_private_key(admin_args *a)
 static int
 admin_app_key(const char *key)
 {
-	if (!as_valid_app_key(key)) {
+	if (!ls_valid_app_key(key)) {
 		return admin_usage_error("invalid APPKEY '%.80s' (expected "
 		                         "[A-Za-z0-9_-]{1,64})",
 		                         key ? key : "");
@@ -355,7 +355,7 @@ admin_role(const ls_settings *s, admin_args *a, int n, char **pos)
 		if ((rc = admin_app_key(pos[1])) != 0) {
 			return rc;
 		}
-		if (!as_valid_role_name(pos[2])) {
+		if (!ls_valid_role_name(pos[2])) {
 			return admin_usage_error(
 			        "invalid ROLE '%.80s' (expected "
 			        "[A-Za-z0-9_-]{1,64})",
@@ -371,7 +371,7 @@ admin_role(const ls_settings *s, admin_args *a, int n, char **pos)
 	if ((rc = admin_app_key(pos[1])) != 0) {
 		return rc;
 	}
-	if (!as_valid_role_name(pos[2])) {
+	if (!ls_valid_role_name(pos[2])) {
 		return admin_usage_error(
 		        "invalid ROLE '%.80s' (expected [A-Za-z0-9_-]{1,64})",
 		        pos[2]);
@@ -426,7 +426,7 @@ admin_token(const ls_settings *s, admin_args *a, int n, char **pos)
 	const char *sub = n > 0 ? pos[0] : "";
 	char ip[AS_IP_MAX];
 	json_t *roles, *args;
-	long ttl = AS_TTL_DEFAULT;
+	long ttl = LS_TTL_DEFAULT;
 	int rc;
 
 	if (strcmp(sub, "revoke") == 0) {
@@ -463,8 +463,9 @@ admin_token(const ls_settings *s, admin_args *a, int n, char **pos)
 		return admin_usage_error("%s is required", "--roles");
 	}
 	if (a->ttl != NULL) {
-		if (cmd_parse_long(a->ttl, AS_TTL_MIN, AS_TTL_MAX, &ttl) !=
+		if (cmd_parse_long(a->ttl, LS_TTL_MIN, LS_TTL_MAX, &ttl) !=
 		    0) {
+			/* The bounds are LS_TTL_MIN and LS_TTL_MAX. */
 			return admin_usage_error("--ttl: expected 1 to 86400 "
 			                         "seconds, not '%.40s'",
 			                         a->ttl);
@@ -479,7 +480,7 @@ admin_token(const ls_settings *s, admin_args *a, int n, char **pos)
 		char *copy = strdup(a->roles), *save = NULL, *tok;
 		for (tok = strtok_r(copy, ",|", &save); tok;
 		     tok = strtok_r(NULL, ",|", &save)) {
-			if (!as_valid_role_name(tok)) {
+			if (!ls_valid_role_name(tok)) {
 				json_decref(roles);
 				rc = admin_usage_error("--roles: invalid role "
 				                       "name '%.80s'",

@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "cmd_util.h"
+#include "ls_proto.h"
 #include "ls_settings.h"
 #include "lsc.h"
 #include "lsc_cli.h"
@@ -125,13 +126,14 @@ cmd_token(int argc, char **argv)
 			req.roles = optarg;
 			break;
 		case TOKEN_OPT_TTL:
-			if (lsc_cli_long(optarg, 86400, &req.ttl_s) != 0 ||
-			    req.ttl_s < 1) {
-				rc = lsc_cli_usage_error(
-				        "token",
-				        "--ttl must be 1-86400 "
-				        "seconds, not '%s'",
-				        optarg);
+			if (lsc_cli_long(optarg, LS_TTL_MAX, &req.ttl_s) !=
+			            0 ||
+			    req.ttl_s < LS_TTL_MIN) {
+				rc = lsc_cli_usage_error("token",
+				                         "--ttl must be %d-%d "
+				                         "seconds, not '%s'",
+				                         LS_TTL_MIN,
+				                         LS_TTL_MAX, optarg);
 				goto out;
 			}
 			break;

@@ -150,6 +150,12 @@ ls_valid_app_key(const char *s)
 }
 
 bool
+ls_valid_role_name(const char *s)
+{
+	return ls__valid_name(s, LS_ROLE_MAX, false, NULL);
+}
+
+bool
 ls_valid_stream(const char *s)
 {
 	return ls__valid_name(s, LS_STREAM_MAX, true, NULL);

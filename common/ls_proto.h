@@ -129,6 +129,9 @@ enum ls_msg_type {
 
 /* [A-Za-z0-9_-]{1,64}: app keys (owners) and role names. */
 bool ls_valid_app_key(const char *s);
+/* [A-Za-z0-9_-]{1,64}: a role name (the app-key grammar: no '.' or '$',
+ * which MongoDB field names refuse). */
+bool ls_valid_role_name(const char *s);
 /* [A-Za-z0-9_.-]{1,128}: a stream name. */
 bool ls_valid_stream(const char *s);
 /* [A-Za-z0-9_-]{1,32}: a history epoch. */

@@ -60,8 +60,9 @@ void
 gw_perms_free(gw_perm *perms, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free(perms[i].owner);
-		free(perms[i].stream);
+		/* Owned by the gateway (gw_grant_parse()). */
+		free((char *)perms[i].owner);
+		free((char *)perms[i].stream);
 	}
 	free(perms);
 }
@@ -199,10 +200,10 @@ gw_conn_fail(gw_conn *c, int close_code, const char *code, const char *fmt,
 	         code, message, close_code);
 	if (c->framing == GW_FRAMING_SSE) {
 		json_t *m = gw__error(code, message);
-		b = m ? gw_sse_encode(c, GW_T_ERROR, m) : NULL;
+		b = m ? gw_sse_encode(c, LS_T_ERROR, m) : NULL;
 		json_decref(m);
 	} else {
-		b = gw__envelope(GW_T_ERROR, gw__error(code, message));
+		b = gw__envelope(LS_T_ERROR, gw__error(code, message));
 	}
 	gw__closing(c, close_code);
 	if (b != NULL) {
@@ -235,7 +236,7 @@ gw__auth_refused(gw_conn *c, ls_proto_code pc, const char *message)
 		             message);
 		return;
 	}
-	b = gw__envelope(GW_T_AUTH_RESPONSE,
+	b = gw__envelope(LS_T_AUTH_RESPONSE,
 	                 json_pack("{s:b,s:o}", "ok", 0, "error",
 	                           gw__error(row->name, message)));
 	ls_debug(GW_LOG, "authentication from %s failed: %s", c->ip, message);
@@ -311,7 +312,8 @@ gw__expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	gw_conn *c = w->data;
 
-	gw_conn_fail(c, 4010, "token_expired", "the token expired");
+	gw_conn_fail(c, LS_CLOSE_TOKEN_EXPIRED, "token_expired",
+	             "the token expired");
 }
 
 static void
@@ -320,7 +322,8 @@ gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	gw_conn *c = w->data;
 
 	c->gw->m.auth_failed++;
-	gw_conn_fail(c, 4002, "auth_failed", "no authentication within %ld ms",
+	gw_conn_fail(c, LS_CLOSE_AUTH_TIMEOUT, "auth_failed",
+	             "no authentication within %ld ms",
 	             c->gw->auth_timeout_ms);
 }
 
@@ -369,24 +372,28 @@ gw_grant_parse(const char *app_key, const char *body, size_t len, gw_grant *g)
 		const char *stream =
 		        json_string_value(json_object_get(p, "stream"));
 		json_t *bits = json_object_get(p, "permission");
-		size_t sl;
+		char *o, *st;
 
 		if (owner == NULL || stream == NULL ||
 		    !json_is_integer(bits)) {
 			continue;
 		}
-		sl = strlen(stream);
-		list[n].owner = strdup(owner);
-		list[n].stream = strdup(stream);
-		if (list[n].owner == NULL || list[n].stream == NULL) {
-			free(list[n].owner);
-			free(list[n].stream);
+		if (!ls_valid_app_key(owner) ||
+		    !ls_valid_stream_pattern(stream)) {
+			/* Nothing a client could name: never matches. */
 			continue;
 		}
-		list[n].prefix = sl > 0 && stream[sl - 1] == '*';
-		list[n].stream_len = list[n].prefix ? sl - 1 : sl;
-		list[n].stream[list[n].stream_len] = '\0';
-		list[n].bits = (int)(json_integer_value(bits) & 3);
+		o = strdup(owner);
+		st = strdup(stream);
+		if (o == NULL || st == NULL) {
+			free(o);
+			free(st);
+			continue;
+		}
+		list[n].owner = o;
+		list[n].stream = st;
+		list[n].bits = (int)(json_integer_value(bits) &
+		                     (LS_PERM_READ | LS_PERM_WRITE));
 		n++;
 	}
 	g->perms = list;
@@ -442,8 +449,7 @@ gw__take_grant(gw_conn *c, const char *body, size_t len, bool *web)
 static bool
 gw__perm_equal(const gw_perm *a, const gw_perm *b)
 {
-	return a->bits == b->bits && a->prefix == b->prefix &&
-	       strcmp(a->owner, b->owner) == 0 &&
+	return a->bits == b->bits && strcmp(a->owner, b->owner) == 0 &&
 	       strcmp(a->stream, b->stream) == 0;
 }
 
@@ -486,7 +492,7 @@ gw_conn_set_perms(gw_conn *c, gw_perm *perms, size_t n)
 	gw_conn_send(c, LS_T_PERMISSIONS_CHANGED,
 	             json_pack("{s:o}", "permissions", gw__perms_json(c)));
 	for (sub = c->subs; sub != NULL; sub = next) {
-		char text[GW_APPKEY_MAX + GW_STREAM_MAX + 64];
+		char text[LS_APPKEY_MAX + LS_STREAM_MAX + 64];
 		next = sub->cnext;
 		if (gw_conn_allowed(c, sub->stream->owner, sub->stream->name,
 		                    LS_PERM_READ)) {
@@ -504,12 +510,10 @@ gw__perms_json(const gw_conn *c)
 	json_t *a = json_array();
 
 	for (size_t i = 0; a != NULL && i < c->nperms; i++) {
-		char stream[GW_STREAM_MAX + 2];
-		snprintf(stream, sizeof(stream), "%s%s", c->perms[i].stream,
-		         c->perms[i].prefix ? "*" : "");
 		json_array_append_new(a, json_pack("{s:s,s:s,s:i}", "owner",
 		                                   c->perms[i].owner, "stream",
-		                                   stream, "permission",
+		                                   c->perms[i].stream,
+		                                   "permission",
 		                                   c->perms[i].bits));
 	}
 	return a;
@@ -542,7 +546,7 @@ gw__auth_ok(gw_conn *c)
 	/* The token stays: re-validations (docs/protocol.md, "Live
 	 * authorization") present it again. */
 	gw__expires_text(c, exp);
-	gw_conn_send(c, GW_T_AUTH_RESPONSE,
+	gw_conn_send(c, LS_T_AUTH_RESPONSE,
 	             json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "connectionId",
 	                       c->conn_id, "expiresAt", exp, "permissions",
 	                       gw__perms_json(c)));
@@ -613,7 +617,7 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 			c->gw->m.bus_errors++;
 		}
 		gw_conn_send(
-		        c, GW_T_REFRESH_RESPONSE,
+		        c, LS_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:o}", "ok", 0, "error",
 		                  gw__error(ls_proto_code_name(pc), msg)));
 		return;
@@ -625,7 +629,7 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		/* Revoked after the app server validated it. */
 		gw_perms_free(g.perms, g.nperms);
 		free(token);
-		gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+		gw_conn_send(c, LS_T_REFRESH_RESPONSE,
 		             json_pack("{s:b,s:o}", "ok", 0, "error",
 		                       gw__error(ls_proto_code_name(
 		                                         LS_PC_TOKEN_REVOKED),
@@ -638,7 +642,7 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		gw_perms_free(g.perms, g.nperms);
 		free(token);
 		gw_conn_send(
-		        c, GW_T_REFRESH_RESPONSE,
+		        c, LS_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:o}", "ok", 0, "error",
 		                  gw__error("auth_failed",
 		                            "a web token cannot refresh a "
@@ -656,14 +660,14 @@ gw__refresh_reply(gw_conn *c, bus_status status, const char *body, size_t len)
 		gw__expires_text(c, exp);
 		gw__arm_expiry(c);
 		gw_conn_send(
-		        c, GW_T_REFRESH_RESPONSE,
+		        c, LS_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:s}", "ok", 1, "expiresAt", exp));
 		gw_conn_set_perms(c, g.perms, g.nperms);
 		return;
 	}
 	free(token);
 	why = "the token belongs to another account";
-	gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+	gw_conn_send(c, LS_T_REFRESH_RESPONSE,
 	             json_pack("{s:b,s:o}", "ok", 0, "error",
 	                       gw__error("auth_failed", why)));
 }
@@ -690,7 +694,7 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 			return;
 		}
 		if (gw__new_conn_id(c) != 0) {
-			gw_conn_fail(c, 1011, "server_error",
+			gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
 			             "no random bytes");
 			return;
 		}
@@ -706,7 +710,7 @@ gw__bus_reply(bus_status status, const char *body, size_t len, void *user)
 			return;
 		}
 		c->state = GW_CS_WEBSIG;
-		gw_conn_send(c, GW_T_WEBTOKEN_REQUEST,
+		gw_conn_send(c, LS_T_WEBTOKEN_REQUEST,
 		             json_pack("{s:s,s:s,s:s}", "appKey", c->app_key,
 		                       "token", c->token, "connectionId",
 		                       c->conn_id));
@@ -727,7 +731,8 @@ gw_conn_authenticate(gw_conn *c, const char *app_key, const char *token)
 	c->app_key = strdup(app_key);
 	c->token = strdup(token);
 	if (c->app_key == NULL || c->token == NULL) {
-		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
+		             "out of memory");
 		return;
 	}
 	gw_liveauth_token_changed(c);
@@ -762,17 +767,7 @@ bool
 gw_conn_allowed(const gw_conn *c, const char *owner, const char *stream,
                 int bit)
 {
-	for (size_t i = 0; i < c->nperms; i++) {
-		const gw_perm *p = &c->perms[i];
-		if (!(p->bits & bit) || strcmp(p->owner, owner) != 0) {
-			continue;
-		}
-		if (p->prefix ? strncmp(stream, p->stream, p->stream_len) == 0
-		              : strcmp(stream, p->stream) == 0) {
-			return true;
-		}
-	}
-	return false;
+	return ls_perm_allows(c->perms, c->nperms, owner, stream, bit);
 }
 
 static void
@@ -791,17 +786,17 @@ gw__ack_done(int status, uint64_t offset, void *user)
 			a->next->prev = a->prev;
 		}
 		if (status == 0 && offset > 0) {
-			gw_conn_send(c, GW_T_PUBLISH_RESPONSE,
+			gw_conn_send(c, LS_T_PUBLISH_RESPONSE,
 			             json_pack("{s:O,s:b,s:I}", "requestId",
 			                       a->request_id, "ok", 1,
 			                       "offset", (json_int_t)offset));
 		} else if (status == 0) {
-			gw_conn_send(c, GW_T_PUBLISH_RESPONSE,
+			gw_conn_send(c, LS_T_PUBLISH_RESPONSE,
 			             json_pack("{s:O,s:b}", "requestId",
 			                       a->request_id, "ok", 1));
 		} else {
 			gw_conn_send(
-			        c, GW_T_PUBLISH_RESPONSE,
+			        c, LS_T_PUBLISH_RESPONSE,
 			        json_pack("{s:O,s:b,s:o}", "requestId",
 			                  a->request_id, "ok", 0, "error",
 			                  gw__error("unavailable",
@@ -815,21 +810,22 @@ gw__ack_done(int status, uint64_t offset, void *user)
 static void
 gw__publish(gw_conn *c, const gw_envelope *e)
 {
-	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	char topic[LS_APPKEY_MAX + LS_STREAM_MAX + 2];
 	gw_ack *a = NULL;
 	ps_history_cfg hist;
 	char *payload;
 	int rc;
 
-	if (!gw_conn_allowed(c, e->owner, e->stream, 1)) {
-		gw_conn_fail(c, 4003, "forbidden",
+	if (!gw_conn_allowed(c, e->owner, e->stream, LS_PERM_WRITE)) {
+		gw_conn_fail(c, LS_CLOSE_FORBIDDEN, "forbidden",
 		             "no write permission on %s:%s", e->owner,
 		             e->stream);
 		return;
 	}
 	payload = ls_json_dumps(e->data, NULL);
 	if (payload == NULL) {
-		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
+		             "out of memory");
 		return;
 	}
 	snprintf(topic, sizeof(topic), "%s:%s", e->owner, e->stream);
@@ -837,7 +833,8 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 		a = calloc(1, sizeof(*a));
 		if (a == NULL) {
 			free(payload);
-			gw_conn_fail(c, 1011, "server_error", "out of memory");
+			gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
+			             "out of memory");
 			return;
 		}
 		a->conn = c;
@@ -867,15 +864,15 @@ gw__subscribe(gw_conn *c, const gw_envelope *e)
 	ls_error err;
 	int rc;
 
-	if (!gw_conn_allowed(c, e->owner, e->stream, 2)) {
-		gw_conn_fail(c, 4003, "forbidden",
+	if (!gw_conn_allowed(c, e->owner, e->stream, LS_PERM_READ)) {
+		gw_conn_fail(c, LS_CLOSE_FORBIDDEN, "forbidden",
 		             "no read permission on %s:%s", e->owner,
 		             e->stream);
 		return;
 	}
 	ls_error_clear(&err);
 	if (e->query != NULL && q_query_compile(e->query, &q, &err) != 0) {
-		gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
+		gw_conn_send(c, LS_T_SUBSCRIBE_RESPONSE,
 		             json_pack("{s:O,s:b,s:o}", "requestId",
 		                       e->request_id, "ok", 0, "error",
 		                       gw__error("invalid_query", err.text)));
@@ -890,7 +887,7 @@ gw__subscribe(gw_conn *c, const gw_envelope *e)
 		                 ? "at most %ld subscriptions per connection"
 		                 : "cannot subscribe now",
 		         c->gw->max_subscriptions);
-		gw_conn_send(c, GW_T_SUBSCRIBE_RESPONSE,
+		gw_conn_send(c, LS_T_SUBSCRIBE_RESPONSE,
 		             json_pack("{s:O,s:b,s:o}", "requestId",
 		                       e->request_id, "ok", 0, "error",
 		                       gw__error(rc == LS_ETOOLARGE
@@ -908,7 +905,7 @@ static void
 gw__refresh(gw_conn *c, const gw_envelope *e)
 {
 	if (c->bus_pending) {
-		gw_conn_send(c, GW_T_REFRESH_RESPONSE,
+		gw_conn_send(c, LS_T_REFRESH_RESPONSE,
 		             json_pack("{s:b,s:o}", "ok", 0, "error",
 		                       gw__error("bad_request",
 		                                 "a refresh is in progress")));
@@ -918,7 +915,8 @@ gw__refresh(gw_conn *c, const gw_envelope *e)
 	c->new_token = strdup(e->token);
 	c->new_token_revoked = false;
 	if (c->new_token == NULL) {
-		gw_conn_fail(c, 1011, "server_error", "out of memory");
+		gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
+		             "out of memory");
 		return;
 	}
 	c->refreshing = true;
@@ -929,7 +927,7 @@ gw__refresh(gw_conn *c, const gw_envelope *e)
 		free(c->new_token);
 		c->new_token = NULL;
 		gw_conn_send(
-		        c, GW_T_REFRESH_RESPONSE,
+		        c, LS_T_REFRESH_RESPONSE,
 		        json_pack("{s:b,s:o}", "ok", 0, "error",
 		                  gw__error("unavailable", "the app server is "
 		                                           "unreachable")));
@@ -946,21 +944,22 @@ gw__handle(gw_conn *c, const char *text, size_t len)
 
 	ls_error_clear(&err);
 	if (gw_envelope_parse(text, len, &e, &err) != 0) {
-		gw_conn_fail(c, 4004, "bad_request", "%s", err.text);
+		gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request", "%s",
+		             err.text);
 		return;
 	}
 	switch (c->state) {
 	case GW_CS_NEW:
-		if (e.t == GW_T_AUTH_REQUEST) {
+		if (e.t == LS_T_AUTH_REQUEST) {
 			gw__auth_request(c, &e);
 		} else {
 			c->gw->m.auth_failed++;
-			gw_conn_fail(c, 4001, "auth_failed",
+			gw_conn_fail(c, LS_CLOSE_AUTH_FAILED, "auth_failed",
 			             "authenticate first");
 		}
 		break;
 	case GW_CS_WEBSIG:
-		if (e.t == GW_T_WEBTOKEN_RESPONSE) {
+		if (e.t == LS_T_WEBTOKEN_RESPONSE) {
 			gw__webtoken_response(c, &e);
 		} else {
 			gw__auth_failed(c, "expected WebTokenResponse");
@@ -972,24 +971,24 @@ gw__handle(gw_conn *c, const char *text, size_t len)
 		break;
 	case GW_CS_READY:
 		switch (e.t) {
-		case GW_T_DATA:
+		case LS_T_DATA:
 			gw__publish(c, &e);
 			break;
-		case GW_T_SUBSCRIBE_REQUEST:
+		case LS_T_SUBSCRIBE_REQUEST:
 			gw__subscribe(c, &e);
 			break;
-		case GW_T_UNSUBSCRIBE_REQUEST:
+		case LS_T_UNSUBSCRIBE_REQUEST:
 			gw_conn_send(
-			        c, GW_T_UNSUBSCRIBE_RESPONSE,
+			        c, LS_T_UNSUBSCRIBE_RESPONSE,
 			        json_pack("{s:s,s:b}", "subscriptionId",
 			                  e.sub_id, "ok",
 			                  gw_sub_remove(c, e.sub_id) == 0));
 			break;
-		case GW_T_REFRESH_REQUEST:
+		case LS_T_REFRESH_REQUEST:
 			gw__refresh(c, &e);
 			break;
 		default:
-			gw_conn_fail(c, 4004, "bad_request",
+			gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request",
 			             "unexpected message type %d", e.t);
 			break;
 		}
@@ -1012,13 +1011,13 @@ gw_conn_receive(gw_conn *c, const void *in, size_t len)
 		return 0; /* the rest of a refused message */
 	}
 	if (lws_frame_is_binary(c->wsi)) {
-		gw_conn_fail(c, 4004, "bad_request",
+		gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request",
 		             "binary frames are not part of the protocol");
 		return 0;
 	}
 	if (c->rxlen + len + remaining > (size_t)gw->max_frame_bytes) {
 		c->rxlen = 0;
-		gw_conn_fail(c, 1009, "too_large",
+		gw_conn_fail(c, LS_CLOSE_TOO_BIG, "too_large",
 		             "message larger than %ld bytes",
 		             gw->max_frame_bytes);
 		return 0;
@@ -1035,7 +1034,8 @@ gw_conn_receive(gw_conn *c, const void *in, size_t len)
 		}
 		rx = realloc(c->rx, cap);
 		if (rx == NULL) {
-			gw_conn_fail(c, 1011, "server_error", "out of memory");
+			gw_conn_fail(c, LS_CLOSE_SERVER_ERROR, "server_error",
+			             "out of memory");
 			return 0;
 		}
 		c->rx = rx;

@@ -2,43 +2,6 @@
 
 #include <string.h>
 
-#include "ls_proto.h"
-
-static bool
-gw__name_chars(const char *s, size_t max, bool dot)
-{
-	size_t n = 0;
-
-	if (s == NULL || *s == '\0') {
-		return false;
-	}
-	for (; s[n] != '\0'; n++) {
-		unsigned char c = (unsigned char)s[n];
-		if (n >= max) {
-			return false;
-		}
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		    (dot && c == '.')) {
-			continue;
-		}
-		return false;
-	}
-	return true;
-}
-
-bool
-gw_valid_app_key(const char *s)
-{
-	return gw__name_chars(s, GW_APPKEY_MAX, false);
-}
-
-bool
-gw_valid_stream(const char *s)
-{
-	return gw__name_chars(s, GW_STREAM_MAX, true);
-}
-
 /* A required (or optional) string member of at most max bytes. */
 static int
 gw__string(json_t *m, const char *key, size_t max, bool required,
@@ -77,7 +40,7 @@ gw__request_id(json_t *m, bool required, json_t **out, ls_error *err)
 		return 0;
 	}
 	if (json_is_string(v) && json_string_length(v) > 0 &&
-	    json_string_length(v) <= GW_REQUEST_ID_MAX) {
+	    json_string_length(v) <= LS_REQUEST_ID_MAX) {
 		*out = v;
 		return 0;
 	}
@@ -88,26 +51,26 @@ gw__request_id(json_t *m, bool required, json_t **out, ls_error *err)
 	return ls_error_set(err, LS_EBADREQUEST,
 	                    "m.requestId: expected a string of 1..%d bytes "
 	                    "or an integer",
-	                    GW_REQUEST_ID_MAX);
+	                    LS_REQUEST_ID_MAX);
 }
 
 static int
 gw__owner_stream(gw_envelope *e, json_t *m, ls_error *err)
 {
-	int rc = gw__string(m, "owner", GW_APPKEY_MAX, true, &e->owner, err);
+	int rc = gw__string(m, "owner", LS_APPKEY_MAX, true, &e->owner, err);
 
 	if (rc == 0) {
-		rc = gw__string(m, "stream", GW_STREAM_MAX, true, &e->stream,
+		rc = gw__string(m, "stream", LS_STREAM_MAX, true, &e->stream,
 		                err);
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	if (!gw_valid_app_key(e->owner)) {
+	if (!ls_valid_app_key(e->owner)) {
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "m.owner: not a valid app key");
 	}
-	if (!gw_valid_stream(e->stream)) {
+	if (!ls_valid_stream(e->stream)) {
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "m.stream: not a valid stream name");
 	}
@@ -148,22 +111,22 @@ gw__fields(gw_envelope *e, json_t *m, ls_error *err)
 	int rc = 0;
 
 	switch (e->t) {
-	case GW_T_AUTH_REQUEST:
-		rc = gw__string(m, "appKey", GW_APPKEY_MAX, true, &e->app_key,
+	case LS_T_AUTH_REQUEST:
+		rc = gw__string(m, "appKey", LS_APPKEY_MAX, true, &e->app_key,
 		                err);
 		if (rc == 0) {
-			rc = gw__string(m, "token", GW_TOKEN_MAX, true,
+			rc = gw__string(m, "token", LS_TOKEN_MAX, true,
 			                &e->token, err);
 		}
-		if (rc == 0 && !gw_valid_app_key(e->app_key)) {
+		if (rc == 0 && !ls_valid_app_key(e->app_key)) {
 			rc = ls_error_set(err, LS_EBADREQUEST,
 			                  "m.appKey: not a valid app key");
 		}
 		return rc;
-	case GW_T_WEBTOKEN_RESPONSE:
-		return gw__string(m, "signature", GW_SIGNATURE_MAX, true,
+	case LS_T_WEBTOKEN_RESPONSE:
+		return gw__string(m, "signature", LS_SIGNATURE_MAX, true,
 		                  &e->signature, err);
-	case GW_T_DATA:
+	case LS_T_DATA:
 		rc = gw__owner_stream(e, m, err);
 		if (rc == 0) {
 			rc = gw__request_id(m, false, &e->request_id, err);
@@ -176,7 +139,7 @@ gw__fields(gw_envelope *e, json_t *m, ls_error *err)
 			}
 		}
 		return rc;
-	case GW_T_SUBSCRIBE_REQUEST:
+	case LS_T_SUBSCRIBE_REQUEST:
 		rc = gw__owner_stream(e, m, err);
 		if (rc == 0) {
 			rc = gw__request_id(m, true, &e->request_id, err);
@@ -191,11 +154,11 @@ gw__fields(gw_envelope *e, json_t *m, ls_error *err)
 			rc = gw__since(e, m, err);
 		}
 		return rc;
-	case GW_T_UNSUBSCRIBE_REQUEST:
-		return gw__string(m, "subscriptionId", GW_SUB_ID_MAX, true,
+	case LS_T_UNSUBSCRIBE_REQUEST:
+		return gw__string(m, "subscriptionId", LS_SUB_ID_MAX, true,
 		                  &e->sub_id, err);
-	case GW_T_REFRESH_REQUEST:
-		return gw__string(m, "token", GW_TOKEN_MAX, true, &e->token,
+	case LS_T_REFRESH_REQUEST:
+		return gw__string(m, "token", LS_TOKEN_MAX, true, &e->token,
 		                  err);
 	default:
 		return ls_error_set(err, LS_EBADREQUEST,

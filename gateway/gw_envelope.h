@@ -15,31 +15,12 @@
 #include <stdint.h>
 
 #include "ls_error.h"
+#include "ls_proto.h"
 
-/* Message types of docs/protocol.md. */
-enum gw_msg_type {
-	GW_T_AUTH_REQUEST = 1,
-	GW_T_AUTH_RESPONSE = 2,
-	GW_T_WEBTOKEN_REQUEST = 3,
-	GW_T_WEBTOKEN_RESPONSE = 4,
-	GW_T_DATA = 5,
-	GW_T_SUBSCRIBE_REQUEST = 6,
-	GW_T_SUBSCRIBE_RESPONSE = 7,
-	GW_T_UNSUBSCRIBE_REQUEST = 8,
-	GW_T_UNSUBSCRIBE_RESPONSE = 9,
-	GW_T_ERROR = 10,
-	GW_T_REFRESH_REQUEST = 11,
-	GW_T_REFRESH_RESPONSE = 12,
-	GW_T_PUBLISH_RESPONSE = 13,
-};
-
-/* Bounds on client-supplied identifiers. */
-#define GW_APPKEY_MAX     64
-#define GW_STREAM_MAX     128
-#define GW_TOKEN_MAX      512
-#define GW_REQUEST_ID_MAX 128
-#define GW_SIGNATURE_MAX  128
-#define GW_SUB_ID_MAX     32
+/*
+ * Message types (LS_T_*), identifier grammar and limits (LS_*_MAX,
+ * ls_valid_*) come from the one contract module, common/ls_proto.h.
+ */
 
 /*
  * A parsed client envelope. Every pointer borrows from root, which the
@@ -74,9 +55,5 @@ int gw_envelope_parse(const char *text, size_t len, gw_envelope *out,
 
 /* Release what an envelope owns; accepts an empty envelope. */
 void gw_envelope_clear(gw_envelope *e);
-
-/* Syntax checks shared with the HTTP endpoints. */
-bool gw_valid_app_key(const char *s);
-bool gw_valid_stream(const char *s);
 
 #endif

@@ -82,7 +82,7 @@ static gw_stream *
 gw__stream_get(gw_gateway *gw, const char *owner, const char *name)
 {
 	size_t olen = strlen(owner), nlen = strlen(name);
-	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	char topic[LS_APPKEY_MAX + LS_STREAM_MAX + 2];
 	gw_stream *s;
 
 	snprintf(topic, sizeof(topic), "%s:%s", owner, name);
@@ -153,7 +153,7 @@ gw_sub_add(gw_conn *c, const char *owner, const char *stream, q_query *query,
 	gw_gateway *gw = c->gw;
 	gw_sub *sub;
 	gw_stream *s;
-	char head[GW_APPKEY_MAX + GW_STREAM_MAX + GW_SUB_ID_MAX + 64];
+	char head[LS_APPKEY_MAX + LS_STREAM_MAX + LS_SUB_ID_MAX + 64];
 	int n;
 
 	if ((long)c->nsubs >= gw->max_subscriptions) {
@@ -521,7 +521,7 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 		gw_buf_unref(&body);
 		gw->m.slow_consumers++;
 		gw_queue_clear(c);
-		gw_conn_fail(c, 4008, "slow_consumer",
+		gw_conn_fail(c, LS_CLOSE_SLOW_CONSUMER, "slow_consumer",
 		             "unsent data passed the queue limit of %ld bytes",
 		             gw->queue_limit_bytes);
 		return LS_ESLOW;

@@ -99,7 +99,7 @@ gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return -1;
 		}
 		if (gw->stopping) {
-			gw_conn_close(pss->conn, 1001);
+			gw_conn_close(pss->conn, LS_CLOSE_GOING_AWAY);
 		}
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
@@ -310,7 +310,7 @@ gw_gateway_shutdown(gw_gateway *gw, void (*done)(void *user), void *user)
 	ev_timer_stop(gw->loop, &gw->probe);
 	ev_timer_stop(gw->loop, &gw->ping);
 	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
-		gw_conn_close(c, 1001);
+		gw_conn_close(c, LS_CLOSE_GOING_AWAY);
 	}
 	ev_timer_set(&gw->drain, (double)gw->drain_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(gw->loop, &gw->drain);
@@ -580,9 +580,9 @@ int
 gw_gateway_publish(gw_gateway *gw, const char *owner, const char *stream,
                    const char *payload, size_t len)
 {
-	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	char topic[LS_APPKEY_MAX + LS_STREAM_MAX + 2];
 
-	if (!gw_valid_app_key(owner) || !gw_valid_stream(stream)) {
+	if (!ls_valid_app_key(owner) || !ls_valid_stream(stream)) {
 		return -EINVAL;
 	}
 	snprintf(topic, sizeof(topic), "%s:%s", owner, stream);

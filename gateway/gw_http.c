@@ -73,8 +73,8 @@ struct gw_http {
 	char ip[GW_IP_MAX];
 	char service[GW_SERVICE_MAX];
 	char op[GW_SERVICE_MAX];
-	char owner[GW_APPKEY_MAX + 1];
-	char stream[GW_STREAM_MAX + 1];
+	char owner[LS_APPKEY_MAX + 1];
+	char stream[LS_STREAM_MAX + 1];
 	uint64_t since; /* history */
 	size_t limit;
 	char callback[65];
@@ -91,8 +91,8 @@ struct gw_http {
 	 * gw->shared->token_inflight, its failure in the rate limits of ip and
 	 * key_app */
 	bool issuing;
-	char key_app[GW_APPKEY_MAX + 1];
-	char token[GW_TOKEN_MAX + 1];
+	char key_app[LS_APPKEY_MAX + 1];
+	char token[LS_TOKEN_MAX + 1];
 	/* pending work */
 	uint64_t bus_id;
 	bool bus_pending;
@@ -447,7 +447,7 @@ gw__token_admit(gw_http *h, json_t *args)
 	int wait;
 
 	snprintf(h->key_app, sizeof(h->key_app), "%s",
-	         app != NULL && gw_valid_app_key(app) ? app : "(invalid)");
+	         app != NULL && ls_valid_app_key(app) ? app : "(invalid)");
 	wait = gw_shared_token_check(gw->shared, h->ip, h->key_app, now,
 	                             &by_ip);
 	if (wait > 0) {
@@ -649,7 +649,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 {
 	gw_http *h = user;
 	json_t *grant;
-	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	char topic[LS_APPKEY_MAX + LS_STREAM_MAX + 2];
 	ps_history_cfg hist;
 	size_t from, to;
 	json_t *str = NULL;
@@ -742,7 +742,7 @@ static void
 gw__history_reply(bus_status status, const char *body, size_t len, void *user)
 {
 	gw_http *h = user;
-	char topic[GW_APPKEY_MAX + GW_STREAM_MAX + 2];
+	char topic[LS_APPKEY_MAX + LS_STREAM_MAX + 2];
 	json_t *grant;
 	int rc;
 
@@ -846,7 +846,7 @@ gw__validate_bearer(gw_http *h, bus_reply_fn reply)
 	if (app == NULL) {
 		app = h->owner;
 	}
-	if (!gw_valid_app_key(app)) {
+	if (!ls_valid_app_key(app)) {
 		gw__error(h, 400, "bad_request",
 		          "appKey: not a valid app key");
 		return 0;
@@ -1095,8 +1095,12 @@ gw__static(gw_http *h, const char *uri)
 
 /* ---- routing ------------------------------------------------------------ */
 
+/*
+ * One path segment of at most max - 1 bytes into out, checked by valid
+ * (the identifier grammar of common/ls_proto.h); *p moves past it.
+ */
 static bool
-gw__segment(const char **p, char *out, size_t max, bool dot)
+gw__segment(const char **p, char *out, size_t max, bool (*valid)(const char *))
 {
 	const char *s = *p;
 	size_t n = strcspn(s, "/");
@@ -1104,16 +1108,11 @@ gw__segment(const char **p, char *out, size_t max, bool dot)
 	if (n == 0 || n >= max) {
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		      (dot && c == '.'))) {
-			return false;
-		}
-	}
 	memcpy(out, s, n);
 	out[n] = '\0';
+	if (!valid(out)) {
+		return false;
+	}
 	*p = s + n + (s[n] == '/' ? 1 : 0);
 	return true;
 }
@@ -1345,9 +1344,12 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		const char *p = uri + 22;
 		/* Names match case-sensitively, as HAProxy's rules do; an
 		 * operation off the allow-list does not exist here. */
-		if (!gw__segment(&p, h->service, sizeof(h->service), true) ||
-		    !gw__segment(&p, h->op, sizeof(h->op), true) || *p ||
-		    !gw__allowlisted(gw, h->service, h->op)) {
+		/* Service and operation names: the stream grammar, up
+		 * to GW_SERVICE_MAX. */
+		if (!gw__segment(&p, h->service, sizeof(h->service),
+		                 ls_valid_stream) ||
+		    !gw__segment(&p, h->op, sizeof(h->op), ls_valid_stream) ||
+		    *p || !gw__allowlisted(gw, h->service, h->op)) {
 			gw__error(h, 404, "not_found", "no such operation");
 			return 0;
 		}
@@ -1360,9 +1362,11 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	}
 	if (strncmp(uri, "/lightstream/publish/", 21) == 0) {
 		const char *p = uri + 21;
-		char auth[GW_TOKEN_MAX + 16];
-		if (!gw__segment(&p, h->owner, sizeof(h->owner), false) ||
-		    !gw__segment(&p, h->stream, sizeof(h->stream), true) ||
+		char auth[LS_TOKEN_MAX + 16];
+		if (!gw__segment(&p, h->owner, sizeof(h->owner),
+		                 ls_valid_app_key) ||
+		    !gw__segment(&p, h->stream, sizeof(h->stream),
+		                 ls_valid_stream) ||
 		    *p) {
 			gw__error(h, 404, "not_found", "no such stream path");
 			return 0;
@@ -1374,7 +1378,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		if (lws_hdr_copy(wsi, auth, sizeof(auth),
 		                 WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
 		    strncasecmp(auth, "Bearer ", 7) != 0 ||
-		    strlen(auth + 7) > GW_TOKEN_MAX) {
+		    strlen(auth + 7) > LS_TOKEN_MAX) {
 			gw__error(h, 401, "auth_failed",
 			          "Authorization: Bearer <token> required");
 			return 0;
@@ -1389,9 +1393,11 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	}
 	if (strncmp(uri, "/lightstream/history/", 21) == 0) {
 		const char *p = uri + 21;
-		char auth[GW_TOKEN_MAX + 16];
-		if (!gw__segment(&p, h->owner, sizeof(h->owner), false) ||
-		    !gw__segment(&p, h->stream, sizeof(h->stream), true) ||
+		char auth[LS_TOKEN_MAX + 16];
+		if (!gw__segment(&p, h->owner, sizeof(h->owner),
+		                 ls_valid_app_key) ||
+		    !gw__segment(&p, h->stream, sizeof(h->stream),
+		                 ls_valid_stream) ||
 		    *p) {
 			gw__error(h, 404, "not_found", "no such stream path");
 			return 0;
@@ -1403,7 +1409,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		if (lws_hdr_copy(wsi, auth, sizeof(auth),
 		                 WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
 		    strncasecmp(auth, "Bearer ", 7) != 0 ||
-		    strlen(auth + 7) > GW_TOKEN_MAX) {
+		    strlen(auth + 7) > LS_TOKEN_MAX) {
 			gw__error(h, 401, "auth_failed",
 			          "Authorization: Bearer <token> required");
 			return 0;
@@ -1415,8 +1421,10 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	if (strncmp(uri, GW_SSE_PATH, strlen(GW_SSE_PATH)) == 0) {
 		const char *p = uri + strlen(GW_SSE_PATH);
 		int rc;
-		if (!gw__segment(&p, h->owner, sizeof(h->owner), false) ||
-		    !gw__segment(&p, h->stream, sizeof(h->stream), true) ||
+		if (!gw__segment(&p, h->owner, sizeof(h->owner),
+		                 ls_valid_app_key) ||
+		    !gw__segment(&p, h->stream, sizeof(h->stream),
+		                 ls_valid_stream) ||
 		    *p) {
 			gw__error(h, 404, "not_found", "no such stream path");
 			return 0;

@@ -120,17 +120,16 @@ typedef struct gw_sse gw_sse;
 
 /* An owner's history settings (the account's "history" override). */
 typedef struct gw_owner_hist {
-	char owner[GW_APPKEY_MAX + 1];
+	char owner[LS_APPKEY_MAX + 1];
 	ps_history_cfg cfg;
 } gw_owner_hist;
 
-typedef struct gw_perm {
-	char *owner;
-	char *stream; /* without the trailing '*' when prefix */
-	size_t stream_len;
-	bool prefix;
-	int bits; /* 1 write, 2 read */
-} gw_perm;
+/*
+ * A connection's permissions are ls_perm (common/ls_proto.h) whose owner
+ * and stream strings the gateway owns (gw_perms_free()); the one check is
+ * ls_perm_allows().
+ */
+typedef ls_perm gw_perm;
 
 typedef enum gw_conn_state {
 	GW_CS_NEW,      /* waiting for AuthRequest */
@@ -158,7 +157,7 @@ struct gw_sub {
 	char floor_epoch[LS_EPOCH_MAX + 1];
 	gw_sub *sprev, *snext; /* in stream */
 	gw_sub *cprev, *cnext; /* in connection */
-	char id[GW_SUB_ID_MAX + 1];
+	char id[LS_SUB_ID_MAX + 1];
 };
 
 struct gw_stream {

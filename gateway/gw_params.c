@@ -280,7 +280,7 @@ gw__roles(json_t *rv, ls_error *err)
 		size_t n = strcspn(p, "|,");
 		char end = p[n];
 		p[n] = '\0';
-		if (!ls_valid_app_key(p)) {
+		if (!ls_valid_role_name(p)) {
 			/* empty or not a role name: say so, not "unknown" */
 			json_decref(roles);
 			free(copy);

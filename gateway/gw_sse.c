@@ -26,8 +26,8 @@
 #define GW_SSE_LAST_ID_MAX 96
 
 struct gw_sse {
-	char owner[GW_APPKEY_MAX + 1];
-	char stream[GW_STREAM_MAX + 1];
+	char owner[LS_APPKEY_MAX + 1];
+	char stream[LS_STREAM_MAX + 1];
 	q_query *query;                 /* until the subscription takes it */
 	char origin[GW_SSE_ORIGIN_MAX]; /* echoed for CORS; "" none */
 	/* Last-Event-ID / lastEventId: recover after it (since) */
@@ -99,7 +99,7 @@ gw_sse_encode(gw_conn *c, int t, json_t *m)
 		size_t n;
 		unsigned status;
 
-		if (t != GW_T_ERROR) {
+		if (t != LS_T_ERROR) {
 			return NULL;
 		}
 		code = json_string_value(json_object_get(m, "code"));
@@ -115,7 +115,7 @@ gw_sse_encode(gw_conn *c, int t, json_t *m)
 		return b;
 	}
 	switch (t) {
-	case GW_T_SUBSCRIBE_RESPONSE: {
+	case LS_T_SUBSCRIBE_RESPONSE: {
 		const char *epoch =
 		        json_string_value(json_object_get(m, "epoch"));
 		if (epoch != NULL && s->epoch[0] == '\0') {
@@ -123,7 +123,7 @@ gw_sse_encode(gw_conn *c, int t, json_t *m)
 		}
 		return gw__event("subscribed", m);
 	}
-	case GW_T_ERROR:
+	case LS_T_ERROR:
 		return gw__event("error", m);
 	default:
 		/* AuthResponse, PermissionsChanged, ...: nothing on SSE
@@ -239,7 +239,7 @@ int
 gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
             const char *stream, json_t *params, const char *ip)
 {
-	char auth[GW_TOKEN_MAX + 16], origin[GW_SSE_ORIGIN_MAX];
+	char auth[LS_TOKEN_MAX + 16], origin[GW_SSE_ORIGIN_MAX];
 	char last_id[GW_SSE_LAST_ID_MAX + 2];
 	const char *token = NULL, *app, *query, *last;
 	bool bad = false;
@@ -305,7 +305,7 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 		}
 	}
 	if (token == NULL || token[0] == '\0' ||
-	    strlen(token) > GW_TOKEN_MAX) {
+	    strlen(token) > LS_TOKEN_MAX) {
 		c->gw->m.auth_failed++;
 		gw_conn_fail(c, LS_CLOSE_AUTH_FAILED, "auth_failed",
 		             "a token is required: Authorization: Bearer "
@@ -323,7 +323,7 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 		             "a parameter is given twice");
 		return 0;
 	}
-	if (!gw_valid_app_key(app)) {
+	if (!ls_valid_app_key(app)) {
 		gw_conn_fail(c, LS_CLOSE_BAD_REQUEST, "bad_request",
 		             "appKey: not a valid app key");
 		return 0;

@@ -37,7 +37,7 @@ typedef enum ps_control_kind {
 
 typedef struct ps_control {
 	ps_control_kind kind;
-	char app_key[PS_OWNER_MAX + 1];             /* "" : none / all */
+	char app_key[LS_APPKEY_MAX + 1];            /* "" : none / all */
 	char token_id[PS_CONTROL_TOKEN_ID_LEN + 1]; /* REVOKED only */
 } ps_control;
 

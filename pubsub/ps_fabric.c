@@ -110,7 +110,7 @@ ps_fabric_destroy(ps_fabric **fp)
 	*fp = NULL;
 }
 
-/* "owner:stream" with 1..PS_OWNER_MAX and 1..PS_STREAM_MAX bytes. */
+/* "owner:stream" with 1..LS_APPKEY_MAX and 1..LS_STREAM_MAX bytes. */
 static int
 ps__topic_check(const char *topic, size_t *len)
 {
@@ -127,8 +127,8 @@ ps__topic_check(const char *topic, size_t *len)
 	}
 	size_t owner = (size_t)(colon - topic);
 	size_t stream = n - owner - 1;
-	if (owner == 0 || owner > PS_OWNER_MAX || stream == 0 ||
-	    stream > PS_STREAM_MAX) {
+	if (owner == 0 || owner > LS_APPKEY_MAX || stream == 0 ||
+	    stream > LS_STREAM_MAX) {
 		return -EINVAL;
 	}
 	*len = n;

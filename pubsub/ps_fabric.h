@@ -26,10 +26,9 @@
 
 struct ev_loop;
 
-/* Bounds (docs/pubsub.md): a topic is "owner:stream". */
-#define PS_OWNER_MAX           64
-#define PS_STREAM_MAX          128
-#define PS_TOPIC_MAX           (PS_OWNER_MAX + 1 + PS_STREAM_MAX)
+/* Bounds (docs/pubsub.md): a topic is "owner:stream", whose limits are
+ * those of common/ls_proto.h. */
+#define PS_TOPIC_MAX           (LS_APPKEY_MAX + 1 + LS_STREAM_MAX)
 #define PS_PAYLOAD_MAX_DEFAULT (1024 * 1024)
 
 typedef struct ps_fabric ps_fabric;

@@ -67,7 +67,7 @@ as__op_get(void *ctx, json_t *args, json_t **result, ls_error *err)
 	as_account a;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
+	if ((rc = as__arg_string(args, 0, "appKey", true, LS_APPKEY_MAX, &key,
 	                         err)) != 0 ||
 	    (rc = as__arg_bool(args, 1, "includeSecret", false, &with_secret,
 	                       err)) != 0 ||
@@ -98,7 +98,7 @@ as__op_update(void *ctx, json_t *args, json_t **result, ls_error *err)
 	unsigned mask = 0;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
+	if ((rc = as__arg_string(args, 0, "appKey", true, LS_APPKEY_MAX, &key,
 	                         err)) != 0) {
 		goto out;
 	}
@@ -171,7 +171,7 @@ as__op_delete(void *ctx, json_t *args, json_t **result, ls_error *err)
 	ls_error inner;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
+	if ((rc = as__arg_string(args, 0, "appKey", true, LS_APPKEY_MAX, &key,
 	                         err)) != 0) {
 		return rc;
 	}
@@ -200,9 +200,9 @@ as__op_set_role(void *ctx, json_t *args, json_t **result, ls_error *err)
 	const char *key, *role;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
+	if ((rc = as__arg_string(args, 0, "appKey", true, LS_APPKEY_MAX, &key,
 	                         err)) == 0 &&
-	    (rc = as__arg_string(args, 1, "role", true, AS_ROLE_MAX, &role,
+	    (rc = as__arg_string(args, 1, "role", true, LS_ROLE_MAX, &role,
 	                         err)) == 0 &&
 	    (rc = as_store_role_set(svc->store, key, role, perms, err)) == 0) {
 		ls_info(AS__LOG, "role %s of %s set", role, key);
@@ -220,9 +220,9 @@ as__op_delete_role(void *ctx, json_t *args, json_t **result, ls_error *err)
 	const char *key, *role;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_APPKEY_MAX, &key,
+	if ((rc = as__arg_string(args, 0, "appKey", true, LS_APPKEY_MAX, &key,
 	                         err)) != 0 ||
-	    (rc = as__arg_string(args, 1, "role", true, AS_ROLE_MAX, &role,
+	    (rc = as__arg_string(args, 1, "role", true, LS_ROLE_MAX, &role,
 	                         err)) != 0 ||
 	    (rc = as_store_role_delete(svc->store, key, role, err)) != 0) {
 		return rc;

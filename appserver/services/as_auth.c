@@ -20,7 +20,7 @@
 static const char *
 as__loggable(const char *app_key)
 {
-	return as_valid_app_key(app_key) ? app_key : "(invalid appKey)";
+	return ls_valid_app_key(app_key) ? app_key : "(invalid appKey)";
 }
 
 static bool
@@ -84,7 +84,7 @@ as__arg_roles(json_t *args, size_t i, const as_account *acc, json_t **out,
 		bool dup = false;
 		size_t j;
 		json_t *seen;
-		if (!as_valid_role_name(r)) {
+		if (!ls_valid_role_name(r)) {
 			rc = ls_error_set(err, LS_EBADREQUEST,
 			                  "roles[%zu]: invalid role name", k);
 			break;
@@ -122,7 +122,7 @@ static int
 as__arg_keys(json_t *args, const char **app_key, const char **private_key,
              ls_error *err)
 {
-	int rc = as__arg_string(args, 0, "publicKey", true, AS_APPKEY_MAX,
+	int rc = as__arg_string(args, 0, "publicKey", true, LS_APPKEY_MAX,
 	                        app_key, err);
 
 	if (rc == 0) {
@@ -137,11 +137,11 @@ static int
 as__arg_ttl(json_t *args, size_t i, long *out, ls_error *err)
 {
 	json_t *v = json_array_get(args, i);
-	long ttl = AS_TTL_DEFAULT;
+	long ttl = LS_TTL_DEFAULT;
 
 	if (json_is_integer(v)) {
 		json_int_t n = json_integer_value(v);
-		ttl = n < 0 || n > AS_TTL_MAX ? -1 : (long)n;
+		ttl = n < 0 || n > LS_TTL_MAX ? -1 : (long)n;
 	} else if (json_is_string(v) && json_string_length(v) > 0) {
 		char *end;
 		errno = 0;
@@ -153,10 +153,10 @@ as__arg_ttl(json_t *args, size_t i, long *out, ls_error *err)
 	           !(json_is_string(v) && json_string_length(v) == 0)) {
 		ttl = -1; /* "" (an empty form field) is the default */
 	}
-	if (ttl < AS_TTL_MIN || ttl > AS_TTL_MAX) {
+	if (ttl < LS_TTL_MIN || ttl > LS_TTL_MAX) {
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "ttl: expected %d to %d seconds",
-		                    AS_TTL_MIN, AS_TTL_MAX);
+		                    LS_TTL_MIN, LS_TTL_MAX);
 	}
 	*out = ttl;
 	return 0;
@@ -256,7 +256,7 @@ as__token_read(as_services *svc, const char *app_key, const char *value,
 	if (acc != NULL) {
 		memset(acc, 0, sizeof(*acc));
 	}
-	if (!as_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
+	if (!ls_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
 		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 	}
 	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
@@ -300,12 +300,12 @@ as__owner_flags(as_services *svc, json_t *cache, const char *owner,
 		    0) {
 			pub = sw = false;
 		}
-		c = json_integer((pub ? AS_PERM_READ : 0) |
-		                 (sw ? AS_PERM_WRITE : 0));
+		c = json_integer((pub ? LS_PERM_READ : 0) |
+		                 (sw ? LS_PERM_WRITE : 0));
 		json_object_set_new(cache, owner, c);
 	}
-	*is_public = (json_integer_value(c) & AS_PERM_READ) != 0;
-	*shared_write = (json_integer_value(c) & AS_PERM_WRITE) != 0;
+	*is_public = (json_integer_value(c) & LS_PERM_READ) != 0;
+	*shared_write = (json_integer_value(c) & LS_PERM_WRITE) != 0;
 }
 
 /* Set key to value (stolen, also on failure); false when either is
@@ -366,19 +366,24 @@ as__resolve(as_services *svc, const as_account *acc, json_t *role_names)
 			        json_object_get(p, "stream"));
 			int bits = (int)json_integer_value(
 			        json_object_get(p, "permission"));
-			char key[AS_APPKEY_MAX + AS_STREAM_MAX + 4];
+			char key[LS_APPKEY_MAX + LS_STREAM_MAX + 4];
 			json_t *have;
 			if (owner == NULL || stream == NULL) {
 				continue;
 			}
 			if (strcmp(owner, acc->app_key) != 0) {
+				/* The one cross-account rule, bit by bit. */
 				bool pub, sw;
 				as__owner_flags(svc, cache, owner, &pub, &sw);
-				if (!pub) {
-					bits &= ~AS_PERM_READ;
+				if (!ls_perm_grant_allowed(acc->app_key, owner,
+				                           LS_PERM_READ, pub,
+				                           sw)) {
+					bits &= ~LS_PERM_READ;
 				}
-				if (!sw) {
-					bits &= ~AS_PERM_WRITE;
+				if (!ls_perm_grant_allowed(acc->app_key, owner,
+				                           LS_PERM_WRITE, pub,
+				                           sw)) {
+					bits &= ~LS_PERM_WRITE;
 				}
 			}
 			if (bits == 0) {
@@ -489,7 +494,7 @@ as__op_validate_web_token(void *ctx, json_t *args, json_t **result,
 {
 	as_services *svc = ctx;
 	const char *app_key, *value, *conn_id, *signature;
-	char data[AS_APPKEY_MAX + LS_TOKEN_LEN + AS__CONNECTION_ID_MAX + 3];
+	char data[LS_APPKEY_MAX + LS_TOKEN_LEN + AS__CONNECTION_ID_MAX + 3];
 	char want[LS_SHA256_HEX_LEN + 1], got[AS__SIGNATURE_MAX + 1];
 	as_token t;
 	as_account acc = { 0 };

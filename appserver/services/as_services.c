@@ -173,7 +173,7 @@ as__authenticate(as_services *svc, const char *app_key,
 	int rc;
 
 	memset(acc, 0, sizeof(*acc));
-	rc = as_valid_app_key(app_key)
+	rc = ls_valid_app_key(app_key)
 	             ? as_store_account_get(svc->store, app_key, acc, &inner)
 	             : LS_ENOTFOUND;
 	if (rc == LS_ENOTFOUND) {

@@ -77,7 +77,7 @@ as_store_backend(const as_store *s)
 static int
 as__check_key(const char *app_key, ls_error *err)
 {
-	if (!as_valid_app_key(app_key)) {
+	if (!ls_valid_app_key(app_key)) {
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "invalid appKey (expected "
 		                    "[A-Za-z0-9_-]{1,64})");
@@ -182,7 +182,7 @@ as_store_role_set(as_store *s, const char *app_key, const char *role,
 {
 	int rc = as__check_key(app_key, err);
 
-	if (rc == 0 && !as_valid_role_name(role)) {
+	if (rc == 0 && !ls_valid_role_name(role)) {
 		rc = ls_error_set(err, LS_EBADREQUEST,
 		                  "invalid role name (expected "
 		                  "[A-Za-z0-9_-]{1,64})");
@@ -199,7 +199,7 @@ as_store_role_delete(as_store *s, const char *app_key, const char *role,
 {
 	int rc = as__check_key(app_key, err);
 
-	if (rc == 0 && !as_valid_role_name(role)) {
+	if (rc == 0 && !ls_valid_role_name(role)) {
 		rc = ls_error_set(err, LS_EBADREQUEST, "invalid role name");
 	}
 	return rc ? rc : s->ops->role_delete(s, app_key, role, err);

@@ -24,27 +24,24 @@
 
 #include "ls_crypto.h"
 #include "ls_error.h"
+#include "ls_proto.h"
 
-/* Limits of docs/accounts.md and our own bounds (docs/accounts.md). */
-#define AS_APPKEY_MAX      64
-#define AS_STREAM_MAX      128 /* without the trailing '*' */
-#define AS_ROLE_MAX        64
+/*
+ * Limits of docs/accounts.md and our own bounds (docs/accounts.md). The
+ * identifier grammar and its limits (LS_APPKEY_MAX, LS_STREAM_MAX,
+ * LS_ROLE_MAX, LS_TTL_*, LS_PERM_*, ls_valid_*) are common/ls_proto.h's.
+ */
 #define AS_ROLES_MAX       64  /* roles per account */
 #define AS_PERMS_MAX       256 /* permissions per role */
 #define AS_KEY_MAX         256 /* private and secret keys, bytes */
 #define AS_IP_MAX          46  /* INET6_ADDRSTRLEN */
 #define AS_TOKEN_ROLES_MAX AS_ROLES_MAX
-#define AS_TTL_MIN         1
-#define AS_TTL_MAX         86400
-#define AS_TTL_DEFAULT     3600
-#define AS_PERM_WRITE      1
-#define AS_PERM_READ       2
 
 typedef struct as_store as_store;
 
 /* An account as the services see it. */
 typedef struct as_account {
-	char app_key[AS_APPKEY_MAX + 1];
+	char app_key[LS_APPKEY_MAX + 1];
 	char private_hash[LS_PASSWORD_HASH_MAX]; /* ls_password_hash() */
 	char secret_key[AS_KEY_MAX + 1];
 	bool is_public;
@@ -59,7 +56,7 @@ typedef struct as_account {
 /* A stored token: the value itself is never stored, only its hash. */
 typedef struct as_token {
 	char hash[LS_SHA256_HEX_LEN + 1]; /* ls_sha256_hex(value) */
-	char app_key[AS_APPKEY_MAX + 1];
+	char app_key[LS_APPKEY_MAX + 1];
 	json_t *roles;      /* array of role names; owned by the struct */
 	int64_t expires_ms; /* wall clock, epoch milliseconds */
 	char ip[AS_IP_MAX]; /* normalized address, "" when not bound */
@@ -164,13 +161,6 @@ int as_store_token_delete(as_store *s, const char *app_key, const char *hash,
 int as_store_token_sweep(as_store *s, int64_t now_ms, ls_error *err);
 
 /* ---- validation (shared by backends, services and the admin command) */
-
-/* appKey: [A-Za-z0-9_-]{1,64}. */
-bool as_valid_app_key(const char *s);
-/* role name: [A-Za-z0-9_-]{1,64} (no '.' or '$': MongoDB field names). */
-bool as_valid_role_name(const char *s);
-/* stream: [A-Za-z0-9_.-]{1,128}; with allow_prefix, an optional '*'. */
-bool as_valid_stream(const char *s, bool allow_prefix);
 
 /*
  * Check one role's permission list: an array (at most AS_PERMS_MAX) of

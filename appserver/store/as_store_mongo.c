@@ -487,7 +487,7 @@ as__mongo_role_edit(as_store *base, const char *app_key, const char *role,
 	bson_t *filter = BCON_NEW("appKey", BCON_UTF8(app_key));
 	bson_t *update = bson_new();
 	bson_t op;
-	char path[AS_ROLE_MAX + 8];
+	char path[LS_ROLE_MAX + 8];
 	int rc = 0;
 
 	snprintf(path, sizeof(path), "roles.%s", role);

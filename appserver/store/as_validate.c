@@ -7,64 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
-as__name_chars(const char *s, size_t max, const char *extra)
-{
-	size_t n = 0;
-
-	if (s == NULL) {
-		return false;
-	}
-	for (; s[n] != '\0'; n++) {
-		char c = s[n];
-		if (n >= max) {
-			return false;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || strchr(extra, c))) {
-			return false;
-		}
-	}
-	return n > 0;
-}
-
-bool
-as_valid_app_key(const char *s)
-{
-	return as__name_chars(s, AS_APPKEY_MAX, "_-");
-}
-
-bool
-as_valid_role_name(const char *s)
-{
-	return as__name_chars(s, AS_ROLE_MAX, "_-");
-}
-
-bool
-as_valid_stream(const char *s, bool allow_prefix)
-{
-	char buf[AS_STREAM_MAX + 2];
-	size_t n;
-
-	if (s == NULL) {
-		return false;
-	}
-	n = strnlen(s, sizeof(buf));
-	if (n == sizeof(buf)) {
-		return false;
-	}
-	if (allow_prefix && n > 0 && s[n - 1] == '*') {
-		/* "*" alone is a valid prefix: every stream of the owner. */
-		if (n == 1) {
-			return true;
-		}
-		memcpy(buf, s, n - 1);
-		buf[n - 1] = '\0';
-		return as__name_chars(buf, AS_STREAM_MAX, "_.-");
-	}
-	return as__name_chars(s, AS_STREAM_MAX, "_.-");
-}
-
 int
 as_perms_validate(json_t *perms, ls_error *err)
 {
@@ -99,13 +41,13 @@ as_perms_validate(json_t *perms, ls_error *err)
 			        "owner, stream and permission",
 			        i);
 		}
-		if (!as_valid_app_key(json_string_value(owner))) {
+		if (!ls_valid_app_key(json_string_value(owner))) {
 			return ls_error_set(err, LS_EBADREQUEST,
 			                    "permissions[%zu].owner: invalid "
 			                    "appKey",
 			                    i);
 		}
-		if (!as_valid_stream(json_string_value(stream), true)) {
+		if (!ls_valid_stream_pattern(json_string_value(stream))) {
 			return ls_error_set(
 			        err, LS_EBADREQUEST,
 			        "permissions[%zu].stream: expected "
@@ -142,7 +84,7 @@ as_roles_validate(json_t *roles, ls_error *err)
 	json_object_foreach(roles, name, perms)
 	{
 		ls_error inner;
-		if (!as_valid_role_name(name)) {
+		if (!ls_valid_role_name(name)) {
 			return ls_error_set(err, LS_EBADREQUEST,
 			                    "roles: invalid role name '%.70s' "
 			                    "(expected [A-Za-z0-9_-]{1,64})",
@@ -204,7 +146,7 @@ as_account_from_json(json_t *obj, as_account *out, ls_error *err)
 		}
 	}
 	app_key = json_string_value(json_object_get(obj, "appKey"));
-	if (!as_valid_app_key(app_key)) {
+	if (!ls_valid_app_key(app_key)) {
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "appKey: expected [A-Za-z0-9_-]{1,64}");
 	}

@@ -29,7 +29,7 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 		             "required");
 		return NULL;
 	}
-	if (!lsc__valid_owner(opt->app_key)) {
+	if (!ls_valid_app_key(opt->app_key)) {
 		ls_error_set(err, -EINVAL, "invalid app key '%s'",
 		             opt->app_key);
 		return NULL;
@@ -246,7 +246,7 @@ lsc_client_close(lsc_client *c)
 		c->retry_pending = false;
 	}
 	if (c->wsi != NULL) {
-		lsc__close_local(c, 1000, "bye");
+		lsc__close_local(c, LS_CLOSE_NORMAL, "bye");
 	}
 }
 
@@ -288,11 +288,11 @@ lsc_client_subscribe_since(lsc_client *c, const char *owner,
 	json_t *q = NULL;
 	lsc__sub *s;
 
-	if (!lsc__valid_owner(owner)) {
+	if (!ls_valid_app_key(owner)) {
 		return ls_error_set(err, -EINVAL, "invalid owner '%s'",
 		                    owner ? owner : "");
 	}
-	if (!lsc__valid_stream(stream)) {
+	if (!ls_valid_stream(stream)) {
 		return ls_error_set(err, -EINVAL, "invalid stream name '%s'",
 		                    stream ? stream : "");
 	}
@@ -319,7 +319,7 @@ lsc_client_subscribe_since(lsc_client *c, const char *owner,
 		}
 	}
 	if (c->state == LSC__READY &&
-	    !lsc__permitted(c->perms, owner, stream, LSC_PERM_READ)) {
+	    !lsc__permitted(c->perms, owner, stream, LS_PERM_READ)) {
 		json_decref(q);
 		return ls_error_set(err, LS_EFORBIDDEN,
 		                    "the token's roles do not grant reading "
@@ -377,12 +377,12 @@ lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
 	char rid[LSC_REQUEST_ID_MAX] = "";
 	lsc__frame *f;
 
-	if (!lsc__valid_owner(owner) || !lsc__valid_stream(stream) ||
+	if (!ls_valid_app_key(owner) || !ls_valid_stream(stream) ||
 	    data == NULL) {
 		return -EINVAL;
 	}
 	if (c->state == LSC__READY &&
-	    !lsc__permitted(c->perms, owner, stream, LSC_PERM_WRITE)) {
+	    !lsc__permitted(c->perms, owner, stream, LS_PERM_WRITE)) {
 		return LS_EFORBIDDEN;
 	}
 	if (ack != NULL) {

@@ -179,7 +179,8 @@ lsc__timeout_cb(lws_sorted_usec_list_t *sul)
 		        "no authentication answer from %s:%d within %u ms",
 		        c->url.host, c->url.port, c->connect_timeout_ms);
 		c->connect_timed_out = true;
-		lsc__close_local(c, 4002, "authentication timed out");
+		lsc__close_local(c, LS_CLOSE_AUTH_TIMEOUT,
+		                 "authentication timed out");
 	}
 }
 
@@ -268,7 +269,7 @@ lsc__on_auth_ok(lsc_client *c, json_t *m)
 				continue;
 			}
 			if (!lsc__permitted(c->perms, s->owner, s->stream,
-			                    LSC_PERM_READ)) {
+			                    LS_PERM_READ)) {
 				denied = s;
 				break;
 			}
@@ -318,7 +319,8 @@ lsc__on_web_token(lsc_client *c, json_t *m)
 		if (c->cb.on_error != NULL) {
 			c->cb.on_error(c, "auth_failed", msg, c->user);
 		}
-		lsc__close_local(c, 4001, "web token not signed");
+		lsc__close_local(c, LS_CLOSE_AUTH_FAILED,
+		                 "web token not signed");
 		return;
 	}
 	lsc__send_ctl(c, lsc__web_token_response(sig));
@@ -537,11 +539,11 @@ lsc__handle(lsc_client *c, const char *text, size_t len)
 		if (c->cb.on_error != NULL) {
 			c->cb.on_error(c, "bad_request", err.text, c->user);
 		}
-		lsc__close_local(c, 4004, "malformed frame");
+		lsc__close_local(c, LS_CLOSE_BAD_REQUEST, "malformed frame");
 		return;
 	}
 	switch (t) {
-	case LSC_T_AUTH_RESPONSE:
+	case LS_T_AUTH_RESPONSE:
 		if (json_is_true(json_object_get(m, "ok"))) {
 			lsc__on_auth_ok(c, m);
 		} else {
@@ -551,16 +553,16 @@ lsc__handle(lsc_client *c, const char *text, size_t len)
 			}
 		}
 		break;
-	case LSC_T_WEB_TOKEN_REQUEST:
+	case LS_T_WEBTOKEN_REQUEST:
 		lsc__on_web_token(c, m);
 		break;
-	case LSC_T_DATA:
+	case LS_T_DATA:
 		lsc__on_data(c, m);
 		break;
-	case LSC_T_SUBSCRIBE_RESPONSE:
+	case LS_T_SUBSCRIBE_RESPONSE:
 		lsc__on_subscribed(c, m);
 		break;
-	case LSC_T_ERROR:
+	case LS_T_ERROR:
 		lsc__error_of(m, &code, &msg);
 		{
 			const ls_proto_error *row =
@@ -571,10 +573,10 @@ lsc__handle(lsc_client *c, const char *text, size_t len)
 			c->cb.on_error(c, code, msg, c->user);
 		}
 		break;
-	case LSC_T_REFRESH_RESPONSE:
+	case LS_T_REFRESH_RESPONSE:
 		lsc__on_refreshed(c, m);
 		break;
-	case LSC_T_PUBLISH_RESPONSE:
+	case LS_T_PUBLISH_RESPONSE:
 		lsc__on_publish_ack(c, m);
 		break;
 	case LS_T_SUBSCRIPTION_ENDED:
@@ -657,7 +659,7 @@ lsc__writeable(lsc_client *c, struct lws *wsi)
 	while (f == NULL && c->state == LSC__READY && c->pub.head != NULL) {
 		f = lsc__queue_pop(c, &c->pub);
 		if (lsc__permitted(c->perms, f->owner, f->stream,
-		                   LSC_PERM_WRITE)) {
+		                   LS_PERM_WRITE)) {
 			break;
 		}
 		/* Queued before authentication, refused now. */

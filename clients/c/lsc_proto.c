@@ -8,39 +8,6 @@
 #include "ls_json.h"
 #include "ls_crypto.h"
 
-static bool
-lsc__valid_name(const char *s, size_t max, bool dot)
-{
-	size_t n = 0;
-
-	if (s == NULL) {
-		return false;
-	}
-	for (; s[n] != '\0'; n++) {
-		char ch = s[n];
-		bool ok = (ch >= 'a' && ch <= 'z') ||
-		          (ch >= 'A' && ch <= 'Z') ||
-		          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
-		          (dot && ch == '.');
-		if (!ok || n >= max) {
-			return false;
-		}
-	}
-	return n > 0;
-}
-
-bool
-lsc__valid_owner(const char *s)
-{
-	return lsc__valid_name(s, 64, false);
-}
-
-bool
-lsc__valid_stream(const char *s)
-{
-	return lsc__valid_name(s, 128, true);
-}
-
 int
 lsc__url_parse(const char *url, const char *plain, const char *tls,
                const char *default_path, lsc__url *out, ls_error *err)
@@ -159,7 +126,7 @@ lsc__auth_request(const char *app_key, const char *token)
 		return NULL;
 	}
 	return lsc__envelope(
-	        LSC_T_AUTH_REQUEST,
+	        LS_T_AUTH_REQUEST,
 	        json_pack("{s:s,s:s}", "appKey", app_key, "token", token));
 }
 
@@ -169,7 +136,7 @@ lsc__web_token_response(const char *signature)
 	if (signature == NULL) {
 		return NULL;
 	}
-	return lsc__envelope(LSC_T_WEB_TOKEN_RESPONSE,
+	return lsc__envelope(LS_T_WEBTOKEN_RESPONSE,
 	                     json_pack("{s:s}", "signature", signature));
 }
 
@@ -206,7 +173,7 @@ lsc__subscribe_request_since(const char *owner, const char *stream,
 		json_decref(m);
 		return NULL;
 	}
-	return lsc__envelope(LSC_T_SUBSCRIBE_REQUEST, m);
+	return lsc__envelope(LS_T_SUBSCRIBE_REQUEST, m);
 }
 
 char *
@@ -216,7 +183,7 @@ lsc__unsubscribe_request(const char *subscription_id)
 		return NULL;
 	}
 	return lsc__envelope(
-	        LSC_T_UNSUBSCRIBE_REQUEST,
+	        LS_T_UNSUBSCRIBE_REQUEST,
 	        json_pack("{s:s}", "subscriptionId", subscription_id));
 }
 
@@ -237,7 +204,7 @@ lsc__publish(const char *owner, const char *stream, const json_t *data,
 		json_decref(m);
 		return NULL;
 	}
-	return lsc__envelope(LSC_T_DATA, m);
+	return lsc__envelope(LS_T_DATA, m);
 }
 
 char *
@@ -246,7 +213,7 @@ lsc__refresh_request(const char *token)
 	if (token == NULL) {
 		return NULL;
 	}
-	return lsc__envelope(LSC_T_REFRESH_REQUEST,
+	return lsc__envelope(LS_T_REFRESH_REQUEST,
 	                     json_pack("{s:s}", "token", token));
 }
 
@@ -331,34 +298,30 @@ bool
 lsc__permitted(const json_t *perms, const char *owner, const char *stream,
                int bit)
 {
-	size_t i;
+	size_t i, n = 0;
 	json_t *p;
+	ls_perm *list;
+	bool ok;
 
 	if (perms == NULL) {
 		return true;
 	}
+	list = calloc(json_array_size(perms) + 1, sizeof(*list));
+	if (list == NULL) {
+		return false;
+	}
 	json_array_foreach(perms, i, p)
 	{
-		const char *po = lsc__str(p, "owner");
-		const char *ps = lsc__str(p, "stream");
-		json_int_t bits =
-		        json_integer_value(json_object_get(p, "permission"));
-		size_t n;
-
-		if (po == NULL || ps == NULL || (bits & bit) == 0 ||
-		    strcmp(po, owner) != 0) {
-			continue;
-		}
-		n = strlen(ps);
-		if (n > 0 && ps[n - 1] == '*') {
-			if (strncmp(ps, stream, n - 1) == 0) {
-				return true;
-			}
-		} else if (strcmp(ps, stream) == 0) {
-			return true;
-		}
+		list[n].owner = lsc__str(p, "owner");
+		list[n].stream = lsc__str(p, "stream");
+		list[n].bits = (int)json_integer_value(
+		        json_object_get(p, "permission"));
+		n++;
 	}
-	return false;
+	/* The one check the gateway applies too. */
+	ok = ls_perm_allows(list, n, owner, stream, bit);
+	free(list);
+	return ok;
 }
 
 unsigned

@@ -14,27 +14,12 @@
 #include <jansson.h>
 
 #include "ls_error.h"
+#include "ls_proto.h"
 
 /* Envelope types of docs/protocol.md. */
-enum {
-	LSC_T_AUTH_REQUEST = 1,
-	LSC_T_AUTH_RESPONSE = 2,
-	LSC_T_WEB_TOKEN_REQUEST = 3,
-	LSC_T_WEB_TOKEN_RESPONSE = 4,
-	LSC_T_DATA = 5,
-	LSC_T_SUBSCRIBE_REQUEST = 6,
-	LSC_T_SUBSCRIBE_RESPONSE = 7,
-	LSC_T_UNSUBSCRIBE_REQUEST = 8,
-	LSC_T_UNSUBSCRIBE_RESPONSE = 9,
-	LSC_T_ERROR = 10,
-	LSC_T_REFRESH_REQUEST = 11,
-	LSC_T_REFRESH_RESPONSE = 12,
-	LSC_T_PUBLISH_RESPONSE = 13,
-};
-
-/* Permission bits (docs/accounts.md). */
-#define LSC_PERM_WRITE 1
-#define LSC_PERM_READ  2
+/* Message types (LS_T_*), permission bits (LS_PERM_*), the identifier
+ * grammar (ls_valid_*) and the permission check (ls_perm_allows) come
+ * from the one contract module, common/ls_proto.h. */
 
 #define LSC__HOST_MAX 256
 #define LSC__PATH_MAX 1024
@@ -58,8 +43,6 @@ int lsc__url_parse(const char *url, const char *plain, const char *tls,
 
 /* Valid app key / owner ([A-Za-z0-9_-]{1,64}) and stream name
  * ([A-Za-z0-9_.-]{1,128}). */
-bool lsc__valid_owner(const char *s);
-bool lsc__valid_stream(const char *s);
 
 /*
  * Serialize {"t": t, "m": m} compactly. m is taken (decref'd) in every

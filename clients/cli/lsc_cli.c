@@ -66,7 +66,7 @@ lsc_cli_target(const char *arg, char *owner, char *stream)
 	memcpy(owner, arg, n);
 	owner[n] = '\0';
 	strcpy(stream, slash + 1);
-	if (!lsc__valid_owner(owner) || !lsc__valid_stream(stream)) {
+	if (!ls_valid_app_key(owner) || !ls_valid_stream(stream)) {
 		return -EINVAL;
 	}
 	return 0;

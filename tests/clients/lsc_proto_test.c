@@ -77,19 +77,19 @@ LS_TEST(names)
 {
 	char long_owner[66];
 
-	LS_CHECK(lsc__valid_owner("svc1"));
-	LS_CHECK(lsc__valid_owner("a-b_C9"));
-	LS_CHECK(!lsc__valid_owner(""));
-	LS_CHECK(!lsc__valid_owner("a.b"));
-	LS_CHECK(!lsc__valid_owner(NULL));
+	LS_CHECK(ls_valid_app_key("svc1"));
+	LS_CHECK(ls_valid_app_key("a-b_C9"));
+	LS_CHECK(!ls_valid_app_key(""));
+	LS_CHECK(!ls_valid_app_key("a.b"));
+	LS_CHECK(!ls_valid_app_key(NULL));
 	memset(long_owner, 'a', 65);
 	long_owner[65] = '\0';
-	LS_CHECK(!lsc__valid_owner(long_owner));
+	LS_CHECK(!ls_valid_app_key(long_owner));
 	long_owner[64] = '\0';
-	LS_CHECK(lsc__valid_owner(long_owner));
-	LS_CHECK(lsc__valid_stream("weather.eu-west_1"));
-	LS_CHECK(!lsc__valid_stream("a/b"));
-	LS_CHECK(!lsc__valid_stream("a*"));
+	LS_CHECK(ls_valid_app_key(long_owner));
+	LS_CHECK(ls_valid_stream("weather.eu-west_1"));
+	LS_CHECK(!ls_valid_stream("a/b"));
+	LS_CHECK(!ls_valid_stream("a*"));
 }
 
 LS_TEST(envelopes_built)
@@ -222,17 +222,17 @@ LS_TEST(permissions)
 	                       0, NULL);
 
 	LS_CHECK(p != NULL);
-	LS_CHECK(lsc__permitted(p, "acc1", "s1", LSC_PERM_READ));
-	LS_CHECK(!lsc__permitted(p, "acc1", "s1", LSC_PERM_WRITE));
-	LS_CHECK(lsc__permitted(p, "acc1", "s2", LSC_PERM_WRITE));
-	LS_CHECK(!lsc__permitted(p, "acc1", "s3", LSC_PERM_READ));
-	LS_CHECK(lsc__permitted(p, "svc1", "weather", LSC_PERM_READ));
-	LS_CHECK(lsc__permitted(p, "svc1", "wea", LSC_PERM_READ));
-	LS_CHECK(!lsc__permitted(p, "svc1", "we", LSC_PERM_READ));
-	LS_CHECK(!lsc__permitted(p, "svc1", "weather", LSC_PERM_WRITE));
-	LS_CHECK(!lsc__permitted(p, "acc2", "s1", LSC_PERM_READ));
+	LS_CHECK(lsc__permitted(p, "acc1", "s1", LS_PERM_READ));
+	LS_CHECK(!lsc__permitted(p, "acc1", "s1", LS_PERM_WRITE));
+	LS_CHECK(lsc__permitted(p, "acc1", "s2", LS_PERM_WRITE));
+	LS_CHECK(!lsc__permitted(p, "acc1", "s3", LS_PERM_READ));
+	LS_CHECK(lsc__permitted(p, "svc1", "weather", LS_PERM_READ));
+	LS_CHECK(lsc__permitted(p, "svc1", "wea", LS_PERM_READ));
+	LS_CHECK(!lsc__permitted(p, "svc1", "we", LS_PERM_READ));
+	LS_CHECK(!lsc__permitted(p, "svc1", "weather", LS_PERM_WRITE));
+	LS_CHECK(!lsc__permitted(p, "acc2", "s1", LS_PERM_READ));
 	/* Unknown permissions: the server decides. */
-	LS_CHECK(lsc__permitted(NULL, "x", "y", LSC_PERM_WRITE));
+	LS_CHECK(lsc__permitted(NULL, "x", "y", LS_PERM_WRITE));
 	json_decref(p);
 }
 

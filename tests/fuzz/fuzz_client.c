@@ -59,12 +59,12 @@ fz_permissions(const json_t *perms)
 		if (po == NULL || ps == NULL) {
 			continue;
 		}
-		if ((bits & LSC_PERM_READ) &&
-		    !lsc__permitted(perms, po, ps, LSC_PERM_READ)) {
+		if ((bits & LS_PERM_READ) &&
+		    !lsc__permitted(perms, po, ps, LS_PERM_READ)) {
 			abort();
 		}
-		if ((bits & LSC_PERM_WRITE) &&
-		    !lsc__permitted(perms, po, ps, LSC_PERM_WRITE)) {
+		if ((bits & LS_PERM_WRITE) &&
+		    !lsc__permitted(perms, po, ps, LS_PERM_WRITE)) {
 			abort();
 		}
 	}
@@ -85,17 +85,17 @@ fz_envelope(int t, json_t *m)
 		abort();
 	}
 	fz_permissions(json_object_get(m, "permissions"));
-	if (lsc__permitted(NULL, "a", "b", LSC_PERM_READ) != true) {
+	if (lsc__permitted(NULL, "a", "b", LS_PERM_READ) != true) {
 		abort();
 	}
 	conn = lsc__str(m, "connectionId");
-	if (t == LSC_T_WEB_TOKEN_REQUEST && conn != NULL &&
+	if (t == LS_T_WEBTOKEN_REQUEST && conn != NULL &&
 	    (lsc__web_signature("secret", "app", "token", conn, sig) != 0 ||
 	     strlen(sig) != 64)) {
 		abort();
 	}
-	(void)lsc__valid_owner(lsc__str(m, "owner"));
-	(void)lsc__valid_stream(lsc__str(m, "stream"));
+	(void)ls_valid_app_key(lsc__str(m, "owner"));
+	(void)ls_valid_stream(lsc__str(m, "stream"));
 
 	/* What a server could have sent, re-sent, reads the same. */
 	again = lsc__envelope(t, json_incref(m));

@@ -187,7 +187,7 @@ fz_fixture(json_t *v)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!as_valid_app_key(acc[i].app_key) ||
+		if (!ls_valid_app_key(acc[i].app_key) ||
 		    (acc[i].roles != NULL &&
 		     as_roles_validate(acc[i].roles, &err) != 0)) {
 			abort();

@@ -117,21 +117,21 @@ LS_TEST(local_limits)
 	struct ev_loop *loop = ev_loop_new(0);
 	rx r = { 0 };
 	ps_fabric *f = make(loop, &r, 8);
-	char owner[PS_OWNER_MAX + 2], stream[PS_STREAM_MAX + 2];
+	char owner[LS_APPKEY_MAX + 2], stream[LS_STREAM_MAX + 2];
 	char topic[sizeof(owner) + sizeof(stream) + 2];
 	memset(owner, 'o', sizeof(owner));
 	memset(stream, 's', sizeof(stream));
-	owner[PS_OWNER_MAX] = '\0';
-	stream[PS_STREAM_MAX] = '\0';
+	owner[LS_APPKEY_MAX] = '\0';
+	stream[LS_STREAM_MAX] = '\0';
 	snprintf(topic, sizeof(topic), "%s:%s", owner, stream);
 	LS_CHECK_INT(ps_fabric_subscribe(f, topic), 0); /* at the limits */
 	LS_CHECK_INT(ps_fabric_unsubscribe(f, topic), 0);
-	owner[PS_OWNER_MAX] = 'o';
-	owner[PS_OWNER_MAX + 1] = '\0';
+	owner[LS_APPKEY_MAX] = 'o';
+	owner[LS_APPKEY_MAX + 1] = '\0';
 	snprintf(topic, sizeof(topic), "%s:%s", owner, "s");
 	LS_CHECK_INT(ps_fabric_subscribe(f, topic), -EINVAL);
-	stream[PS_STREAM_MAX] = 's';
-	stream[PS_STREAM_MAX + 1] = '\0';
+	stream[LS_STREAM_MAX] = 's';
+	stream[LS_STREAM_MAX + 1] = '\0';
 	snprintf(topic, sizeof(topic), "o:%s", stream);
 	LS_CHECK_INT(ps_fabric_subscribe(f, topic), -EINVAL);
 	LS_CHECK_INT(ps_fabric_subscribe(f, ""), -EINVAL);

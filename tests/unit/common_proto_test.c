@@ -70,6 +70,10 @@ LS_TEST(identifier_grammar)
 	LS_CHECK(!ls_valid_stream_pattern("we*ather"));
 	LS_CHECK(!ls_valid_stream_pattern("**"));
 	LS_CHECK(!ls_valid_stream_pattern(""));
+	LS_CHECK(ls_valid_role_name("weather-reader"));
+	LS_CHECK(!ls_valid_role_name("a.b"));
+	LS_CHECK(!ls_valid_role_name("$where"));
+	LS_CHECK(!ls_valid_role_name(""));
 }
 
 LS_TEST(permission_check)
