@@ -92,6 +92,30 @@ void ps__subscribed(ps_fabric *f, ps__topic *t);
 int ps__redis_url(const char *url, char *host, size_t hostcap, int *port,
                   ls_error *err);
 
+/* ---- shared by the Redis backends (ps_redis_lib.c) --------------------- */
+
+struct redisReply;
+
+/* The function library: ls_publish, ls_spublish, ls_history. */
+extern const char ps__redis_library[];
+
+/*
+ * Parse "<epoch>:<offset>\n<data>" (a message published with history):
+ * epoch, *offset and the data span into msg. 0, or -1 when malformed.
+ */
+int ps__redis_framed_parse(const char *msg, size_t len,
+                           char epoch[LS_EPOCH_MAX + 1], uint64_t *offset,
+                           const char **data, size_t *dlen);
+
+/* Call done exactly once with the ls_history reply rep (NULL: the
+ * connection went away). */
+void ps__redis_history_done(const struct redisReply *rep, ps_history_fn done,
+                            void *user);
+
+/* Status of a publish reply (ls_publish or PUBLISH) and its offset (0
+ * without history). */
+int ps__redis_publish_reply(const struct redisReply *rep, uint64_t *offset);
+
 /* Report a state change through on_state when readiness changed. */
 void ps__state_changed(ps_fabric *f);
 

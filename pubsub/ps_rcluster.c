@@ -46,17 +46,18 @@
 
 typedef struct ps__rc ps__rc;
 
-/* A reply handler of the publisher connection's FIFO. */
+/* A request of a publisher connection's FIFO, answered in order. */
 typedef struct rc__pending {
 	struct rc__pending *next;
-	ps_publish_fn done;
+	ps_publish_fn done;  /* a publish */
+	ps_history_fn hdone; /* or a history read */
 	void *user;
-	char *topic; /* kept to retry after MOVED */
-	size_t tlen;
-	char *payload;
-	size_t len;
+	char *cmd; /* the request as sent, resent after MOVED */
+	size_t cmdlen;
+	unsigned slot;
 	int retries;
-	bool slots; /* the CLUSTER SLOTS of a control connection */
+	bool slots;   /* the CLUSTER SLOTS of a control connection */
+	bool library; /* FUNCTION LOAD: nobody waits for it */
 } rc__pending;
 
 typedef enum rc__kind { RC_SUB, RC_PUB, RC_CTL } rc__kind;
@@ -146,31 +147,36 @@ static void rc__schedule_refresh(ps__rc *rc, const char *why);
 static void rc__update_state(ps__rc *rc);
 static void rc__subscribe_pending(ps__rc *rc);
 
+/* Queue n bytes of formatted commands on c. */
+static void
+rc__write(rc__conn *c, const char *cmd, size_t n)
+{
+	if (c->wlen + n > c->wcap) {
+		size_t cap = (c->wlen + n) * 2;
+		char *b = realloc(c->wbuf, cap);
+		if (b == NULL) {
+			return;
+		}
+		c->wbuf = b;
+		c->wcap = cap;
+	}
+	memcpy(c->wbuf + c->wlen, cmd, n);
+	c->wlen += n;
+	if (c->connected) {
+		ev_io_start(c->rc->f->loop, &c->wio);
+	}
+}
+
 static void
 rc__send(rc__conn *c, int argc, const char **argv, const size_t *lens)
 {
 	char *cmd = NULL;
 	int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
 
-	if (n < 0) {
-		return;
+	if (n >= 0) {
+		rc__write(c, cmd, (size_t)n);
 	}
-	if (c->wlen + (size_t)n > c->wcap) {
-		size_t cap = (c->wlen + (size_t)n) * 2;
-		char *b = realloc(c->wbuf, cap);
-		if (b == NULL) {
-			free(cmd);
-			return;
-		}
-		c->wbuf = b;
-		c->wcap = cap;
-	}
-	memcpy(c->wbuf + c->wlen, cmd, (size_t)n);
-	c->wlen += (size_t)n;
 	free(cmd);
-	if (c->connected) {
-		ev_io_start(c->rc->f->loop, &c->wio);
-	}
 }
 
 static void
@@ -185,9 +191,34 @@ rc__send2(rc__conn *c, const char *a, const char *b, size_t blen)
 static void
 rc__pending_free(rc__pending *p)
 {
-	free(p->topic);
-	free(p->payload);
+	free(p->cmd);
 	free(p);
+}
+
+/* Answer p with status (no reply: the request could not be made). */
+static void
+rc__pending_fail(rc__pending *p, int status)
+{
+	if (p->done != NULL) {
+		p->done(status, 0, p->user);
+	}
+	if (p->hdone != NULL) {
+		p->hdone(status, NULL, p->user);
+	}
+}
+
+/* Append p to c's FIFO and send its command. */
+static void
+rc__pending_send(rc__conn *c, rc__pending *p)
+{
+	p->next = NULL;
+	if (c->tail != NULL) {
+		c->tail->next = p;
+	} else {
+		c->head = p;
+	}
+	c->tail = p;
+	rc__write(c, p->cmd, p->cmdlen);
 }
 
 static void
@@ -207,9 +238,7 @@ rc__conn_free(rc__conn *c)
 	while (c->head != NULL) {
 		rc__pending *p = c->head;
 		c->head = p->next;
-		if (p->done != NULL) {
-			p->done(-EAGAIN, 0, p->user);
-		}
+		rc__pending_fail(p, LS_EUNAVAILABLE);
 		rc__pending_free(p);
 	}
 	free(c->wbuf);
@@ -340,6 +369,29 @@ rc__node_index(ps__rc *rc, const char *host, int port)
 	return rc->nnodes++;
 }
 
+/* The history functions first on every publisher connection (the library
+ * may be missing on a master that restarted or joined). */
+static void
+rc__load_library(rc__conn *c)
+{
+	rc__pending *p = calloc(1, sizeof(*p));
+	const char *argv[4] = { "FUNCTION", "LOAD", "REPLACE",
+		                ps__redis_library };
+	size_t lens[4] = { 8, 4, 7, strlen(ps__redis_library) };
+	char *cmd = NULL;
+	int n = redisFormatCommandArgv(&cmd, 4, argv, lens);
+
+	if (p == NULL || n < 0) {
+		free(p);
+		free(cmd);
+		return;
+	}
+	p->library = true;
+	p->cmd = cmd;
+	p->cmdlen = (size_t)n;
+	rc__pending_send(c, p);
+}
+
 /* The node's connection of kind, connecting it when missing. */
 static rc__conn *
 rc__node_conn(ps__rc *rc, int node, rc__kind kind)
@@ -349,6 +401,9 @@ rc__node_conn(ps__rc *rc, int node, rc__kind kind)
 
 	if (*slot == NULL) {
 		*slot = rc__connect(rc, kind, node, n->host, n->port);
+		if (*slot != NULL && kind == RC_PUB) {
+			rc__load_library(*slot);
+		}
 	}
 	return *slot;
 }
@@ -427,6 +482,8 @@ rc__on_pub_reply(rc__conn *c, redisReply *r)
 {
 	ps__rc *rc = c->rc;
 	rc__pending *p = c->head;
+	uint64_t offset = 0;
+	int status;
 
 	if (p == NULL) {
 		return;
@@ -440,35 +497,41 @@ rc__on_pub_reply(rc__conn *c, redisReply *r)
 		rc__pending_free(p);
 		return;
 	}
+	if (p->library) {
+		if (r->type == REDIS_REPLY_ERROR) {
+			ls_warn(RC_LOG,
+			        "%s:%d: cannot load the function library (no "
+			        "history there): %s",
+			        rc->nodes[c->node].host,
+			        rc->nodes[c->node].port, r->str);
+		}
+		rc__pending_free(p);
+		return;
+	}
 	if (r->type == REDIS_REPLY_ERROR && p->retries < 3) {
 		int node = rc__moved(rc, r);
 		rc__conn *to =
 		        node >= 0 ? rc__node_conn(rc, node, RC_PUB) : NULL;
 		if (to != NULL) {
-			const char *argv[3] = { "SPUBLISH", p->topic,
-				                p->payload };
-			size_t lens[3] = { 8, p->tlen, p->len };
 			p->retries++;
-			p->next = NULL;
-			if (to->tail != NULL) {
-				to->tail->next = p;
-			} else {
-				to->head = p;
-			}
-			to->tail = p;
-			rc__send(to, 3, argv, lens);
+			rc__pending_send(to, p);
 			return;
 		}
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
+	if (p->hdone != NULL) {
+		ps__redis_history_done(r, p->hdone, p->user);
+		rc__pending_free(p);
+		return;
+	}
+	status = ps__redis_publish_reply(r, &offset);
+	if (status != 0) {
 		ps__count(&rc->f->stats.failed, 1);
-		ls_warn(RC_LOG, "SPUBLISH %.*s: %s", (int)p->tlen, p->topic,
-		        r->str);
+		ls_warn(RC_LOG, "publish failed: %s", r->str);
 	} else {
 		ps__count(&rc->f->stats.published, 1);
 	}
 	if (p->done != NULL) {
-		p->done(r->type == REDIS_REPLY_ERROR ? -EIO : 0, 0, p->user);
+		p->done(status, offset, p->user);
 	}
 	rc__pending_free(p);
 }
@@ -495,11 +558,20 @@ rc__on_sub_reply(rc__conn *c, redisReply *r)
 	const redisReply *kind = r->element[0], *ch = r->element[1];
 	bool control = ch->len == strlen(PS_CONTROL_CHANNEL) &&
 	               memcmp(ch->str, PS_CONTROL_CHANNEL, ch->len) == 0;
-	ps__topic *t =
-	        control ? NULL : ps__topics_find(f->topics, ch->str, ch->len);
+	/* "{topic}#h": the channel of messages published with history. */
+	bool hchan = ch->len > 4 && ch->str[0] == '{' &&
+	             memcmp(ch->str + ch->len - 3, "}#h", 3) == 0;
+	const char *name = hchan ? ch->str + 1 : ch->str;
+	size_t nlen = hchan ? ch->len - 4 : ch->len;
+	ps__topic *t = control ? NULL : ps__topics_find(f->topics, name, nlen);
 
 	if (rc__is(kind, "smessage")) {
 		const redisReply *msg = r->element[2];
+		char epoch[LS_EPOCH_MAX + 1];
+		uint64_t offset;
+		const char *data;
+		size_t dlen;
+
 		if (msg->type != REDIS_REPLY_STRING) {
 			return;
 		}
@@ -508,34 +580,50 @@ rc__on_sub_reply(rc__conn *c, redisReply *r)
 			    msg->len <= f->max_payload) {
 				f->on_control(msg->str, msg->len, f->user);
 			}
-		} else if (t != NULL) {
-			ps__deliver(f, ch->str, ch->len, msg->str, msg->len, 0,
+		} else if (t != NULL && !hchan) {
+			ps__deliver(f, name, nlen, msg->str, msg->len, 0,
 			            NULL);
+		} else if (t != NULL) {
+			if (ps__redis_framed_parse(msg->str, msg->len, epoch,
+			                           &offset, &data,
+			                           &dlen) == 0) {
+				ps__deliver(f, name, nlen, data, dlen, offset,
+				            epoch);
+			} else {
+				ps__count(&f->stats.dropped, 1);
+				ls_warn(RC_LOG,
+				        "dropped a malformed message on %.*s",
+				        (int)ch->len, ch->str);
+			}
 		}
 	} else if (rc__is(kind, "ssubscribe")) {
+		/* A topic counts once both its channels are subscribed: the
+		 * history channel is asked for second. */
 		if (control) {
 			rc->ctl_confirmed = true;
-		} else if (t != NULL) {
+		} else if (t != NULL && hchan) {
 			t->confirmed = true;
+			t->syncing = false;
 		}
 		rc__update_state(rc);
-		if (!control && t != NULL) {
+		if (t != NULL && hchan) {
 			ps__subscribed(f, t);
 		}
 	} else if (rc__is(kind, "sunsubscribe")) {
 		/* Ours (the topic is gone) or the server's: its slot moved. */
-		if (control || t != NULL) {
+		if (control || (t != NULL && t->confirmed)) {
 			if (control) {
 				rc->ctl_confirmed = false;
 				rc->ctl_node = -1;
 			} else {
 				t->confirmed = false;
+				t->syncing = true;
 			}
 			rc->lost = true;
 			ls_info(RC_LOG,
 			        "%.*s: its slot moved, subscribing again on "
 			        "the new owner",
-			        (int)ch->len, ch->str);
+			        (int)nlen, name);
 			rc__schedule_refresh(rc, "a subscribed slot migrated");
 			rc__update_state(rc);
 		}
@@ -604,7 +692,14 @@ rc__subscribe_one(ps__topic *t, void *arg)
 	}
 	c = rc__node_conn(rc, rc->owner[slot], RC_SUB);
 	if (c != NULL) {
-		rc__send2(c, "SSUBSCRIBE", t->name, t->len);
+		/* The topic for plain SPUBLISH, "{topic}#h" for messages
+		 * published with history: same slot, same connection; the
+		 * second confirmation confirms the topic. */
+		char hchan[PS_TOPIC_MAX + 8];
+		int hl = snprintf(hchan, sizeof(hchan), "{%s}#h", t->name);
+		const char *argv[3] = { "SSUBSCRIBE", t->name, hchan };
+		size_t lens[3] = { 10, t->len, (size_t)hl };
+		rc__send(c, 3, argv, lens);
 	}
 }
 
@@ -703,6 +798,7 @@ rc__unconfirm_node(ps__topic *t, void *arg)
 
 	if (rc->owner[slot] == node || node < 0) {
 		t->confirmed = false;
+		t->syncing = true;
 	}
 }
 
@@ -740,10 +836,12 @@ rc__conn_lost(rc__conn *c, const char *why)
 	rc__update_state(rc);
 }
 
+/* Ready waits for the topics being subscribed again after a loss (marked
+ * syncing), not for new subscriptions: those are confirmed on their own. */
 static void
 rc__confirmed_each(ps__topic *t, void *arg)
 {
-	if (!t->confirmed) {
+	if (t->syncing) {
 		*(bool *)arg = false;
 	}
 }
@@ -891,61 +989,90 @@ rc__unsubscribe(ps_fabric *f, ps__topic *t)
 	if (rc->owner[slot] != RC_NONE) {
 		rc__node *n = &rc->nodes[rc->owner[slot]];
 		if (n->sub != NULL) {
-			rc__send2(n->sub, "SUNSUBSCRIBE", t->name, t->len);
+			char hchan[PS_TOPIC_MAX + 8];
+			int hl = snprintf(hchan, sizeof(hchan), "{%s}#h",
+			                  t->name);
+			const char *argv[3] = { "SUNSUBSCRIBE", t->name,
+				                hchan };
+			size_t lens[3] = { 12, t->len, (size_t)hl };
+			rc__send(n->sub, 3, argv, lens);
 		}
 	}
 }
 
+/*
+ * Send a request about topic (argv) to the master owning its slot, with
+ * done or hdone answered when it replies. Returns 0, or -EAGAIN when the
+ * slot's owner is unknown (the topology is being discovered).
+ */
 static int
-rc__publish_to(ps__rc *rc, const char *topic, size_t tlen, const char *payload,
-               size_t len, ps_publish_fn done, void *user)
+rc__request(ps__rc *rc, const char *topic, size_t tlen, int argc,
+            const char **argv, const size_t *lens, ps_publish_fn done,
+            ps_history_fn hdone, void *user)
 {
 	unsigned slot = rc__slot(topic, tlen);
 	rc__conn *c;
 	rc__pending *p;
+	char *cmd = NULL;
+	int n;
 
 	if (rc->owner[slot] == RC_NONE) {
 		return -EAGAIN;
 	}
 	c = rc__node_conn(rc, rc->owner[slot], RC_PUB);
 	p = calloc(1, sizeof(*p));
-	if (c == NULL || p == NULL) {
+	n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (c == NULL || p == NULL || n < 0) {
 		free(p);
+		free(cmd);
 		return -ENOMEM;
 	}
 	p->done = done;
+	p->hdone = hdone;
 	p->user = user;
-	p->topic = malloc(tlen + 1);
-	p->payload = malloc(len + 1);
-	if (p->topic == NULL || p->payload == NULL) {
-		rc__pending_free(p);
-		return -ENOMEM;
-	}
-	memcpy(p->topic, topic, tlen);
-	p->topic[tlen] = '\0';
-	memcpy(p->payload, payload, len);
-	p->tlen = tlen;
-	p->len = len;
-	if (c->tail != NULL) {
-		c->tail->next = p;
-	} else {
-		c->head = p;
-	}
-	c->tail = p;
-	const char *argv[3] = { "SPUBLISH", p->topic, p->payload };
-	size_t lens[3] = { 8, tlen, len };
-	rc__send(c, 3, argv, lens);
+	p->cmd = cmd;
+	p->cmdlen = (size_t)n;
+	p->slot = slot;
+	rc__pending_send(c, p);
 	return 0;
 }
 
-/* No history on Redis Cluster yet (docs/pubsub.md): hist is ignored. */
+static int
+rc__publish_to(ps__rc *rc, const char *topic, size_t tlen, const char *payload,
+               size_t len, const ps_history_cfg *hist, ps_publish_fn done,
+               void *user)
+{
+	char meta[PS_TOPIC_MAX + 8], hkey[PS_TOPIC_MAX + 16];
+	char size[16], ttl[16];
+
+	if (hist == NULL) {
+		const char *argv[3] = { "SPUBLISH", topic, payload };
+		size_t lens[3] = { 8, tlen, len };
+		return rc__request(rc, topic, tlen, 3, argv, lens, done, NULL,
+		                   user);
+	}
+	/* With history: the library's ls_spublish, atomically on the
+	 * master of the topic's slot (its keys share the topic's hash tag). */
+	snprintf(meta, sizeof(meta), "ls:{%.*s}", (int)tlen, topic);
+	snprintf(hkey, sizeof(hkey), "ls:{%.*s}:h", (int)tlen, topic);
+	snprintf(size, sizeof(size), "%u", hist->size);
+	snprintf(ttl, sizeof(ttl), "%u", hist->ttl);
+	const char *argv[8] = { "FCALL", "ls_spublish", "2",  meta,
+		                hkey,    payload,       size, ttl };
+	size_t lens[8] = {
+		5,   11,           1,          strlen(meta), strlen(hkey),
+		len, strlen(size), strlen(ttl)
+	};
+	return rc__request(rc, topic, tlen, 8, argv, lens, done, NULL, user);
+}
+
 static int
 rc__publish(ps_fabric *f, const char *topic, size_t tlen, const char *payload,
             size_t len, const ps_history_cfg *hist, ps_publish_fn done,
             void *user)
 {
-	int rc = rc__publish_to(f->state, topic, tlen, payload, len, done,
-	                        user);
+	int rc = rc__publish_to(f->state, topic, tlen, payload, len, hist,
+	                        done, user);
 
 	if (rc < 0) {
 		ps__count(&f->stats.failed, 1);
@@ -958,7 +1085,37 @@ rc__control(ps_fabric *f, const char *payload, size_t len)
 {
 	return rc__publish_to(f->state, PS_CONTROL_CHANNEL,
 	                      strlen(PS_CONTROL_CHANNEL), payload, len, NULL,
-	                      NULL);
+	                      NULL, NULL);
+}
+
+static int
+rc__history(ps_fabric *f, const char *topic, size_t tlen, uint64_t since,
+            size_t limit, ps_history_fn done, void *user)
+{
+	char meta[PS_TOPIC_MAX + 8], hkey[PS_TOPIC_MAX + 16];
+	char a_since[24], a_limit[24];
+
+	snprintf(meta, sizeof(meta), "ls:{%.*s}", (int)tlen, topic);
+	snprintf(hkey, sizeof(hkey), "ls:{%.*s}:h", (int)tlen, topic);
+	snprintf(a_since, sizeof(a_since), "%llu", (unsigned long long)since);
+	snprintf(a_limit, sizeof(a_limit), "%zu", limit);
+	const char *argv[7] = { "FCALL", "ls_history", "2",    meta,
+		                hkey,    a_since,      a_limit };
+	size_t lens[7] = { 5,
+		           10,
+		           1,
+		           strlen(meta),
+		           strlen(hkey),
+		           strlen(a_since),
+		           strlen(a_limit) };
+	int rc = rc__request(f->state, topic, tlen, 7, argv, lens, NULL, done,
+	                     user);
+
+	if (rc == -EAGAIN) {
+		done(LS_EUNAVAILABLE, NULL, user);
+		return 0;
+	}
+	return rc;
 }
 
 static bool
@@ -984,6 +1141,7 @@ const ps__backend ps__rcluster_backend = {
 	.subscribe = rc__subscribe,
 	.unsubscribe = rc__unsubscribe,
 	.publish = rc__publish,
+	.history = rc__history,
 	.control = rc__control,
 	.ready = rc__ready,
 	.status = rc__status,

@@ -189,9 +189,14 @@ def test_resharding_a_live_topic_keeps_the_subscriber():
     dst = [p for p in st["ports"] if p != src][0]
     src_id = cli(src, "CLUSTER", "MYID")
     dst_id = cli(dst, "CLUSTER", "MYID")
-    # Move the slot (it holds no keys): the standard four steps.
+    # Move the slot the standard way: importing, migrating, its keys (the
+    # topic's history lives there, under the topic's hash tag), owner.
     assert cli(dst, "CLUSTER", "SETSLOT", s, "IMPORTING", src_id) == "OK"
     assert cli(src, "CLUSTER", "SETSLOT", s, "MIGRATING", dst_id) == "OK"
+    keys = [k for k in cli(src, "CLUSTER", "GETKEYSINSLOT", s, 100).split("\n") if k]
+    assert "ls:{acc1:s1}:h" in keys, keys
+    out = cli(src, "MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+    assert out == "OK", out
     for p in (src, dst):
         assert cli(p, "CLUSTER", "SETSLOT", s, "NODE", dst_id) == "OK"
     for p in st["ports"]:
@@ -211,7 +216,42 @@ def test_resharding_a_live_topic_keeps_the_subscriber():
     lstest.wait_for(delivered, timeout=20, what="delivery from the new owner")
     # Redis told the gateway (sunsubscribe); it re-subscribed on the new owner.
     assert metric(st["b"], "pubsub_reconnects_total") > moves
+    # The history moved with its slot: "before" is still there, with its
+    # offset, read from the new owner.
+    status, body = lstest.http_json(
+        "GET", url(st["a"], "/lightstream/history/acc1/s1?since=0&limit=1000"),
+        headers={"Authorization": "Bearer " + tok})
+    assert status == 200, body
+    assert "before" in [m["data"] for m in body["data"]["messages"]], body
     sub.close()
+    pub.close()
+
+
+def test_recovery_from_history_on_the_cluster():
+    """History lives in the slot of its topic: a client that reconnects to
+    the other gateway recovers exactly what it missed."""
+    st = setup()
+    tok = acc1_token(st["serve"])
+    sub, _ = connect(st["b"], "acc1", tok)
+    r = subscribe(sub, "acc1", "s2", rid="first")
+    assert r["ok"], r
+    lstest.wait_for(lambda: ready(st["b"]), timeout=10, what="subscribed")
+    pub, _ = connect(st["a"], "acc1", tok)
+    m = publish(pub, "s2", {"n": 1}, "one")
+    assert m["ok"] and m["offset"] >= 1, m
+    got = expect(sub, {"n": 1})
+    assert "epoch" in r, (r, got)
+    epoch, last = r["epoch"], got["offset"]
+    sub.close()
+    for n in (2, 3, 4):
+        assert publish(pub, "s2", {"n": n}, "m%d" % n)["ok"]
+    sub2, _ = connect(st["a"], "acc1", tok)
+    sub2.send(6, {"owner": "acc1", "stream": "s2", "requestId": "again",
+                  "since": {"epoch": epoch, "offset": last}})
+    r2 = sub2.recv_type(7)
+    assert r2["ok"] and r2["recovered"] is True, r2
+    assert [sub2.recv_type(5)["data"]["n"] for _ in range(3)] == [2, 3, 4]
+    sub2.close()
     pub.close()
 
 
