@@ -14,33 +14,26 @@ EXAMPLES = os.path.join(lstest.SOURCE_ROOT, "examples", "services")
 state = {}
 
 
-def insecure():
-    """Plain-text tcp needs to be asked for where the bus is secure by
-    default; these tests are about the worker, not the keys."""
-    if "insecure" not in state:
-        state["insecure"] = (["--bus-insecure"]
-                             if "--bus-insecure" in lstest.run("broker", "--help").stdout
-                             else [])
-    return state["insecure"]
-
-
 def bus():
     if "fe" not in state:
         front, back = lstest.free_port(), lstest.free_port()
         state["fe"] = "tcp://127.0.0.1:%d" % front
         state["be"] = "tcp://127.0.0.1:%d" % back
         lstest.lightstream("broker", "--broker-frontend", state["fe"], "--broker-backend",
-                           state["be"], *insecure(), name="broker", wait_tcp=front)
+                           state["be"], *lstest.bus_broker_args(), name="broker",
+                           wait_tcp=front)
     return state["fe"], state["be"]
 
 
 def worker(service, *program, extra=()):
     fe, be = bus()
     w = lstest.lightstream("worker", "--broker-backend", be, "--service", service,
-                           *insecure(), *extra, "--", *program, name="worker-" + service)
+                           *lstest.bus_peer_args("worker"), *extra, "--", *program,
+                           name="worker-" + service)
 
     def ready():
-        r = lstest.run("call", "--broker-frontend", fe, *insecure(), "mmi.service", service)
+        r = lstest.run("call", "--broker-frontend", fe, *lstest.bus_peer_args("client"),
+                       "mmi.service", service)
         return r.returncode == 0 and "200" in r.stdout
     lstest.wait_for(ready, timeout=15, what="%s registered" % service)
     return w
@@ -48,7 +41,8 @@ def worker(service, *program, extra=()):
 
 def call(*args):
     fe, _ = bus()
-    return lstest.run("call", "--broker-frontend", fe, *insecure(), "--", *args)
+    return lstest.run("call", "--broker-frontend", fe, *lstest.bus_peer_args("client"), "--",
+                      *args)
 
 
 def log_has(w, text):
@@ -132,10 +126,11 @@ def test_http_bridge_reaches_a_script_service():
     with open(cfg, "w") as f:
         json.dump({"gateway": {"service_allowlist": ["auth/generatetoken", "words/count"]}}, f)
     lstest.lightstream("serve", "--config", cfg, "--listen", "127.0.0.1:%d" % port,
-                       "--data", data, "--broker-backend", be, *insecure(),
+                       "--data", data, "--broker-backend", be, *lstest.bus_broker_args(),
                        name="serve-bridge", wait_tcp=port)
     lstest.lightstream("worker", "--broker-backend", be, "--service", "words",
-                       *insecure(), "--", os.path.join(EXAMPLES, "words.py"),
+                       *lstest.bus_peer_args("worker"), "--",
+                       os.path.join(EXAMPLES, "words.py"),
                        name="worker-bridge")
     url = "http://127.0.0.1:%d/lightstream/services/words/count?args=%s" % (
         port, urllib.parse.quote(json.dumps(["to be or not to be"])))

@@ -62,12 +62,6 @@ def start_node(port):
     return p
 
 
-def insecure():
-    if "insecure" not in state:
-        state["insecure"] = (["--bus-insecure"]
-                             if "--bus-insecure" in lstest.run("gateway", "--help").stdout
-                             else [])
-    return state["insecure"]
 
 
 def ready(port):
@@ -94,14 +88,14 @@ def setup():
     os.makedirs(data)
     lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % serve_port, "--data", data,
                        "--fixture", lstest.FIXTURE, "--broker-frontend", front,
-                       "--broker-backend", back, *insecure(), name="serve",
+                       "--broker-backend", back, *lstest.bus_broker_args(), name="serve",
                        wait_tcp=serve_port)
     state["serve"] = serve_port
     fabric = "redis+cluster://127.0.0.1:%d,127.0.0.1:%d" % (ports[0], ports[1])
     for name in ("a", "b"):
         gport = lstest.free_port()
         lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
-                           "--broker-frontend", front, "--fabric", fabric, *insecure(),
+                           "--broker-frontend", front, "--fabric", fabric, *lstest.bus_peer_args("client"),
                            name="gateway-" + name, wait_tcp=gport)
         lstest.wait_for(lambda: ready(gport), timeout=20, what="gateway %s ready" % name)
         state[name] = gport

@@ -12,14 +12,6 @@ from gwlib import acc1_token, connect, subscribe, url
 state = {}
 
 
-def insecure():
-    """Plain tcp for the bus where it is secure by default: these tests
-    are about the fabric."""
-    if "insecure" not in state:
-        state["insecure"] = (["--bus-insecure"]
-                             if "--bus-insecure" in lstest.run("gateway", "--help").stdout
-                             else [])
-    return state["insecure"]
 
 
 def proxy():
@@ -55,7 +47,7 @@ def setup():
     # The app server of a `serve` whose bus other gateways may join.
     lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
                        "--fixture", lstest.FIXTURE, "--broker-frontend", front,
-                       "--broker-backend", back, *insecure(), name="serve",
+                       "--broker-backend", back, *lstest.bus_broker_args(), name="serve",
                        wait_tcp=port)
     state["serve"] = port
     proxy()
@@ -63,7 +55,7 @@ def setup():
     for name in ("a", "b", "c"):
         gport = lstest.free_port()
         lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
-                           "--broker-frontend", front, "--fabric", fabric, *insecure(),
+                           "--broker-frontend", front, "--fabric", fabric, *lstest.bus_peer_args("client"),
                            name="gateway-" + name, wait_tcp=gport)
         lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway %s ready" % name)
         state[name] = gport
@@ -85,20 +77,22 @@ def test_appserver_announces_revocations_on_the_zmq_fabric():
     front = "tcp://127.0.0.1:%d" % lstest.free_port()
     back = "tcp://127.0.0.1:%d" % lstest.free_port()
     lstest.lightstream("broker", "--broker-frontend", front, "--broker-backend", back,
-                       *insecure(), name="broker-zmq")
+                       *lstest.bus_broker_args(), name="broker-zmq")
     data = os.path.join(lstest.tmpdir(), "appdata-zmq")
     os.makedirs(data)
     lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
-                       "--fixture", lstest.FIXTURE, "--fabric", fabric, *insecure(),
+                       "--fixture", lstest.FIXTURE, "--fabric", fabric,
+                       *lstest.bus_peer_args("worker"),
                        name="appserver-zmq")
     gport = lstest.free_port()
     lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
-                       "--broker-frontend", front, "--fabric", fabric, *insecure(),
+                       "--broker-frontend", front, "--fabric", fabric, *lstest.bus_peer_args("client"),
                        name="gateway-zmq-auth", wait_tcp=gport)
     lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway ready")
     tok = acc1_token(gport)
     ws, _ = connect(gport, "acc1", tok)
-    r = lstest.run("admin", "--broker-frontend", front, *insecure(), "token", "revoke",
+    r = lstest.run("admin", "--broker-frontend", front, *lstest.bus_peer_args("admin"),
+                   "token", "revoke",
                    "acc1", "--private-key", "acc1_private", "--", tok)
     assert r.returncode == 0, r.stderr
     err = ws.recv_type(10, timeout=5)
