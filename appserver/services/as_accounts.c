@@ -131,6 +131,13 @@ as__op_update(void *ctx, json_t *args, json_t **result, ls_error *err)
 		} else if (strcmp(field, "roles") == 0) {
 			a.roles = json_incref(v);
 			mask |= AS_FIELD_ROLES;
+		} else if (strcmp(field, "history") == 0) {
+			/* null: back to the gateways' defaults */
+			if (!json_is_null(v)) {
+				rc = as_history_validate(v, err);
+				a.history = json_incref(v);
+			}
+			mask |= AS_FIELD_HISTORY;
 		} else {
 			rc = ls_error_set(
 			        err, LS_EBADREQUEST,

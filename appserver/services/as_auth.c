@@ -419,6 +419,38 @@ fail:
 	return NULL;
 }
 
+/*
+ * The history overrides ("history" in the account document) of every owner
+ * the permissions name, so the gateway knows the settings of the streams
+ * it publishes to without asking: {"<owner>": {"size", "ttl"}}. Owners
+ * without one are left out (the gateway's defaults apply). A store that
+ * cannot be read now leaves the owner out too: the defaults are a safe
+ * answer, a refused validation would not be.
+ */
+static json_t *
+as__history_of(as_services *svc, json_t *perms)
+{
+	json_t *out = json_object(), *p;
+	size_t i;
+
+	json_array_foreach(perms, i, p)
+	{
+		const char *owner =
+		        json_string_value(json_object_get(p, "owner"));
+		json_t *h = NULL;
+		ls_error e;
+		if (out == NULL || owner == NULL ||
+		    json_object_get(out, owner) != NULL) {
+			continue;
+		}
+		if (as_store_account_history(svc->store, owner, &h, &e) == 0 &&
+		    h != NULL) {
+			json_object_set_new(out, owner, h);
+		}
+	}
+	return out;
+}
+
 static int
 as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 {
@@ -475,7 +507,8 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	    !as__set(res, "expiresAt", json_string_nocheck(expires)) ||
 	    !as__set(res, "webToken", json_boolean(t.web)) ||
 	    !as__set(res, "ipAddress",
-	             t.ip[0] ? json_string_nocheck(t.ip) : json_null())) {
+	             t.ip[0] ? json_string_nocheck(t.ip) : json_null()) ||
+	    !as__set(res, "history", as__history_of(svc, perms))) {
 		json_decref(res);
 		res = NULL;
 		rc = ls_error_set(err, -ENOMEM, "out of memory");

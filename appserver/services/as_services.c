@@ -199,6 +199,10 @@ as__account_view(const as_account *a, bool with_secret)
 	                      "isPublic", a->is_public, "sharedWrite",
 	                      a->shared_write, "roles", a->roles);
 
+	if (v != NULL && a->history != NULL) {
+		json_object_set(v, "history", a->history);
+	}
+
 	if (v != NULL && with_secret &&
 	    json_object_set_new(v, "secretKey", json_string(a->secret_key)) !=
 	            0) {

@@ -12,6 +12,7 @@ as_account_clear(as_account *a)
 		return;
 	}
 	json_decref(a->roles);
+	json_decref(a->history);
 	/* The secret is recoverable material: do not leave it in freed
 	 * memory longer than needed. */
 	memset(a, 0, sizeof(*a));
@@ -121,15 +122,19 @@ as__check_account(const as_account *a, unsigned mask, ls_error *err)
 		return ls_error_set(err, LS_EBADREQUEST,
 		                    "account %s: empty secretKey", a->app_key);
 	}
-	if (mask & AS_FIELD_ROLES) {
-		return as_roles_validate(a->roles, err);
+	if ((mask & AS_FIELD_ROLES) &&
+	    (rc = as_roles_validate(a->roles, err)) != 0) {
+		return rc;
+	}
+	if ((mask & AS_FIELD_HISTORY) && a->history != NULL) {
+		return as_history_validate(a->history, err);
 	}
 	return 0;
 }
 
 #define AS__ALL_FIELDS                                                        \
 	(AS_FIELD_PRIVATE | AS_FIELD_SECRET | AS_FIELD_PUBLIC |               \
-	 AS_FIELD_SHARED_WRITE | AS_FIELD_ROLES)
+	 AS_FIELD_SHARED_WRITE | AS_FIELD_ROLES | AS_FIELD_HISTORY)
 
 int
 as_store_account_create(as_store *s, const as_account *a, ls_error *err)
@@ -325,9 +330,34 @@ as_store_token_sweep(as_store *s, int64_t now_ms, ls_error *err)
 json_t *
 as__account_list_view(const as_account *a)
 {
-	return json_pack("{s:s, s:b, s:b, s:O}", "appKey", a->app_key,
-	                 "isPublic", a->is_public, "sharedWrite",
-	                 a->shared_write, "roles", a->roles);
+	json_t *v = json_pack("{s:s, s:b, s:b, s:O}", "appKey", a->app_key,
+	                      "isPublic", a->is_public, "sharedWrite",
+	                      a->shared_write, "roles", a->roles);
+
+	if (v != NULL && a->history != NULL) {
+		json_object_set(v, "history", a->history);
+	}
+	return v;
+}
+
+int
+as_store_account_history(as_store *s, const char *app_key, json_t **out,
+                         ls_error *err)
+{
+	as_account a;
+	int rc = as__check_key(app_key, err);
+
+	*out = NULL;
+	if (rc != 0) {
+		return rc;
+	}
+	memset(&a, 0, sizeof(a));
+	rc = s->ops->account_get(s, app_key, &a, err);
+	if (rc == 0) {
+		*out = json_incref(a.history);
+	}
+	as_account_clear(&a);
+	return rc;
 }
 
 int

@@ -51,6 +51,12 @@ typedef struct as_account {
 	 * validated (as_roles_validate). Owned by the struct.
 	 */
 	json_t *roles;
+	/*
+	 * The account's history override {"size"?, "ttl"?} (docs/accounts.md),
+	 * validated (as_history_validate); NULL: the gateways' defaults.
+	 * Owned by the struct.
+	 */
+	json_t *history;
 } as_account;
 
 /* A stored token: the value itself is never stored, only its hash. */
@@ -74,6 +80,7 @@ enum as_account_field {
 	AS_FIELD_PUBLIC = 1 << 2,
 	AS_FIELD_SHARED_WRITE = 1 << 3,
 	AS_FIELD_ROLES = 1 << 4,
+	AS_FIELD_HISTORY = 1 << 5, /* history NULL: back to the defaults */
 };
 
 /*
@@ -171,6 +178,19 @@ int as_perms_validate(json_t *perms, ls_error *err);
 
 /* Check a roles map (object: role name -> permission list). */
 int as_roles_validate(json_t *roles, ls_error *err);
+
+/*
+ * Check an account's "history": an object with "size" (0..10000) and/or
+ * "ttl" (1..604800 s), nothing else. Returns 0 or LS_EBADREQUEST.
+ */
+int as_history_validate(json_t *history, ls_error *err);
+
+/*
+ * The history override of account app_key into *out (new reference, NULL
+ * when the account has none). Returns 0, LS_ENOTFOUND, or a store error.
+ */
+int as_store_account_history(as_store *s, const char *app_key, json_t **out,
+                             ls_error *err);
 
 /*
  * Build an account from its JSON form (fixture / accounts.create):

@@ -272,6 +272,14 @@ as__mongo_account_create(as_store *base, const as_account *a, ls_error *err)
 	BSON_APPEND_BOOL(doc, "sharedWrite", a->shared_write);
 	BSON_APPEND_DATE_TIME(doc, "createdAt", now);
 	BSON_APPEND_DATE_TIME(doc, "updatedAt", now);
+	if (a->history != NULL &&
+	    !as__append_json(doc, "history", a->history)) {
+		bson_destroy(doc);
+		mongoc_collection_destroy(coll);
+		mongoc_client_pool_push(s->pool, client);
+		return ls_error_set(err, LS_ESERVER,
+		                    "store: cannot encode history");
+	}
 	rc = as__insert_with_roles(coll, doc, a->roles, err, "account");
 	if (rc == LS_EEXISTS) {
 		ls_error_set(err, rc, "account %s already exists", a->app_key);
@@ -312,6 +320,12 @@ as__mongo_account_update(as_store *base, const as_account *a, unsigned mask,
 		rc = ls_error_set(err, LS_ESERVER,
 		                  "store: cannot encode roles");
 	}
+	if ((mask & AS_FIELD_HISTORY) &&
+	    !(a->history != NULL ? as__append_json(&set, "history", a->history)
+	                         : BSON_APPEND_NULL(&set, "history"))) {
+		rc = ls_error_set(err, LS_ESERVER,
+		                  "store: cannot encode history");
+	}
 	BSON_APPEND_DATE_TIME(&set, "updatedAt", ls_wall_ms());
 	bson_append_document_end(update, &set);
 	if (rc == 0) {
@@ -346,6 +360,10 @@ as__mongo_account_from_doc(const bson_t *doc, as_account *out, ls_error *err)
 	out->is_public = as__iter_bool(doc, "isPublic");
 	out->shared_write = as__iter_bool(doc, "sharedWrite");
 	out->roles = as__iter_json(&it);
+	if (bson_iter_init_find(&it, doc, "history") &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it)) {
+		out->history = as__iter_json(&it);
+	}
 	if (!json_is_object(out->roles)) {
 		as_account_clear(out);
 		return ls_error_set(err, LS_ESERVER,

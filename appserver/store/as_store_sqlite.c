@@ -55,6 +55,8 @@ static const char *const as__migrations[] = {
 	") WITHOUT ROWID;"
 	"CREATE INDEX tokens_expires ON tokens(expires_ms);"
 	"CREATE INDEX tokens_app_key ON tokens(app_key);",
+	/* 2: an account's history override, JSON {"size","ttl"}. */
+	"ALTER TABLE accounts ADD COLUMN history TEXT;",
 };
 #define AS__SCHEMA_VERSION                                                    \
 	((int)(sizeof(as__migrations) / sizeof(as__migrations[0])))
@@ -86,23 +88,25 @@ static const char *const as__sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_ACC_INSERT] = "INSERT INTO accounts (app_key, private_hash, "
 	                  "secret_key, is_public, shared_write, roles, "
-	                  "created_ms, updated_ms) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	                  "created_ms, updated_ms, history) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
 	[ST_ACC_GET] = "SELECT private_hash, secret_key, is_public, "
-	               "shared_write, roles FROM accounts WHERE app_key = ?1",
+	               "shared_write, roles, history FROM accounts "
+	               "WHERE app_key = ?1",
 	/* NULL parameters leave their column as it is. */
 	[ST_ACC_UPDATE] = "UPDATE accounts SET "
 	                  "private_hash = coalesce(?2, private_hash), "
 	                  "secret_key = coalesce(?3, secret_key), "
 	                  "is_public = coalesce(?4, is_public), "
 	                  "shared_write = coalesce(?5, shared_write), "
-	                  "roles = coalesce(?6, roles), updated_ms = ?7 "
+	                  "roles = coalesce(?6, roles), updated_ms = ?7, "
+	                  "history = CASE WHEN ?8 THEN ?9 ELSE history END "
 	                  "WHERE app_key = ?1",
 	[ST_ACC_ROLES] = "UPDATE accounts SET roles = ?2, updated_ms = ?3 "
 	                 "WHERE app_key = ?1",
 	[ST_ACC_DELETE] = "DELETE FROM accounts WHERE app_key = ?1",
-	[ST_ACC_LIST] = "SELECT app_key, is_public, shared_write, roles "
-	                "FROM accounts ORDER BY app_key",
+	[ST_ACC_LIST] = "SELECT app_key, is_public, shared_write, roles, "
+	                "history FROM accounts ORDER BY app_key",
 	[ST_ACC_DELETE_ALL] = "DELETE FROM accounts",
 	[ST_TOK_INSERT] =
 	        "INSERT INTO tokens (hash, app_key, roles, "
@@ -463,7 +467,8 @@ as__insert_account(as__conn *c, const as_account *a, int64_t now,
 	              sqlite3_bind_int(st, 4, a->is_public) ||
 	              sqlite3_bind_int(st, 5, a->shared_write) ||
 	              as__bind_json(st, 6, a->roles) ||
-	              sqlite3_bind_int64(st, 7, now);
+	              sqlite3_bind_int64(st, 7, now) ||
+	              (a->history != NULL && as__bind_json(st, 8, a->history));
 
 	return as__write(c, st, bind_rc, err, "account", NULL, NULL);
 }
@@ -510,7 +515,10 @@ as__sqlite_account_update(as_store *base, const as_account *a, unsigned mask,
 	        ((mask & AS_FIELD_SHARED_WRITE) &&
 	         sqlite3_bind_int(st, 5, a->shared_write)) ||
 	        ((mask & AS_FIELD_ROLES) && as__bind_json(st, 6, a->roles)) ||
-	        sqlite3_bind_int64(st, 7, ls_wall_ms());
+	        sqlite3_bind_int64(st, 7, ls_wall_ms()) ||
+	        sqlite3_bind_int(st, 8, (mask & AS_FIELD_HISTORY) != 0) ||
+	        ((mask & AS_FIELD_HISTORY) && a->history != NULL &&
+	         as__bind_json(st, 9, a->history));
 	rc = as__write(c, st, bind_rc, err, "account update",
 	               "no such account", a->app_key);
 	as__release(s, c);
@@ -546,6 +554,9 @@ as__get_account(as__conn *c, const char *app_key, as_account *out,
 	out->is_public = sqlite3_column_int(st, 2) != 0;
 	out->shared_write = sqlite3_column_int(st, 3) != 0;
 	out->roles = as__column_json(st, 4);
+	if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+		out->history = as__column_json(st, 5);
+	}
 	sqlite3_reset(st);
 	if (!json_is_object(out->roles)) {
 		as_account_clear(out);
@@ -614,6 +625,9 @@ as__sqlite_account_list(as_store *base, json_t **out, ls_error *err)
 		a.is_public = sqlite3_column_int(st, 1) != 0;
 		a.shared_write = sqlite3_column_int(st, 2) != 0;
 		a.roles = as__column_json(st, 3);
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+			a.history = as__column_json(st, 4);
+		}
 		view = a.roles ? as__account_list_view(&a) : NULL;
 		as_account_clear(&a);
 		if (view == NULL || json_array_append_new(list, view) != 0) {

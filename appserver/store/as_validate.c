@@ -1,6 +1,7 @@
 /* Validation of every stored field (docs/accounts.md) and the fixture format.
  */
 #include "as_store.h"
+#include "ls_proto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -119,10 +120,49 @@ as__key_field(json_t *obj, const char *key, const char **out, ls_error *err)
 }
 
 int
+as_history_validate(json_t *history, ls_error *err)
+{
+	json_t *v;
+	const char *key;
+
+	if (!json_is_object(history)) {
+		return ls_error_set(err, LS_EBADREQUEST,
+		                    "history: expected an object {size, ttl}");
+	}
+	json_object_foreach(history, key, v)
+	{
+		if (strcmp(key, "size") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > LS_HISTORY_SIZE_MAX) {
+				return ls_error_set(
+				        err, LS_EBADREQUEST,
+				        "history.size: expected an "
+				        "integer 0..%d",
+				        LS_HISTORY_SIZE_MAX);
+			}
+		} else if (strcmp(key, "ttl") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > LS_HISTORY_TTL_MAX) {
+				return ls_error_set(err, LS_EBADREQUEST,
+				                    "history.ttl: expected an "
+				                    "integer 1..%d (seconds)",
+				                    LS_HISTORY_TTL_MAX);
+			}
+		} else {
+			return ls_error_set(err, LS_EBADREQUEST,
+			                    "history: unknown key '%.64s'",
+			                    key);
+		}
+	}
+	return 0;
+}
+
+int
 as_account_from_json(json_t *obj, as_account *out, ls_error *err)
 {
 	static const char *known[] = { "appKey",   "privateKey",  "secretKey",
-		                       "isPublic", "sharedWrite", "roles" };
+		                       "isPublic", "sharedWrite", "roles",
+		                       "history" };
 	const char *app_key, *private_key = NULL, *secret_key = NULL, *key;
 	json_t *v, *roles;
 	int rc;
@@ -178,6 +218,15 @@ as_account_from_json(json_t *obj, as_account *out, ls_error *err)
 		return ls_error_set(err, -ENOMEM, "out of memory");
 	}
 	out->roles = roles;
+	v = json_object_get(obj, "history");
+	if (v != NULL && !json_is_null(v)) {
+		if ((rc = as_history_validate(v, err)) != 0) {
+			json_decref(out->roles);
+			out->roles = NULL;
+			return rc;
+		}
+		out->history = json_deep_copy(v);
+	}
 	strcpy(out->app_key, app_key);
 	strcpy(out->secret_key, secret_key);
 	rc = ls_password_hash(private_key, 0, out->private_hash);

@@ -119,6 +119,55 @@ LS_TEST(account_create_get_roundtrip)
 	LS_CHECK(s == NULL);
 }
 
+/* The history override: stored, read back, changed, removed, validated. */
+LS_TEST(account_history_override)
+{
+	OPEN_OR_SKIP(s, "history");
+	as_account a = make_account("acch", "k", false);
+	as_account got = { 0 };
+	json_t *h = NULL;
+	ls_error err;
+
+	LS_CHECK_INT(as_store_account_create(s, &a, &err), 0);
+	LS_CHECK_INT(as_store_account_history(s, "acch", &h, &err), 0);
+	LS_CHECK(h == NULL); /* none: the gateways' defaults */
+	a.history = json_pack("{s:i,s:i}", "size", 7, "ttl", 60);
+	LS_CHECK_INT(as_store_account_update(s, &a, AS_FIELD_HISTORY, &err),
+	             0);
+	LS_CHECK_INT(as_store_account_history(s, "acch", &h, &err), 0);
+	LS_CHECK(json_equal(h, a.history));
+	json_decref(h);
+	LS_CHECK_INT(as_store_account_get(s, "acch", &got, &err), 0);
+	LS_CHECK(json_equal(got.history, a.history));
+	LS_CHECK(json_equal(got.roles, a.roles)); /* untouched */
+	as_account_clear(&got);
+	/* Other updates keep it. */
+	a.is_public = true;
+	LS_CHECK_INT(as_store_account_update(s, &a, AS_FIELD_PUBLIC, &err), 0);
+	LS_CHECK_INT(as_store_account_history(s, "acch", &h, &err), 0);
+	LS_CHECK(h != NULL);
+	json_decref(h);
+	/* null: back to the defaults */
+	json_decref(a.history);
+	a.history = NULL;
+	LS_CHECK_INT(as_store_account_update(s, &a, AS_FIELD_HISTORY, &err),
+	             0);
+	LS_CHECK_INT(as_store_account_history(s, "acch", &h, &err), 0);
+	LS_CHECK(h == NULL);
+	/* Out of bounds or unknown keys are refused. */
+	a.history = json_pack("{s:i}", "size", 10001);
+	LS_CHECK_INT(as_store_account_update(s, &a, AS_FIELD_HISTORY, &err),
+	             LS_EBADREQUEST);
+	json_decref(a.history);
+	a.history = json_pack("{s:i}", "depth", 1);
+	LS_CHECK_INT(as_store_account_update(s, &a, AS_FIELD_HISTORY, &err),
+	             LS_EBADREQUEST);
+	LS_CHECK_INT(as_store_account_history(s, "nobody", &h, &err),
+	             LS_ENOTFOUND);
+	as_account_clear(&a);
+	as_store_close(&s);
+}
+
 LS_TEST(account_duplicate_and_missing)
 {
 	OPEN_OR_SKIP(s, "duplicate");
@@ -578,7 +627,8 @@ LS_TEST(sqlite_schema_versioned)
 	        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 	        SQLITE_OK);
 	LS_CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	LS_CHECK_INT(sqlite3_column_int(st, 0), 1);
+	/* 1: accounts and tokens; 2: the accounts' history override */
+	LS_CHECK_INT(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	/* A database from a newer build is refused, not corrupted. */
 	LS_CHECK_INT(

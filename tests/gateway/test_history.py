@@ -3,6 +3,7 @@
 HTTP history endpoint."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -315,6 +316,41 @@ def test_http_history_endpoint():
                                     {"Authorization": "Bearer " + tok})
     assert status == 405, body
     pub.close()
+
+
+def test_account_history_override():
+    """An account document's "history" overrides the server's settings for
+    its streams; other accounts keep the defaults."""
+    global _last
+    if _last is not None:
+        _last.stop()
+    with open(lstest.FIXTURE) as f:
+        fixture = json.load(f)
+    for acc in fixture["accounts"]:
+        if acc["appKey"] == "acc1":
+            acc["history"] = {"size": 2, "ttl": 60}
+    path = os.path.join(lstest.tmpdir(), "fixture-history.json")
+    with open(path, "w") as f:
+        json.dump(fixture, f)
+    _last, port = serve(config={"history": {"size": 5}}, args=("--fixture", path),
+                        name="serve-override")
+    tok = acc1_token(port)
+    pub, _ = connect(port, "acc1", tok)
+    for n in range(1, 5):
+        publish(pub, "s2", n, rid=str(n))
+    status, body = history(port, tok, "?limit=1000")
+    assert status == 200 and [m["offset"] for m in body["data"]["messages"]] == [3, 4], body
+    # svc1 has no override: the server's size 5
+    stok = lstest.http_json("GET", url(port, "/lightstream/services/auth/generatetoken?"
+                                       "publicKey=svc1&privateKey=svc1_private&roles=publisher"))[1]["data"]["value"]
+    spub, _ = connect(port, "svc1", stok)
+    for n in range(1, 8):
+        spub.send(5, {"owner": "svc1", "stream": "weather", "data": n, "requestId": str(n)})
+        assert spub.recv_type(13)["ok"] is True
+    status, body = history(port, stok, "?limit=1000", owner="svc1", stream="weather")
+    assert [m["offset"] for m in body["data"]["messages"]] == [3, 4, 5, 6, 7], body
+    for ws in (pub, spub):
+        ws.close()
 
 
 if __name__ == "__main__":
