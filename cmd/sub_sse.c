@@ -6,6 +6,7 @@
  * in the URL), the event stream parsed line by line (chunked transfer
  * coding too, should a proxy add it), Last-Event-ID on reconnect.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "cmd.h"
 #include "ls_log.h"
@@ -216,11 +218,25 @@ sse_connect(sse_conn *c, const sse_run *r, char *why, size_t wlen)
 		}
 	}
 	c->ssl = SSL_new(c->ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-	    SSL_set_tlsext_host_name(c->ssl, r->url.host) != 1 ||
-	    (!r->o->insecure && SSL_set1_host(c->ssl, r->url.host) != 1)) {
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		snprintf(why, wlen, "cannot set up TLS");
 		return -1;
+	}
+	{
+		/* An address is checked against the certificate's IP names
+		 * and sent as no SNI; a name is both. */
+		unsigned char addr[sizeof(struct in6_addr)];
+		bool ip = inet_pton(AF_INET, r->url.host, addr) == 1 ||
+		          inet_pton(AF_INET6, r->url.host, addr) == 1;
+		if ((!ip &&
+		     SSL_set_tlsext_host_name(c->ssl, r->url.host) != 1) ||
+		    (!r->o->insecure &&
+		     (ip ? X509_VERIFY_PARAM_set1_ip_asc(
+		                   SSL_get0_param(c->ssl), r->url.host)
+		         : SSL_set1_host(c->ssl, r->url.host)) != 1)) {
+			snprintf(why, wlen, "cannot set up TLS");
+			return -1;
+		}
 	}
 	if (SSL_connect(c->ssl) != 1) {
 		unsigned long e = ERR_get_error();

@@ -310,6 +310,7 @@ struct gw_gateway {
 	gw_conn *conns;
 	_Atomic size_t nconns; /* atomic: read by the other loops */
 	_Atomic size_t nsubs;
+	_Atomic size_t nsse; /* of nconns: Server-Sent Events streams */
 	gw_stream **buckets;
 	size_t nbuckets;
 	_Atomic size_t nstreams;

@@ -224,7 +224,7 @@ typedef struct gw__totals {
 	uint64_t lat_bucket[GW_LAT_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
-	size_t conns, subs, streams;
+	size_t conns, sse, subs, streams;
 	ps_stats ps;
 	unsigned loops;
 	/* per loop, for the labelled gauge */
@@ -263,6 +263,7 @@ gw__add(gw_gateway *g, void *arg)
 	t->lat_count += m->lat_count;
 	t->lat_sum += (double)m->lat_sum_ns / 1e9;
 	t->conns += g->nconns;
+	t->sse += g->nsse;
 	t->subs += g->nsubs;
 	t->streams += g->nstreams;
 	if (g->fabric != NULL) {
@@ -299,8 +300,13 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 			t->ps.topics = distinct;
 		}
 	}
-	gw__metric(&o, "connections", "gauge", "Open WebSocket connections.",
+	gw__metric(&o, "connections", "gauge",
+	           "Open client connections (WebSocket and Server-Sent "
+	           "Events).",
 	           (double)t->conns);
+	gw__metric(&o, "sse_connections", "gauge",
+	           "Open Server-Sent Events streams (of connections).",
+	           (double)t->sse);
 	gw__metric(&o, "connections_total", "counter",
 	           "WebSocket connections accepted.",
 	           (double)t->v[GW__M_CONNECTIONS_TOTAL]);

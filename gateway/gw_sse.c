@@ -51,6 +51,7 @@ gw_sse_free(gw_conn *c)
 	q_query_destroy(&c->sse->query);
 	free(c->sse);
 	c->sse = NULL;
+	c->gw->nsse--;
 }
 
 const char *
@@ -259,6 +260,7 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 	}
 	c->framing = GW_FRAMING_SSE;
 	c->sse = s;
+	gw->nsse++;
 	pss->conn = c;
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);

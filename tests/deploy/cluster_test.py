@@ -325,6 +325,31 @@ def test_publish_anywhere_reaches_every_subscriber_filtered():
     close_all(subs, pubs)
 
 
+def test_sse_through_haproxy_over_tls():
+    """docs/protocol.md, "Server-Sent Events", behind HAProxy over TLS:
+    `lightstream sub --sse` gets its filtered stream unbuffered, from
+    publishes on any gateway."""
+    cl = cluster()
+    tok = cl.token(roles="public")
+    p = subprocess.Popen(
+        [lstest.LIGHTSTREAM, "sub", "--sse", "-u", "https://127.0.0.1:%d" % cl.ports["https"],
+         "--ca-file", cl.state["cert"], "-a", "svc1", "-t", tok, "-n", "2",
+         "-q", json.dumps(LISBOA), "svc1/weather"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    assert "subscribed to" in line, line
+    ptok = cl.token(roles="publisher")
+    for seq in (1, 2, 3):
+        status, body = cl.https("POST", "/lightstream/publish/svc1/weather",
+                                json.dumps({"seq": seq, "city": city(seq), "sse": True}),
+                                {"Authorization": "Bearer " + ptok})
+        assert status == 202, (status, body)
+    out, err = p.communicate(timeout=15)
+    assert p.returncode == 0, (out, err)
+    got = [json.loads(x) for x in out.splitlines()]
+    assert [g["seq"] for g in got] == [1, 3] and all(g["city"] == "Lisboa" for g in got), got
+
+
 def test_revoked_token_closes_on_every_gateway():
     """docs/protocol.md, "Live authorization": `lightstream admin token
     revoke` against the cluster's broker; a connection of that token on

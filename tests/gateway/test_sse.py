@@ -220,9 +220,11 @@ def test_stream_head_and_filtered_delivery():
     assert got == [{"city": "Lisboa", "temperature": 12},
                    {"city": "Lisboa", "temperature": 3}], got
     assert [ws.recv_type(5)["data"] for _ in expected] == expected
+    lstest.wait_for(lambda: metric(port, "sse_connections") == 3, what="3 SSE streams counted")
     for s in (plain, filtered, bearer):
         s.close()
     ws.close()
+    lstest.wait_for(lambda: metric(port, "sse_connections") == 0, what="none left")
 
 
 def test_errors_before_the_stream_are_http_answers():
@@ -569,6 +571,33 @@ def test_cli_sub_over_sse():
         assert r.returncode == status and words in r.stderr, (args, r.returncode, r.stderr)
     # the token never travels in the URL: not in the log either
     assert tok not in main_server()[0].log_text()
+
+
+def test_cli_sub_sse_over_tls():
+    certdir = os.path.join(lstest.tmpdir(), "sse-tls")
+    script = os.path.join(lstest.SOURCE_ROOT, "deploy", "tls", "make-dev-cert.sh")
+    out = subprocess.run([script, certdir], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    tls_port = lstest.free_port()
+    proc, port = serve(args=["--tls-listen", "127.0.0.1:%d" % tls_port, "--tls-cert", cert,
+                             "--tls-key", key], name="serve-sse-tls")
+    lstest.wait_port(tls_port)
+    tok = acc1_token(port)
+    for host in ("127.0.0.1", "localhost"):
+        p = subprocess.Popen(
+            [lstest.LIGHTSTREAM, "sub", "--sse", "-u", "https://%s:%d" % (host, tls_port),
+             "--ca-file", cert, "-a", "acc1", "-t", tok, "-n", "1", "acc1/s1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_subscribed(p)
+        publish(port, tok, "s1", {"over": host})
+        out, err = p.communicate(timeout=10)
+        assert p.returncode == 0 and out == '{"over":"%s"}\n' % host, (out, err)
+    # a certificate it cannot verify is refused
+    r = lstest.run("sub", "--sse", "--no-reconnect", "-u", "https://127.0.0.1:%d" % tls_port,
+                   "-a", "acc1", "-t", tok, "acc1/s1")
+    assert r.returncode == 1 and "TLS" in r.stderr, r.stderr
+    proc.stop()
 
 
 def test_cli_sub_sse_ends_on_expiry_and_reconnects_after_restart():
