@@ -7,7 +7,9 @@
  * Each test is a function registered by a constructor; LS_TEST_MAIN runs
  * them all in order of definition and prints one TAP line per test. A
  * failing check prints where and why and fails its test; the others go on.
- * LS_SKIP("why") skips the current test (TAP "# SKIP").
+ * LS_SKIP("why") skips the current test (TAP "# SKIP"); a test whose
+ * checks already failed is reported "not ok" even when it then skips.
+ * More tests than LS_TEST_MAX in one program is an error ("Bail out!").
  * The environment variable LS_TEST_FILTER runs only tests whose name
  * contains it.
  */
@@ -20,13 +22,16 @@
 
 typedef void (*ls_test_fn)(void);
 
-#define LS_TEST_MAX 1024
+#ifndef LS_TEST_MAX
+#define LS_TEST_MAX 1024 /* a program may set its own first */
+#endif
 
 struct ls_test_state {
 	const char *names[LS_TEST_MAX];
 	ls_test_fn fns[LS_TEST_MAX];
 	int count;
-	int failed; /* checks failed in the current test */
+	int dropped; /* registrations beyond LS_TEST_MAX */
+	int failed;  /* checks failed in the current test */
 	const char *skipped;
 };
 
@@ -38,6 +43,8 @@ ls_test_register__(const char *name, ls_test_fn fn)
 	if (ls_test_state__.count < LS_TEST_MAX) {
 		ls_test_state__.names[ls_test_state__.count] = name;
 		ls_test_state__.fns[ls_test_state__.count++] = fn;
+	} else {
+		ls_test_state__.dropped++;
 	}
 }
 
@@ -101,6 +108,15 @@ ls_test_run_all__(void)
 	const char *filter = getenv("LS_TEST_FILTER");
 	int total_failed = 0, n = 0;
 
+	if (ls_test_state__.dropped > 0) {
+		/* Never run a silently shortened list. */
+		printf("Bail out! %d tests beyond LS_TEST_MAX (%d): raise "
+		       "it\n",
+		       ls_test_state__.dropped, LS_TEST_MAX);
+		fflush(stdout);
+		return 1;
+	}
+
 	for (int i = 0; i < ls_test_state__.count; i++) {
 		if (filter && !strstr(ls_test_state__.names[i], filter)) {
 			continue;
@@ -118,14 +134,19 @@ ls_test_run_all__(void)
 		fflush(stdout);
 		ls_test_state__.fns[i]();
 		n++;
-		if (ls_test_state__.skipped) {
+		if (ls_test_state__.failed) {
+			/* Checks that failed before a skip still fail. */
+			printf("not ok %d - %s\n", n,
+			       ls_test_state__.names[i]);
+			if (ls_test_state__.skipped) {
+				printf("# then skipped: %s\n",
+				       ls_test_state__.skipped);
+			}
+			total_failed++;
+		} else if (ls_test_state__.skipped) {
 			printf("ok %d - %s # SKIP %s\n", n,
 			       ls_test_state__.names[i],
 			       ls_test_state__.skipped);
-		} else if (ls_test_state__.failed) {
-			printf("not ok %d - %s\n", n,
-			       ls_test_state__.names[i]);
-			total_failed++;
 		} else {
 			printf("ok %d - %s\n", n, ls_test_state__.names[i]);
 		}
