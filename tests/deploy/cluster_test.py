@@ -6,7 +6,10 @@ Each fault test publishes a steady sequence (through Redis, as any backend
 may), injects one fault, and then accounts for every message of every
 subscriber: a connection ("session") must receive every message it wants
 without a gap; messages published while a subscriber had no connection are
-counted and reported as lost (TAP comments) — and nothing else may be.
+counted and reported as lost (TAP comments) — and nothing else may be. The
+gateway faults publish with history (the Redis function ls_publish) and
+the subscribers resume with `since`, as the clients do: there nothing may
+be lost at all.
 """
 
 import json
@@ -57,6 +60,8 @@ class Subscriber:
         self.sessions = []   # one list of received seqs per connection
         self.closes = []     # close codes of the connections that ended
         self.extra = []      # data frames that were not sequence messages
+        self.since = None    # history position {epoch, offset}, as a client keeps it
+        self.recovered = []  # "recovered" of every resubscription
         self.c = None
         self.connect()
 
@@ -68,7 +73,12 @@ class Subscriber:
         while True:
             try:
                 self.c = self.cl.connect(self.token)
-                self.sub = self.c.subscribe("svc1", "weather", self.query)
+                self.sub = self.c.subscribe("svc1", "weather", self.query, since=self.since)
+                r = self.c.subscribed
+                if self.since is not None:
+                    self.recovered.append(r.get("recovered"))
+                if "epoch" in r and r.get("recovered") is not True:
+                    self.since = {"epoch": r["epoch"], "offset": r["offset"]}
                 break
             except Exception as e:
                 if time.time() > deadline:
@@ -81,6 +91,8 @@ class Subscriber:
             assert m.get("owner") == "svc1" and m.get("stream") == "weather", m
             assert m.get("sub") == self.sub, (m, self.sub)
             d = m.get("data")
+            if "offset" in m and self.since is not None:
+                self.since["offset"] = m["offset"]
             if isinstance(d, dict) and "seq" in d:
                 self.sessions[-1].append(d["seq"])
             else:
@@ -122,13 +134,17 @@ def wait_gateways_subscribed(cl, n, subs=()):
         pump([s.c for s in subs], 0.05)
 
 
-def traffic(cl, subs, fault, live_gateways, settle=20, guard=90.0, interval=0.02):
+def traffic(cl, subs, fault, live_gateways, settle=20, guard=90.0, interval=0.02,
+            history=False):
     """Publish seq 1, 2, ... through Redis every `interval` seconds while
     pumping subscribers; call
     fault() after a while; stop once every subscriber's current connection
     has received `settle` wanted messages published after the fault, then
     drain. Returns (published {seq: (receivers, expected, time)},
-    fault_seq, final)."""
+    fault_seq, final). history: publish with the documented Redis function
+    (docs/pubsub.md), so messages have offsets and reconnecting subscribers
+    recover; its answer is the offset, not the receivers, which are then
+    taken to be every live gateway (any miss while connected fails)."""
     r = redis_client(cl)
     published = {}
     seq = 0
@@ -149,7 +165,13 @@ def traffic(cl, subs, fault, live_gateways, settle=20, guard=90.0, interval=0.02
             # counts of lost messages translate into time.
             next_pub = max(next_pub + interval, now)
             try:
-                n = r.publish(TOPIC, json.dumps({"seq": seq + 1, "city": city(seq + 1)}))
+                data = json.dumps({"seq": seq + 1, "city": city(seq + 1)})
+                if history:
+                    r.execute_command("FCALL", "ls_publish", 2, "ls:{%s}" % TOPIC,
+                                      "ls:{%s}:h" % TOPIC, data)
+                    n = expected
+                else:
+                    n = r.publish(TOPIC, data)
                 seq += 1
                 published[seq] = (n, expected, time.time())
             except redis.exceptions.RedisError:
@@ -437,7 +459,7 @@ def test_gateway_kill9_clients_reconnect_elsewhere():
         cl.kill("gateway2", "KILL")
         alive.remove("gateway2")
 
-    published, fault_seq, final = traffic(cl, subs, fault, lambda: len(alive))
+    published, fault_seq, final = traffic(cl, subs, fault, lambda: len(alive), history=True)
     losses = account("gateway-kill9", subs, published, final)
     moved = [s for s in subs if len(s.sessions) > 1]
     assert moved, "no subscriber was on the killed gateway (HAProxy leastconn should spread)"
@@ -446,6 +468,10 @@ def test_gateway_kill9_clients_reconnect_elsewhere():
             assert not losses[s.name], "%s lost messages without losing its connection" % s.name
     for s in moved:
         assert len(s.sessions) == 2 and s.closes == [1006], (s.name, s.closes)
+        # It reconnected through another gateway within the history window:
+        # the history in Redis gave it everything it missed.
+        assert s.recovered == [True], (s.name, s.recovered)
+        assert not losses[s.name], "%s lost %d messages" % (s.name, len(losses[s.name]))
     note("gateway-kill9: %d of %d subscribers moved to another gateway" % (len(moved), len(subs)))
     close_all(subs)
     restore(cl, "gateway2")
@@ -465,12 +491,14 @@ def test_gateway_sigterm_drains_with_1001():
         alive.remove("gateway3")
         drain.update(times)
 
-    published, fault_seq, final = traffic(cl, subs, fault, lambda: len(alive))
+    published, fault_seq, final = traffic(cl, subs, fault, lambda: len(alive), history=True)
     losses = account("gateway-sigterm", subs, published, final)
     moved = [s for s in subs if len(s.sessions) > 1]
     assert moved, "no subscriber was on the drained gateway"
     for s in moved:
         assert s.closes == [1001], "%s: closed with %s, want 1001" % (s.name, s.closes)
+        assert s.recovered == [True], (s.name, s.recovered)
+        assert not losses[s.name], "%s lost %d messages" % (s.name, len(losses[s.name]))
     for s in subs:
         if s not in moved:
             assert len(s.sessions) == 1 and not losses[s.name], s.name

@@ -281,15 +281,21 @@ class Client:
             raise AuthRefused(m)
         return m
 
-    def subscribe(self, owner, stream, query=None):
+    def subscribe(self, owner, stream, query=None, since=None):
+        """Subscribe; returns the subscription id. since: {epoch, offset}
+        to resume (docs/protocol.md, "History and recovery"). The whole
+        SubscribeResponse is kept in self.subscribed."""
         self.req += 1
         m = {"owner": owner, "stream": stream, "requestId": "r%d" % self.req}
         if query is not None:
             m["query"] = query
+        if since is not None:
+            m["since"] = since
         self.send(6, m)
         r = self.wait(7)
         if not r.get("ok"):
             raise AssertionError("subscribe refused: %r" % r)
+        self.subscribed = r
         return r["subscriptionId"]
 
     def publish(self, owner, stream, data):
