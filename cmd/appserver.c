@@ -126,6 +126,18 @@ cmd_appserver(int argc, char **argv)
 	}
 	ao.curve = cmd_bus_keys(&bus);
 	status = CMD_EXIT_FAILURE;
+	if (s.store_uri == NULL) {
+		/* The default store lives in the data directory: create it,
+		 * as serve does. */
+		int rc = cmd_make_data_dir(s.data_dir);
+		if (rc != 0) {
+			fprintf(stderr,
+			        "lightstream appserver: data directory %s: "
+			        "%s\n",
+			        s.data_dir, strerror(-rc));
+			goto out;
+		}
+	}
 	store_uri = ls_settings_store_uri(&s);
 	if (store_uri == NULL) {
 		fprintf(stderr, "lightstream appserver: out of memory\n");

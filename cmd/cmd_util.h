@@ -77,4 +77,10 @@ int cmd_wait_stop(const sigset_t *set);
  */
 void cmd_on_stop_signals(void (*handler)(int sig));
 
+/*
+ * mkdir -p dir (0750): the data directory, where the default SQLite store
+ * lives (serve, appserver). Returns 0 or -errno.
+ */
+int cmd_make_data_dir(const char *dir);
+
 #endif

@@ -187,32 +187,6 @@ wait_for_workers(void *zctx, const char *frontend)
 	ls_warn("lightstream", "app-server workers not registered yet");
 }
 
-/* mkdir -p dir (0750): the default store lives there. Returns 0 or -errno. */
-static int
-make_data_dir(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path)) {
-		return -EINVAL;
-	}
-	memcpy(path, dir, n + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-				return -errno;
-			}
-			*p = '/';
-		}
-	}
-	if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-		return -errno;
-	}
-	return 0;
-}
-
 /* ---- broker thread ------------------------------------------------------ */
 
 static void *
@@ -304,10 +278,14 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	status = CMD_EXIT_FAILURE;
-	if (s.store_uri == NULL && make_data_dir(s.data_dir) != 0) {
-		fprintf(stderr, "lightstream serve: data directory %s: %s\n",
-		        s.data_dir, strerror(errno));
-		goto out;
+	if (s.store_uri == NULL) {
+		int mk = cmd_make_data_dir(s.data_dir);
+		if (mk != 0) {
+			fprintf(stderr,
+			        "lightstream serve: data directory %s: %s\n",
+			        s.data_dir, strerror(-mk));
+			goto out;
+		}
 	}
 	store_uri = ls_settings_store_uri(&s);
 	zctx = zmq_ctx_new();

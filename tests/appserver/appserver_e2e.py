@@ -230,6 +230,27 @@ def test_sigterm_stops_cleanly():
     assert len(tok["value"]) == 43
 
 
+def test_appserver_creates_its_data_directory():
+    # `appserver --data DIR` keeps its default store in DIR, creating it
+    # (nested too) as `serve` does, instead of failing at start.
+    data = os.path.join(lstest.tmpdir(), "fresh", "data")
+    assert not os.path.exists(os.path.dirname(data))
+    before = workers()
+    proc = lstest.lightstream(
+        "appserver", "--broker-backend", "tcp://127.0.0.1:%d" % state["back"],
+        "--data", data, "--workers", "1", "--heartbeat-ms", HEARTBEAT_MS,
+        *lstest.bus_peer_args("worker"), name="appserver-data")
+    lstest.wait_for(lambda: workers() == before + 1 or proc.poll() is not None,
+                    what="the app server with --data registered")
+    assert proc.poll() is None, proc.log_tail()
+    assert os.path.isdir(data)
+    assert os.path.isfile(os.path.join(data, "lightstream.db"))
+    assert oct(os.stat(data).st_mode & 0o777) == oct(0o750)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    lstest.wait_for(lambda: workers() == before, what="its worker gone")
+
+
 def test_curve_bus_with_allow_list():
     # A second broker: only listed keys may connect, each with its role.
     front, back = lstest.free_port(), lstest.free_port()
