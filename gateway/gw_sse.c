@@ -183,8 +183,13 @@ gw_sse_write_head(gw_conn *c)
 	}
 	s->started = true;
 	if (stream) {
-		/* No lws timeout on a response that stays open. */
-		lws_http_mark_sse(c->wsi);
+		/* What lws_http_mark_sse does for HTTP/1.1, without its
+		 * h2-only step (which logs an error on lws 4.1): the request's
+		 * header buffer goes back to lws's pool (nothing reads it any
+		 * more), and no lws timeout applies to a response that stays
+		 * open. */
+		lws_http_headers_detach(c->wsi);
+		lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
 	}
 	if (s->head) {
 		gw_queue_clear(c);

@@ -436,6 +436,24 @@ def test_no_token_in_the_log():
     log = proc.log_text()
     assert "SSE" in log  # the debug log did speak of these streams
     assert tok not in log and bad not in log
+    # and a stream is no error for libwebsockets (lws_http_mark_sse's
+    # h2-only step would log one on every HTTP/1.1 stream)
+    assert not re.search(r"\berror\s+lws:", log), log
+
+
+def test_bytes_sent_behind_the_request_do_not_disturb_the_stream():
+    _, port, front = main_server()
+    reset_fixture(front)
+    tok = acc1_token(port)
+    s, _ = open_stream(port, tok)
+    s.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    publish(port, tok, "s1", "after a pipelined request")
+    assert s.expect("data")["data"] == "after a pipelined request"
+    s.sock.sendall(b"x" * 1000000)
+    publish(port, tok, "s1", "after junk")
+    assert s.expect("data")["data"] == "after junk"
+    s.close()
+    assert lstest.http("GET", "http://127.0.0.1:%d/healthz" % port)[0] == 200
 
 
 def test_last_event_id_recovers_what_was_missed():
