@@ -422,6 +422,35 @@ bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
 	free(w);
 }
 
+/*
+ * Whether the services a READY names fit in the table, counting the
+ * entries without workers nor queue that would make room: checked before
+ * anything is created, so a refused READY leaves the table as it was.
+ */
+static bool
+bus__room_for(bus_broker *b, bus__msg *m)
+{
+	int need = 0, spare = 0;
+
+	for (int i = 3; i < m->n; i++) {
+		bool dup = false;
+		for (int k = 3; k < i && !dup; k++) {
+			dup = bus__frame_eq(m, k, bus__frame_data(m, i),
+			                    bus__frame_size(m, i));
+		}
+		need += !dup &&
+		        bus__service_find(b, bus__frame_data(m, i),
+		                          bus__frame_size(m, i)) == NULL;
+	}
+	if (b->nservices + need <= BUS__MAX_SERVICES) {
+		return true;
+	}
+	for (bus__service *s = b->services; s != NULL; s = s->next) {
+		spare += s->nworkers == 0 && s->qlen == 0;
+	}
+	return b->nservices - spare + need <= BUS__MAX_SERVICES;
+}
+
 static void
 bus__worker_ready(bus_broker *b, bus__msg *m)
 {
@@ -455,6 +484,11 @@ bus__worker_ready(bus_broker *b, bus__msg *m)
 	if (b->nworkers >= BUS__MAX_WORKERS) {
 		bus__drop(b, "READY refused: %d workers registered",
 		          b->nworkers);
+		goto refuse;
+	}
+	if (!bus__room_for(b, m)) {
+		bus__drop(b, "service table full (%d); READY refused",
+		          BUS__MAX_SERVICES);
 		goto refuse;
 	}
 	w = calloc(1, sizeof(*w));

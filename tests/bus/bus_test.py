@@ -722,6 +722,60 @@ def test_junk_service_names_do_not_grow_the_table():
     assert raw.poll(5000) and raw.recv_multipart() == [b"LSW1", b"\x05"]
     assert set(bus.stats()["services"]) == {"echo"}
     raw.close()
+    # Junk registered with a worker key fills the table up to its bound,
+    # no further; once those workers are gone their entries make room.
+    limit, per = stats["limits"]["services"], stats["limits"]["servicesPerWorker"]
+    socks = []
+
+    refused = set()
+
+    def pump():
+        for k, s in enumerate(socks):
+            while s.poll(0):
+                if s.recv_multipart() == [b"LSW1", b"\x05"]:
+                    refused.add(k)
+            s.send_multipart([b"LSW1", b"\x04"])
+    for k in range(limit // per + 2):
+        s = raw_socket(bus.be, "worker")
+        s.send_multipart([b"LSW1", b"\x01"] +
+                         [("junk-%d-%d" % (k, i)).encode() for i in range(per)])
+        socks.append(s)
+        pump()
+    # A READY is taken whole or refused: "echo" and `fit` junk workers.
+    fit = (limit - 1) // per
+    lstest.wait_for(lambda: len(bus.stats()["services"]) == 1 + fit * per, what="table full")
+    deadline = time.time() + 5
+    while len(refused) < len(socks) - fit and time.time() < deadline:
+        pump()
+        time.sleep(0.05)
+    assert refused == set(range(fit, len(socks))), refused
+    assert len(bus.stats()["services"]) == 1 + fit * per <= limit
+    # Single names fill it exactly; one more is refused.
+    first = len(socks)
+    for k in range(limit - 1 - fit * per + 1):
+        s = raw_socket(bus.be, "worker")
+        s.send_multipart([b"LSW1", b"\x01", ("one-%d" % k).encode()])
+        socks.append(s)
+        pump()
+    lstest.wait_for(lambda: len(bus.stats()["services"]) == limit, what="table full")
+    deadline = time.time() + 5
+    while len(socks) - 1 not in refused and time.time() < deadline:
+        pump()
+        time.sleep(0.05)
+    assert refused & set(range(first, len(socks))) == {len(socks) - 1}, refused
+    assert len(bus.stats()["services"]) == limit
+    with bus.client() as c:
+        assert c.call("echo", "echo", "still") == (OK, "still")
+    for s in socks:
+        s.send_multipart([b"LSW1", b"\x05"])
+        s.close()
+    lstest.wait_for(lambda: bus.stats()["workers"] == 1, what="junk workers gone")
+    fresh = bus.worker(wait=False, extra=("--service", "fresh"))
+    with bus.client() as c:
+        lstest.wait_for(lambda: c.raw("mmi.service", b"fresh") == (OK, "200"),
+                        what="a new service registered in a table that was full")
+        assert c.call("fresh", "pid") == (OK, fresh.pid)
+    assert len(bus.stats()["services"]) <= limit
     bus.stop()
 
 
@@ -759,6 +813,7 @@ def test_workers_that_never_answer_do_not_starve_real_ones():
         t0 = time.time()
         results = {}
         while len(results) < len(ids):
+            assert time.time() - t0 < 10, "held requests never answered: %r" % results
             pump()
             if c.sock.poll(50):
                 rid, status, body = c.recv()
