@@ -123,7 +123,8 @@ cmd_history(int argc, char **argv)
 	struct option opts[48];
 	lsc_history_request req;
 	ls_settings settings;
-	ls_error err;
+	lsc_error err;
+	char *text = NULL;
 	json_t *data = NULL;
 	char *token_owned = NULL;
 	const char *mode = "lines";
@@ -240,10 +241,17 @@ cmd_history(int argc, char **argv)
 	req.owner = owner;
 	req.stream = stream;
 	req.timeout_ms = (int)timeout_ms;
-	rc = lsc_history_request_run(&req, &data, &err);
+	rc = lsc_history_request_run(&req, &text, &err);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream history: %s\n", err.text);
 		rc = rc == -EINVAL ? CMD_EXIT_USAGE : CMD_EXIT_FAILURE;
+		goto out;
+	}
+	data = json_loads(text, 0, NULL);
+	free(text);
+	if (data == NULL) {
+		fprintf(stderr, "lightstream history: out of memory\n");
+		rc = CMD_EXIT_FAILURE;
 		goto out;
 	}
 	rc = history_print(data, mode);

@@ -3,10 +3,15 @@
  * (docs/protocol.md) and wait until the server acknowledged every message.
  * MESSAGE is JSON, or text sent as a JSON string; `-` publishes each line
  * of stdin as one message, in order.
+ *
+ * With `-`, a reader thread turns stdin into lsc_client_publish() calls
+ * (thread-safe, docs/c-client.md) while the main thread runs the client's
+ * loop: a line is sent as soon as it is read.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,21 +30,35 @@
 #define PUB_LINE_MAX    (1024 * 1024)
 #define PUB_TIMEOUT_MS  10000
 
-typedef struct pub_state {
-	lsc_cli_session ses; /* target, connection, exit status */
-	long published;
-	long acked;
-	bool closed;
-	int64_t progress_ms; /* last time something moved */
-} pub_state;
-
-/* stdin split into lines without ever blocking the client's loop. */
+/* stdin split into lines. */
 typedef struct pub_lines {
 	char *buf;
 	size_t len, cap;
 	bool eof;
 	long lines; /* lines handed out so far */
 } pub_lines;
+
+/*
+ * Fields marked "atomic" are shared by the reader thread and the loop's
+ * thread and accessed with __atomic builtins only.
+ */
+typedef struct pub_state {
+	lsc_cli_session ses; /* target, connection, exit status (loop) */
+	lsc_client *c;
+	const char *owner, *stream;
+	bool as_text;
+	pub_lines in;        /* reader thread only */
+	long published;      /* atomic */
+	long acked;          /* atomic */
+	bool input_done;     /* atomic: nothing more will be published */
+	int input_status;    /* atomic: the reader's exit status, or -1 */
+	bool quit;           /* atomic: the reader must stop */
+	int64_t progress_ms; /* atomic: last time something moved */
+	bool closed;
+} pub_state;
+
+#define PUB_LOAD(p)     __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define PUB_STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
 
 static void
 pub_usage(FILE *out)
@@ -93,7 +112,7 @@ pub_on_connect(lsc_client *c, const char *connection_id,
 	pub_state *st = user;
 
 	st->ses.connected = true;
-	st->progress_ms = ls_now_ms();
+	PUB_STORE(&st->progress_ms, ls_now_ms());
 	ls_debug(PUB_LOG, "connected to %s", st->ses.url);
 }
 
@@ -103,9 +122,9 @@ pub_on_ack(lsc_client *c, const char *request_id, bool ok, const char *code,
 {
 	pub_state *st = user;
 
-	st->progress_ms = ls_now_ms();
+	PUB_STORE(&st->progress_ms, ls_now_ms());
 	if (ok) {
-		st->acked++;
+		__atomic_add_fetch(&st->acked, 1, __ATOMIC_ACQ_REL);
 		return;
 	}
 	if (st->ses.finished) {
@@ -201,24 +220,32 @@ pub_next_line(pub_lines *in, int wait_ms, char **line)
 	}
 }
 
-/* Publish msg (borrowed). 1 published, 0 queue full (retry later), or an
- * exit status < 0 (negated). */
+/*
+ * Publish msg (borrowed), on any thread. 1 published, 0 queue full (retry
+ * later), or an exit status < 0 (negated).
+ */
 static int
-pub_one(lsc_client *c, pub_state *st, const char *owner, const char *stream,
-        json_t *msg)
+pub_one(pub_state *st, json_t *msg)
 {
-	int rc = lsc_client_publish(c, owner, stream, msg, pub_on_ack, st,
-	                            NULL);
+	char *text = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
+	int rc;
 
+	if (text == NULL) {
+		fprintf(stderr, "lightstream pub: out of memory\n");
+		return -CMD_EXIT_FAILURE;
+	}
+	rc = lsc_client_publish(st->c, st->owner, st->stream, text,
+	                        strlen(text), pub_on_ack, st, NULL);
+	free(text);
 	if (rc == 0) {
-		st->published++;
-		st->progress_ms = ls_now_ms();
+		__atomic_add_fetch(&st->published, 1, __ATOMIC_ACQ_REL);
+		PUB_STORE(&st->progress_ms, ls_now_ms());
 		return 1;
 	}
 	if (rc == -ENOBUFS) {
 		return 0;
 	}
-	if (rc == LS_EFORBIDDEN) {
+	if (rc == LSC_EFORBIDDEN) {
 		fprintf(stderr,
 		        "lightstream pub: forbidden: the token's roles do not "
 		        "grant writing %s\n",
@@ -227,7 +254,92 @@ pub_one(lsc_client *c, pub_state *st, const char *owner, const char *stream,
 	}
 	fprintf(stderr, "lightstream pub: cannot publish: %s\n",
 	        lsc_strerror(rc));
-	return rc == LS_ETOOLARGE ? -CMD_EXIT_USAGE : -CMD_EXIT_FAILURE;
+	return rc == LSC_ETOOLARGE ? -CMD_EXIT_USAGE : -CMD_EXIT_FAILURE;
+}
+
+/* Publish msg (taken), waiting while the outgoing queue is full. Returns
+ * 0, or the exit status when the run must end. */
+static int
+pub_push(pub_state *st, json_t *msg)
+{
+	const struct timespec pause = { 0, 2 * 1000 * 1000 };
+	int r;
+
+	while ((r = pub_one(st, msg)) == 0 && !PUB_LOAD(&st->quit)) {
+		nanosleep(&pause, NULL); /* the loop is sending */
+	}
+	json_decref(msg);
+	return r < 0 ? -r : 0;
+}
+
+/*
+ * The reader thread: every non-empty line of stdin becomes a publish.
+ * Ends at end of input, on a bad line (what came before it is still
+ * published and acknowledged), or when told to quit.
+ */
+static void *
+pub_reader(void *arg)
+{
+	pub_state *st = arg;
+	int status = -1;
+	char why[256];
+
+	while (!PUB_LOAD(&st->quit)) {
+		char *line = NULL;
+		json_t *msg;
+		int r = pub_next_line(&st->in, 100, &line);
+
+		if (r == 0) {
+			continue;
+		}
+		if (r == -1) {
+			break;
+		}
+		if (r < 0) {
+			fprintf(stderr,
+			        "lightstream pub: cannot read stdin: %s\n",
+			        r == -E2BIG ? "line too long" : strerror(-r));
+			status = CMD_EXIT_USAGE;
+			break;
+		}
+		PUB_STORE(&st->progress_ms, ls_now_ms());
+		if (*line == '\0') {
+			free(line);
+			continue;
+		}
+		msg = lsc_cli_message(line, strlen(line), st->as_text, why,
+		                      sizeof(why));
+		free(line);
+		if (msg == NULL) {
+			/* Publish nothing after a bad line, but finish what
+			 * came before it. */
+			fprintf(stderr,
+			        "lightstream pub: line %ld of stdin: %s\n",
+			        st->in.lines, why);
+			status = CMD_EXIT_USAGE;
+			break;
+		}
+		r = pub_push(st, msg);
+		if (r != 0) {
+			status = r;
+			break;
+		}
+	}
+	PUB_STORE(&st->input_status, status);
+	PUB_STORE(&st->input_done, true);
+	lsc_client_stop(st->c); /* thread-safe: the loop looks again */
+	return NULL;
+}
+
+/* The loop can return: the run is over, or input ended and acks arrived. */
+static bool
+pub_done(lsc_client *c, void *user)
+{
+	pub_state *st = user;
+
+	return st->ses.finished || lsc_cli_stop_requested() ||
+	       (PUB_LOAD(&st->input_done) &&
+	        PUB_LOAD(&st->acked) == PUB_LOAD(&st->published));
 }
 
 int
@@ -242,22 +354,21 @@ cmd_pub(int argc, char **argv)
 	};
 	struct option opts[48];
 	pub_state st;
-	pub_lines in;
 	ls_settings settings;
-	ls_error err;
+	lsc_error err;
 	lsc_cli_conn conn;
 	lsc_options *o = &conn.o;
 	lsc_client *c = NULL;
 	json_t *pending = NULL;
 	char owner[65], stream[129];
 	long timeout_ms = PUB_TIMEOUT_MS;
-	bool from_stdin, input_done = false, as_text = false;
-	bool bad_input = false;
+	bool from_stdin, as_text = false, reader_started = false;
+	pthread_t reader;
 	char why[256];
 	int opt, rc = CMD_EXIT_USAGE;
 
 	memset(&st, 0, sizeof(st));
-	memset(&in, 0, sizeof(in));
+	st.input_status = -1;
 	st.ses.cmd = "pub";
 	lsc_cli_conn_init(&conn, PUB_DEFAULT_URL);
 	if (cmd_settings_init("pub", &settings) != 0) {
@@ -314,7 +425,6 @@ cmd_pub(int argc, char **argv)
 			rc = lsc_cli_usage_error("pub", "%s", why);
 			goto out;
 		}
-		input_done = true;
 	}
 	st.ses.url = o->url;
 	o->reconnect = false; /* acks of a lost connection are unknown */
@@ -328,6 +438,10 @@ cmd_pub(int argc, char **argv)
 		goto out;
 	}
 	lsc_cli_catch_stop_signals();
+	st.c = c;
+	st.owner = owner;
+	st.stream = stream;
+	st.as_text = as_text;
 	st.progress_ms = ls_now_ms();
 	if (lsc_client_connect(c) != 0) {
 		fprintf(stderr, "lightstream pub: cannot connect to %s\n",
@@ -335,95 +449,83 @@ cmd_pub(int argc, char **argv)
 		rc = CMD_EXIT_FAILURE;
 		goto out;
 	}
+	if (from_stdin) {
+		if (pthread_create(&reader, NULL, pub_reader, &st) != 0) {
+			fprintf(stderr, "lightstream pub: cannot start the "
+			                "stdin reader\n");
+			rc = CMD_EXIT_FAILURE;
+			goto out;
+		}
+		reader_started = true;
+	} else {
+		/* Queued until authenticated. */
+		int r = pub_one(&st, pending);
 
+		if (r < 0) {
+			rc = -r;
+			goto out;
+		}
+		PUB_STORE(&st.input_done, true);
+	}
+
+	/* Slices of at most 100 ms: the progress deadline and the stop
+	 * signals are looked at between them. */
 	while (!st.ses.finished && !lsc_cli_stop_requested()) {
-		bool waiting;
+		int input_status = PUB_LOAD(&st.input_status);
+		bool input_done = PUB_LOAD(&st.input_done);
+		long published = PUB_LOAD(&st.published);
+		long acked = PUB_LOAD(&st.acked);
+		int r;
 
-		if (pending != NULL) {
-			int r = pub_one(c, &st, owner, stream, pending);
-
-			if (r < 0) {
-				st.ses.finished = true;
-				st.ses.status = -r;
-				break;
-			}
-			if (r == 1) {
-				json_decref(pending);
-				pending = NULL;
-			}
-		}
-		if (pending == NULL && !input_done) {
-			char *line = NULL;
-			int r = pub_next_line(&in, 10, &line);
-
-			if (r == 1) {
-				st.progress_ms = ls_now_ms();
-				if (*line != '\0') {
-					pending = lsc_cli_message(
-					        line, strlen(line), as_text,
-					        why, sizeof(why));
-					if (pending == NULL) {
-						/* Publish nothing after a
-						 * bad line, but finish
-						 * what came before it. */
-						fprintf(stderr,
-						        "lightstream pub: "
-						        "line "
-						        "%ld of stdin: %s\n",
-						        in.lines, why);
-						bad_input = true;
-						input_done = true;
-					}
-				}
-				free(line);
-				continue;
-			} else if (r == -1) {
-				input_done = true;
-			} else if (r < 0) {
-				fprintf(stderr,
-				        "lightstream pub: cannot read stdin: "
-				        "%s\n",
-				        r == -E2BIG ? "line too long"
-				                    : strerror(-r));
-				st.ses.finished = true;
-				st.ses.status = CMD_EXIT_USAGE;
-				break;
-			}
-		}
-		if (input_done && pending == NULL &&
-		    st.acked == st.published) {
+		if (input_done && input_status > 0 &&
+		    input_status != CMD_EXIT_USAGE) {
+			/* The server refused a publish (reported). */
 			st.ses.finished = true;
-			st.ses.status =
-			        bad_input ? CMD_EXIT_USAGE : CMD_EXIT_OK;
+			st.ses.status = input_status;
 			break;
 		}
-		waiting = pending != NULL || st.acked < st.published;
-		if (waiting && ls_now_ms() - st.progress_ms > timeout_ms) {
+		if (input_done && acked == published) {
+			st.ses.finished = true;
+			st.ses.status =
+			        input_status > 0 ? input_status : CMD_EXIT_OK;
+			break;
+		}
+		if (ls_now_ms() - PUB_LOAD(&st.progress_ms) > timeout_ms &&
+		    (!input_done || acked < published) &&
+		    (acked < published || lsc_client_queued_bytes(c) > 0)) {
 			fprintf(stderr,
 			        "lightstream pub: timed out: %ld of %ld "
 			        "messages acknowledged\n",
-			        st.acked, st.published);
+			        acked, published);
 			st.ses.finished = true;
 			st.ses.status = CMD_EXIT_FAILURE;
 			break;
 		}
-		if (lsc_client_run(c, input_done || pending ? 100 : 0) < 0) {
+		r = lsc_client_run_until(c, pub_done, &st, 100);
+		if (r < 0 && r != LSC_ETIMEOUT) {
 			fprintf(stderr,
 			        "lightstream pub: event loop failed\n");
 			st.ses.finished = true;
 			st.ses.status = CMD_EXIT_FAILURE;
 		}
 	}
+	PUB_STORE(&st.quit, true);
+	if (reader_started) {
+		pthread_join(reader, NULL);
+		reader_started = false;
+	}
 	rc = st.ses.finished ? st.ses.status : CMD_EXIT_FAILURE;
 	if (!st.ses.finished) {
 		fprintf(stderr,
 		        "lightstream pub: interrupted: %ld of %ld "
 		        "messages acknowledged\n",
-		        st.acked, st.published);
+		        PUB_LOAD(&st.acked), PUB_LOAD(&st.published));
 	}
 	if (rc == CMD_EXIT_OK) {
-		ls_info(PUB_LOG, "%ld message%s published to %s", st.acked,
-		        st.acked == 1 ? "" : "s", st.ses.target);
+		long acked = PUB_LOAD(&st.acked);
+
+		ls_info(PUB_LOG, "%ld message%s published to %s", acked,
+		        acked == 1 ? "" : "s", st.ses.target);
 	}
 	/* Say goodbye properly; a peer reading a 1006 would log noise. */
 	if (c != NULL && !st.closed) {
@@ -434,9 +536,13 @@ cmd_pub(int argc, char **argv)
 	}
 
 out:
+	if (reader_started) {
+		PUB_STORE(&st.quit, true);
+		pthread_join(reader, NULL);
+	}
 	json_decref(pending);
 	lsc_client_destroy(&c);
-	free(in.buf);
+	free(st.in.buf);
 	lsc_cli_conn_clear(&conn);
 	ls_settings_clear(&settings);
 	return rc;

@@ -224,7 +224,7 @@ cmd_sub(int argc, char **argv)
 	struct option opts[48];
 	sub_state st;
 	ls_settings settings;
-	ls_error err;
+	lsc_error err;
 	lsc_cli_conn conn;
 	lsc_options *o = &conn.o;
 	lsc_client *c = NULL;
@@ -363,6 +363,7 @@ cmd_sub(int argc, char **argv)
 		 * same gateway (ws:// and http:// name the same port). */
 		lsc_history_request hr;
 		json_t *data = NULL;
+		char *text = NULL;
 		memset(&hr, 0, sizeof(hr));
 		hr.url = o->url;
 		hr.owner = owner;
@@ -373,7 +374,7 @@ cmd_sub(int argc, char **argv)
 		hr.limit = 1;
 		hr.ca_file = o->ca_file;
 		hr.insecure = o->insecure;
-		if (lsc_history_request_run(&hr, &data, &err) != 0) {
+		if (lsc_history_request_run(&hr, &text, &err) != 0) {
 			fprintf(stderr,
 			        "lightstream sub: cannot read the stream's "
 			        "epoch: %s\n",
@@ -381,6 +382,8 @@ cmd_sub(int argc, char **argv)
 			rc = CMD_EXIT_FAILURE;
 			goto out;
 		}
+		data = json_loads(text, 0, NULL);
+		free(text);
 		snprintf(epoch_buf, sizeof(epoch_buf), "%s",
 		         json_string_value(json_object_get(data, "epoch"))
 		                 ? json_string_value(

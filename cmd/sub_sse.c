@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmd.h"
+#include "ls_json.h"
 #include "ls_log.h"
 #include "ls_proto.h"
 #include "ls_time.h"
@@ -537,6 +538,8 @@ sse_dispatch(sse_run *r, const char *event, const char *data, const char *id)
 		                          json_object_get(j, "subscriptionId"))
 		                : "?");
 	} else if (strcmp(event, "data") == 0) {
+		json_t *value = json_object_get(j, "data");
+		char *text = value != NULL ? ls_json_dumps(value, NULL) : NULL;
 		lsc_message m = {
 			.sub = 0,
 			.subscription_id =
@@ -545,7 +548,8 @@ sse_dispatch(sse_run *r, const char *event, const char *data, const char *id)
 			        json_string_value(json_object_get(j, "owner")),
 			.stream = json_string_value(
 			        json_object_get(j, "stream")),
-			.data = json_object_get(j, "data"),
+			.data = text,
+			.data_len = text != NULL ? strlen(text) : 0,
 		};
 		if (id[0] != '\0') {
 			snprintf(r->last_id, sizeof(r->last_id), "%s", id);
@@ -556,15 +560,18 @@ sse_dispatch(sse_run *r, const char *event, const char *data, const char *id)
 				                "write to stdout\n");
 				r->status = CMD_EXIT_FAILURE;
 				json_decref(j);
+				free(text);
 				return 1;
 			}
 			r->received++;
 			if (r->o->count > 0 && r->received >= r->o->count) {
 				r->status = CMD_EXIT_OK;
 				json_decref(j);
+				free(text);
 				return 1;
 			}
 		}
+		free(text);
 	} else if (strcmp(event, "error") == 0) {
 		char code[32], msg[256];
 		sse_error_of(j, code, sizeof(code), msg, sizeof(msg));

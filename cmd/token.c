@@ -92,7 +92,8 @@ cmd_token(int argc, char **argv)
 	struct option opts[48];
 	lsc_token_request req;
 	ls_settings settings;
-	ls_error err;
+	lsc_error err;
+	char *text = NULL;
 	json_t *data = NULL;
 	char *key_owned = NULL;
 	bool json_out = false;
@@ -198,15 +199,21 @@ cmd_token(int argc, char **argv)
 		goto out;
 	}
 	req.timeout_ms = (int)timeout_ms;
-	rc = lsc_token_request_run(&req, &data, &err);
+	rc = lsc_token_request_run(&req, &text, &err);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream token: %s\n", err.text);
 		rc = rc == -EINVAL ? CMD_EXIT_USAGE : CMD_EXIT_FAILURE;
 		goto out;
 	}
+	data = json_loads(text, 0, NULL);
+	free(text);
+	if (data == NULL) {
+		fprintf(stderr, "lightstream token: out of memory\n");
+		rc = CMD_EXIT_FAILURE;
+		goto out;
+	}
 	if (json_out) {
-		char *text = json_dumps(data, JSON_COMPACT);
-
+		text = json_dumps(data, JSON_COMPACT);
 		if (text == NULL) {
 			rc = CMD_EXIT_FAILURE;
 			goto out;

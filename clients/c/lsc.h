@@ -19,8 +19,8 @@
  * close/stop, but never lsc_client_destroy().
  *
  * Errors: functions return 0 (or a positive handle) on success and a
- * negative errno or LS_E* code (ls_error.h) on failure; lsc_strerror()
- * names them. Where a text helps, an optional ls_error * receives it.
+ * negative errno or LSC_E* code (below) on failure; lsc_strerror()
+ * names them. Where a text helps, an optional lsc_error * receives it.
  * A call that fails never invokes the callback it was given.
  *
  * Logging goes through ls_log (component "client"); the library never
@@ -33,11 +33,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
-#include "ls_error.h"
-
 typedef struct lsc_client lsc_client;
+
+/*
+ * The library's own error codes, far outside errno's range (the values are
+ * the gateway's, so a code means the same on both sides).
+ */
+#define LSC_EBADREQUEST   (-10001) /* malformed answer, bad parameters */
+#define LSC_EAUTH         (-10002) /* authentication failed */
+#define LSC_EEXPIRED      (-10003) /* token expired */
+#define LSC_EFORBIDDEN    (-10004) /* permission missing */
+#define LSC_EINVALIDQUERY (-10005) /* the server refused the query */
+#define LSC_ETOOLARGE     (-10006) /* size limit exceeded */
+#define LSC_EUNAVAILABLE  (-10008) /* server unreachable or failing */
+#define LSC_ETIMEOUT      (-10009) /* deadline passed */
+#define LSC_ENOTFOUND     (-10010) /* no such object */
+#define LSC_ESERVER       (-10014) /* the server's internal error */
+#define LSC_ERATELIMITED  (-10015) /* over a rate limit */
+#define LSC_EREVOKED      (-10016) /* token revoked */
+
+#define LSC_ERROR_TEXT_MAX 256
+
+/* A failure in words: code (as returned) and a message for humans. */
+typedef struct lsc_error {
+	int code;
+	char text[LSC_ERROR_TEXT_MAX];
+} lsc_error;
 
 /* Defaults for the lsc_options fields left at 0. */
 #define LSC_DEFAULT_PATH            "/lightstream/websocket"
@@ -56,8 +77,9 @@ typedef struct lsc_message {
 	const char *subscription_id; /* the server's id ("sub") */
 	const char *owner;
 	const char *stream;
-	const json_t *data; /* the message; json_incref() to keep it */
-	uint64_t offset;    /* in the stream's history; 0: none */
+	const char *data; /* the message: compact JSON text, NUL-terminated */
+	size_t data_len;  /* strlen(data) */
+	uint64_t offset;  /* in the stream's history; 0: none */
 } lsc_message;
 
 /*
@@ -143,11 +165,11 @@ typedef struct lsc_callbacks {
 	/*
 	 * The connection's permissions changed while it was open (a role or
 	 * account change, or a refresh with a token of other roles):
-	 * permissions is the new array of {"owner","stream","permission"}
-	 * (borrowed; json_incref() to keep it). Local checks of publish and
-	 * subscribe follow it from now on.
+	 * permissions is the JSON text of the new array of
+	 * {"owner","stream","permission"} (borrowed). Local checks of
+	 * publish and subscribe follow it from now on.
 	 */
-	void (*on_permissions)(lsc_client *c, const json_t *permissions,
+	void (*on_permissions)(lsc_client *c, const char *permissions,
 	                       void *user);
 } lsc_callbacks;
 
@@ -193,7 +215,7 @@ typedef struct lsc_options {
  * Nothing connects until lsc_client_connect(). Returns NULL on failure
  * with err (may be NULL) saying why (bad URL, missing app key, ...).
  */
-lsc_client *lsc_client_new(const lsc_options *opt, ls_error *err);
+lsc_client *lsc_client_new(const lsc_options *opt, lsc_error *err);
 
 /* Close the connection at once (no callbacks), free everything, *c = NULL.
  * Accepts NULL and *c == NULL. Never call it from a callback. */
@@ -213,7 +235,7 @@ int lsc_client_run(lsc_client *c, int timeout_ms);
 /*
  * Drive the client until done(c, user) returns true (checked after every
  * event and before waiting), lsc_client_stop(), or timeout_ms (< 0: no
- * limit). Returns 0 when done, 1 when stopped, LS_ETIMEOUT on timeout.
+ * limit). Returns 0 when done, 1 when stopped, LSC_ETIMEOUT on timeout.
  */
 int lsc_client_run_until(lsc_client *c,
                          bool (*done)(lsc_client *c, void *user), void *user,
@@ -236,12 +258,12 @@ bool lsc_client_is_ready(const lsc_client *c);
  * handle
  * (> 0) used by on_subscribe/on_message/lsc_client_unsubscribe, or a
  * negative code: -EINVAL (bad names, query not a JSON object; err says
- * which), LS_EFORBIDDEN (the granted permissions do not allow reading).
+ * which), LSC_EFORBIDDEN (the granted permissions do not allow reading).
  * The server validates the query itself (on_subscribe "invalid_query").
  */
 int64_t lsc_client_subscribe(lsc_client *c, const char *owner,
                              const char *stream, const char *query,
-                             ls_error *err);
+                             lsc_error *err);
 
 /*
  * As lsc_client_subscribe, starting after a position saved earlier
@@ -252,7 +274,7 @@ int64_t lsc_client_subscribe(lsc_client *c, const char *owner,
 int64_t lsc_client_subscribe_since(lsc_client *c, const char *owner,
                                    const char *stream, const char *query,
                                    const char *epoch, uint64_t offset,
-                                   ls_error *err);
+                                   lsc_error *err);
 
 /* A subscription's place in its stream's history. */
 typedef struct lsc_sub_history {
@@ -277,18 +299,19 @@ int lsc_client_sub_history(const lsc_client *c, int64_t sub,
 int lsc_client_unsubscribe(lsc_client *c, int64_t sub);
 
 /*
- * Publish data (borrowed: serialized at once) to owner/stream. With ack,
+ * Publish data, the JSON text (any JSON value) of len bytes (borrowed:
+ * copied at once), to owner/stream. With ack,
  * the message carries a requestId and ack runs once the server accepted
  * it (or failed it; a connection lost before the answer fails it with
  * "unavailable"); request_id (may be NULL, LSC_REQUEST_ID_MAX bytes)
  * receives the id. Messages are queued until authenticated and sent in
  * order. Returns 0, -ENOBUFS when the outgoing queue is full (run the
- * loop and retry), -EINVAL, LS_ETOOLARGE, or LS_EFORBIDDEN when the
- * granted permissions do not allow writing.
+ * loop and retry), -EINVAL (bad names, data not JSON), LSC_ETOOLARGE, or
+ * LSC_EFORBIDDEN when the granted permissions do not allow writing.
  */
 int lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
-                       const json_t *data, lsc_ack_fn ack, void *ack_user,
-                       char *request_id);
+                       const char *data, size_t len, lsc_ack_fn ack,
+                       void *ack_user, char *request_id);
 
 /*
  * Extend the session with a new token of the same account
@@ -303,7 +326,7 @@ int lsc_client_refresh(lsc_client *c, const char *token, lsc_ack_fn ack,
 size_t lsc_client_queued_bytes(const lsc_client *c);
 size_t lsc_client_pending_acks(const lsc_client *c);
 
-/* Name of an error code (negative errno or LS_E*). */
+/* Name of an error code (negative errno or LSC_E*). */
 const char *lsc_strerror(int code);
 
 /* ---- Tokens over HTTP (docs/protocol.md (HTTP),
@@ -323,14 +346,15 @@ typedef struct lsc_token_request {
 } lsc_token_request;
 
 /*
- * Request a token (blocking). On success *data (new reference) is the
- * response's data object {"value", "expiresAt", "roles", "webToken",
- * "ipAddress"}. Errors: LS_EAUTH (401), LS_EFORBIDDEN (403), -EINVAL
- * (400: bad parameters), LS_EUNAVAILABLE (unreachable or 5xx),
- * LS_ETIMEOUT; err carries the server's message when there is one.
+ * Request a token (blocking). On success *data (new; free() it) is the
+ * JSON text of the response's data object {"value", "expiresAt", "roles",
+ * "webToken", "ipAddress"}; on failure it is NULL. Errors: LSC_EAUTH (401),
+ * LSC_EFORBIDDEN (403), -EINVAL (400: bad parameters), LSC_EUNAVAILABLE
+ * (unreachable or 5xx), LSC_ETIMEOUT; err carries the server's message when
+ * there is one.
  */
-int lsc_token_request_run(const lsc_token_request *req, json_t **data,
-                          ls_error *err);
+int lsc_token_request_run(const lsc_token_request *req, char **data,
+                          lsc_error *err);
 
 /* ---- History over HTTP (docs/protocol.md, "History and recovery") ---- */
 
@@ -348,11 +372,11 @@ typedef struct lsc_history_request {
 } lsc_history_request;
 
 /*
- * Read a stream's history (blocking). On success *data (new reference) is
- * {"epoch", "offset", "messages": [{"offset", "data"}]}. Errors as
- * lsc_token_request_run (LS_EFORBIDDEN: no read permission).
+ * Read a stream's history (blocking). On success *data (new; free() it) is
+ * the JSON text of {"epoch", "offset", "messages": [{"offset", "data"}]}.
+ * Errors as lsc_token_request_run (LSC_EFORBIDDEN: no read permission).
  */
-int lsc_history_request_run(const lsc_history_request *req, json_t **data,
-                            ls_error *err);
+int lsc_history_request_run(const lsc_history_request *req, char **data,
+                            lsc_error *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include "ls_log.h"
 #include "ls_proto.h"
 #include "lsc_client_int.h"
+#include "lsc_ev.h"
 #include "lsc_internal.h"
 
 static char *
@@ -15,10 +16,52 @@ lsc__strdup(const char *s)
 	return s == NULL ? NULL : strdup(s);
 }
 
+/* lsc.h's codes are ls_error.h's: one numbering on both sides. */
+_Static_assert(LSC_EBADREQUEST == LS_EBADREQUEST, "lsc code");
+_Static_assert(LSC_EAUTH == LS_EAUTH, "lsc code");
+_Static_assert(LSC_EEXPIRED == LS_EEXPIRED, "lsc code");
+_Static_assert(LSC_EFORBIDDEN == LS_EFORBIDDEN, "lsc code");
+_Static_assert(LSC_EINVALIDQUERY == LS_EINVALIDQUERY, "lsc code");
+_Static_assert(LSC_ETOOLARGE == LS_ETOOLARGE, "lsc code");
+_Static_assert(LSC_EUNAVAILABLE == LS_EUNAVAILABLE, "lsc code");
+_Static_assert(LSC_ETIMEOUT == LS_ETIMEOUT, "lsc code");
+_Static_assert(LSC_ENOTFOUND == LS_ENOTFOUND, "lsc code");
+_Static_assert(LSC_ESERVER == LS_ESERVER, "lsc code");
+_Static_assert(LSC_ERATELIMITED == LS_ERATELIMITED, "lsc code");
+_Static_assert(LSC_EREVOKED == LS_EREVOKED, "lsc code");
+_Static_assert(LSC_ERROR_TEXT_MAX == LS_ERROR_TEXT_MAX, "lsc text");
+
+int
+lsc__error_export(lsc_error *out, const ls_error *in)
+{
+	if (out != NULL) {
+		out->code = in->code;
+		memcpy(out->text, in->text, sizeof(out->text));
+	}
+	return in->code;
+}
+
 /* ---- public API ---- */
 
+static lsc_client *lsc__client_new(const lsc_options *opt, void *ev_loop,
+                                   ls_error *err);
+
 lsc_client *
-lsc_client_new(const lsc_options *opt, ls_error *err)
+lsc_client_new(const lsc_options *opt, lsc_error *err)
+{
+	ls_error e;
+	lsc_client *c;
+
+	ls_error_clear(&e);
+	c = lsc__client_new(opt, NULL, &e);
+	if (c == NULL) {
+		lsc__error_export(err, &e);
+	}
+	return c;
+}
+
+static lsc_client *
+lsc__client_new(const lsc_options *opt, void *ev_loop, ls_error *err)
 {
 	struct lws_context_creation_info info;
 	lsc_client *c;
@@ -43,6 +86,7 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 		ls_error_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&c->mu, NULL);
 	if (lsc__url_parse(opt->url, "ws", "wss", LSC_DEFAULT_PATH, &c->url,
 	                   err) != 0) {
 		goto fail;
@@ -102,6 +146,13 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.provided_client_ssl_ctx = c->ssl_ctx;
 	}
+	if (ev_loop != NULL) {
+		/* lws joins the application's loop (docs/c-client.md). */
+		c->foreign_loops[0] = ev_loop;
+		c->on_ev = true;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = c->foreign_loops;
+	}
 	info.fd_limit_per_thread = 16; /* one connection at a time */
 	/* lws bounds each handshake step (TCP, TLS, HTTP upgrade) by this. */
 	info.timeout_secs = (c->connect_timeout_ms + 999) / 1000;
@@ -110,7 +161,10 @@ lsc_client_new(const lsc_options *opt, ls_error *err)
 		ls_error_set(err, -EIO,
 		             "cannot create the WebSocket context"
 		             "%s",
-		             c->ca_file ? " (check the CA file)" : "");
+		             c->on_ev     ? " (is libwebsockets-evlib-ev "
+		                            "installed?)"
+		             : c->ca_file ? " (check the CA file)"
+		                          : "");
 		goto fail;
 	}
 	return c;
@@ -151,6 +205,7 @@ lsc_client_destroy(lsc_client **pc)
 		free(a);
 	}
 	json_decref(c->perms);
+	pthread_mutex_destroy(&c->mu);
 	free(c->refresh_token);
 	free(c->rx);
 	free(c->app_key);
@@ -194,7 +249,10 @@ lsc_client_run_until(lsc_client *c, bool (*done)(lsc_client *c, void *user),
 {
 	int rc;
 
-	c->stop = false;
+	if (c->on_ev) {
+		return -EINVAL; /* the application's loop drives it */
+	}
+	__atomic_store_n(&c->stop, false, __ATOMIC_RELAXED);
 	c->run_expired = false;
 	if (timeout_ms >= 0) {
 		lws_sul_schedule(c->ctx, 0, &c->run_sul, lsc__run_cb,
@@ -205,7 +263,7 @@ lsc_client_run_until(lsc_client *c, bool (*done)(lsc_client *c, void *user),
 			rc = 0;
 			break;
 		}
-		if (c->stop) {
+		if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
 			rc = 1;
 			break;
 		}
@@ -222,6 +280,25 @@ lsc_client_run_until(lsc_client *c, bool (*done)(lsc_client *c, void *user),
 	return rc;
 }
 
+lsc_client *
+lsc_client_new_ev(const lsc_options *opt, struct ev_loop *loop, lsc_error *err)
+{
+	ls_error e;
+	lsc_client *c;
+
+	ls_error_clear(&e);
+	if (loop == NULL) {
+		ls_error_set(&e, -EINVAL, "no event loop");
+		lsc__error_export(err, &e);
+		return NULL;
+	}
+	c = lsc__client_new(opt, loop, &e);
+	if (c == NULL) {
+		lsc__error_export(err, &e);
+	}
+	return c;
+}
+
 int
 lsc_client_run(lsc_client *c, int timeout_ms)
 {
@@ -233,7 +310,7 @@ lsc_client_run(lsc_client *c, int timeout_ms)
 void
 lsc_client_stop(lsc_client *c)
 {
-	c->stop = true;
+	__atomic_store_n(&c->stop, true, __ATOMIC_RELAXED);
 	lws_cancel_service(c->ctx);
 }
 
@@ -256,9 +333,31 @@ lsc_client_is_ready(const lsc_client *c)
 	return c->state == LSC__READY;
 }
 
+static int64_t lsc__subscribe_since(lsc_client *c, const char *owner,
+                                    const char *stream, const char *query,
+                                    const char *epoch, uint64_t offset,
+                                    ls_error *err);
+
+int64_t
+lsc_client_subscribe_since(lsc_client *c, const char *owner,
+                           const char *stream, const char *query,
+                           const char *epoch, uint64_t offset, lsc_error *err)
+{
+	ls_error e;
+	int64_t rc;
+
+	ls_error_clear(&e);
+	rc = lsc__subscribe_since(c, owner, stream, query, epoch, offset, &e);
+	if (rc < 0) {
+		e.code = (int)rc;
+		lsc__error_export(err, &e);
+	}
+	return rc;
+}
+
 int64_t
 lsc_client_subscribe(lsc_client *c, const char *owner, const char *stream,
-                     const char *query, ls_error *err)
+                     const char *query, lsc_error *err)
 {
 	return lsc_client_subscribe_since(c, owner, stream, query, NULL, 0,
 	                                  err);
@@ -280,10 +379,10 @@ lsc_client_sub_history(const lsc_client *c, int64_t id, lsc_sub_history *out)
 	return 0;
 }
 
-int64_t
-lsc_client_subscribe_since(lsc_client *c, const char *owner,
-                           const char *stream, const char *query,
-                           const char *epoch, uint64_t offset, ls_error *err)
+static int64_t
+lsc__subscribe_since(lsc_client *c, const char *owner, const char *stream,
+                     const char *query, const char *epoch, uint64_t offset,
+                     ls_error *err)
 {
 	json_t *q = NULL;
 	lsc__sub *s;
@@ -371,44 +470,47 @@ lsc_client_unsubscribe(lsc_client *c, int64_t id)
 
 int
 lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
-                   const json_t *data, lsc_ack_fn ack, void *ack_user,
-                   char *request_id)
+                   const char *data, size_t len, lsc_ack_fn ack,
+                   void *ack_user, char *request_id)
 {
 	char rid[LSC_REQUEST_ID_MAX] = "";
+	json_t *value;
 	lsc__frame *f;
+	int rc;
 
 	if (!ls_valid_app_key(owner) || !ls_valid_stream(stream) ||
 	    data == NULL) {
 		return -EINVAL;
 	}
-	if (c->state == LSC__READY &&
-	    !lsc__permitted(c->perms, owner, stream, LS_PERM_WRITE)) {
-		return LS_EFORBIDDEN;
+	if (len > c->max_queue) {
+		return LSC_ETOOLARGE;
+	}
+	value = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+	if (value == NULL) {
+		return -EINVAL;
 	}
 	if (ack != NULL) {
 		lsc__next_id(c, 'p', rid);
 	}
 	f = lsc__frame_new(
-	        lsc__publish(owner, stream, data, ack != NULL ? rid : NULL));
+	        lsc__publish(owner, stream, value, ack != NULL ? rid : NULL));
+	json_decref(value);
 	if (f == NULL) {
 		return -ENOMEM;
 	}
 	if (f->len > c->max_queue) {
 		free(f);
-		return LS_ETOOLARGE;
-	}
-	if (c->queued + f->len > c->max_queue) {
-		free(f);
-		return -ENOBUFS;
+		return LSC_ETOOLARGE;
 	}
 	snprintf(f->owner, sizeof(f->owner), "%s", owner);
 	snprintf(f->stream, sizeof(f->stream), "%s", stream);
 	memcpy(f->request_id, rid, sizeof(rid));
 	f->ack = ack;
 	f->ack_user = ack_user;
-	lsc__queue_push(c, &c->pub, f);
-	if (c->state == LSC__READY) {
-		lsc__want_write(c);
+	rc = lsc__publish_push(c, f);
+	if (rc != 0) {
+		free(f);
+		return rc;
 	}
 	if (request_id != NULL) {
 		memcpy(request_id, rid, sizeof(rid));
@@ -450,7 +552,13 @@ lsc_client_refresh(lsc_client *c, const char *token, lsc_ack_fn ack,
 size_t
 lsc_client_queued_bytes(const lsc_client *c)
 {
-	return c->queued;
+	lsc_client *mc = (lsc_client *)c; /* the lock, not the state */
+	size_t n;
+
+	pthread_mutex_lock(&mc->mu);
+	n = c->queued;
+	pthread_mutex_unlock(&mc->mu);
+	return n;
 }
 
 size_t

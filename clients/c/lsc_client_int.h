@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
@@ -87,6 +90,8 @@ struct lsc_client {
 	char host_header[LSC__HOST_MAX + 8];
 
 	struct lws_context *ctx;
+	void *foreign_loops[2]; /* the application's libev loop, or none */
+	bool on_ev;             /* driven by that loop, not lsc_client_run */
 	struct lws *wsi;
 	enum lsc__state state;
 	bool conn_live;     /* a connection attempt is in progress or up */
@@ -103,7 +108,15 @@ struct lsc_client {
 	int error_close; /* close code of the last Error's code */
 	int local_close; /* close code we want to send (0: none) */
 	char local_reason[64];
-	json_t *perms; /* from the AuthResponse; NULL: unknown */
+	/*
+	 * mu guards what lsc_client_publish() touches from any thread: the
+	 * publish queue, queued (bytes of both queues), perms and
+	 * wake_pending. Only the loop's thread writes perms (under mu) and
+	 * reads it there without mu.
+	 */
+	pthread_mutex_t mu;
+	json_t *perms;     /* from the AuthResponse; NULL: unknown */
+	bool wake_pending; /* lws_cancel_service() called, not yet seen */
 
 	lsc__queue ctl, pub;
 	size_t queued;
@@ -140,6 +153,20 @@ void lsc__queue_clear(lsc_client *c, lsc__queue *q);
 
 /* Ask for a WRITEABLE callback when a connection can take frames. */
 void lsc__want_write(lsc_client *c);
+
+/*
+ * Queue a publish frame from any thread (f taken on success): refused with
+ * LS_EFORBIDDEN when the known permissions exclude f's stream, -ENOBUFS
+ * when the queue is full. The loop is woken (lws_cancel_service) to send.
+ */
+int lsc__publish_push(lsc_client *c, lsc__frame *f);
+
+/* Whether publish frames wait (any thread). */
+bool lsc__pub_pending(lsc_client *c);
+
+/* Replace the connection's permissions (taken; NULL: unknown), on the
+ * loop's thread. */
+void lsc__set_perms(lsc_client *c, json_t *perms);
 
 /* Queue a control frame of the current connection (text taken). */
 int lsc__send_ctl(lsc_client *c, char *text);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ls_crypto.h"
+#include "ls_json.h"
 #include "ls_log.h"
 #include "lsc_client_int.h"
 #include "ls_proto.h"
@@ -121,8 +122,7 @@ lsc__lost(lsc_client *c, int code, const char *reason)
 	c->rx_skip = false;
 	lws_sul_cancel(&c->timeout_sul);
 	lsc__queue_clear(c, &c->ctl);
-	json_decref(c->perms);
-	c->perms = NULL;
+	lsc__set_perms(c, NULL);
 	for (lsc__sub *s = c->subs; s != NULL; s = s->next) {
 		s->state = LSC__SUB_IDLE;
 		free(s->server_id);
@@ -251,8 +251,8 @@ lsc__on_auth_ok(lsc_client *c, json_t *m)
 	c->ever_ready = true;
 	c->attempt = 0;
 	lws_sul_cancel(&c->timeout_sul);
-	json_decref(c->perms);
-	c->perms = json_is_array(perms) ? json_incref((json_t *)perms) : NULL;
+	lsc__set_perms(c, json_is_array(perms) ? json_incref((json_t *)perms)
+	                                       : NULL);
 	ls_debug(LSC__LOG, "authenticated on %s:%d", c->url.host, c->url.port);
 
 	if (c->cb.on_connect != NULL) {
@@ -287,7 +287,7 @@ lsc__on_auth_ok(lsc_client *c, json_t *m)
 		}
 		lsc__sub_free(denied);
 	}
-	if (c->pub.head != NULL) {
+	if (lsc__pub_pending(c)) {
 		lsc__want_write(c);
 	}
 }
@@ -386,6 +386,7 @@ lsc__on_data(lsc_client *c, json_t *m)
 {
 	const char *sid = lsc__str(m, "sub");
 	lsc_message msg;
+	char *text;
 	lsc__sub *s;
 
 	if (sid == NULL || c->cb.on_message == NULL) {
@@ -412,10 +413,15 @@ lsc__on_data(lsc_client *c, json_t *m)
 	}
 	msg.owner = lsc__str(m, "owner");
 	msg.stream = lsc__str(m, "stream");
-	msg.data = json_object_get(m, "data");
-	if (msg.data == NULL) {
-		msg.data = json_null();
+	text = json_object_get(m, "data") != NULL
+	               ? ls_json_dumps(json_object_get(m, "data"), NULL)
+	               : strdup("null");
+	if (text == NULL) {
+		ls_warn(LSC__LOG, "out of memory: a message dropped");
+		return;
 	}
+	msg.data = text;
+	msg.data_len = strlen(text);
 	if (msg.owner == NULL) {
 		msg.owner = s->owner;
 	}
@@ -423,6 +429,7 @@ lsc__on_data(lsc_client *c, json_t *m)
 		msg.stream = s->stream;
 	}
 	c->cb.on_message(c, &msg, c->user);
+	free(text);
 }
 
 /* SubscriptionEnded: the server ended one subscription. */
@@ -465,10 +472,14 @@ lsc__on_permissions(lsc_client *c, json_t *m)
 	if (!json_is_array(perms)) {
 		return;
 	}
-	json_decref(c->perms);
-	c->perms = json_incref(perms);
+	lsc__set_perms(c, json_incref(perms));
 	if (c->cb.on_permissions != NULL) {
-		c->cb.on_permissions(c, c->perms, c->user);
+		char *text = json_dumps(perms, JSON_COMPACT);
+
+		if (text != NULL) {
+			c->cb.on_permissions(c, text, c->user);
+		}
+		free(text);
 	}
 }
 
@@ -656,8 +667,8 @@ lsc__writeable(lsc_client *c, struct lws *wsi)
 		return -1;
 	}
 	f = lsc__queue_pop(c, &c->ctl);
-	while (f == NULL && c->state == LSC__READY && c->pub.head != NULL) {
-		f = lsc__queue_pop(c, &c->pub);
+	while (f == NULL && c->state == LSC__READY &&
+	       (f = lsc__queue_pop(c, &c->pub)) != NULL) {
 		if (lsc__permitted(c->perms, f->owner, f->stream,
 		                   LS_PERM_WRITE)) {
 			break;
@@ -703,7 +714,7 @@ lsc__writeable(lsc_client *c, struct lws *wsi)
 	}
 	free(f);
 	if (c->ctl.head != NULL ||
-	    (c->state == LSC__READY && c->pub.head != NULL)) {
+	    (c->state == LSC__READY && lsc__pub_pending(c))) {
 		lws_callback_on_writable(wsi);
 	}
 	return 0;
@@ -719,6 +730,16 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	}
 	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* lws_cancel_service(): publishes from any thread (or the
+		 * end of a run) wait. */
+		pthread_mutex_lock(&c->mu);
+		c->wake_pending = false;
+		pthread_mutex_unlock(&c->mu);
+		if (c->state == LSC__READY && lsc__pub_pending(c)) {
+			lsc__want_write(c);
+		}
+		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (c->wsi == NULL || c->wsi == wsi) {
 			char why[160];
@@ -762,12 +783,14 @@ lsc__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			if (f == NULL) {
 				return -1;
 			}
+			pthread_mutex_lock(&c->mu);
 			f->next = c->ctl.head;
 			c->ctl.head = f;
 			if (c->ctl.tail == NULL) {
 				c->ctl.tail = f;
 			}
 			c->queued += f->len;
+			pthread_mutex_unlock(&c->mu);
 		}
 		lws_callback_on_writable(wsi);
 		break;

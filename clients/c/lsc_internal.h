@@ -6,6 +6,10 @@
 #include <stddef.h>
 
 #include "ls_error.h"
+#include "lsc.h"
+
+/* Copy in to out (may be NULL) and return in->code. */
+int lsc__error_export(lsc_error *out, const ls_error *in);
 
 /*
  * Route libwebsockets' own log lines (process-wide in lws) into ls_log at

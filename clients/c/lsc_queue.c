@@ -4,13 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_error.h"
 #include "lsc_client_int.h"
 
 void
 lsc__next_id(lsc_client *c, char prefix, char out[LSC_REQUEST_ID_MAX])
 {
+	/* Publishes take ids on any thread. */
+	uint64_t n = __atomic_add_fetch(&c->next_req, 1, __ATOMIC_RELAXED);
+
 	snprintf(out, LSC_REQUEST_ID_MAX, "%c%llu", prefix,
-	         (unsigned long long)++c->next_req);
+	         (unsigned long long)n);
 }
 
 lsc__frame *
@@ -32,8 +36,8 @@ lsc__frame_new(char *text)
 	return f;
 }
 
-void
-lsc__queue_push(lsc_client *c, lsc__queue *q, lsc__frame *f)
+static void
+lsc__queue_push_locked(lsc_client *c, lsc__queue *q, lsc__frame *f)
 {
 	f->next = NULL;
 	if (q->tail != NULL) {
@@ -45,11 +49,21 @@ lsc__queue_push(lsc_client *c, lsc__queue *q, lsc__frame *f)
 	c->queued += f->len;
 }
 
+void
+lsc__queue_push(lsc_client *c, lsc__queue *q, lsc__frame *f)
+{
+	pthread_mutex_lock(&c->mu);
+	lsc__queue_push_locked(c, q, f);
+	pthread_mutex_unlock(&c->mu);
+}
+
 lsc__frame *
 lsc__queue_pop(lsc_client *c, lsc__queue *q)
 {
-	lsc__frame *f = q->head;
+	lsc__frame *f;
 
+	pthread_mutex_lock(&c->mu);
+	f = q->head;
 	if (f != NULL) {
 		q->head = f->next;
 		if (q->head == NULL) {
@@ -57,7 +71,57 @@ lsc__queue_pop(lsc_client *c, lsc__queue *q)
 		}
 		c->queued -= f->len;
 	}
+	pthread_mutex_unlock(&c->mu);
 	return f;
+}
+
+int
+lsc__publish_push(lsc_client *c, lsc__frame *f)
+{
+	bool wake;
+
+	pthread_mutex_lock(&c->mu);
+	if (!lsc__permitted(c->perms, f->owner, f->stream, LS_PERM_WRITE)) {
+		pthread_mutex_unlock(&c->mu);
+		return LS_EFORBIDDEN;
+	}
+	if (c->queued + f->len > c->max_queue) {
+		pthread_mutex_unlock(&c->mu);
+		return -ENOBUFS;
+	}
+	lsc__queue_push_locked(c, &c->pub, f);
+	wake = !c->wake_pending;
+	c->wake_pending = true;
+	pthread_mutex_unlock(&c->mu);
+	/* The loop's thread sends it (LWS_CALLBACK_EVENT_WAIT_CANCELLED);
+	 * one wake-up covers a burst. */
+	if (wake) {
+		lws_cancel_service(c->ctx);
+	}
+	return 0;
+}
+
+bool
+lsc__pub_pending(lsc_client *c)
+{
+	bool any;
+
+	pthread_mutex_lock(&c->mu);
+	any = c->pub.head != NULL;
+	pthread_mutex_unlock(&c->mu);
+	return any;
+}
+
+void
+lsc__set_perms(lsc_client *c, json_t *perms)
+{
+	json_t *old;
+
+	pthread_mutex_lock(&c->mu);
+	old = c->perms;
+	c->perms = perms;
+	pthread_mutex_unlock(&c->mu);
+	json_decref(old);
 }
 
 void

@@ -351,9 +351,9 @@ out:
 	return rc;
 }
 
-int
-lsc_token_request_run(const lsc_token_request *req, json_t **data,
-                      ls_error *err)
+static int
+lsc__token_request_run(const lsc_token_request *req, json_t **data,
+                       ls_error *err)
 {
 	char form[LSC__FORM_MAX] = "";
 	char roles[1024], ttl[24];
@@ -397,9 +397,9 @@ lsc_token_request_run(const lsc_token_request *req, json_t **data,
 	                     data, err);
 }
 
-int
-lsc_history_request_run(const lsc_history_request *req, json_t **data,
-                        ls_error *err)
+static int
+lsc__history_request_run(const lsc_history_request *req, json_t **data,
+                         ls_error *err)
 {
 	char path[LSC__FORM_MAX], query[256] = "", since[24], limit[24];
 	lsc__url url;
@@ -429,4 +429,51 @@ lsc_history_request_run(const lsc_history_request *req, json_t **data,
 	         req->owner, req->stream, query);
 	return lsc__http_run(&url, "GET", path, NULL, req->token, req->ca_file,
 	                     req->insecure, req->timeout_ms, data, err);
+}
+
+/* The public calls: the data object as JSON text, errors as lsc_error. */
+static int
+lsc__request_export(int rc, json_t *data, char **text, ls_error *e,
+                    lsc_error *err)
+{
+	if (rc == 0) {
+		*text = json_dumps(data, JSON_COMPACT);
+		json_decref(data);
+		if (*text == NULL) {
+			rc = ls_error_set(e, -ENOMEM, "out of memory");
+		}
+	}
+	if (rc != 0) {
+		e->code = rc;
+		lsc__error_export(err, e);
+	}
+	return rc;
+}
+
+int
+lsc_token_request_run(const lsc_token_request *req, char **data,
+                      lsc_error *err)
+{
+	json_t *d = NULL;
+	ls_error e;
+	int rc;
+
+	*data = NULL;
+	ls_error_clear(&e);
+	rc = lsc__token_request_run(req, &d, &e);
+	return lsc__request_export(rc, d, data, &e, err);
+}
+
+int
+lsc_history_request_run(const lsc_history_request *req, char **data,
+                        lsc_error *err)
+{
+	json_t *d = NULL;
+	ls_error e;
+	int rc;
+
+	*data = NULL;
+	ls_error_clear(&e);
+	rc = lsc__history_request_run(req, &d, &e);
+	return lsc__request_export(rc, d, data, &e, err);
 }

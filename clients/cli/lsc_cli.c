@@ -112,26 +112,36 @@ lsc_cli_message(const char *text, size_t len, bool as_text, char *why,
 int
 lsc_cli_print(FILE *out, const lsc_message *m, lsc_cli_output mode)
 {
+	json_t *data = NULL;
 	char *text = NULL;
 	int rc;
 
-	if (mode == LSC_CLI_OUT_PLAIN && json_is_string(m->data)) {
-		rc = fprintf(out, "%s\n", json_string_value(m->data));
+	if (mode == LSC_CLI_OUT_JSON) {
+		rc = fprintf(out, "%s\n", m->data);
+		return rc < 0 || fflush(out) != 0 ? -EIO : 0;
+	}
+	data = json_loadb(m->data, m->data_len, JSON_DECODE_ANY, NULL);
+	if (data == NULL) {
+		return -EINVAL;
+	}
+	if (mode == LSC_CLI_OUT_PLAIN && json_is_string(data)) {
+		rc = fprintf(out, "%s\n", json_string_value(data));
+		json_decref(data);
 		return rc < 0 || fflush(out) != 0 ? -EIO : 0;
 	}
 	if (mode == LSC_CLI_OUT_MESSAGE) {
 		json_t *o = json_pack("{s:s,s:s,s:s,s:O}", "owner", m->owner,
 		                      "stream", m->stream, "sub",
-		                      m->subscription_id, "data",
-		                      (json_t *)m->data);
+		                      m->subscription_id, "data", data);
 
 		if (o != NULL) {
 			text = ls_json_dumps(o, NULL);
 			json_decref(o);
 		}
 	} else {
-		text = ls_json_dumps(m->data, NULL);
+		text = ls_json_dumps(data, NULL);
 	}
+	json_decref(data);
 	if (text == NULL) {
 		return -ENOMEM;
 	}

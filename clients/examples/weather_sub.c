@@ -37,13 +37,8 @@ on_subscribe(lsc_client *c, int64_t sub, const char *subscription_id,
 static void
 on_message(lsc_client *c, const lsc_message *m, void *user)
 {
-	char *text = json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY);
-
-	if (text != NULL) {
-		printf("%s/%s: %s\n", m->owner, m->stream, text);
-		fflush(stdout);
-		free(text);
-	}
+	printf("%s/%s: %s\n", m->owner, m->stream, m->data);
+	fflush(stdout);
 }
 
 static void
@@ -61,7 +56,7 @@ int
 main(int argc, char **argv)
 {
 	char query[512];
-	ls_error err;
+	lsc_error err;
 	lsc_options opt = { 0 };
 	lsc_client *c;
 	int rc = 1;
