@@ -9,11 +9,18 @@
  * re-connects with exponential backoff and jitter after a lost connection,
  * re-authenticating and re-subscribing every live subscription.
  *
- * Threading: a client is driven by its own event loop (libwebsockets'
- * service on a context the client owns) through lsc_client_run() or
- * lsc_client_run_until(), from one thread. Every callback runs inside
- * those calls, on that thread. No function may be called concurrently on
- * the same client; different clients are independent.
+ * Loops (docs/c-client.md): a client from lsc_client_new() runs on an
+ * event loop of its own, driven by lsc_client_run() or
+ * lsc_client_run_until(); one from lsc_client_new_ev() (lsc_ev.h) joins
+ * the application's libev loop and is driven by ev_run(). Either way
+ * every callback runs on the loop's thread, inside those calls.
+ *
+ * Threads: lsc_client_publish(), lsc_client_stop() and
+ * lsc_client_queued_bytes() may be called from any thread, concurrently
+ * with the loop (a publish wakes the loop to send). Every other function
+ * belongs to the loop's thread (or to a thread that owns the client while
+ * no loop runs it). lsc_client_destroy() must not race with any call: join
+ * the publishing threads first. Different clients are independent.
  *
  * Callbacks may call lsc_client_publish/subscribe/unsubscribe/refresh/
  * close/stop, but never lsc_client_destroy().
@@ -228,7 +235,8 @@ int lsc_client_connect(lsc_client *c);
 /*
  * Drive the client for up to timeout_ms (< 0: until stopped).
  * Returns 0 when the time is up, 1 when lsc_client_stop() was called,
- * or a negative code when the event loop failed.
+ * -EINVAL for a client on the application's loop (lsc_client_new_ev), or
+ * another negative code when the event loop failed.
  */
 int lsc_client_run(lsc_client *c, int timeout_ms);
 
@@ -241,7 +249,8 @@ int lsc_client_run_until(lsc_client *c,
                          bool (*done)(lsc_client *c, void *user), void *user,
                          int timeout_ms);
 
-/* Make the running lsc_client_run*() return 1 (safe from callbacks). */
+/* Make the running lsc_client_run*() return 1 (safe from callbacks and
+ * from any thread). */
 void lsc_client_stop(lsc_client *c);
 
 /* Close gracefully (1000) and cancel any scheduled reconnection. When a
@@ -305,9 +314,12 @@ int lsc_client_unsubscribe(lsc_client *c, int64_t sub);
  * it (or failed it; a connection lost before the answer fails it with
  * "unavailable"); request_id (may be NULL, LSC_REQUEST_ID_MAX bytes)
  * receives the id. Messages are queued until authenticated and sent in
- * order. Returns 0, -ENOBUFS when the outgoing queue is full (run the
- * loop and retry), -EINVAL (bad names, data not JSON), LSC_ETOOLARGE, or
- * LSC_EFORBIDDEN when the granted permissions do not allow writing.
+ * order (the order of the calls; across threads, the order in which they
+ * took the queue). Thread-safe: callable from any thread; ack still runs
+ * on the loop's thread. Returns 0, -ENOBUFS when the outgoing queue is
+ * full (let the loop run and retry), -EINVAL (bad names, data not JSON),
+ * LSC_ETOOLARGE, or LSC_EFORBIDDEN when the granted permissions do not
+ * allow writing.
  */
 int lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
                        const char *data, size_t len, lsc_ack_fn ack,
@@ -322,7 +334,8 @@ int lsc_client_publish(lsc_client *c, const char *owner, const char *stream,
 int lsc_client_refresh(lsc_client *c, const char *token, lsc_ack_fn ack,
                        void *ack_user);
 
-/* Outgoing bytes queued, and publishes waiting for their ack. */
+/* Outgoing bytes queued (any thread), and publishes waiting for their ack
+ * (loop's thread). */
 size_t lsc_client_queued_bytes(const lsc_client *c);
 size_t lsc_client_pending_acks(const lsc_client *c);
 
