@@ -16,10 +16,12 @@
 #include "cmd.h"
 #include "cmd_bus.h"
 #include "cmd_util.h"
+#include "ls_json.h"
 #include "ls_settings.h"
 
 enum {
 	OPT_HELP = 0x2000,
+	OPT_ALL,
 };
 
 static void
@@ -49,6 +51,11 @@ call_usage(FILE *out)
 	        "from FILE\n"
 	        "                           ('-': standard input), instead "
 	        "of ARGs\n"
+	        "      --all                to every worker of the service; "
+	        "prints one\n"
+	        "                           {\"worker\",\"status\",\"result\"|"
+	        "\"error\"} per worker\n"
+	        "                           (exit 1 when any of them failed)\n"
 	        "With --data DIR (and no --broker-frontend): the bus of a "
 	        "running\n"
 	        "`lightstream serve --data DIR`.\n%s"
@@ -135,6 +142,41 @@ call_print(const char *reply, size_t len, bool plain)
 	fputc('\n', stdout);
 }
 
+/*
+ * The answer of a broadcast: one line per worker, as the broker sent it.
+ * Exit status 1 when any worker did not answer with success.
+ */
+static int
+call_print_all(const char *reply, size_t len)
+{
+	json_t *all = json_loadb(reply, len, 0, NULL), *one;
+	size_t i;
+	int status = CMD_EXIT_OK;
+
+	if (!json_is_array(all)) {
+		fprintf(stderr,
+		        "lightstream call: malformed broadcast answer\n");
+		json_decref(all);
+		return CMD_EXIT_FAILURE;
+	}
+	json_array_foreach(all, i, one)
+	{
+		char *text = ls_json_dumps(one, NULL);
+		const char *st =
+		        json_string_value(json_object_get(one, "status"));
+
+		if (text != NULL) {
+			printf("%s\n", text);
+		}
+		free(text);
+		if (st == NULL || strcmp(st, "ok") != 0) {
+			status = CMD_EXIT_FAILURE;
+		}
+	}
+	json_decref(all);
+	return status;
+}
+
 int
 cmd_call(int argc, char **argv)
 {
@@ -142,12 +184,13 @@ cmd_call(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "args-file", required_argument, NULL, 'f' },
+		{ "all", no_argument, NULL, OPT_ALL },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct option opts[32];
 	ls_settings s;
-	bool plain = false;
+	bool plain = false, all = false;
 	long timeout = -1;
 	const char *service, *op;
 	char *body = NULL, *reply = NULL;
@@ -194,6 +237,9 @@ cmd_call(int argc, char **argv)
 			break;
 		case 'f':
 			args_file = optarg;
+			break;
+		case OPT_ALL:
+			all = true;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -268,15 +314,17 @@ cmd_call(int argc, char **argv)
 		        zmq_strerror(errno));
 		goto out;
 	}
-	rc = bus_call_secure(ctx, bus.endpoint, cmd_bus_keys(&bus), service,
-	                     body, body_len, (int)timeout, &st, &reply,
-	                     &reply_len);
+	rc = bus_call_flags(ctx, bus.endpoint, cmd_bus_keys(&bus), service,
+	                    body, body_len, all ? BUS_CALL_ALL : 0,
+	                    (int)timeout, &st, &reply, &reply_len);
 	if (rc != 0) {
 		fprintf(stderr, "lightstream call: cannot send to %s: %s\n",
 		        bus.endpoint, ls_strerror(rc));
 		goto out;
 	}
-	if (st == BUS_OK) {
+	if (st == BUS_OK && all) {
+		status = call_print_all(reply, reply_len);
+	} else if (st == BUS_OK) {
 		call_print(reply, reply_len, plain);
 		status = CMD_EXIT_OK;
 	} else if (st == BUS_NOSERVICE) {

@@ -107,6 +107,131 @@ bus__reply_req(bus_broker *b, const bus__request *r, unsigned char status,
 	                  strlen(text));
 }
 
+/* ---- broadcast ---------------------------------------------------------- */
+
+static const char *
+bus__status_word(unsigned char status)
+{
+	switch (status) {
+	case BUS__ST_OK:
+		return "ok";
+	case BUS__ST_TIMEOUT:
+		return "timeout";
+	default:
+		return "error";
+	}
+}
+
+/* All parts answered: one reply, [{"worker","status","result"|"error"}]. */
+static void
+bus__bcast_finish(bus_broker *b, bus__bcast *bc)
+{
+	size_t cap = 16, len = 1;
+	char *out;
+
+	for (int i = 0; i < bc->n; i++) {
+		cap += bc->answers[i].len + 96;
+	}
+	out = malloc(cap);
+	if (out == NULL) {
+		bus__reply_error(b, bc->client, bc->client_len, bc->reqid,
+		                 LS_PC_SERVER_ERROR, "out of memory");
+		goto out;
+	}
+	out[0] = '[';
+	for (int i = 0; i < bc->n; i++) {
+		const bus__bcast_answer *a = &bc->answers[i];
+		len += (size_t)snprintf(
+		        out + len, cap - len,
+		        "%s{\"worker\":\"%s\",\"status\":\"%s\","
+		        "\"%s\":",
+		        i ? "," : "", a->worker, bus__status_word(a->status),
+		        a->status == BUS__ST_OK ? "result" : "error");
+		memcpy(out + len, a->body, a->len);
+		len += a->len;
+		out[len++] = '}';
+	}
+	out[len++] = ']';
+	bus__reply(b, bc->client, bc->client_len, bc->reqid, BUS__ST_OK, out,
+	           len);
+	free(out);
+out:
+	for (int i = 0; i < bc->n; i++) {
+		free(bc->answers[i].body);
+	}
+	free(bc);
+}
+
+/*
+ * Record one worker's answer to its part of a broadcast. body is JSON: the
+ * result (status OK) or {"code","message"}; anything else, or too large, is
+ * recorded as an error.
+ */
+static void
+bus__bcast_record(bus_broker *b, bus__bcast *bc, int i, unsigned char status,
+                  const void *body, size_t len)
+{
+	bus__bcast_answer *a = &bc->answers[i];
+	char *err = NULL;
+
+	if (a->status != 0) {
+		return;
+	}
+	if (status != BUS__ST_OK && status != BUS__ST_ERROR) {
+		err = bus__error_body(status == BUS__ST_TIMEOUT
+		                              ? LS_PC_TIMEOUT
+		                              : LS_PC_UNAVAILABLE,
+		                      len ? (const char *)body : "no answer");
+	} else if (len > BUS__BCAST_ANSWER_MAX) {
+		err = bus__error_body(LS_PC_TOO_LARGE,
+		                      "the answer is larger than 64 KiB");
+		status = BUS__ST_ERROR;
+	}
+	/* Otherwise the body is the result, or an error reply's
+	 * {"code","message"}: kept as it is. */
+	if (err != NULL) {
+		a->body = err;
+		a->len = strlen(err);
+	} else {
+		a->body = malloc(len ? len : 4);
+		if (a->body != NULL) {
+			if (len == 0) {
+				memcpy(a->body, "null", 4);
+				len = 4;
+			} else {
+				memcpy(a->body, body, len);
+			}
+			a->len = len;
+		}
+	}
+	if (a->body == NULL) {
+		a->body = strdup("null");
+		a->len = a->body ? 4 : 0;
+	}
+	a->status = status == BUS__ST_OK        ? BUS__ST_OK
+	            : status == BUS__ST_TIMEOUT ? BUS__ST_TIMEOUT
+	                                        : BUS__ST_ERROR;
+	if (--bc->waiting == 0) {
+		bus__bcast_finish(b, bc);
+	}
+}
+
+/*
+ * The answer to a request a worker held: to its client, or into its
+ * broadcast. Frees nothing.
+ */
+static void
+bus__answer_held(bus_broker *b, const bus__request *r, unsigned char status,
+                 const void *body, size_t len)
+{
+	if (r->bc != NULL) {
+		bus__bcast_record(b, r->bc, r->bc_index, status, body, len);
+	} else {
+		bus__reply(b, r->client, r->client_len, r->reqid, status, body,
+		           len);
+	}
+}
+
 /*
  * Refuse a request for its sender's role: status 2 with the error body of
  * docs/bus.md, code `forbidden`.
@@ -400,9 +525,14 @@ bus__worker_delete(bus_broker *b, bus__bworker *w, const char *why)
 		/* No retry: the operation may have had effects. */
 		/* The app server went away under the request: transient
 		 * for the caller, who decides whether to try again. */
-		bus__reply_error(b, w->held[i]->client, w->held[i]->client_len,
-		                 w->held[i]->reqid, LS_PC_UNAVAILABLE,
-		                 "the worker handling the request failed");
+		{
+			char *e = bus__error_body(
+			        LS_PC_UNAVAILABLE,
+			        "the worker handling the request failed");
+			bus__answer_held(b, w->held[i], BUS__ST_ERROR,
+			                 e ? e : "", e ? strlen(e) : 0);
+			free(e);
+		}
 		w->held_svc[i]->failed++;
 		free(w->held[i]);
 	}
@@ -570,8 +700,8 @@ bus__worker_reply(bus_broker *b, bus__bworker *w, bus__msg *m)
 		          w->hex, status);
 		status = BUS__ST_ERROR;
 	}
-	bus__reply(b, r->client, r->client_len, r->reqid, status,
-	           bus__frame_data(m, 6), bus__frame_size(m, 6));
+	bus__answer_held(b, r, status, bus__frame_data(m, 6),
+	                 bus__frame_size(m, 6));
 	if (status == BUS__ST_OK) {
 		svc->served++;
 	} else {
@@ -630,6 +760,89 @@ bus__backend(bus_broker *b, bus__msg *m)
 	}
 }
 
+/*
+ * Send m's request to every live worker of s at once, whatever it holds
+ * (up to BUS__PREFETCH: a worker that holds that many answers `unavailable`
+ * for this part), and answer the client once every part is answered or
+ * expired.
+ */
+static void
+bus__broadcast(bus_broker *b, bus__service *s, bus__msg *m)
+{
+	int64_t now = ls_now_ms();
+	size_t body_len = bus__frame_size(m, 3);
+	bus__bcast *bc;
+	int n = 0;
+
+	for (bus__bworker *w = b->workers; w != NULL; w = w->next) {
+		n += !w->gone && bus__serves(w, s);
+	}
+	bc = calloc(1, sizeof(*bc) + (size_t)n * sizeof(bc->answers[0]));
+	if (bc == NULL) {
+		bus__reply_error(b, bus__frame_data(m, 0),
+		                 bus__frame_size(m, 0), bus__frame_data(m, 1),
+		                 LS_PC_SERVER_ERROR, "out of memory");
+		return;
+	}
+	memcpy(bc->reqid, bus__frame_data(m, 1), 8);
+	bc->client_len = bus__frame_size(m, 0);
+	memcpy(bc->client, bus__frame_data(m, 0), bc->client_len);
+	bc->n = bc->waiting = n;
+	/* Every part is counted before any is answered: an answer made
+	 * here cannot finish the broadcast early. */
+	bc->waiting++;
+	int i = 0;
+	for (bus__bworker *w = b->workers; w != NULL && i < n; w = w->next) {
+		bus__request *r;
+		if (w->gone || !bus__serves(w, s)) {
+			continue;
+		}
+		snprintf(bc->answers[i].worker, sizeof(bc->answers[i].worker),
+		         "%s", w->hex);
+		r = w->nheld < BUS__PREFETCH
+		            ? malloc(sizeof(*r) + body_len + 1)
+		            : NULL;
+		if (r == NULL) {
+			bus__bcast_record(b, bc, i, BUS__ST_NOSERVICE,
+			                  "the worker is busy", 18);
+			i++;
+			continue;
+		}
+		memset(r, 0, sizeof(*r));
+		r->deadline = now + b->timeout_ms;
+		r->bc = bc;
+		r->bc_index = i;
+		memcpy(r->reqid, bc->reqid, 8);
+		r->client_len = bc->client_len;
+		memcpy(r->client, bc->client, bc->client_len);
+		r->body_len = body_len;
+		memcpy(r->body, bus__frame_data(m, 3), body_len);
+		r->body[body_len] = '\0';
+		const void *d[4] = { r->client, r->reqid, s->name, r->body };
+		size_t l[4] = { r->client_len, 8, s->name_len, r->body_len };
+		if (bus__to_worker(b, w, BUS__REQUEST, 4, d, l) != 0) {
+			free(r);
+			bus__bcast_record(b, bc, i, BUS__ST_NOSERVICE,
+			                  "the worker is gone", 18);
+			i++;
+			continue;
+		}
+		w->held[w->nheld] = r;
+		w->held_svc[w->nheld] = s;
+		w->nheld++;
+		if (r->deadline < b->held_next) {
+			b->held_next = r->deadline;
+		}
+		if (w->nheld >= bus__capacity(b, w, now)) {
+			bus__idle_remove(b, w);
+		}
+		i++;
+	}
+	if (--bc->waiting == 0) {
+		bus__bcast_finish(b, bc);
+	}
+}
+
 static void
 bus__frontend(bus_broker *b, bus__msg *m)
 {
@@ -638,9 +851,13 @@ bus__frontend(bus_broker *b, bus__msg *m)
 	bus__service *s;
 	bus__request *r;
 
-	/* [client, requestId, service, body] */
-	if (m->truncated || m->n != 4 || bus__frame_size(m, 1) != 8 ||
-	    bus__frame_size(m, 2) == 0 ||
+	/* [client, requestId, service, body] or, to every worker of the
+	 * service, [client, requestId, service, body, flags 0x01] */
+	bool all =
+	        m->n == 5 && bus__frame_size(m, 4) == 1 &&
+	        *(const unsigned char *)bus__frame_data(m, 4) == BUS__FLAG_ALL;
+	if (m->truncated || (m->n != 4 && !all) ||
+	    bus__frame_size(m, 1) != 8 || bus__frame_size(m, 2) == 0 ||
 	    bus__frame_size(m, 2) > BUS__MAX_SERVICE_LEN) {
 		bus__drop(b,
 		          "malformed request on the frontend dropped (%d "
@@ -671,6 +888,10 @@ bus__frontend(bus_broker *b, bus__msg *m)
 		return;
 	}
 	s = bus__service_find(b, svc, svc_len);
+	if (all && s != NULL && s->nworkers > 0) {
+		bus__broadcast(b, s, m);
+		return;
+	}
 	if (s == NULL) {
 		static const char msg[] = "no such service";
 		bus__reply(b, bus__frame_data(m, 0), bus__frame_size(m, 0),
@@ -695,6 +916,8 @@ bus__frontend(bus_broker *b, bus__msg *m)
 		return;
 	}
 	r->next = NULL;
+	r->bc = NULL;
+	r->bc_index = 0;
 	r->deadline = ls_now_ms() + b->timeout_ms;
 	memcpy(r->reqid, bus__frame_data(m, 1), 8);
 	r->client_len = bus__frame_size(m, 0);
@@ -737,7 +960,8 @@ bus__expire_held(bus_broker *b, int64_t now)
 			bus__request *r = w->held[i];
 			if (r->deadline <= now) {
 				w->held_svc[i]->timed_out++;
-				bus__reply_req(b, r, BUS__ST_TIMEOUT, msg);
+				bus__answer_held(b, r, BUS__ST_TIMEOUT, msg,
+				                 strlen(msg));
 				free(r);
 				late++;
 				continue;

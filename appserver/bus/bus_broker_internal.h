@@ -40,15 +40,40 @@
 /* Roles of a peer in the same process, or of any peer without CURVE. */
 #define BUS__ALL_ROLES (BUS_ROLE_WORKER | BUS_ROLE_CLIENT | BUS_ROLE_ADMIN)
 
+typedef struct bus__bcast bus__bcast;
+
 typedef struct bus__request bus__request;
 struct bus__request {
 	bus__request *next;
 	int64_t deadline;
+	bus__bcast *bc; /* one worker's part of a broadcast, or NULL */
+	int bc_index;   /* its place in bc's answers */
 	unsigned char reqid[8];
 	size_t client_len;
 	unsigned char client[BUS__MAX_IDENTITY];
 	size_t body_len;
 	char body[]; /* body_len bytes */
+};
+
+/*
+ * A request to every worker of a service (docs/bus.md, "Broadcast"): the
+ * parts are ordinary held requests pointing here; their answers are
+ * collected and sent as one reply when the last one is in.
+ */
+#define BUS__BCAST_ANSWER_MAX (64 * 1024) /* larger answers: too_large */
+typedef struct bus__bcast_answer {
+	char worker[2 * 16 + 1];
+	unsigned char status; /* 0: still waiting */
+	char *body;           /* JSON (result, or {"code","message"}) */
+	size_t len;
+} bus__bcast_answer;
+
+struct bus__bcast {
+	unsigned char reqid[8];
+	size_t client_len;
+	unsigned char client[BUS__MAX_IDENTITY];
+	int n, waiting;
+	bus__bcast_answer answers[]; /* n */
 };
 
 typedef struct bus__service bus__service;

@@ -69,6 +69,20 @@ int bus_client_request(bus_client *c, const char *service, const void *body,
                        uint64_t *id);
 
 /*
+ * Flags of a request. BUS_CALL_ALL: deliver it to every live worker of the
+ * service; the one reply (status BUS_OK) is a JSON array with one
+ * {"worker", "status": "ok"|"error"|"timeout", "result"|"error"} per
+ * worker (docs/bus.md, "Broadcast").
+ */
+#define BUS_CALL_ALL 0x01u
+
+/* bus_client_request with flags (BUS_CALL_*). */
+int bus_client_request_flags(bus_client *c, const char *service,
+                             const void *body, size_t len, unsigned flags,
+                             int timeout_ms, bus_reply_fn cb, void *user,
+                             uint64_t *id);
+
+/*
  * Convenience: send {"o": op, "a": args} to service. args (borrowed) must
  * be a JSON array.
  */
@@ -113,6 +127,13 @@ int bus_call_secure(void *zmq_ctx, const char *endpoint,
                     const bus_curve_keys *keys, const char *service,
                     const void *body, size_t len, int timeout_ms,
                     bus_status *status, char **reply, size_t *replylen);
+
+/* bus_call_secure with flags (BUS_CALL_*). */
+int bus_call_flags(void *zmq_ctx, const char *endpoint,
+                   const bus_curve_keys *keys, const char *service,
+                   const void *body, size_t len, unsigned flags,
+                   int timeout_ms, bus_status *status, char **reply,
+                   size_t *replylen);
 
 /*
  * The protocol error of a reply whose status is not BUS_OK (docs/bus.md,

@@ -31,6 +31,9 @@ enum bus__status {
 	BUS__ST_NOSERVICE = 4,
 };
 
+/* Flags frame of a client request (an optional 5th frame). */
+#define BUS__FLAG_ALL 0x01 /* to every worker of the service (broadcast) */
+
 /* Limits, in one place. */
 #define BUS__MAX_FRAMES          24       /* more frames: malformed */
 #define BUS__MAX_WORKER_SERVICES 16       /* services one worker serves */

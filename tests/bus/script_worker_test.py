@@ -145,6 +145,54 @@ def test_http_bridge_reaches_a_script_service():
     assert status == 404, (status, body)
 
 
+def test_broadcast_to_every_worker_with_one_killed():
+    """docs/bus.md, "Broadcast": `call --all` reaches each of 3 workers and
+    collects every answer into one; a worker killed while it runs is
+    reported as failed, the others' results are all there."""
+    workers = []
+    for name in ("w1", "w2", "w3"):
+        marker = os.path.join(lstest.tmpdir(), "bcast-%s.pid" % name)
+        script = ('read line; echo $$ > %s; sleep 0.8; '
+                  'printf \'{"worker":"%s","got":%%s}\\n\' "$line"' % (marker, name))
+        w = worker("cache", "sh", "-c", script, extra=("--workers", "1"))
+        workers.append((name, w, marker))
+    # Three processes, one service: wait until the broker counts three.
+    fe, _ = bus()
+
+    def three():
+        r = lstest.run("call", "--broker-frontend", fe, *lstest.bus_peer_args("client"),
+                       "mmi.stats")
+        return r.returncode == 0 and \
+            json.loads(r.stdout)["services"].get("cache", {}).get("workers") == 3
+    lstest.wait_for(three, timeout=15, what="3 cache workers")
+    result = {}
+
+    def run_call():
+        result["r"] = lstest.run("call", "--broker-frontend", fe, "--all",
+                                 *lstest.bus_peer_args("client"), "--", "cache",
+                                 "invalidate", "user:42")
+    th = threading.Thread(target=run_call)
+    th.start()
+    # Kill the third worker's process while its part runs.
+    victim = workers[2][1]
+    lstest.wait_for(lambda: os.path.exists(workers[2][2]), timeout=10,
+                    what="the third worker's program running")
+    victim.kill9()
+    th.join(30)
+    r = result["r"]
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    answers = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(answers) == 3, answers
+    ok = sorted(a["result"]["worker"] for a in answers if a["status"] == "ok")
+    assert ok == ["w1", "w2"], answers
+    for a in answers:
+        if a["status"] == "ok":
+            assert a["result"]["got"] == {"o": "invalidate", "a": ["user:42"]}
+        else:
+            assert a["status"] in ("error", "timeout") and a["error"]["code"], a
+    assert len({a["worker"] for a in answers}) == 3
+
+
 def _pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
