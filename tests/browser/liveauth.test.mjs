@@ -11,7 +11,6 @@ import { Server, after, before, fixturePath, fixtureSecret, freePort, launchBrow
 
 let server;
 let browser;
-let frontend;
 
 const PAGE_HELPERS = `
 window.waitUntil = async function (fn, ms, what) {
@@ -25,14 +24,13 @@ window.waitUntil = async function (fn, ms, what) {
 
 /* `lightstream admin` against the server's bus. */
 function admin(...args) {
-  return execFileSync(lightstreamBin(), ['admin', '--broker-frontend', frontend, ...args], { encoding: 'utf8' });
+  /* the bus of serve is CURVE on tcp: --data finds its socket and admin key */
+  return execFileSync(lightstreamBin(), ['admin', '--data', server.dataDir, ...args], { encoding: 'utf8' });
 }
 
 before(async () => {
   const port = await freePort();
-  frontend = 'tcp://127.0.0.1:' + (await freePort());
-  const backend = 'tcp://127.0.0.1:' + (await freePort());
-  server = new Server({ port, dataDir: makeTmpDir(), extraArgs: ['--broker-frontend', frontend, '--broker-backend', backend] });
+  server = new Server({ port, dataDir: makeTmpDir() });
   await server.start();
   browser = await launchBrowser();
 });

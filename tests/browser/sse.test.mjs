@@ -15,7 +15,6 @@ import { Server, after, before, fixturePath, freePort, launchBrowser, lightstrea
 
 let server;
 let browser;
-let frontend;
 let proxy;
 let proxyBase;
 
@@ -30,7 +29,8 @@ window.waitUntil = async function (fn, ms, what) {
 `;
 
 function admin(...args) {
-  return execFileSync(lightstreamBin(), ['admin', '--broker-frontend', frontend, ...args], { encoding: 'utf8' });
+  /* the bus of serve is CURVE on tcp: --data finds its socket and admin key */
+  return execFileSync(lightstreamBin(), ['admin', '--data', server.dataDir, ...args], { encoding: 'utf8' });
 }
 
 /* An HTTP proxy that forwards requests (streaming answers as they come) and refuses WebSocket upgrades. */
@@ -54,9 +54,7 @@ function startProxy(target) {
 
 before(async () => {
   const port = await freePort();
-  frontend = 'tcp://127.0.0.1:' + (await freePort());
-  const backend = 'tcp://127.0.0.1:' + (await freePort());
-  server = new Server({ port, dataDir: makeTmpDir(), extraArgs: ['--broker-frontend', frontend, '--broker-backend', backend] });
+  server = new Server({ port, dataDir: makeTmpDir() });
   await server.start();
   proxy = await startProxy(port);
   proxyBase = 'http://127.0.0.1:' + proxy.srv.address().port;
@@ -149,6 +147,18 @@ test("transport 'auto' falls back to SSE behind a proxy that refuses WebSocket",
   assert.equal(got.seen.transports.length, 1);
   assert.equal(got.seen.transports[0][0], 'sse');
   assert.deepEqual(got.seen.data, [{ via: 'http' }]);
+
+  // where nothing answers (the server is down), 'auto' does not switch: the usual error
+  const down = await page.evaluate(async ({ url, token }) => {
+    const client = LightStream.createClient({ url, appKey: 'acc1', token, transport: 'auto', reconnect: false });
+    try {
+      await client.open();
+      return 'opened';
+    } catch (e) {
+      return { code: e.code, transport: client.transport };
+    }
+  }, { url: 'ws://127.0.0.1:' + (await freePort()) + '/lightstream/websocket', token });
+  assert.deepEqual(down, { code: 'connection_failed', transport: null });
 
   // where WebSocket works, 'auto' stays on it
   const direct = await page.evaluate(async ({ url, token }) => {

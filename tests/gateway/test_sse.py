@@ -263,6 +263,13 @@ def test_errors_before_the_stream_are_http_answers():
     # POST is not a subscription
     got = error_answer(port, p, {"appKey": "acc1", "token": tok}, method="POST")
     assert got[0] == 405, got
+    # HEAD: what a GET would answer, without subscribing
+    for params, status in (({"appKey": "acc1", "token": tok}, 200),
+                           ({"appKey": "acc1", "token": "x" * 43}, 401)):
+        st, hdrs, body = lstest.http(
+            "HEAD", "http://127.0.0.1:%d%s?%s" % (port, p, urllib.parse.urlencode(params)))
+        assert st == status and body == b"", (st, hdrs, body)
+    lstest.wait_for(lambda: metric(port, "sse_connections") == 0, what="no stream left")
 
 
 def test_cors_follows_the_origin_allow_list():
