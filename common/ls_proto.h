@@ -6,7 +6,9 @@
  *
  * Every component (gateway, app server, bus, C client, command line) uses
  * this module; the browser client's copy is checked against it by a test
- * (tests/unit/proto_contract_test.c writes the table the JS test reads).
+ * (tests/unit/proto_contract_dump.c prints the table and its verdicts on
+ * the shared cases of tests/fixtures/contract_cases.json;
+ * tests/browser/contract.test.mjs holds the JS client to them).
  */
 #ifndef LS_PROTO_H
 #define LS_PROTO_H

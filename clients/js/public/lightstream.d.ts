@@ -4,16 +4,18 @@
 export declare const version: string;
 
 export type ErrorCodeValue =
-  | 'bad_request' | 'auth_failed' | 'token_expired' | 'token_revoked' | 'forbidden' | 'invalid_query'
-  | 'query_too_costly' | 'too_large' | 'slow_consumer' | 'unavailable' | 'server_error'
+  | 'bad_request' | 'auth_failed' | 'token_expired' | 'token_revoked' | 'forbidden' | 'not_found'
+  | 'invalid_query' | 'query_too_costly' | 'too_large' | 'slow_consumer' | 'rate_limited'
+  | 'unavailable' | 'server_error'
   | 'invalid_argument' | 'not_connected' | 'disconnected' | 'closed' | 'timeout'
   | 'queue_full' | 'connection_failed' | 'protocol_error' | 'callback_failed' | 'unsupported';
 
 export declare const ErrorCode: Readonly<{
   BAD_REQUEST: 'bad_request'; AUTH_FAILED: 'auth_failed'; TOKEN_EXPIRED: 'token_expired';
-  TOKEN_REVOKED: 'token_revoked'; FORBIDDEN: 'forbidden'; INVALID_QUERY: 'invalid_query';
-  QUERY_TOO_COSTLY: 'query_too_costly'; TOO_LARGE: 'too_large';
-  SLOW_CONSUMER: 'slow_consumer'; UNAVAILABLE: 'unavailable'; SERVER_ERROR: 'server_error';
+  TOKEN_REVOKED: 'token_revoked'; FORBIDDEN: 'forbidden'; NOT_FOUND: 'not_found';
+  INVALID_QUERY: 'invalid_query'; QUERY_TOO_COSTLY: 'query_too_costly'; TOO_LARGE: 'too_large';
+  SLOW_CONSUMER: 'slow_consumer'; RATE_LIMITED: 'rate_limited'; UNAVAILABLE: 'unavailable';
+  SERVER_ERROR: 'server_error';
   INVALID_ARGUMENT: 'invalid_argument'; NOT_CONNECTED: 'not_connected'; DISCONNECTED: 'disconnected';
   CLOSED: 'closed'; TIMEOUT: 'timeout'; QUEUE_FULL: 'queue_full'; CONNECTION_FAILED: 'connection_failed';
   PROTOCOL_ERROR: 'protocol_error'; CALLBACK_FAILED: 'callback_failed'; UNSUPPORTED: 'unsupported';
@@ -31,6 +33,20 @@ export declare const MessageType: Readonly<{
 export declare const Permission: Readonly<{ WRITE: 1; READ: 2 }>;
 
 export declare const QUERY_LIMITS: Readonly<{ maxDepth: 16; maxNodes: 64; maxBytes: 4096; maxRegexBytes: 256 }>;
+
+/**
+ * The protocol rules the client applies on its side (close codes, HTTP
+ * statuses, identifier grammar, permission check), as checked against the
+ * server's table by the project's tests.
+ */
+export declare const contract: Readonly<{
+  closeCodes: Readonly<Record<string, string>>;
+  httpStatuses: Readonly<Record<string, string>>;
+  validAppKey(s: unknown): boolean;
+  validStream(s: unknown): boolean;
+  permits(permissions: ReadonlyArray<{ owner: string; stream: string; permission: number }>,
+          owner: string, stream: string, bit: number): boolean;
+}>;
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -332,6 +348,7 @@ declare const LightStream: {
   MessageType: typeof MessageType;
   Permission: typeof Permission;
   QUERY_LIMITS: typeof QUERY_LIMITS;
+  contract: typeof contract;
 };
 export default LightStream;
 

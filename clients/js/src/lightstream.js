@@ -44,10 +44,12 @@ const ErrorCode = Object.freeze({
   TOKEN_EXPIRED: 'token_expired',
   TOKEN_REVOKED: 'token_revoked',
   FORBIDDEN: 'forbidden',
+  NOT_FOUND: 'not_found',
   INVALID_QUERY: 'invalid_query',
   QUERY_TOO_COSTLY: 'query_too_costly',
   TOO_LARGE: 'too_large',
   SLOW_CONSUMER: 'slow_consumer',
+  RATE_LIMITED: 'rate_limited',
   UNAVAILABLE: 'unavailable',
   SERVER_ERROR: 'server_error',
   /* client side */
@@ -63,7 +65,11 @@ const ErrorCode = Object.freeze({
   UNSUPPORTED: 'unsupported',
 });
 
-/* Close codes of docs/protocol.md and what they mean to this client. */
+/*
+ * Close codes of docs/protocol.md ("Error codes") and what they mean to this
+ * client. tests/browser/contract.test.mjs checks them against the server's
+ * one table (common/ls_proto.c); 1006 is the browser's own (no close frame).
+ */
 const CLOSE_CODE_ERRORS = {
   1001: ['unavailable', 'the server is going away'],
   1006: ['connection_failed', 'the connection was lost'],
@@ -77,6 +83,13 @@ const CLOSE_CODE_ERRORS = {
   4008: ['slow_consumer', 'the client did not read its messages fast enough'],
   4010: ['token_expired', 'the token expired'],
   4011: ['token_revoked', 'the token was revoked or its account deleted'],
+  4029: ['rate_limited', 'the client sent more than the server allows; slow down'],
+};
+
+/* HTTP statuses of docs/protocol.md ("Error codes") for an answer without a code. */
+const HTTP_STATUS_ERRORS = {
+  400: 'bad_request', 401: 'auth_failed', 403: 'forbidden', 404: 'not_found', 413: 'too_large',
+  429: 'rate_limited', 500: 'server_error', 503: 'unavailable', 504: 'timeout',
 };
 
 const DEFAULTS = Object.freeze({
@@ -98,7 +111,7 @@ const DEFAULTS = Object.freeze({
   }),
 });
 
-/* docs/accounts.md names. */
+/* docs/accounts.md names (checked against common/ls_proto.c by a test). */
 const APP_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const STREAM_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -641,23 +654,27 @@ function normalizeQuery(q) {
  * Permissions
  * --------------------------------------------------------------------- */
 
+/*
+ * Do the permissions grant every bit of `bit` on owner/stream? The bits of
+ * all matching permissions add up; a stream ending in '*' is a prefix. The
+ * same check as the server's ls_perm_allows (common/ls_proto.c), which
+ * tests/browser/contract.test.mjs holds it to.
+ */
 function permits(permissions, owner, stream, bit) {
-  if (!Array.isArray(permissions)) {
+  if (!Array.isArray(permissions) || !bit) {
     return false;
   }
+  let have = 0;
   for (const p of permissions) {
-    if (!p || p.owner !== owner || typeof p.stream !== 'string' || !(p.permission & bit)) {
+    if (!p || p.owner !== owner || typeof p.stream !== 'string') {
       continue;
     }
-    if (p.stream.endsWith('*')) {
-      if (stream.startsWith(p.stream.slice(0, -1))) {
-        return true;
-      }
-    } else if (p.stream === stream) {
-      return true;
+    const match = p.stream.endsWith('*') ? stream.startsWith(p.stream.slice(0, -1)) : p.stream === stream;
+    if (match) {
+      have |= p.permission | 0;
     }
   }
-  return false;
+  return (have & bit) === bit;
 }
 
 /* ------------------------------------------------------------------------
@@ -884,9 +901,7 @@ async function httpError(r) {
   if (e && typeof e.code === 'string') {
     return serverError(e, 'server_error');
   }
-  const byStatus = { 400: 'bad_request', 401: 'auth_failed', 403: 'forbidden', 404: 'not_found', 413: 'too_large',
-    429: 'rate_limited', 503: 'unavailable', 504: 'timeout' };
-  return new LightStreamError(byStatus[r.status] || 'server_error', 'HTTP ' + r.status, { server: true, status: r.status });
+  return new LightStreamError(HTTP_STATUS_ERRORS[r.status] || 'server_error', 'HTTP ' + r.status, { server: true, status: r.status });
 }
 
 /* getToken() may return the token string or generatetoken's data object. */
@@ -2222,6 +2237,20 @@ function createClient(options) {
   return new Client(options);
 }
 
+/*
+ * The contract rules this client applies on its side, for the test that
+ * checks them against the server's one home (tests/browser/contract.test.mjs
+ * against common/ls_proto.c): close codes, HTTP statuses, the identifier
+ * grammar and the permission check.
+ */
+const contract = Object.freeze({
+  closeCodes: Object.freeze(Object.fromEntries(Object.entries(CLOSE_CODE_ERRORS).map(([k, v]) => [k, v[0]]))),
+  httpStatuses: Object.freeze(Object.assign({}, HTTP_STATUS_ERRORS)),
+  validAppKey: (s) => typeof s === 'string' && APP_KEY_RE.test(s),
+  validStream: (s) => typeof s === 'string' && STREAM_RE.test(s),
+  permits: (permissions, owner, stream, bit) => permits(permissions, owner, stream, bit),
+});
+
 const LightStream = Object.freeze({
   version: VERSION,
   createClient,
@@ -2236,4 +2265,5 @@ const LightStream = Object.freeze({
   MessageType,
   Permission,
   QUERY_LIMITS,
+  contract,
 });
