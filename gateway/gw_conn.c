@@ -22,9 +22,13 @@
 #include "ls_time.h"
 #include "ps_control.h"
 
-static void gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static json_t *gw__perms_json(const gw_conn *c);
 static void gw__expired(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Repeated failures a client can cause at will: a few lines, then one
+ * summary per interval (docs/operations.md, "Logs"). */
+static ls_log_limit gw__auth_log = LS_LOG_LIMIT_INIT(10000, 5);
+static ls_log_limit gw__close_log = LS_LOG_LIMIT_INIT(10000, 5);
 
 gw_conn *
 gw_conn_new(gw_gateway *gw, struct lws *wsi)
@@ -40,10 +44,10 @@ gw_conn_new(gw_gateway *gw, struct lws *wsi)
 	c->tls = gw_wsi_is_tls(gw, wsi);
 	c->last_rx_ms = ls_now_ms();
 	gw_client_ip(gw, wsi, c->ip, sizeof(c->ip));
-	ev_timer_init(&c->auth_timer, gw__auth_timeout,
-	              (double)gw->auth_timeout_ms / 1000.0, 0.0);
-	c->auth_timer.data = c;
-	ev_timer_start(gw->loop, &c->auth_timer);
+	c->start_pc = LS_PC_COUNT;
+	/* One list in creation order instead of a timer each: the reaper
+	 * times them out a bounded batch at a time. */
+	gw_clist_move(c, GW_CL_AUTH, c->last_rx_ms + gw->auth_timeout_ms);
 	ev_init(&c->expiry_timer, gw__expired);
 	c->expiry_timer.data = c;
 	c->next = gw->conns;
@@ -80,7 +84,7 @@ gw_conn_destroy(gw_conn *c)
 {
 	gw_gateway *gw = c->gw;
 
-	ev_timer_stop(gw->loop, &c->auth_timer);
+	gw_clist_move(c, GW_CL_NONE, 0);
 	ev_timer_stop(gw->loop, &c->expiry_timer);
 	if (c->bus_pending) {
 		bus_client_cancel(gw->bus, c->bus_id);
@@ -103,6 +107,9 @@ gw_conn_destroy(gw_conn *c)
 	free(c->app_key);
 	free(c->token);
 	free(c->new_token);
+	if (gw->ping_cursor == c) {
+		gw->ping_cursor = c->next;
+	}
 	if (c->prev != NULL) {
 		c->prev->next = c->next;
 	} else {
@@ -172,7 +179,9 @@ gw__closing(gw_conn *c, int close_code)
 {
 	c->state = GW_CS_CLOSING;
 	c->close_code = close_code;
-	ev_timer_stop(c->gw->loop, &c->auth_timer);
+	/* The close follows the queue; the socket is cut at the deadline if
+	 * the peer does not answer it (or reads nothing). */
+	gw_clist_move(c, GW_CL_CLOSING, ls_now_ms() + GW_CLOSE_GRACE_MS);
 	ev_timer_stop(c->gw->loop, &c->expiry_timer);
 	if (c->bus_pending) {
 		bus_client_cancel(c->gw->bus, c->bus_id);
@@ -196,8 +205,15 @@ gw_conn_fail(gw_conn *c, int close_code, const char *code, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	ls_debug(GW_LOG, "connection from %s: %s (%s), closing %d", c->ip,
-	         code, message, close_code);
+	if (close_code == LS_CLOSE_SERVER_ERROR ||
+	    close_code == LS_CLOSE_UNAVAILABLE) {
+		ls_log_ratelimited(&gw__close_log, LS_LOG_WARN, GW_LOG,
+		                   "connection from %s: %s (%s), closing %d",
+		                   c->ip, code, message, close_code);
+	} else {
+		ls_debug(GW_LOG, "connection from %s: %s (%s), closing %d",
+		         c->ip, code, message, close_code);
+	}
 	if (c->framing == GW_FRAMING_SSE) {
 		json_t *m = gw__error(code, message);
 		b = m ? gw_sse_encode(c, LS_T_ERROR, m) : NULL;
@@ -212,11 +228,76 @@ gw_conn_fail(gw_conn *c, int close_code, const char *code, const char *fmt,
 }
 
 void
+gw_conn_error(gw_conn *c, ls_proto_code pc, const char *fmt, ...)
+{
+	const ls_proto_error *row = ls_proto_error_row(pc);
+	char message[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	gw_conn_fail(c,
+	             row && row->close_code ? (int)row->close_code
+	                                    : LS_CLOSE_SERVER_ERROR,
+	             ls_proto_code_name(pc), "%s", message);
+}
+
+void
 gw_conn_close(gw_conn *c, int close_code)
 {
 	if (c->state != GW_CS_CLOSING) {
 		gw__closing(c, close_code);
 	}
+}
+
+void
+gw_conn_close_later(gw_conn *c, ls_proto_code pc, int close_code)
+{
+	if (c->state == GW_CS_CLOSING || c->list == GW_CL_START) {
+		return;
+	}
+	c->start_pc = pc;
+	c->start_close = close_code;
+	gw_clist_move(c, GW_CL_START, 0);
+}
+
+void
+gw_conn_start_close(gw_conn *c)
+{
+	if (c->start_pc == LS_PC_TOKEN_EXPIRED) {
+		gw_conn_fail(c, c->start_close, "token_expired",
+		             "the token expired");
+	} else if (c->start_pc != LS_PC_COUNT) {
+		gw_conn_fail(c, c->start_close,
+		             ls_proto_code_name(c->start_pc), "%s",
+		             ls_proto_code_name(c->start_pc));
+	} else {
+		gw_conn_close(c, c->start_close);
+	}
+}
+
+void
+gw_conn_auth_timeout(gw_conn *c)
+{
+	c->gw->m.auth_failed++;
+	ls_log_ratelimited(&gw__auth_log, LS_LOG_INFO, GW_LOG,
+	                   "connection from %s: no authentication within "
+	                   "%ld ms",
+	                   c->ip, c->gw->auth_timeout_ms);
+	gw_conn_fail(c, LS_CLOSE_AUTH_TIMEOUT, "auth_failed",
+	             "no authentication within %ld ms",
+	             c->gw->auth_timeout_ms);
+}
+
+int
+gw_conn_peer_close(gw_conn *c, const unsigned char *in, size_t len)
+{
+	if (c->close_sent) {
+		/* The answer to our close frame: the handshake is over. */
+		return 1;
+	}
+	return 0;
 }
 
 /*
@@ -239,7 +320,9 @@ gw__auth_refused(gw_conn *c, ls_proto_code pc, const char *message)
 	b = gw__envelope(LS_T_AUTH_RESPONSE,
 	                 json_pack("{s:b,s:o}", "ok", 0, "error",
 	                           gw__error(row->name, message)));
-	ls_debug(GW_LOG, "authentication from %s failed: %s", c->ip, message);
+	ls_log_ratelimited(&gw__auth_log, LS_LOG_INFO, GW_LOG,
+	                   "authentication from %s failed: %s", c->ip,
+	                   message);
 	gw__closing(c, row->close_code ? (int)row->close_code
 	                               : LS_CLOSE_AUTH_FAILED);
 	if (b != NULL) {
@@ -312,19 +395,8 @@ gw__expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	gw_conn *c = w->data;
 
-	gw_conn_fail(c, LS_CLOSE_TOKEN_EXPIRED, "token_expired",
-	             "the token expired");
-}
-
-static void
-gw__auth_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	gw_conn *c = w->data;
-
-	c->gw->m.auth_failed++;
-	gw_conn_fail(c, LS_CLOSE_AUTH_TIMEOUT, "auth_failed",
-	             "no authentication within %ld ms",
-	             c->gw->auth_timeout_ms);
+	/* Tokens issued together expire together: through the reaper. */
+	gw_conn_close_later(c, LS_PC_TOKEN_EXPIRED, LS_CLOSE_TOKEN_EXPIRED);
 }
 
 int
@@ -530,7 +602,7 @@ gw__auth_ok(gw_conn *c)
 {
 	char exp[LS_RFC3339_LEN + 1];
 
-	ev_timer_stop(c->gw->loop, &c->auth_timer);
+	gw_clist_move(c, GW_CL_NONE, 0);
 	c->state = GW_CS_READY;
 	c->gw->m.auth_ok++;
 	if (c->framing == GW_FRAMING_SSE) {

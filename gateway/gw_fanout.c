@@ -22,6 +22,9 @@
 #include "ls_log.h"
 #include "ls_proto.h"
 
+/* One line per slow consumer would let a crowd of them flood the log. */
+static ls_log_limit gw__slow_log = LS_LOG_LIMIT_INIT(10000, 5);
+
 /* ---- streams ------------------------------------------------------------ */
 
 static uint32_t
@@ -521,9 +524,14 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 		gw_buf_unref(&body);
 		gw->m.slow_consumers++;
 		gw_queue_clear(c);
-		gw_conn_fail(c, LS_CLOSE_SLOW_CONSUMER, "slow_consumer",
-		             "unsent data passed the queue limit of %ld bytes",
-		             gw->queue_limit_bytes);
+		ls_log_ratelimited(&gw__slow_log, LS_LOG_INFO, GW_LOG,
+		                   "slow consumer %s from %s: more than %ld "
+		                   "bytes unsent, closing",
+		                   c->conn_id, c->ip, gw->queue_limit_bytes);
+		gw_conn_error(
+		        c, LS_PC_SLOW_CONSUMER,
+		        "unsent data passed the queue limit of %ld bytes",
+		        gw->queue_limit_bytes);
 		return LS_ESLOW;
 	}
 	if (gw__queue_reserve(c) != 0) {
@@ -695,6 +703,26 @@ gw_queue_write(gw_conn *c)
 	if (c->qcount == 0) {
 		c->qhead = 0;
 	}
+	if (!sse && c->qcount == 0 && c->close_code != 0 && !c->close_sent) {
+		/* Our own close frame, after the queue: the socket stays until
+		 * the peer answers it or the reaper's deadline cuts it (lws's
+		 * close handshake would arm a timeout per connection in one
+		 * sorted list, a walk past every other closing connection). */
+		char reason[16];
+		int rn = snprintf(reason, sizeof(reason), "%d", c->close_code);
+		unsigned char *p;
+		if (gw__wbuf_room(gw, used, 4 + (size_t)rn) != 0) {
+			return -1;
+		}
+		p = gw->wbuf + LWS_PRE + used;
+		*p++ = 0x88; /* FIN, close */
+		*p++ = (unsigned char)(2 + rn);
+		*p++ = (unsigned char)(c->close_code >> 8);
+		*p++ = (unsigned char)c->close_code;
+		memcpy(p, reason, (size_t)rn);
+		used += 4 + (size_t)rn;
+		c->close_sent = true;
+	}
 	if (c->ping_due && c->close_code == 0) {
 		/* A ping rides along with the batch. It carries a payload:
 		 * lws 4.1 does not report a pong with an empty one. SSE has
@@ -723,21 +751,13 @@ gw_queue_write(gw_conn *c)
 			 * there): what the kernel took counts as alive. */
 			gw_conn_alive(c);
 		}
-		if (c->qcount > 0 || c->close_code != 0) {
+		if (c->qcount > 0 || (sse && c->close_code != 0)) {
 			lws_callback_on_writable(c->wsi);
 		}
 		return 0;
 	}
-	if (c->close_code != 0) {
-		char reason[32];
-		int rn;
-		if (sse) {
-			return -1; /* the end of the response */
-		}
-		rn = snprintf(reason, sizeof(reason), "%d", c->close_code);
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		                 (unsigned char *)reason, (size_t)rn);
-		return -1;
+	if (sse && c->close_code != 0) {
+		return -1; /* the end of the response */
 	}
 	return 0;
 }
@@ -888,10 +908,15 @@ gw__rec_buffer(gw_sub *sub, gw_buf *shared, size_t jlen, uint64_t offset,
 	if (rc == -ENOBUFS) {
 		/* Bounded like the queue the messages are headed for. */
 		c->gw->m.slow_consumers++;
-		gw_conn_fail(c, LS_CLOSE_SLOW_CONSUMER, "slow_consumer",
-		             "messages buffered during recovery passed the "
-		             "queue limit of %ld bytes",
-		             c->gw->queue_limit_bytes);
+		ls_log_ratelimited(&gw__slow_log, LS_LOG_INFO, GW_LOG,
+		                   "slow consumer %s from %s: more than %ld "
+		                   "bytes buffered during recovery, closing",
+		                   c->conn_id, c->ip,
+		                   c->gw->queue_limit_bytes);
+		gw_conn_error(c, LS_PC_SLOW_CONSUMER,
+		              "messages buffered during recovery passed the "
+		              "queue limit of %ld bytes",
+		              c->gw->queue_limit_bytes);
 	} else if (rc != 0) {
 		c->gw->m.dropped++;
 	}

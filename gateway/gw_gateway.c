@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/socket.h>
 
 #include "gw_internal.h"
 #include "ls_log.h"
@@ -104,6 +106,8 @@ gw__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return pss->conn ? gw_conn_receive(pss->conn, in, len) : -1;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return pss->conn ? gw_conn_peer_close(pss->conn, in, len) : 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->conn != NULL) {
 			gw_conn_alive(pss->conn);
@@ -219,33 +223,259 @@ gw__fabric_state(bool ready, const char *reason, void *user)
  * Every ping interval: ping every connection (docs/protocol.md: pings every 25
  * s, which also keeps proxies and NATs from timing the connection out), and
  * drop those from which nothing (no frame, no pong) arrived for 2.5
- * intervals. The ping frame joins the connection's next coalesced write.
- * (lws's own validity pings do not run on adopted sockets here.)
+ * intervals: the reaper cuts them, a batch per loop iteration. The ping
+ * frame joins the connection's next coalesced write. (lws's own validity
+ * pings do not run on adopted sockets here.)
+ *
+ * The sweep is spread over the interval: each of GW_PING_SLICES timer runs
+ * visits its share of the connections from where the last one stopped,
+ * so thousands of pings are never written in one loop iteration.
  */
 static void
 gw__ping(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	gw_gateway *gw = w->data;
 	int64_t now = ls_now_ms(), interval = gw->ping_interval_s * 1000;
-	bool killed = false;
+	if (gw->ping_cursor == NULL) {
+		/* One round per interval. Its share per run comes from its
+		 * size at the start, so that connections dropped on the way
+		 * do not slow it. */
+		if (now - gw->ping_round_ms < interval - interval / 64) {
+			return;
+		}
+		gw->ping_round_ms = now;
+		gw->ping_quota = gw->nconns / GW_PING_SLICES + 1;
+	}
+	for (size_t i = 0; i < gw->ping_quota; i++) {
+		gw_conn *c = gw->ping_cursor ? gw->ping_cursor : gw->conns;
+		int64_t idle;
 
-	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
-		int64_t idle = now - c->last_rx_ms;
+		if (c == NULL) {
+			break;
+		}
+		gw->ping_cursor = c->next;
+		idle = now - c->last_rx_ms;
 		if (idle > 2 * interval + interval / 2) {
-			ls_debug(GW_LOG, "dropping %s: no pong", c->ip);
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-			                LWS_TO_KILL_ASYNC);
-			killed = true;
+			if (!c->cut && c->list != GW_CL_KILL) {
+				ls_debug(GW_LOG, "dropping %s: no pong",
+				         c->ip);
+				gw_clist_move(c, GW_CL_KILL, 0);
+			}
 		} else if (c->state != GW_CS_CLOSING) {
 			c->ping_due = true;
 			lws_callback_on_writable(c->wsi);
 		}
+		if (gw->ping_cursor == NULL) {
+			break; /* a round is complete */
+		}
 	}
-	if (killed) {
+}
+
+/* ---- loop iterations ------------------------------------------------------
+ *
+ * The CPU time from the moment the loop wakes up to the moment it waits
+ * again: every other client waited that long (lightstream_loop_busy_seconds).
+ * CPU time, not wall time, so that a busy machine does not count.
+ */
+
+static int64_t
+gw__thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* libev calls these around each wait for events (ev_set_loop_release_cb):
+ * what lies between an acquire and the next release is one iteration. */
+static void
+gw__loop_acquire(struct ev_loop *loop) EV_NOEXCEPT
+{
+	gw_gateway *gw = ev_userdata(loop);
+
+	gw->busy_t0 = gw__thread_cpu_ns();
+}
+
+static void
+gw__loop_release(struct ev_loop *loop) EV_NOEXCEPT
+{
+	gw_gateway *gw = ev_userdata(loop);
+
+	if (gw->busy_t0 != 0) {
+		gw_metrics_busy(&gw->m,
+		                (double)(gw__thread_cpu_ns() - gw->busy_t0) /
+		                        1e9);
+		gw->busy_t0 = 0;
+	}
+}
+
+/* ---- the reaper -----------------------------------------------------------
+ *
+ * Closing costs more per connection than anything else the gateway does:
+ * lws's close path walks its whole descriptor table (a debug check built
+ * into Debian's lws 4.1.6), so one close costs time proportional to the
+ * open connections. Auth timeouts, token expiries, dead peers and shutdown
+ * can concern thousands of connections at the same moment: they wait on
+ * lists in deadline order, and each loop iteration handles at most
+ * GW_REAP_BATCH of them (docs/architecture.md, "Closing connections").
+ */
+
+static void gw__reap_arm(gw_gateway *gw, int64_t at, bool bucket);
+
+void
+gw_clist_move(gw_conn *c, gw_clist_id list, int64_t deadline_ms)
+{
+	gw_gateway *gw = c->gw;
+
+	if (c->cut && list != GW_CL_NONE) {
+		return; /* going already */
+	}
+	if (c->list != GW_CL_NONE) {
+		gw_clist *l = &gw->lists[c->list];
+		if (c->lprev != NULL) {
+			c->lprev->lnext = c->lnext;
+		} else {
+			l->head = c->lnext;
+		}
+		if (c->lnext != NULL) {
+			c->lnext->lprev = c->lprev;
+		} else {
+			l->tail = c->lprev;
+		}
+		l->count--;
+		c->lprev = c->lnext = NULL;
+	}
+	c->list = list;
+	if (list == GW_CL_NONE) {
+		return;
+	}
+	{
+		gw_clist *l = &gw->lists[list];
+		c->deadline_ms = deadline_ms;
+		c->lprev = l->tail;
+		if (l->tail != NULL) {
+			l->tail->lnext = c;
+		} else {
+			l->head = c;
+		}
+		l->tail = c;
+		l->count++;
+	}
+	if (list == GW_CL_START || list == GW_CL_KILL) {
+		gw__reap_arm(gw, 0, false);
+	} else {
+		gw__reap_arm(gw, deadline_ms, true);
+	}
+}
+
+/*
+ * Cut c's socket: no close handshake (the peer answered it, or had its
+ * chance). With nothing buffered lws closes it at once (c is freed before
+ * this returns); with output still buffered lws would wait to flush it, so
+ * the violent way instead: a timeout lws handles when it next looks at its
+ * timers. Returns true when the close is still to happen.
+ */
+static bool
+gw__cut(gw_conn *c)
+{
+	struct lws *wsi = c->wsi;
+	struct linger now = { 1, 0 };
+	int fd = lws_get_socket_fd(wsi);
+
+	gw_clist_move(c, GW_CL_NONE, 0);
+	c->cut = true;
+	/* Reset, not FIN: what the peer did not read is dropped at once
+	 * instead of lingering in the kernel for a peer that reads nothing. */
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+	}
+	if (!lws_partial_buffered(wsi)) {
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+		                LWS_TO_KILL_SYNC);
+		return false;
+	}
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	return true;
+}
+
+static void
+gw__reap(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	gw_gateway *gw = w->data;
+	int64_t now = ls_now_ms();
+	int budget = GW_REAP_BATCH;
+	bool cut = false;
+	gw_conn *c;
+
+	gw->reap_at = INT64_MAX;
+	while (budget > 0 && (c = gw->lists[GW_CL_KILL].head) != NULL) {
+		cut |= gw__cut(c);
+		budget--;
+	}
+	while (budget > 0 && (c = gw->lists[GW_CL_CLOSING].head) != NULL &&
+	       c->deadline_ms <= now) {
+		ls_debug(GW_LOG, "cutting %s: close not answered in time",
+		         c->ip);
+		cut |= gw__cut(c);
+		budget--;
+	}
+	while (budget > 0 && (c = gw->lists[GW_CL_START].head) != NULL) {
+		gw_clist_move(c, GW_CL_NONE, 0);
+		gw_conn_start_close(c);
+		budget--;
+	}
+	while (budget > 0 && (c = gw->lists[GW_CL_AUTH].head) != NULL &&
+	       c->deadline_ms <= now) {
+		gw_clist_move(c, GW_CL_NONE, 0);
+		gw_conn_auth_timeout(c);
+		budget--;
+	}
+	if (cut) {
 		/* Outside an lws callback lws does not look at its timers
-		 * until something wakes it: wake it now. */
+		 * until something wakes it: once per batch. */
 		lws_cancel_service(gw->ctx);
 	}
+	if (budget == 0) {
+		/* More to do: soon, but not before the loop went idle once,
+		 * or lws (which looks at its timers when the loop is idle)
+		 * would not get to the sockets cut above. */
+		gw__reap_arm(gw, now + 1, false);
+		return;
+	}
+	if (gw->lists[GW_CL_AUTH].head != NULL) {
+		gw__reap_arm(gw, gw->lists[GW_CL_AUTH].head->deadline_ms,
+		             true);
+	}
+	if (gw->lists[GW_CL_CLOSING].head != NULL) {
+		gw__reap_arm(gw, gw->lists[GW_CL_CLOSING].head->deadline_ms,
+		             true);
+	}
+}
+
+/* Run the reaper at `at` (monotonic ms) unless it runs earlier already.
+ * With bucket, deadlines share the runs of one GW_REAP_MS step. */
+static void
+gw__reap_arm(gw_gateway *gw, int64_t at, bool bucket)
+{
+	int64_t now;
+
+	if (at >= gw->reap_at) {
+		return;
+	}
+	now = ls_now_ms();
+	if (bucket && at > now) {
+		at += GW_REAP_MS - at % GW_REAP_MS; /* a bucket, not a timer
+		                                       each */
+		if (at >= gw->reap_at) {
+			return;
+		}
+	}
+	gw->reap_at = at;
+	ev_timer_stop(gw->loop, &gw->reap);
+	ev_timer_set(&gw->reap, at > now ? (double)(at - now) / 1000.0 : 0.0,
+	             0.0);
+	ev_timer_start(gw->loop, &gw->reap);
 }
 
 void
@@ -309,8 +539,10 @@ gw_gateway_shutdown(gw_gateway *gw, void (*done)(void *user), void *user)
 	gw_listener_close(&gw->tls);
 	ev_timer_stop(gw->loop, &gw->probe);
 	ev_timer_stop(gw->loop, &gw->ping);
+	/* A batch per loop iteration (the reaper): closing thousands at
+	 * once would stall the loop for the rest. */
 	for (gw_conn *c = gw->conns; c != NULL; c = c->next) {
-		gw_conn_close(c, LS_CLOSE_GOING_AWAY);
+		gw_conn_close_later(c, LS_PC_COUNT, LS_CLOSE_GOING_AWAY);
 	}
 	ev_timer_set(&gw->drain, (double)gw->drain_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(gw->loop, &gw->drain);
@@ -453,6 +685,16 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 
 	ev_init(&gw->ping, gw__ping);
 	gw->ping.data = gw;
+	ev_init(&gw->reap, gw__reap);
+	gw->reap.data = gw;
+	gw->reap_at = INT64_MAX;
+	/* The loop is the gateway's own (DESIGN): its user data and the
+	 * hooks around each wait are free for the iteration timing. */
+	if (ev_userdata(loop) == NULL) {
+		ev_set_userdata(loop, gw);
+		ev_set_loop_release_cb(loop, gw__loop_release,
+		                       gw__loop_acquire);
+	}
 	gw_liveauth_init(gw);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, gw__lws_log);
@@ -528,8 +770,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	}
 	ev_timer_set(&gw->probe, 0.0, (double)GW_PROBE_MS / 1000.0);
 	ev_timer_start(loop, &gw->probe);
-	ev_timer_set(&gw->ping, (double)gw->ping_interval_s,
-	             (double)gw->ping_interval_s);
+	ev_timer_set(&gw->ping, (double)gw->ping_interval_s / GW_PING_SLICES,
+	             (double)gw->ping_interval_s / GW_PING_SLICES);
 	ev_timer_start(loop, &gw->ping);
 	return gw;
 fail:
@@ -555,10 +797,23 @@ gw_gateway_destroy(gw_gateway **pgw)
 	gw_liveauth_stop(gw);
 	gw->stopping = true; /* no new re-validations while closing */
 	if (gw->ctx != NULL) {
+		/* No reaper from here: lws closes what is left. */
+		for (int l = GW_CL_AUTH; l < GW_CL_COUNT; l++) {
+			while (gw->lists[l].head != NULL) {
+				gw_clist_move(gw->lists[l].head, GW_CL_NONE,
+				              0);
+			}
+		}
+		gw->reap_at = INT64_MIN;
 		/* Closes every connection: their CLOSED callbacks still use
 		 * the bus client and the fabric, so those go after. */
 		lws_context_destroy(gw->ctx);
 		gw->ctx = NULL;
+	}
+	ev_timer_stop(gw->loop, &gw->reap);
+	if (ev_userdata(gw->loop) == gw) {
+		ev_set_loop_release_cb(gw->loop, NULL, NULL);
+		ev_set_userdata(gw->loop, NULL);
 	}
 	if (gw->probe_pending && gw->bus != NULL) {
 		bus_client_cancel(gw->bus, gw->probe_id);

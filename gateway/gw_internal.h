@@ -42,6 +42,18 @@
 #define GW_ISSUE_SERVICE  "auth.issue"
 #define GW_LIMIT_KEYS_MAX 100000 /* addresses / app keys tracked */
 #define GW_SSE_PATH       "/lightstream/sse/"
+/* After the server decides to close a connection, the peer has this long
+ * to read the close frame and answer it; then the socket is cut
+ * (docs/protocol.md: gone within 5 s, whether the peer reads or not). */
+#define GW_CLOSE_GRACE_MS 3000
+/* The reaper's work per loop iteration (gw_gateway.c): at most this many
+ * connections closed or cut; the rest waits for the next iteration, so a
+ * mass close never stalls the loop for long. */
+#define GW_REAP_BATCH 32
+#define GW_REAP_MS    50
+/* The keepalive sweep visits the connections in this many steps per
+ * ping interval. */
+#define GW_PING_SLICES 32
 
 /* ---- refcounted byte buffers (gw_buf.c) -------------------------------- */
 
@@ -68,7 +80,8 @@ typedef struct gw_qent {
 
 /* ---- metrics (gw_metrics.c) --------------------------------------------- */
 
-#define GW_LAT_BUCKETS 14
+#define GW_LAT_BUCKETS  14
+#define GW_BUSY_BUCKETS 9
 
 /*
  * Counters are written by their loop's thread only, and read by any loop
@@ -101,10 +114,18 @@ typedef struct gw_metrics {
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t lat_sum_ns;
+	/* CPU time of each loop iteration: how long the loop was busy
+	 * before it could look at any other client again */
+	_Atomic uint64_t busy_bucket[GW_BUSY_BUCKETS];
+	_Atomic uint64_t busy_count;
+	_Atomic uint64_t busy_sum_ns;
+	_Atomic uint64_t busy_max_ns;
 } gw_metrics;
 
 /* Record one bus round trip that started at start_ns (ls_now_ns). */
 void gw_metrics_bus(gw_metrics *m, int64_t start_ns);
+/* Record one loop iteration that kept the loop busy for `seconds`. */
+void gw_metrics_busy(gw_metrics *m, double seconds);
 
 /* Prometheus text of the gateway's metrics (new string, free()). */
 char *gw_metrics_render(gw_gateway *gw, size_t *len);
@@ -130,6 +151,21 @@ typedef struct gw_owner_hist {
  * ls_perm_allows().
  */
 typedef ls_perm gw_perm;
+
+/* The reaper's lists (gw_gateway.c); a connection is on at most one. */
+typedef enum gw_clist_id {
+	GW_CL_NONE = 0,
+	GW_CL_AUTH,    /* not authenticated yet; deadline: the auth timeout */
+	GW_CL_START,   /* a close to start (shutdown, token expiry) */
+	GW_CL_CLOSING, /* closing; deadline: the socket is cut */
+	GW_CL_KILL,    /* to cut at once (no pong, close acknowledged) */
+	GW_CL_COUNT
+} gw_clist_id;
+
+typedef struct gw_clist {
+	gw_conn *head, *tail;
+	size_t count;
+} gw_clist;
 
 typedef enum gw_conn_state {
 	GW_CS_NEW,      /* waiting for AuthRequest */
@@ -196,8 +232,16 @@ struct gw_conn {
 	gw_perm *perms;
 	size_t nperms;
 	int64_t expires_ms; /* wall clock */
-	ev_timer auth_timer;
 	ev_timer expiry_timer;
+	/* reaper: one list at a time, each in deadline order */
+	gw_conn *lprev, *lnext;
+	gw_clist_id list;
+	int64_t deadline_ms;    /* monotonic */
+	ls_proto_code start_pc; /* GW_CL_START: the Error to send, or
+	                           LS_PC_COUNT for none */
+	int start_close;        /* GW_CL_START: the close code */
+	bool close_sent;        /* our close frame is written */
+	bool cut;               /* the socket is being cut: no more lists */
 	/* one bus request at a time: auth, web-token check or refresh */
 	uint64_t bus_id;
 	bool bus_pending;
@@ -333,8 +377,21 @@ struct gw_gateway {
 	gw_conn *revokes, *revokes_tail;
 	ev_timer revoke_w;
 
-	/* keepalive: our own pings, written with the queued frames */
+	/* loop iterations timed for the metrics (gw_gateway.c) */
+	int64_t busy_t0; /* thread CPU ns at the start of the iteration */
+
+	/* keepalive: our own pings, written with the queued frames; the
+	 * sweep's next connection */
 	ev_timer ping;
+	gw_conn *ping_cursor;
+	size_t ping_quota;
+	int64_t ping_round_ms; /* when the round started */
+
+	/* the reaper: auth timeouts, closes to start, sockets to cut, a
+	 * bounded batch per loop iteration */
+	gw_clist lists[GW_CL_COUNT];
+	ev_timer reap;
+	int64_t reap_at; /* when it runs next; INT64_MAX: not armed */
 
 	/* shutdown */
 	bool stopping;
@@ -375,6 +432,9 @@ void gw_conn_send(gw_conn *c, int t, json_t *m);
 /* Queue Error {code, message} and close with close_code after it. */
 void gw_conn_fail(gw_conn *c, int close_code, const char *code,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same, the close code from ls_proto's table for the code pc. */
+void gw_conn_error(gw_conn *c, ls_proto_code pc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Close with close_code once the queue is written (no Error). */
 void gw_conn_close(gw_conn *c, int close_code);
 /* Does c hold every bit of bit (LS_PERM_*) on owner/stream? */
@@ -409,6 +469,17 @@ void gw_liveauth_ready(gw_conn *c);
 void gw_liveauth_forget(gw_conn *c);
 void gw_liveauth_init(gw_gateway *gw);
 void gw_liveauth_stop(gw_gateway *gw);
+/* Start a close later, from the reaper (a mass event: shutdown, expiry):
+ * Error pc (LS_PC_COUNT: none), then close_code. */
+void gw_conn_close_later(gw_conn *c, ls_proto_code pc, int close_code);
+/* The peer answered our close frame, or sent its own (lws callback
+ * LWS_CALLBACK_WS_PEER_INITIATED_CLOSE). Returns nonzero when lws is to
+ * drop the connection at once without answering. */
+int gw_conn_peer_close(gw_conn *c, const unsigned char *in, size_t len);
+/* The reaper's actions: the close gw_conn_close_later() asked for; the
+ * auth timeout (Error auth_failed, close 4002). */
+void gw_conn_start_close(gw_conn *c);
+void gw_conn_auth_timeout(gw_conn *c);
 
 /* gw_fanout.c: streams, subscriptions, queues */
 int gw_sub_add(gw_conn *c, const char *owner, const char *stream,
@@ -606,6 +677,10 @@ void gw_sse_free(gw_conn *c);
 void gw_check_drained(gw_gateway *gw);
 /* May a page of origin connect (gateway.origins)? Logs a refusal. */
 bool gw_origin_allowed(gw_gateway *gw, const char *origin);
+/* Move c to the end of list (off any other) with deadline (monotonic ms);
+ * GW_CL_NONE takes it off. The reaper runs when the first deadline is
+ * due. */
+void gw_clist_move(gw_conn *c, gw_clist_id list, int64_t deadline_ms);
 /* The peer sent something: it is alive. */
 void gw_conn_alive(gw_conn *c);
 

@@ -39,6 +39,29 @@ static const double gw__lat_le[GW_LAT_BUCKETS - 1] = {
 	0.1,    0.25,  0.5,    1.0,   2.5,  5.0,
 };
 
+static const double gw__busy_le[GW_BUSY_BUCKETS - 1] = {
+	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+};
+
+void
+gw_metrics_busy(gw_metrics *m, double s)
+{
+	uint64_t ns = (uint64_t)(s * 1e9);
+	int i;
+
+	for (i = 0; i < GW_BUSY_BUCKETS - 1; i++) {
+		if (s <= gw__busy_le[i]) {
+			break;
+		}
+	}
+	m->busy_bucket[i]++;
+	m->busy_count++;
+	m->busy_sum_ns += ns;
+	if (ns > m->busy_max_ns) {
+		m->busy_max_ns = ns; /* written by this loop only */
+	}
+}
+
 void
 gw_metrics_bus(gw_metrics *m, int64_t start_ns)
 {
@@ -224,6 +247,9 @@ typedef struct gw__totals {
 	uint64_t lat_bucket[GW_LAT_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
+	uint64_t busy_bucket[GW_BUSY_BUCKETS];
+	uint64_t busy_count;
+	double busy_sum, busy_max;
 	size_t conns, sse, subs, streams;
 	ps_stats ps;
 	unsigned loops;
@@ -262,6 +288,14 @@ gw__add(gw_gateway *g, void *arg)
 	}
 	t->lat_count += m->lat_count;
 	t->lat_sum += (double)m->lat_sum_ns / 1e9;
+	for (int i = 0; i < GW_BUSY_BUCKETS; i++) {
+		t->busy_bucket[i] += m->busy_bucket[i];
+	}
+	t->busy_count += m->busy_count;
+	t->busy_sum += (double)m->busy_sum_ns / 1e9;
+	if ((double)m->busy_max_ns / 1e9 > t->busy_max) {
+		t->busy_max = (double)m->busy_max_ns / 1e9;
+	}
 	t->conns += g->nconns;
 	t->sse += g->nsse;
 	t->subs += g->nsubs;
@@ -387,6 +421,28 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "lightstream_bus_latency_seconds_count %llu\n",
 	           (unsigned long long)cum, t->lat_sum,
 	           (unsigned long long)t->lat_count);
+	gw__printf(&o, "# HELP lightstream_loop_busy_seconds CPU time of each "
+	               "event-loop iteration (how long other clients "
+	               "waited).\n"
+	               "# TYPE lightstream_loop_busy_seconds histogram\n");
+	cum = 0;
+	for (int i = 0; i < GW_BUSY_BUCKETS - 1; i++) {
+		cum += t->busy_bucket[i];
+		gw__printf(&o,
+		           "lightstream_loop_busy_seconds_bucket{le=\"%g\"} "
+		           "%llu\n",
+		           gw__busy_le[i], (unsigned long long)cum);
+	}
+	cum += t->busy_bucket[GW_BUSY_BUCKETS - 1];
+	gw__printf(&o,
+	           "lightstream_loop_busy_seconds_bucket{le=\"+Inf\"} %llu\n"
+	           "lightstream_loop_busy_seconds_sum %.9f\n"
+	           "lightstream_loop_busy_seconds_count %llu\n",
+	           (unsigned long long)cum, t->busy_sum,
+	           (unsigned long long)t->busy_count);
+	gw__metric(&o, "loop_busy_max_seconds", "gauge",
+	           "The longest CPU time of one event-loop iteration.",
+	           t->busy_max);
 	gw__metric(&o, "bus_ready", "gauge",
 	           "1 when the service bus answered the last probe.",
 	           gw->bus_ok ? 1 : 0);
