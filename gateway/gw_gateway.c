@@ -10,6 +10,7 @@
 #include <time.h>
 #include <sys/socket.h>
 
+#include "gw_client.h"
 #include "gw_internal.h"
 #include "ls_log.h"
 #include "ls_time.h"
@@ -678,6 +679,14 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	}
 	gw->static_dir = s->static_dir ? realpath(s->static_dir, NULL)
 	                               : gw_static_dir_default();
+	{
+		/* The client files come from where the gateway's own copy is
+		 * (build tree or install), not from a configured static
+		 * directory, which need not hold them. */
+		char *own = gw_static_dir_default();
+		gw->client_files = gw_client_files_load(own);
+		free(own);
+	}
 	if (s->static_dir != NULL && gw->static_dir == NULL) {
 		ls_warn(GW_LOG, "gateway.static_dir %s: %s", s->static_dir,
 		        strerror(errno));
@@ -826,6 +835,7 @@ gw_gateway_destroy(gw_gateway **pgw)
 	ls_strlist_clear(&gw->service_allowlist);
 	gw_shared_unref(&gw->shared);
 	free(gw->static_dir);
+	gw_client_files_free(&gw->client_files);
 	free(gw->wbuf);
 	free(gw);
 	*pgw = NULL;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gw_client.h"
 #include "gw_internal.h"
 #include "gw_json.h"
 #include "gw_limit.h"
@@ -102,6 +103,8 @@ struct gw_http {
 	/* response */
 	unsigned status;
 	const char *ctype;
+	const gw_client_file *client; /* a client file's headers */
+	bool gzipped;
 	unsigned char *resp; /* LWS_PRE bytes of room, then the body */
 	size_t resp_len;
 };
@@ -203,19 +206,83 @@ gw__error(gw_http *h, unsigned status, const char *code, const char *msg)
 	gw__respond(h, status, NULL, code, msg);
 }
 
+/* The headers of a client file: cache validators, CORS, static headers. */
+static int
+gw__client_headers(gw_http *h, unsigned char **p, unsigned char *end)
+{
+	const gw_client_file *f = h->client;
+	const char *lines = GW_STATIC_HEADERS;
+	static const struct {
+		const char *name, *value;
+	} fixed[] = {
+		{ "access-control-allow-origin:", "*" },
+		{ "vary:", "Accept-Encoding" },
+	};
+
+	if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"etag:",
+	                                (const unsigned char *)f->etag,
+	                                (int)strlen(f->etag), p, end) ||
+	    lws_add_http_header_by_name(
+	            h->wsi, (const unsigned char *)"last-modified:",
+	            (const unsigned char *)f->last_modified,
+	            (int)strlen(f->last_modified), p, end) ||
+	    (h->gzipped &&
+	     lws_add_http_header_by_name(
+	             h->wsi, (const unsigned char *)"content-encoding:",
+	             (const unsigned char *)"gzip", 4, p, end))) {
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (lws_add_http_header_by_name(
+		            h->wsi, (const unsigned char *)fixed[i].name,
+		            (const unsigned char *)fixed[i].value,
+		            (int)strlen(fixed[i].value), p, end)) {
+			return -1;
+		}
+	}
+	/* GW_STATIC_HEADERS, "name: value\r\n" lines (nosniff first: the
+	 * writer adds that one itself). */
+	while (*lines != '\0') {
+		const char *colon = strchr(lines, ':');
+		const char *eol = strstr(lines, "\r\n");
+		char name[64];
+		size_t nl = (size_t)(colon - lines) + 1;
+
+		if (nl < sizeof(name) &&
+		    strncmp(lines, "x-content-type-options:", nl) != 0) {
+			memcpy(name, lines, nl);
+			name[nl] = '\0';
+			if (lws_add_http_header_by_name(
+			            h->wsi, (const unsigned char *)name,
+			            (const unsigned char *)colon + 2,
+			            (int)(eol - colon - 2), p, end)) {
+				return -1;
+			}
+		}
+		lines = eol + 2;
+	}
+	return 0;
+}
+
 int
 gw_http_writeable(gw_http *h)
 {
-	unsigned char hdr[LWS_PRE + 1024];
+	unsigned char hdr[LWS_PRE + 2048];
 	unsigned char *p = hdr + LWS_PRE, *end = hdr + sizeof(hdr) - 1;
+	const char *cc;
 
 	switch (h->phase) {
 	case GW_HP_READY:
+		/* A client file may be cached, if revalidated; nothing
+		 * else may. */
+		cc = h->client ? "no-cache" : "no-store";
 		if (lws_add_http_common_headers(h->wsi, h->status, h->ctype,
 		                                h->resp_len, &p, end) ||
 		    lws_add_http_header_by_name(
 		            h->wsi, (const unsigned char *)"cache-control:",
-		            (const unsigned char *)"no-store", 8, &p, end) ||
+		            (const unsigned char *)cc, (int)strlen(cc), &p,
+		            end) ||
+		    (h->client != NULL && gw__client_headers(h, &p, end)) ||
 		    lws_add_http_header_by_name(
 		            h->wsi,
 		            (const unsigned char *)"x-content-type-options:",
@@ -1093,6 +1160,44 @@ gw__static(gw_http *h, const char *uri)
 	return 0;
 }
 
+/* A header's value into buf ("" when absent or too long). */
+static const char *
+gw__header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t n)
+{
+	if (lws_hdr_copy(wsi, buf, (int)n, t) < 0) {
+		buf[0] = '\0';
+	}
+	return buf;
+}
+
+/* A client file from memory: 304 when the client's copy is current. */
+static int
+gw__client_file(gw_http *h, const char *uri)
+{
+	const gw_client_file *f =
+	        gw_client_files_find(h->gw->client_files, uri);
+	char inm[256], ims[64], ae[256];
+
+	h->client = f;
+	if (gw_client_file_fresh(
+	            f,
+	            gw__header(h->wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm,
+	                       sizeof(inm)),
+	            gw__header(h->wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, ims,
+	                       sizeof(ims)))) {
+		gw__respond_raw(h, 304, f->ctype, "", 0);
+		return 0;
+	}
+	gw__header(h->wsi, WSI_TOKEN_HTTP_ACCEPT_ENCODING, ae, sizeof(ae));
+	h->gzipped = f->gz != NULL && strstr(ae, "gzip") != NULL;
+	if (h->gzipped) {
+		gw__respond_raw(h, 200, f->ctype, f->gz, f->gzlen);
+	} else {
+		gw__respond_raw(h, 200, f->ctype, f->body, f->len);
+	}
+	return 0;
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 /*
@@ -1446,6 +1551,9 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	if (!get) {
 		gw__error(h, 404, "not_found", "no such endpoint");
 		return 0;
+	}
+	if (gw_client_files_find(gw->client_files, uri) != NULL) {
+		return gw__client_file(h, uri);
 	}
 	return gw__static(h, uri);
 }

@@ -346,6 +346,8 @@ struct gw_gateway {
 	ls_strlist trusted_proxies;
 	ls_strlist service_allowlist;
 	char *static_dir; /* resolved, absolute; NULL: none found */
+	/* the browser client, served whatever static_dir says */
+	struct gw_client_files *client_files;
 
 	/* HTTP limits shared by the loops of a server (gw_shared.c) */
 	struct gw_shared *shared;

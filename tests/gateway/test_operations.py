@@ -67,4 +67,45 @@ def test_client_files_content_types_and_favicon():
     assert b'rel="icon" href="favicon.svg"' in page
 
 
+def test_client_files_served_with_validators_whatever_the_static_dir():
+    """docs/protocol.md, "HTTP": with a static directory of the user's own,
+    /lightstream.js still comes from the gateway, with CORS, an ETag and
+    Last-Modified that revalidate to 304, and gzip when accepted."""
+    import gzip
+    import os
+    mine = os.path.join(lstest.tmpdir(), "mine")
+    os.makedirs(mine, exist_ok=True)
+    with open(os.path.join(mine, "index.html"), "w") as f:
+        f.write("<p>my page</p>")
+    _, port = serve(args=("--static-dir", mine), name="serve-own-static")
+    status, _, page = lstest.http("GET", url(port, "/"))
+    assert status == 200 and page == b"<p>my page</p>"
+    original = open(os.path.join(lstest.SOURCE_ROOT, "clients", "js", "public",
+                                 "lightstream.js"), "rb").read()
+    status, h, body = lstest.http("GET", url(port, "/lightstream.js"))
+    assert status == 200 and body == original
+    assert header(h, "access-control-allow-origin") == "*"
+    assert header(h, "cache-control") == "no-cache"
+    etag, modified = header(h, "etag"), header(h, "last-modified")
+    assert etag.startswith('"') and modified.endswith("GMT"), h
+    status, h2, body = lstest.http("GET", url(port, "/lightstream.js"),
+                                   headers={"If-None-Match": etag})
+    assert status == 304 and body == b"", status
+    status, _, _ = lstest.http("GET", url(port, "/lightstream.js"),
+                               headers={"If-Modified-Since": modified})
+    assert status == 304
+    status, _, _ = lstest.http("GET", url(port, "/lightstream.js"),
+                               headers={"If-None-Match": '"stale"'})
+    assert status == 200
+    status, h, body = lstest.http("GET", url(port, "/lightstream.min.js"),
+                                  headers={"Accept-Encoding": "gzip, deflate"})
+    assert status == 200 and header(h, "content-encoding") == "gzip", h
+    min_js = open(os.path.join(lstest.SOURCE_ROOT, "clients", "js", "public",
+                               "lightstream.min.js"), "rb").read()
+    assert gzip.decompress(body) == min_js and len(body) < len(min_js) / 2
+    for name in ("lightstream.mjs", "lightstream.d.ts"):
+        status, _, _ = lstest.http("GET", url(port, "/" + name))
+        assert status == 200, name
+
+
 lstest.main(globals())
