@@ -10,13 +10,16 @@
  * reaches its bus) and LSC_LIVE_FIXTURE.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "ls_crypto.h"
 #include "ls_test.h"
+#include "ls_time.h"
 #include "lsc.h"
 
 #define WAIT_MS 10000
@@ -824,6 +827,170 @@ LS_TEST(subscribe_since_recovers_the_missed_messages)
 	rec_free(&ra);
 	rec_free(&rb);
 	rec_free(&rc);
+	free(tok);
+}
+
+/* ---- publishing from another thread (lsc_client_publish is
+ * thread-safe; the loop is woken to send) ---- */
+
+typedef struct thr {
+	lsc_client *c;
+	long count;      /* messages the publisher thread sends */
+	int delay_ms;    /* before the first one */
+	long published;  /* atomic: publisher thread */
+	int publish_err; /* atomic: first failure, 0 none */
+	int64_t sent_ms; /* atomic: when the first publish returned */
+	long received;   /* loop thread */
+	long acked;      /* loop thread */
+	long out_of_order;
+	bool subscribed;
+} thr;
+
+static void
+thr_on_subscribe(lsc_client *c, int64_t sub, const char *sid, const char *code,
+                 const char *msg, void *user)
+{
+	((thr *)user)->subscribed = sid != NULL;
+}
+
+static void
+thr_on_message(lsc_client *c, const lsc_message *m, void *user)
+{
+	thr *t = user;
+	char expect[32];
+
+	t->received++;
+	snprintf(expect, sizeof(expect), "{\"n\":%ld}", t->received);
+	if (strcmp(m->data, expect) != 0) {
+		t->out_of_order++;
+	}
+}
+
+static void
+thr_on_ack(lsc_client *c, const char *rid, bool ok, const char *code,
+           const char *msg, void *user)
+{
+	if (ok) {
+		((thr *)user)->acked++;
+	}
+}
+
+static void *
+thr_publisher(void *arg)
+{
+	const struct timespec pause = { 0, 1000 * 1000 };
+	thr *t = arg;
+	struct timespec delay = { t->delay_ms / 1000,
+		                  (long)(t->delay_ms % 1000) * 1000000L };
+
+	nanosleep(&delay, NULL);
+	for (long n = 1; n <= t->count; n++) {
+		char text[32];
+		int rc;
+
+		snprintf(text, sizeof(text), "{\"n\":%ld}", n);
+		while ((rc = lsc_client_publish(t->c, "acc1", "s1", text,
+		                                strlen(text), thr_on_ack, t,
+		                                NULL)) == -ENOBUFS) {
+			nanosleep(&pause, NULL);
+		}
+		if (rc != 0) {
+			__atomic_store_n(&t->publish_err, rc,
+			                 __ATOMIC_RELEASE);
+			return NULL;
+		}
+		if (n == 1) {
+			__atomic_store_n(&t->sent_ms, ls_now_ms(),
+			                 __ATOMIC_RELEASE);
+		}
+		__atomic_add_fetch(&t->published, 1, __ATOMIC_ACQ_REL);
+	}
+	return NULL;
+}
+
+static bool
+thr_all_back(lsc_client *c, void *user)
+{
+	thr *t = user;
+
+	return __atomic_load_n(&t->publish_err, __ATOMIC_ACQUIRE) != 0 ||
+	       (t->received >= t->count && t->acked >= t->count);
+}
+
+static bool
+thr_subscribed(lsc_client *c, void *user)
+{
+	return ((thr *)user)->subscribed;
+}
+
+static lsc_client *
+thr_client(const char *token, thr *t)
+{
+	lsc_options o = { 0 };
+
+	o.url = env("LSC_LIVE_WS");
+	o.app_key = "acc1";
+	o.token = token;
+	o.cb.on_subscribe = thr_on_subscribe;
+	o.cb.on_message = thr_on_message;
+	o.user = t;
+	return lsc_client_new(&o, NULL);
+}
+
+LS_TEST(publish_from_another_thread_wakes_the_idle_loop)
+{
+	char *tok = get_token("acc1", "acc1_private", "publisher", false);
+	thr t = { 0 };
+	pthread_t th;
+	int64_t done_ms;
+
+	t.c = thr_client(tok, &t);
+	LS_CHECK(t.c != NULL);
+	LS_CHECK(lsc_client_subscribe(t.c, "acc1", "s1", NULL, NULL) > 0);
+	lsc_client_connect(t.c);
+	LS_CHECK_INT(lsc_client_run_until(t.c, thr_subscribed, &t, WAIT_MS),
+	             0);
+	/* The loop sleeps in poll with nothing to do when the publish
+	 * comes; it must wake for it rather than wait for a timer. */
+	t.count = 1;
+	t.delay_ms = 300;
+	LS_CHECK_INT(pthread_create(&th, NULL, thr_publisher, &t), 0);
+	LS_CHECK_INT(lsc_client_run_until(t.c, thr_all_back, &t, 5000), 0);
+	done_ms = ls_now_ms();
+	pthread_join(th, NULL);
+	LS_CHECK_INT(t.publish_err, 0);
+	LS_CHECK_INT(t.acked, 1);
+	LS_CHECK_INT(t.received, 1);
+	printf("# acked and received %lld ms after the publish\n",
+	       (long long)(done_ms - t.sent_ms));
+	LS_CHECK(done_ms - t.sent_ms < 250);
+	lsc_client_destroy(&t.c);
+	free(tok);
+}
+
+LS_TEST(publish_many_from_another_thread_while_the_loop_runs)
+{
+	char *tok = get_token("acc1", "acc1_private", "publisher", false);
+	thr t = { 0 };
+	pthread_t th;
+
+	t.c = thr_client(tok, &t);
+	LS_CHECK(t.c != NULL);
+	LS_CHECK(lsc_client_subscribe(t.c, "acc1", "s1", NULL, NULL) > 0);
+	lsc_client_connect(t.c);
+	LS_CHECK_INT(lsc_client_run_until(t.c, thr_subscribed, &t, WAIT_MS),
+	             0);
+	t.count = 3000;
+	LS_CHECK_INT(pthread_create(&th, NULL, thr_publisher, &t), 0);
+	LS_CHECK_INT(lsc_client_run_until(t.c, thr_all_back, &t, 30000), 0);
+	pthread_join(th, NULL);
+	LS_CHECK_INT(t.publish_err, 0);
+	LS_CHECK_INT(t.published, 3000);
+	LS_CHECK_INT(t.acked, 3000);
+	LS_CHECK_INT(t.received, 3000);
+	LS_CHECK_INT(t.out_of_order, 0);
+	LS_CHECK_INT(lsc_client_pending_acks(t.c), 0);
+	lsc_client_destroy(&t.c);
 	free(tok);
 }
 
