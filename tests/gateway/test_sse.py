@@ -598,6 +598,53 @@ def test_cli_sub_over_sse():
     assert tok not in main_server()[0].log_text()
 
 
+def test_cli_sub_sse_reads_a_chunked_stream():
+    """A proxy may re-frame the stream with chunked transfer coding: sub
+    --sse reads it, whatever the chunk boundaries; the token travels in the
+    Authorization header, never in the request line."""
+    import threading
+    events = (b'event: subscribed\ndata: {"requestId":null,"ok":true,"subscriptionId":"s1"}\n\n'
+              b': keep-alive\n\n'
+              b'event: data\r\ndata: {"owner":"acc1","stream":"s1","sub":"s1","data":{"n":1}}\r\n'
+              b'id: e1:1\r\n\r\n'
+              b'event: data\ndata: {"owner":"acc1","stream":"s1","sub":"s1","data":"two"}\n\n')
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    seen = {}
+
+    def serve_once():
+        conn, _ = srv.accept()
+        req = b""
+        while b"\r\n\r\n" not in req:
+            req += conn.recv(4096)
+        seen["request"] = req.decode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        i, size = 0, 1
+        while i < len(events):
+            chunk = events[i:i + size]
+            conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            time.sleep(0.002)
+            i += size
+            size = size % 7 + 1
+        conn.sendall(b"0\r\n\r\n")
+        time.sleep(0.5)
+        conn.close()
+
+    t = threading.Thread(target=serve_once, daemon=True)
+    t.start()
+    r = lstest.run("sub", "--sse", "--no-reconnect", "-u",
+                   "http://127.0.0.1:%d" % srv.getsockname()[1], "-a", "acc1",
+                   "-t", "T" * 43, "-n", "2", "acc1/s1", timeout=20)
+    t.join(5)
+    srv.close()
+    assert r.returncode == 0 and r.stdout.splitlines() == ['{"n":1}', '"two"'], (r.stdout, r.stderr)
+    line = seen["request"].split("\r\n")[0]
+    assert line.startswith("GET /lightstream/sse/acc1/s1?appKey=acc1 "), line
+    assert "T" * 43 not in line and "Authorization: Bearer " + "T" * 43 in seen["request"]
+
+
 def test_cli_sub_sse_over_tls():
     certdir = os.path.join(lstest.tmpdir(), "sse-tls")
     script = os.path.join(lstest.SOURCE_ROOT, "deploy", "tls", "make-dev-cert.sh")
