@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "gw_embed.h"
 #include "ls_crypto.h"
 
 static const struct {
@@ -98,6 +99,38 @@ gw__load_one(gw_client_file *f, const char *dir)
 	return 0;
 }
 
+/* The copy compiled into the binary (gw_embed.h). */
+static int
+gw__load_embedded(gw_client_file *f)
+{
+	char digest[LS_SHA256_HEX_LEN + 1];
+
+	for (const gw_embedded_file *e = gw_embedded_files; e->name != NULL;
+	     e++) {
+		if (strcmp(e->name, f->path + 1) != 0) {
+			continue;
+		}
+		f->body = malloc(e->len + 1);
+		if (f->body == NULL) {
+			return -1;
+		}
+		memcpy(f->body, e->data, e->len);
+		f->len = e->len;
+		f->mtime = (time_t)e->mtime;
+		ls_sha256_hex(f->body, f->len, digest);
+		snprintf(f->etag, sizeof(f->etag), "\"%.16s\"", digest);
+		{
+			struct tm tm;
+			gmtime_r(&f->mtime, &tm);
+			strftime(f->last_modified, sizeof(f->last_modified),
+			         "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		}
+		f->gz = gw__gzip(f->body, f->len, &f->gzlen);
+		return 0;
+	}
+	return -1;
+}
+
 gw_client_files *
 gw_client_files_load(const char *dir)
 {
@@ -109,8 +142,8 @@ gw_client_files_load(const char *dir)
 	for (size_t i = 0; i < GW__NCLIENT; i++) {
 		cf->files[i].path = gw__client_names[i].path;
 		cf->files[i].ctype = gw__client_names[i].ctype;
-		if (dir != NULL) {
-			gw__load_one(&cf->files[i], dir);
+		if (dir == NULL || gw__load_one(&cf->files[i], dir) != 0) {
+			gw__load_embedded(&cf->files[i]);
 		}
 	}
 	return cf;

@@ -27,9 +27,9 @@ typedef struct gw_client_file {
 typedef struct gw_client_files gw_client_files;
 
 /*
- * Load the client files found in dir (borrowed; NULL: none). A file that is
- * missing is simply not served. Returns a new set (gw_client_files_free),
- * or NULL when out of memory.
+ * Load the client files found in dir (borrowed; NULL: none); a file that is
+ * not there is the copy compiled into the binary (gw_embed.h). Returns a new
+ * set (gw_client_files_free), or NULL when out of memory.
  */
 gw_client_files *gw_client_files_load(const char *dir);
 

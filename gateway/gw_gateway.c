@@ -679,14 +679,9 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	}
 	gw->static_dir = s->static_dir ? realpath(s->static_dir, NULL)
 	                               : gw_static_dir_default();
-	{
-		/* The client files come from where the gateway's own copy is
-		 * (build tree or install), not from a configured static
-		 * directory, which need not hold them. */
-		char *own = gw_static_dir_default();
-		gw->client_files = gw_client_files_load(own);
-		free(own);
-	}
+	/* The client files are the binary's own (compiled in, gw_embed.h),
+	 * whatever static directory is configured or the build layout. */
+	gw->client_files = gw_client_files_load(NULL);
 	if (s->static_dir != NULL && gw->static_dir == NULL) {
 		ls_warn(GW_LOG, "gateway.static_dir %s: %s", s->static_dir,
 		        strerror(errno));

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "gw_client.h"
+#include "gw_embed.h"
 #include "gw_internal.h"
 #include "gw_json.h"
 #include "gw_limit.h"
@@ -33,14 +34,15 @@
 /* Headers of every static file (docs/security.md). The demo page loads
  * its scripts and styles from this origin, talks to this origin's HTTP
  * and WebSocket endpoints, and is never framed. */
+#define GW_CSP                                                                \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src "   \
+	"'self' data:; connect-src 'self' ws: wss:; object-src 'none'; "      \
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 #define GW_STATIC_HEADERS                                                     \
 	"x-content-type-options: nosniff\x0d\x0a"                             \
 	"x-frame-options: DENY\x0d\x0a"                                       \
 	"referrer-policy: no-referrer\x0d\x0a"                                \
-	"content-security-policy: default-src 'self'; script-src 'self'; "    \
-	"style-src 'self'; img-src 'self' data:; connect-src 'self' ws: "     \
-	"wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "      \
-	"frame-ancestors 'none'\x0d\x0a"
+	"content-security-policy: " GW_CSP "\x0d\x0a"
 /* The browser client may be loaded by pages of any origin. */
 #define GW_CORS_HEADER "access-control-allow-origin: *\x0d\x0a"
 
@@ -99,6 +101,8 @@ struct gw_http {
 	bool bus_pending;
 	int64_t start_ns;
 	bool plain; /* bridge type=plain */
+	/* a demo file served from the binary: its ETag (cache validator) */
+	const char *etag;
 	gw_http_pub *pub;
 	/* response */
 	unsigned status;
@@ -206,12 +210,26 @@ gw__error(gw_http *h, unsigned status, const char *code, const char *msg)
 	gw__respond(h, status, NULL, code, msg);
 }
 
+static int gw__static_header_lines(gw_http *h, unsigned char **p,
+                                   unsigned char *end);
+
+/* The headers of a demo file from the binary: its ETag, static headers. */
+static int
+gw__demo_headers(gw_http *h, unsigned char **p, unsigned char *end)
+{
+	if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"etag:",
+	                                (const unsigned char *)h->etag,
+	                                (int)strlen(h->etag), p, end)) {
+		return -1;
+	}
+	return gw__static_header_lines(h, p, end);
+}
+
 /* The headers of a client file: cache validators, CORS, static headers. */
 static int
 gw__client_headers(gw_http *h, unsigned char **p, unsigned char *end)
 {
 	const gw_client_file *f = h->client;
-	const char *lines = GW_STATIC_HEADERS;
 	static const struct {
 		const char *name, *value;
 	} fixed[] = {
@@ -240,8 +258,18 @@ gw__client_headers(gw_http *h, unsigned char **p, unsigned char *end)
 			return -1;
 		}
 	}
-	/* GW_STATIC_HEADERS, "name: value\r\n" lines (nosniff first: the
-	 * writer adds that one itself). */
+	return gw__static_header_lines(h, p, end);
+}
+
+/*
+ * GW_STATIC_HEADERS, "name: value\r\n" lines, for an answer from memory
+ * (nosniff excepted: the writer adds that one itself).
+ */
+static int
+gw__static_header_lines(gw_http *h, unsigned char **p, unsigned char *end)
+{
+	const char *lines = GW_STATIC_HEADERS;
+
 	while (*lines != '\0') {
 		const char *colon = strchr(lines, ':');
 		const char *eol = strstr(lines, "\r\n");
@@ -275,7 +303,7 @@ gw_http_writeable(gw_http *h)
 	case GW_HP_READY:
 		/* A client file may be cached, if revalidated; nothing
 		 * else may. */
-		cc = h->client ? "no-cache" : "no-store";
+		cc = h->client || h->etag ? "no-cache" : "no-store";
 		if (lws_add_http_common_headers(h->wsi, h->status, h->ctype,
 		                                h->resp_len, &p, end) ||
 		    lws_add_http_header_by_name(
@@ -283,6 +311,7 @@ gw_http_writeable(gw_http *h)
 		            (const unsigned char *)cc, (int)strlen(cc), &p,
 		            end) ||
 		    (h->client != NULL && gw__client_headers(h, &p, end)) ||
+		    (h->etag != NULL && gw__demo_headers(h, &p, end)) ||
 		    lws_add_http_header_by_name(
 		            h->wsi,
 		            (const unsigned char *)"x-content-type-options:",
@@ -1082,31 +1111,44 @@ char *
 gw_static_dir_default(void)
 {
 	const char *env = getenv("LIGHTSTREAM_STATIC_DIR");
-	char exe[PATH_MAX], cand[PATH_MAX + 64];
-	ssize_t n;
 
 	if (env != NULL && env[0] != '\0') {
 		return realpath(env, NULL);
 	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			char *dir;
-			*slash = '\0';
-			/* the build tree: BUILD/cmd/lightstream */
-			snprintf(cand, sizeof(cand),
-			         "%s/../../clients/js/public", exe);
-			dir = realpath(cand, NULL);
-			if (dir != NULL) {
-				return dir;
-			}
+	/* An installed demo directory, when there is one; NULL otherwise:
+	 * the embedded client and demo page are served (gw__static). */
+	return realpath(LS_WWW_DIR, NULL);
+}
+
+/* The embedded file named name ("index.html"), or NULL. */
+static const gw_embedded_file *
+gw__embedded(const char *name)
+{
+	for (const gw_embedded_file *f = gw_embedded_files; f->name != NULL;
+	     f++) {
+		if (strcmp(f->name, name) == 0) {
+			return f;
 		}
 	}
-	/* installed: meson install puts the browser client here */
-	return realpath(LS_WWW_DIR, NULL);
+	return NULL;
+}
+
+/* Answer with an embedded file: 304 when the client holds this version. */
+static int
+gw__serve_embedded(gw_http *h, const gw_embedded_file *f)
+{
+	char inm[128] = "";
+
+	h->etag = f->etag;
+	if (lws_hdr_copy(h->wsi, inm, sizeof(inm),
+	                 WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+	    strstr(inm, f->etag) != NULL) {
+		gw__respond_raw(h, 304, gw__mime(f->name), "", 0);
+		return 0;
+	}
+	gw__respond_raw(h, 200, gw__mime(f->name), (const char *)f->data,
+	                f->len);
+	return 0;
 }
 
 static int
@@ -1118,12 +1160,21 @@ gw__static(gw_http *h, const char *uri)
 	struct stat st;
 	int n;
 
+	const gw_embedded_file *embedded;
+
+	if (strcmp(uri, "/") == 0) {
+		uri = "/index.html";
+	}
+	/* The demo page's files come from the static directory when it
+	 * has them, else from the binary (the client files never get here:
+	 * gw__client_file). */
+	embedded = uri[0] == '/' ? gw__embedded(uri + 1) : NULL;
+	if (embedded != NULL && gw->static_dir == NULL) {
+		return gw__serve_embedded(h, embedded);
+	}
 	if (gw->static_dir == NULL) {
 		gw__error(h, 404, "not_found", "no such file");
 		return 0;
-	}
-	if (strcmp(uri, "/") == 0) {
-		uri = "/index.html";
 	}
 	/* No hidden files, no "..", no backslashes: only plain names. */
 	if (uri[0] != '/' || strstr(uri, "/.") != NULL ||
@@ -1138,6 +1189,9 @@ gw__static(gw_http *h, const char *uri)
 	    real[root] != '/' || stat(real, &st) != 0 ||
 	    !S_ISREG(st.st_mode)) {
 		free(real);
+		if (embedded != NULL) {
+			return gw__serve_embedded(h, embedded);
+		}
 		gw__error(h, 404, "not_found", "no such file");
 		return 0;
 	}
