@@ -263,8 +263,8 @@ test('forbidden operations throw client-side and the connection stays usable', {
     assert.equal(e.code, 'forbidden');
     assert.equal(e.isLightStreamError, true);
   }
-  assert.match(r.publishErr.message, /write permission on svc1:weather/);
-  assert.match(r.subscribeErr.message, /read permission on acc1:s1/);
+  assert.match(r.publishErr.message, /write permission on svc1\/weather/);
+  assert.match(r.subscribeErr.message, /read permission on acc1\/s1/);
   assert.equal(r.tooLarge.code, 'invalid_query', 'a query over 4 KiB is refused before sending');
   assert.equal(r.canRead, true);
   assert.equal(r.canWrite, false);
@@ -414,4 +414,69 @@ test('an expired token closes the connection and the client reconnects with a fr
   }, { url: server.wsUrl });
   assert.deepEqual(r.events.slice(0, 3), ['open', 'close:token_expired', 'reopen']);
   assert.deepEqual(r.got, [{ after: 'expiry' }]);
+});
+
+test('connection state events, one error on expiry, and errors that name the cause', { timeout: 30000 }, async (t) => {
+  const page = await newPage(t);
+  const short = (await server.token('acc1', 'public', { ttl: 2 })).value;
+  const r = await page.evaluate(async ({ url, short }) => {
+    // A token that expires, no getToken(): one error event, then the close.
+    const client = LightStream.createClient({ url, appKey: 'acc1', token: short, autoRefresh: false, reconnect: { initialDelay: 50 } });
+    const events = [];
+    for (const name of ['connecting', 'connected', 'disconnected', 'error']) {
+      client.on(name, (ev) => events.push(name + (name === 'error' ? ':' + ev.code : name === 'disconnected' ? ':' + (ev.error && ev.error.code) : '')));
+    }
+    await client.open();
+    await waitUntil(() => events.some((e) => e.startsWith('disconnected')), 10000, 'expiry');
+    await new Promise((res) => setTimeout(res, 300));
+
+    // A server that is not there: the error says the connection never opened.
+    const nowhere = LightStream.createClient({ url: 'ws://127.0.0.1:9/lightstream/websocket', appKey: 'acc1', token: short, reconnect: { enabled: false } });
+    let unreachable = null;
+    try {
+      await nowhere.open();
+    } catch (e) {
+      unreachable = errorInfo(e);
+    }
+    // getToken() whose backend is down (fetch rejects with a TypeError).
+    const down = LightStream.createClient({ url, appKey: 'acc1', getToken: () => fetch('http://127.0.0.1:9/token'), reconnect: { enabled: false } });
+    let backendDown = null;
+    try {
+      await down.open();
+    } catch (e) {
+      backendDown = errorInfo(e);
+    }
+    return { events, unreachable, backendDown };
+  }, { url: server.wsUrl, short });
+  assert.deepEqual(r.events, ['connecting', 'connected', 'error:token_expired', 'disconnected:token_expired']);
+  assert.equal(r.unreachable.code, 'connection_failed');
+  assert.match(r.unreachable.message, /could not connect to ws:\/\/127\.0\.0\.1:9/);
+  assert.doesNotMatch(r.unreachable.message, /was lost/);
+  assert.equal(r.backendDown.code, 'unavailable', JSON.stringify(r.backendDown));
+  assert.match(r.backendDown.message, /could not reach its token backend/);
+});
+
+test('reconnecting reports attempt and delay', { timeout: 60000 }, async (t) => {
+  const page = await newPage(t);
+  const token = (await server.token('acc1', 'public', { ttl: 600 })).value;
+  await page.evaluate(async ({ url, token }) => {
+    const client = LightStream.createClient({ url, appKey: 'acc1', token, reconnect: { initialDelay: 100, maxDelay: 500 } });
+    window.ev = [];
+    client.on('disconnected', (e) => window.ev.push({ name: 'disconnected', willReconnect: e.willReconnect }));
+    client.on('reconnecting', (e) => window.ev.push({ name: 'reconnecting', attempt: e.attempt, delay: e.delay }));
+    client.on('connecting', (e) => window.ev.push({ name: 'connecting', attempt: e.attempt }));
+    client.on('connected', (e) => window.ev.push({ name: 'connected', reconnected: e.reconnected }));
+    await client.open();
+  }, { url: server.wsUrl, token });
+  await server.stop();
+  await server.start({ fixture: false });
+  await page.evaluate(() => waitUntil(() => window.ev.some((e) => e.name === 'connected' && e.reconnected), 20000, 'reconnected'));
+  const ev = await page.evaluate(() => window.ev);
+  const names = ev.map((e) => e.name);
+  assert.deepEqual(names.slice(0, 4), ['connecting', 'connected', 'disconnected', 'reconnecting'], JSON.stringify(ev));
+  assert.equal(ev[2].willReconnect, true);
+  assert.equal(ev[3].attempt, 1);
+  assert.ok(ev[3].delay >= 0 && ev[3].delay <= 500, JSON.stringify(ev[3]));
+  assert.equal(names[names.length - 1], 'connected');
+  assert.equal(names[names.length - 2], 'connecting');
 });

@@ -89,9 +89,11 @@ test('a server restart on Redis: every missed message arrives, in order, recover
     const s2 = client.stream('acc1', 's2');
     const sub = await s2.subscribe((d, meta) => got.push({ d, offset: meta.offset }));
     sub.on('subscribed', (info) => subscribed.push(info));
+    const recoveredEvents = [];
+    sub.on('recovered', (info) => recoveredEvents.push(info));
     await s2.publish({ n: 1 }, { ack: true });
     await waitUntil(() => got.length === 1, 10000, 'first message');
-    window.t = { client, got, subscribed, sub, s2 };
+    window.t = { client, got, subscribed, sub, s2, recoveredEvents };
   }, { url: server.wsUrl, token });
   const before = await page.evaluate(() => ({ epoch: t.sub.epoch, offset: t.sub.offset, got: t.got }));
   assert.equal(typeof before.epoch, 'string');
@@ -109,9 +111,11 @@ test('a server restart on Redis: every missed message arrives, in order, recover
   const r = await page.evaluate(async () => {
     await t.s2.publish({ n: 5 }, { ack: true });
     await waitUntil(() => t.got.some((m) => m.d.n === 5), 10000, 'the message after the restart');
-    return { got: t.got, subscribed: t.subscribed, recovered: t.sub.recovered, epoch: t.sub.epoch, offset: t.sub.offset };
+    return { got: t.got, subscribed: t.subscribed, recovered: t.sub.recovered, epoch: t.sub.epoch, offset: t.sub.offset, recoveredEvents: t.recoveredEvents };
   });
   assert.deepEqual(r.got.map((m) => m.d.n), [1, 2, 3, 4, 5], 'every message once, in order');
+  assert.equal(r.recoveredEvents.length, 1, "the subscription's 'recovered' event");
+  assert.equal(r.recoveredEvents[0].recovered, true);
   const first = r.got[0].offset;
   assert.deepEqual(r.got.map((m) => m.offset), [first, first + 1, first + 2, first + 3, first + 4]);
   assert.equal(r.subscribed.length, 1);

@@ -180,8 +180,11 @@ export declare class Subscription {
   on(name: 'ended', fn: (error: LightStreamError | null) => void): () => void;
   /** 'subscribed': each time the server confirms it (first time and after every reconnect). */
   on(name: 'subscribed', fn: (info: SubscribedInfo) => void): () => void;
+  /** 'recovered': after a reconnect, when every missed message was recovered (they follow in order). */
+  on(name: 'recovered', fn: (info: SubscribedInfo) => void): () => void;
   off(name: 'ended', fn: (error: LightStreamError | null) => void): void;
   off(name: 'subscribed', fn: (info: SubscribedInfo) => void): void;
+  off(name: 'recovered', fn: (info: SubscribedInfo) => void): void;
 }
 
 export interface SubscribedInfo {
@@ -291,6 +294,12 @@ export interface ReconnectingEvent {
 export interface ClientEvents {
   open: OpenEvent;
   close: CloseEvent;
+  /** A connection attempt starts (attempt 0: the first one). */
+  connecting: { attempt: number; transport: Transport };
+  /** Authenticated: the same as 'open'. */
+  connected: OpenEvent;
+  /** The connection ended: the same as 'close'. */
+  disconnected: CloseEvent;
   error: LightStreamError;
   reconnecting: ReconnectingEvent;
   refresh: { expiresAt: string | null };

@@ -136,8 +136,28 @@ const QUERY_LIMITS = Object.freeze({
   maxRegexBytes: 256,
 });
 
-const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked', 'transport'];
-const SUBSCRIPTION_EVENTS = ['ended', 'subscribed'];
+/*
+ * Client events. The connection's life: 'connecting' ({attempt, transport})
+ * when an attempt starts, 'connected' (with 'open', the same session info),
+ * 'disconnected' (with 'close': {code, reason, willReconnect, error}),
+ * 'reconnecting' ({attempt, delay, error}) when the next attempt is timed.
+ */
+const EVENTS = ['open', 'close', 'error', 'reconnecting', 'refresh', 'permissionsChanged', 'revoked', 'transport',
+  'connecting', 'connected', 'disconnected'];
+const SUBSCRIPTION_EVENTS = ['ended', 'subscribed', 'recovered'];
+
+/* Words for close codes outside the error table (the browser's and RFC 6455's own). */
+const CLOSE_WORDS = {
+  1000: 'the server closed the connection',
+  1002: 'the server saw a protocol error',
+  1003: 'the server cannot accept this kind of data',
+  1007: 'the server received invalid UTF-8',
+  1008: 'the server refused the connection (policy)',
+  1010: 'the server expected an extension',
+  1012: 'the server is restarting',
+  1014: 'a gateway in front of the server got a bad answer',
+  1015: 'the TLS handshake failed',
+};
 const TRANSPORTS = ['auto', 'websocket', 'sse'];
 const SSE_PATH = '/lightstream/sse/';
 const PUBLISH_PATH = '/lightstream/publish/';
@@ -776,6 +796,7 @@ class Subscription {
     this._epoch = since ? since.epoch : null;
     this._offset = since ? since.offset : null;
     this._recovered = null;
+    this._recoveredFns = [];
     /* SSE transport: the EventSource, its generation, retries */
     this._es = null;
     this._sseGen = 0;
@@ -823,12 +844,13 @@ class Subscription {
     if (typeof fn !== 'function') {
       fail('invalid_argument', 'on() needs a function');
     }
-    (name === 'ended' ? this._ended : this._subscribed).push(fn);
+    (name === 'ended' ? this._ended : name === 'recovered' ? this._recoveredFns : this._subscribed).push(fn);
     return () => this.off(name, fn);
   }
 
   off(name, fn) {
-    const list = name === 'ended' ? this._ended : name === 'subscribed' ? this._subscribed : [];
+    const list = name === 'ended' ? this._ended : name === 'subscribed' ? this._subscribed
+      : name === 'recovered' ? this._recoveredFns : [];
     const i = list.indexOf(fn);
     if (i >= 0) {
       list.splice(i, 1);
@@ -1084,7 +1106,7 @@ class Client {
     if (waiter) {
       waiter.reject(err);
     }
-    this._emit('close', { code: 1000, reason: 'client closed', willReconnect: false, error: null });
+    this._emitClose({ code: 1000, reason: 'client closed', willReconnect: false, error: null });
     return done;
   }
 
@@ -1199,6 +1221,12 @@ class Client {
     }
   }
 
+  /* 'close' and its newer name 'disconnected', with the same payload. */
+  _emitClose(ev) {
+    this._emit('close', ev);
+    this._emit('disconnected', ev);
+  }
+
   /* A user callback threw: report it without breaking the connection. */
   _callbackFailed(e, where) {
     const err = new LightStreamError('callback_failed', where + ' threw: ' + (e && e.message ? e.message : String(e)), { cause: e });
@@ -1212,6 +1240,7 @@ class Client {
   async _connect() {
     const gen = ++this._gen;
     this._clearTimer('reconnect');
+    this._emit('connecting', { attempt: this._attempt, transport: this._transport || 'websocket' });
     let token = this._token;
     /*
      * A fresh token is required when there is none or the server refused
@@ -1225,7 +1254,12 @@ class Client {
       try {
         fresh = tokenValue(await this._getToken());
       } catch (e) {
-        failure = e instanceof LightStreamError ? e : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message ? e.message : e), { cause: e });
+        failure = e instanceof LightStreamError ? e
+          /* fetch() rejects with a TypeError when the network failed: the
+           * backend was not reached, the credentials were not refused */
+          : e instanceof TypeError
+            ? new LightStreamError('unavailable', 'getToken() could not reach its token backend: ' + e.message, { cause: e })
+            : new LightStreamError('auth_failed', 'getToken() failed: ' + (e && e.message ? e.message : e), { cause: e });
       }
       if (gen !== this._gen) {
         return;
@@ -1431,7 +1465,9 @@ class Client {
     }
     this._scheduleRefresh();
     const info = Object.assign(this._sessionInfo(), { reconnected, transport: 'websocket' });
+    this._everOpened = true;
     this._emit('open', info);
+    this._emit('connected', info);
     if (this._openWaiter) {
       const w = this._openWaiter;
       this._openWaiter = null;
@@ -1446,10 +1482,13 @@ class Client {
     this._ws = null;
     const known = CLOSE_CODE_ERRORS[code];
     let err = this._authError || this._lastError;
-    if (!err) {
-      err = known
-        ? new LightStreamError(known[0], known[1] + (reason ? ': ' + reason : ''), { closeCode: code })
-        : new LightStreamError('connection_failed', 'the connection closed (' + code + (reason ? ' ' + reason : '') + ')', { closeCode: code });
+    if (!err && code === 1006 && !wasOpen && !this._everOpened) {
+      /* no WebSocket ever opened: say so, not "lost" */
+      err = new LightStreamError('connection_failed', 'could not connect to ' + this.url +
+        ' (the server is unreachable or refused the WebSocket)', { closeCode: code });
+    } else if (!err) {
+      const words = known ? known[1] : CLOSE_WORDS[code] || 'the connection closed unexpectedly';
+      err = new LightStreamError(known ? known[0] : 'connection_failed', words + (reason ? ': ' + reason : ''), { closeCode: code });
     } else if (err.closeCode === undefined) {
       err.closeCode = code;
     }
@@ -1487,7 +1526,7 @@ class Client {
     this._state = 'reconnecting';
     if (wasOpen) {
       this._preferFreshToken = this._getToken !== null;
-      this._emit('close', { code, reason: reason || '', willReconnect: true, error: err });
+      this._emitClose({ code, reason: reason || '', willReconnect: true, error: err });
     }
     this._scheduleReconnect(err);
   }
@@ -1532,10 +1571,11 @@ class Client {
     this._shutdown(err);
     if (waiter) {
       waiter.reject(err);
-    } else {
+    } else if (err !== this._lastError) {
+      /* the server's Error was reported when it arrived: once is enough */
       this._emit('error', err);
     }
-    this._emit('close', { code, reason: reason || '', willReconnect: false, error: err });
+    this._emitClose({ code, reason: reason || '', willReconnect: false, error: err });
   }
 
   /* Everything in flight on the lost socket fails or is re-sent later. */
@@ -1669,7 +1709,7 @@ class Client {
       fail('not_connected', what + ' needs open() to have succeeded');
     }
     if (this._session.permissions !== null && !permits(this._session.permissions, owner, stream, bit)) {
-      fail('forbidden', 'no ' + (bit === Permission.WRITE ? 'write' : 'read') + ' permission on ' + owner + ':' + stream, { owner, stream });
+      fail('forbidden', 'no ' + (bit === Permission.WRITE ? 'write' : 'read') + ' permission on ' + owner + '/' + stream, { owner, stream });
     }
   }
 
@@ -1834,6 +1874,15 @@ class Client {
         fn(info);
       } catch (e) {
         this._callbackFailed(e, 'subscribed listener');
+      }
+    }
+    if (sub._recovered === true) {
+      for (const fn of sub._recoveredFns.slice()) {
+        try {
+          fn(info);
+        } catch (e) {
+          this._callbackFailed(e, 'recovered listener');
+        }
       }
     }
   }
@@ -2034,7 +2083,11 @@ class Client {
         () => this._settlePending(m.requestId, null),
         (e) => (m.requestId ? this._settlePending(m.requestId, e) : this._emit('error', e)));
     }
-    this._emit('open', Object.assign(this._sessionInfo(), { reconnected, transport: 'sse' }));
+    {
+      const info = Object.assign(this._sessionInfo(), { reconnected, transport: 'sse' });
+      this._emit('open', info);
+      this._emit('connected', info);
+    }
     if (this._openWaiter) {
       const w = this._openWaiter;
       this._openWaiter = null;
