@@ -303,10 +303,14 @@ cmd_bus_serve(const char *cmd, const ls_settings *s, const char *frontend,
 		cmd_error(cmd, "out of memory");
 		goto out;
 	}
-	if (mkdir(s->data_dir, 0750) != 0 && errno != EEXIST) {
-		cmd_error(cmd, "data directory %s: %s", s->data_dir,
-		          strerror(errno));
-		goto out;
+	{
+		/* The bus socket and keys live there, whatever the store. */
+		int mk = cmd_make_data_dir(s->data_dir);
+		if (mk != 0) {
+			cmd_error(cmd, "data directory %s: %s", s->data_dir,
+			          strerror(-mk));
+			goto out;
+		}
 	}
 	if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		ls_warn(cmd,

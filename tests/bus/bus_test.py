@@ -890,6 +890,15 @@ def test_admin_and_call_with_data_manage_a_running_serve():
                    "account", "list")
     assert r.returncode == 1, r  # plain text is not answered
     assert serve.stop() == 0
+    # With bus.insecure the socket is plain (still 0600) and --data follows.
+    serve = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+                               "--bus-insecure", name="serve3", wait_tcp=port)
+    assert "bus.insecure" in serve.log_text()
+    assert not os.path.exists(os.path.join(data, "bus.pub"))
+    assert os.stat(sock).st_mode & 0o777 == 0o600
+    r = lstest.run("admin", "--data", data, "account", "show", "acc9")
+    assert r.returncode == 0 and "acc9" in r.stdout and "bus.insecure" in r.stderr, r
+    assert serve.stop() == 0
 
 
 def test_broker_reads_config_file():
