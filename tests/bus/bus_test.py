@@ -748,7 +748,8 @@ def test_junk_service_names_do_not_grow_the_table():
     while len(refused) < len(socks) - fit and time.time() < deadline:
         pump()
         time.sleep(0.05)
-    assert refused == set(range(fit, len(socks))), refused
+    # (connections complete their handshakes in any order)
+    assert len(refused) == len(socks) - fit, refused
     assert len(bus.stats()["services"]) == 1 + fit * per <= limit
     # Single names fill it exactly; one more is refused.
     first = len(socks)
@@ -759,10 +760,10 @@ def test_junk_service_names_do_not_grow_the_table():
         pump()
     lstest.wait_for(lambda: len(bus.stats()["services"]) == limit, what="table full")
     deadline = time.time() + 5
-    while len(socks) - 1 not in refused and time.time() < deadline:
+    while len(refused & set(range(first, len(socks)))) < 1 and time.time() < deadline:
         pump()
         time.sleep(0.05)
-    assert refused & set(range(first, len(socks))) == {len(socks) - 1}, refused
+    assert len(refused & set(range(first, len(socks)))) == 1, refused
     assert len(bus.stats()["services"]) == limit
     with bus.client() as c:
         assert c.call("echo", "echo", "still") == (OK, "still")
