@@ -1,7 +1,7 @@
 /*
  * `lightstream appserver`: the auth, accounts and db services on a store,
  * served by worker threads connected to the broker's backend (docs/bus.md,
- * §7).
+ * docs/operations.md).
  */
 #include <errno.h>
 #include <getopt.h>

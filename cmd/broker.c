@@ -1,4 +1,4 @@
-/* `lightstream broker`: the service-bus broker alone (docs/bus.md, §7). */
+/* `lightstream broker`: the service-bus broker alone (docs/bus.md). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>

@@ -226,7 +226,7 @@ gw__fabric_state(bool ready, const char *reason, void *user)
  * drop those from which nothing (no frame, no pong) arrived for 2.5
  * intervals: the reaper cuts them, a batch per loop iteration. The ping
  * frame joins the connection's next coalesced write. (lws's own validity
- * pings do not run on adopted sockets here.)
+ * timers are off: docs/architecture.md, "Keepalive".)
  *
  * The sweep is spread over the interval: each of GW_PING_SLICES timer runs
  * visits its share of the connections from where the last one stopped,
@@ -578,13 +578,8 @@ gw__copy_list(ls_strlist *to, const ls_strlist *from)
 static struct lws_vhost *
 gw__vhost(gw_gateway *gw, const ls_settings *s, bool tls, ls_error *err)
 {
-	/*
-	 * No lws validity timers: the gateway pings on its own (gw_conn.c).
-	 * lws's default policy re-inserts each connection's validity timer
-	 * into one sorted list at every connection set-up and every pong, a
-	 * linear walk past every other connection (O(n^2) per keepalive
-	 * round; see docs/performance.md). A zero policy disables them.
-	 */
+	/* No lws validity timers: the gateway pings on its own
+	 * (docs/architecture.md, "Keepalive", says why). */
 	static const lws_retry_bo_t no_validity_timers = { 0 };
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh;

@@ -1,5 +1,5 @@
 /*
- * The LightStream gateway (docs/protocol.md (HTTP), §3): WebSocket and HTTP on
+ * The LightStream gateway (docs/protocol.md): WebSocket and HTTP on
  * one port (plus an optional TLS port), on ONE libev loop that the caller
  * owns.
  *

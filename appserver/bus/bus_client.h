@@ -3,7 +3,7 @@
  * frontend.
  *
  * Non-blocking and loop-agnostic: the owner watches bus_client_fd() for
- * readability (edge-triggered ZMQ_FD rules: see DESIGN.md) and calls
+ * readability (edge-triggered ZMQ_FD rules: see docs/bus.md) and calls
  * bus_client_process(); bus_client_attach_ev() does all of this on a libev
  * loop. Each request has a deadline; a reply arriving after its deadline is
  * dropped. Not thread-safe: use one client per thread.

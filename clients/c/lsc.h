@@ -1,5 +1,5 @@
 /*
- * lsc — the LightStream C client library (docs/protocol.md, §4).
+ * lsc — the LightStream C client library (docs/protocol.md, docs/query.md).
  *
  * One lsc_client is one logical connection to a gateway's WebSocket
  * endpoint: it connects (ws:// or wss://), authenticates with an app key

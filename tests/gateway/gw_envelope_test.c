@@ -1,5 +1,5 @@
-/* The envelope parser and the allocation-free JSON check (docs/protocol.md,
- * §6). */
+/* The envelope parser and the allocation-free JSON check (docs/protocol.md).
+ */
 #include <string.h>
 
 #include "gw_envelope.h"

@@ -433,7 +433,7 @@ function checkField(field) {
  * Fluent, immutable query builder: every method returns a new Query, so a
  * partial query can be reused. Conditions added in a row must all hold
  * (an implicit "and"); or()/not()/and() nest sub-queries, given as Query
- * objects, functions receiving a fresh Query, or raw §4 expressions.
+ * objects, functions receiving a fresh Query, or raw expressions (docs/query.md).
  *
  *   stream.query().equals('city', 'Lisboa').less('temperature', 15)
  *   LightStream.query().or(q => q.equals('city', 'Porto'), q => q.equals('city', 'Faro'))
