@@ -210,6 +210,13 @@ gw__error(gw_http *h, unsigned status, const char *code, const char *msg)
 	gw__respond(h, status, NULL, code, msg);
 }
 
+/* An error answer with its code's HTTP status (common/ls_proto.c). */
+static void
+gw__fail(gw_http *h, const char *code, const char *msg)
+{
+	gw__error(h, ls_proto_http_status(code), code, msg);
+}
+
 static int gw__static_header_lines(gw_http *h, unsigned char **p,
                                    unsigned char *end);
 
@@ -464,7 +471,7 @@ gw__bus_failed(gw_http *h, bus_status status, const char *body, size_t len)
 		gw_shared_token_fail(h->gw->shared, h->ip, h->key_app,
 		                     ls_now_ms());
 	}
-	gw__error(h, ls_proto_http_status(code), code, msg);
+	gw__fail(h, code, msg);
 	return true;
 }
 
@@ -555,12 +562,11 @@ gw__token_admit(gw_http *h, json_t *args)
 		                   h->ip, h->key_app);
 		snprintf(h->retry_buf, sizeof(h->retry_buf), "%d", wait);
 		h->retry_after = h->retry_buf;
-		gw__error(h, ls_proto_http_status("rate_limited"),
-		          "rate_limited",
-		          by_ip ? "too many failed token requests from this "
-		                  "address; retry later"
-		                : "too many failed token requests for this "
-		                  "app key; retry later");
+		gw__fail(h, "rate_limited",
+		         by_ip ? "too many failed token requests from this "
+		                 "address; retry later"
+		               : "too many failed token requests for this "
+		                 "app key; retry later");
 		return -1;
 	}
 	if (gw->shared->token_inflight >= gw->token_max_inflight) {
@@ -571,8 +577,8 @@ gw__token_admit(gw_http *h, json_t *args)
 		                   "refusing more",
 		                   gw->token_max_inflight);
 		h->retry_after = "1";
-		gw__error(h, ls_proto_http_status("unavailable"),
-		          "unavailable", "token issuing is busy; retry later");
+		gw__fail(h, "unavailable",
+		         "token issuing is busy; retry later");
 		return -1;
 	}
 	gw->shared->token_inflight++;
@@ -598,44 +604,41 @@ gw__service_dispatch(gw_http *h)
 
 	if (token && !gw->token_http_remote && !h->tls &&
 	    !gw_ip_is_loopback(h->ip)) {
-		gw__error(h, 403, "forbidden",
-		          "tokens are issued over plain HTTP only to loopback "
-		          "clients; use HTTPS");
+		gw__fail(h, "forbidden",
+		         "tokens are issued over plain HTTP only to loopback "
+		         "clients; use HTTPS");
 		return 0;
 	}
 	if (type != NULL && (!json_is_string(type) ||
 	                     (strcmp(json_string_value(type), "plain") != 0 &&
 	                      strcmp(json_string_value(type), "json") != 0))) {
-		gw__error(h, 400, "bad_request",
-		          "type: expected json or plain");
+		gw__fail(h, "bad_request", "type: expected json or plain");
 		return 0;
 	}
 	h->plain =
 	        type != NULL && strcmp(json_string_value(type), "plain") == 0;
 	if (gw_params_int(h->params, "timeout", 1, 60000, &timeout, &err) !=
 	    0) {
-		gw__error(h, 400, "bad_request",
-		          "timeout: expected 1..60000 ms");
+		gw__fail(h, "bad_request", "timeout: expected 1..60000 ms");
 		return 0;
 	}
 	if (json_is_string(args)) {
 		args = json_loads(json_string_value(args), 0, NULL);
 		if (!json_is_array(args)) {
 			json_decref(args);
-			gw__error(h, 400, "bad_request",
-			          "args: expected a JSON array");
+			gw__fail(h, "bad_request",
+			         "args: expected a JSON array");
 			return 0;
 		}
 	} else if (json_is_array(args)) {
 		json_incref(args);
 	} else if (args != NULL) {
-		gw__error(h, 400, "bad_request",
-		          "args: expected a JSON array");
+		gw__fail(h, "bad_request", "args: expected a JSON array");
 		return 0;
 	} else if (token) {
 		args = gw_params_token_args(h->params, &err);
 		if (args == NULL) {
-			gw__error(h, 400, "bad_request", err.text);
+			gw__fail(h, "bad_request", err.text);
 			return 0;
 		}
 	} else {
@@ -652,7 +655,7 @@ gw__service_dispatch(gw_http *h)
 		gw__issued(h);
 		json_decref(args);
 		gw->m.bus_errors++;
-		gw__error(h, 503, "unavailable", "the service bus is down");
+		gw__fail(h, "unavailable", "the service bus is down");
 		return 0;
 	}
 	json_decref(args);
@@ -683,7 +686,7 @@ gw__published(int status, uint64_t offset, void *user)
 		gw__respond(h, 202, json_pack("{s:b}", "accepted", 1), NULL,
 		            NULL);
 	} else {
-		gw__error(h, 503, "unavailable", ls_strerror(status));
+		gw__fail(h, "unavailable", ls_strerror(status));
 	}
 }
 
@@ -732,9 +735,9 @@ gw__bearer_grant(gw_http *h, const char *body, size_t len)
 		/* Its signature cannot be checked here (docs/security.md). */
 		json_decref(grant);
 		h->gw->m.auth_failed++;
-		gw__error(h, 401, "auth_failed",
-		          "a web token authenticates only a WebSocket "
-		          "connection");
+		gw__fail(h, "auth_failed",
+		         "a web token authenticates only a WebSocket "
+		         "connection");
 		return NULL;
 	}
 	return grant;
@@ -765,7 +768,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	}
 	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_WRITE)) {
 		json_decref(grant);
-		gw__error(h, 403, "forbidden", "no write permission");
+		gw__fail(h, "forbidden", "no write permission");
 		return;
 	}
 	hist = gw_history_cfg(h->gw, grant, h->owner);
@@ -780,8 +783,8 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 		text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
 		json_decref(str);
 		if (text == NULL) {
-			gw__error(h, 400, "bad_request",
-			          "the body is neither JSON nor UTF-8 text");
+			gw__fail(h, "bad_request",
+			         "the body is neither JSON nor UTF-8 text");
 			return;
 		}
 		payload = text;
@@ -790,7 +793,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	h->pub = calloc(1, sizeof(*h->pub));
 	if (h->pub == NULL) {
 		free(text);
-		gw__error(h, 500, "server_error", "out of memory");
+		gw__fail(h, "server_error", "out of memory");
 		return;
 	}
 	h->pub->h = h;
@@ -802,7 +805,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	if (rc != 0) {
 		free(h->pub);
 		h->pub = NULL;
-		gw__error(h, 503, "unavailable", ls_strerror(rc));
+		gw__fail(h, "unavailable", ls_strerror(rc));
 	}
 }
 
@@ -820,14 +823,14 @@ gw__history_read(int status, const ps_history_result *r, void *user)
 	}
 	h->pub = NULL;
 	if (status == -ENOTSUP) {
-		gw__error(h, 404, "not_found",
-		          "this pub/sub fabric keeps no history");
+		gw__fail(h, "not_found",
+		         "this pub/sub fabric keeps no history");
 	} else if (status != 0) {
-		gw__error(h, 503, "unavailable", ls_strerror(status));
+		gw__fail(h, "unavailable", ls_strerror(status));
 	} else {
 		json_t *data = gw_history_json(r);
 		if (data == NULL) {
-			gw__error(h, 500, "server_error", "out of memory");
+			gw__fail(h, "server_error", "out of memory");
 			return;
 		}
 		gw__respond(h, 200, data, NULL, NULL);
@@ -853,13 +856,13 @@ gw__history_reply(bus_status status, const char *body, size_t len, void *user)
 	}
 	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_READ)) {
 		json_decref(grant);
-		gw__error(h, 403, "forbidden", "no read permission");
+		gw__fail(h, "forbidden", "no read permission");
 		return;
 	}
 	json_decref(grant);
 	h->pub = calloc(1, sizeof(*h->pub));
 	if (h->pub == NULL) {
-		gw__error(h, 500, "server_error", "out of memory");
+		gw__fail(h, "server_error", "out of memory");
 		return;
 	}
 	h->pub->h = h;
@@ -869,11 +872,10 @@ gw__history_reply(bus_status status, const char *body, size_t len, void *user)
 	if (rc != 0) {
 		free(h->pub);
 		h->pub = NULL;
-		gw__error(h, rc == -ENOTSUP ? 404 : 503,
-		          rc == -ENOTSUP ? "not_found" : "unavailable",
-		          rc == -ENOTSUP
-		                  ? "this pub/sub fabric keeps no history"
-		                  : ls_strerror(rc));
+		gw__fail(h, rc == -ENOTSUP ? "not_found" : "unavailable",
+		         rc == -ENOTSUP
+		                 ? "this pub/sub fabric keeps no history"
+		                 : ls_strerror(rc));
 	}
 }
 
@@ -913,14 +915,14 @@ gw__history_dispatch(gw_http *h)
 	uint64_t limit;
 
 	if (!gw__uint_param(h, "since", 0, UINT64_MAX / 2, 0, &h->since)) {
-		gw__error(h, 400, "bad_request",
-		          "since: expected an offset (an integer >= 0)");
+		gw__fail(h, "bad_request",
+		         "since: expected an offset (an integer >= 0)");
 		return 0;
 	}
 	if (!gw__uint_param(h, "limit", 1, LS_HISTORY_LIMIT_MAX,
 	                    LS_HISTORY_LIMIT_DEFAULT, &limit)) {
-		gw__error(h, 400, "bad_request",
-		          "limit: expected an integer in 1..1000");
+		gw__fail(h, "bad_request",
+		         "limit: expected an integer in 1..1000");
 		return 0;
 	}
 	h->limit = (size_t)limit;
@@ -943,8 +945,7 @@ gw__validate_bearer(gw_http *h, bus_reply_fn reply)
 		app = h->owner;
 	}
 	if (!ls_valid_app_key(app)) {
-		gw__error(h, 400, "bad_request",
-		          "appKey: not a valid app key");
+		gw__fail(h, "bad_request", "appKey: not a valid app key");
 		return 0;
 	}
 	h->start_ns = ls_now_ns();
@@ -958,8 +959,7 @@ gw__validate_bearer(gw_http *h, bus_reply_fn reply)
 		json_decref(args);
 		if (rc != 0) {
 			h->gw->m.bus_errors++;
-			gw__error(h, 503, "unavailable",
-			          "the service bus is down");
+			gw__fail(h, "unavailable", "the service bus is down");
 			return 0;
 		}
 	}
@@ -1041,10 +1041,10 @@ gw__body_refused(gw_http *h)
 	h->close_after = true;
 	if (h->body_status == 503) {
 		h->retry_after = "1";
-		gw__error(h, 503, "unavailable",
-		          "too many unfinished requests; retry later");
+		gw__fail(h, "unavailable",
+		         "too many unfinished requests; retry later");
 	} else {
-		gw__error(h, 413, "too_large", "request body too large");
+		gw__fail(h, "too_large", "request body too large");
 	}
 }
 
@@ -1068,7 +1068,7 @@ gw_http_body_done(gw_http *h)
 	             WSI_TOKEN_HTTP_CONTENT_TYPE);
 	if (gw_params_add_body(h->params, ctype, h->body ? h->body : "",
 	                       h->blen, &err) != 0) {
-		gw__error(h, 400, "bad_request", err.text);
+		gw__fail(h, "bad_request", err.text);
 		return 0;
 	}
 	return gw__service_dispatch(h);
@@ -1173,7 +1173,7 @@ gw__static(gw_http *h, const char *uri)
 		return gw__serve_embedded(h, embedded);
 	}
 	if (gw->static_dir == NULL) {
-		gw__error(h, 404, "not_found", "no such file");
+		gw__fail(h, "not_found", "no such file");
 		return 0;
 	}
 	/* No hidden files, no "..", no backslashes: only plain names. */
@@ -1181,7 +1181,7 @@ gw__static(gw_http *h, const char *uri)
 	    strchr(uri, '\\') != NULL ||
 	    snprintf(path, sizeof(path), "%s%s", gw->static_dir, uri) >=
 	            (int)sizeof(path)) {
-		gw__error(h, 404, "not_found", "no such file");
+		gw__fail(h, "not_found", "no such file");
 		return 0;
 	}
 	real = realpath(path, NULL);
@@ -1192,7 +1192,7 @@ gw__static(gw_http *h, const char *uri)
 		if (embedded != NULL) {
 			return gw__serve_embedded(h, embedded);
 		}
-		gw__error(h, 404, "not_found", "no such file");
+		gw__fail(h, "not_found", "no such file");
 		return 0;
 	}
 	h->phase = GW_HP_DONE;
@@ -1461,15 +1461,15 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 	}
 	gw_client_ip(gw, wsi, h->ip, sizeof(h->ip));
 	if (gw__query_params(h, &err) != 0) {
-		gw__error(h, 400, "bad_request", err.text);
+		gw__fail(h, "bad_request", err.text);
 		return 0;
 	}
 	cb = gw__str(h, "callback");
 	if (cb != NULL || json_object_get(h->params, "callback") != NULL) {
 		if (cb == NULL || !get || !gw__valid_callback(cb)) {
-			gw__error(h, 400, "bad_request",
-			          "callback: expected [A-Za-z_$][A-Za-z0-9_$.]"
-			          "{0,63}");
+			gw__fail(h, "bad_request",
+			         "callback: expected [A-Za-z_$][A-Za-z0-9_$.]"
+			         "{0,63}");
 			return 0;
 		}
 		snprintf(h->callback, sizeof(h->callback), "%s", cb);
@@ -1491,7 +1491,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		size_t len = 0;
 		char *text = gw_metrics_render(gw, &len);
 		if (text == NULL) {
-			gw__error(h, 500, "server_error", "out of memory");
+			gw__fail(h, "server_error", "out of memory");
 			return 0;
 		}
 		gw__respond_raw(h, 200, "text/plain; version=0.0.4", text,
@@ -1509,7 +1509,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		                 ls_valid_stream) ||
 		    !gw__segment(&p, h->op, sizeof(h->op), ls_valid_stream) ||
 		    *p || !gw__allowlisted(gw, h->service, h->op)) {
-			gw__error(h, 404, "not_found", "no such operation");
+			gw__fail(h, "not_found", "no such operation");
 			return 0;
 		}
 		h->kind = GW_H_SERVICE;
@@ -1527,7 +1527,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		    !gw__segment(&p, h->stream, sizeof(h->stream),
 		                 ls_valid_stream) ||
 		    *p) {
-			gw__error(h, 404, "not_found", "no such stream path");
+			gw__fail(h, "not_found", "no such stream path");
 			return 0;
 		}
 		if (!h->post) {
@@ -1538,8 +1538,8 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		                 WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
 		    strncasecmp(auth, "Bearer ", 7) != 0 ||
 		    strlen(auth + 7) > LS_TOKEN_MAX) {
-			gw__error(h, 401, "auth_failed",
-			          "Authorization: Bearer <token> required");
+			gw__fail(h, "auth_failed",
+			         "Authorization: Bearer <token> required");
 			return 0;
 		}
 		snprintf(h->token, sizeof(h->token), "%s", auth + 7);
@@ -1558,7 +1558,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		    !gw__segment(&p, h->stream, sizeof(h->stream),
 		                 ls_valid_stream) ||
 		    *p) {
-			gw__error(h, 404, "not_found", "no such stream path");
+			gw__fail(h, "not_found", "no such stream path");
 			return 0;
 		}
 		if (!get) {
@@ -1569,8 +1569,8 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		                 WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
 		    strncasecmp(auth, "Bearer ", 7) != 0 ||
 		    strlen(auth + 7) > LS_TOKEN_MAX) {
-			gw__error(h, 401, "auth_failed",
-			          "Authorization: Bearer <token> required");
+			gw__fail(h, "auth_failed",
+			         "Authorization: Bearer <token> required");
 			return 0;
 		}
 		snprintf(h->token, sizeof(h->token), "%s", auth + 7);
@@ -1585,7 +1585,7 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		    !gw__segment(&p, h->stream, sizeof(h->stream),
 		                 ls_valid_stream) ||
 		    *p) {
-			gw__error(h, 404, "not_found", "no such stream path");
+			gw__fail(h, "not_found", "no such stream path");
 			return 0;
 		}
 		if (!get) {
@@ -1599,11 +1599,11 @@ gw_http_request(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *uri)
 		return rc;
 	}
 	if (strcmp(uri, GW_WS_PATH) == 0) {
-		gw__error(h, 400, "bad_request", "WebSocket upgrade required");
+		gw__fail(h, "bad_request", "WebSocket upgrade required");
 		return 0;
 	}
 	if (!get) {
-		gw__error(h, 404, "not_found", "no such endpoint");
+		gw__fail(h, "not_found", "no such endpoint");
 		return 0;
 	}
 	if (gw_client_files_find(gw->client_files, uri) != NULL) {
