@@ -30,8 +30,9 @@
  * names them. Where a text helps, an optional lsc_error * receives it.
  * A call that fails never invokes the callback it was given.
  *
- * Logging goes through ls_log (component "client"); the library never
- * prints on its own.
+ * Logging: the library's lines (component "client", libwebsockets' own
+ * at debug level) go where lsc_log_set() says: by default, info and above
+ * to stderr.
  */
 #ifndef LSC_H
 #define LSC_H
@@ -338,6 +339,27 @@ int lsc_client_refresh(lsc_client *c, const char *token, lsc_ack_fn ack,
  * (loop's thread). */
 size_t lsc_client_queued_bytes(const lsc_client *c);
 size_t lsc_client_pending_acks(const lsc_client *c);
+
+/* Levels of the library's log lines. */
+#define LSC_LOG_DEBUG 0
+#define LSC_LOG_INFO  1
+#define LSC_LOG_WARN  2
+#define LSC_LOG_ERROR 3
+#define LSC_LOG_OFF   4
+
+/* One log line: component and message borrowed for the call. */
+typedef void (*lsc_log_fn)(int level, const char *component,
+                           const char *message, void *user);
+
+/*
+ * Where the library's log lines go: lines at level (LSC_LOG_*) or above
+ * to fn with user, or to stderr (one text line each) when fn is NULL.
+ * fn may run on any thread that runs a client or publishes. Call it
+ * before creating clients. In the installed library this setting is the
+ * library's own; linked statically into a program of this tree, it is
+ * that program's log.
+ */
+void lsc_log_set(int level, lsc_log_fn fn, void *user);
 
 /* Name of an error code (negative errno or LSC_E*). */
 const char *lsc_strerror(int code);

@@ -567,6 +567,40 @@ lsc_client_pending_acks(const lsc_client *c)
 	return c->n_acks;
 }
 
+_Static_assert(LSC_LOG_DEBUG == LS_LOG_DEBUG && LSC_LOG_INFO == LS_LOG_INFO &&
+                       LSC_LOG_WARN == LS_LOG_WARN &&
+                       LSC_LOG_ERROR == LS_LOG_ERROR &&
+                       LSC_LOG_OFF == LS_LOG_OFF,
+               "lsc log levels");
+
+static lsc_log_fn lsc__log_fn;
+static void *lsc__log_user;
+
+static void
+lsc__log_sink(ls_log_level level, const char *component, const char *message,
+              void *user)
+{
+	lsc__log_fn((int)level, component, message, lsc__log_user);
+}
+
+void
+lsc_log_set(int level, lsc_log_fn fn, void *user)
+{
+	if (level < LSC_LOG_DEBUG) {
+		level = LSC_LOG_DEBUG;
+	}
+	if (level > LSC_LOG_OFF) {
+		level = LSC_LOG_OFF;
+	}
+	ls_log_set_sink(NULL, NULL);
+	lsc__log_fn = fn;
+	lsc__log_user = user;
+	if (fn != NULL) {
+		ls_log_set_sink(lsc__log_sink, NULL);
+	}
+	ls_log_set_level((ls_log_level)level);
+}
+
 const char *
 lsc_strerror(int code)
 {

@@ -994,4 +994,59 @@ LS_TEST(publish_many_from_another_thread_while_the_loop_runs)
 	free(tok);
 }
 
+/* ---- the library's log goes where the application says ---- */
+
+typedef struct logrec {
+	int lines;
+	int client_lines;
+	int below_level;
+	char first[160];
+} logrec;
+
+static void
+log_into(int level, const char *component, const char *message, void *user)
+{
+	logrec *l = user;
+
+	if (l->lines++ == 0) {
+		snprintf(l->first, sizeof(l->first), "%s", message);
+	}
+	if (strcmp(component, "client") == 0) {
+		l->client_lines++;
+	}
+	if (level < LSC_LOG_DEBUG || level > LSC_LOG_ERROR) {
+		l->below_level++;
+	}
+}
+
+LS_TEST(log_lines_go_to_the_application_sink)
+{
+	char *tok = get_token("acc1", "acc1_private", "public", false);
+	logrec l = { 0 };
+	rec r = { 0 };
+	lsc_client *c;
+
+	lsc_log_set(LSC_LOG_DEBUG, log_into, &l);
+	c = client("acc1", tok, &r, 0);
+	LS_CHECK(c != NULL);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, is_ready, &r, WAIT_MS), 0);
+	lsc_client_destroy(&c);
+	/* "connecting to ...", "authenticated on ..." at debug level */
+	LS_CHECK(l.client_lines >= 2);
+	LS_CHECK_INT(l.below_level, 0);
+	printf("# %d lines, the first: %s\n", l.lines, l.first);
+
+	/* Above the level: nothing reaches the sink. */
+	memset(&l, 0, sizeof(l));
+	lsc_log_set(LSC_LOG_ERROR, log_into, &l);
+	c = client("acc1", tok, &r, 0);
+	lsc_client_connect(c);
+	LS_CHECK_INT(lsc_client_run_until(c, is_ready, &r, WAIT_MS), 0);
+	lsc_client_destroy(&c);
+	LS_CHECK_INT(l.lines, 0);
+	lsc_log_set(LSC_LOG_INFO, NULL, NULL);
+	free(tok);
+}
+
 LS_TEST_MAIN()
