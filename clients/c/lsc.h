@@ -41,6 +41,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lsc_client lsc_client;
 
 /*
@@ -413,5 +417,9 @@ typedef struct lsc_history_request {
  */
 int lsc_history_request_run(const lsc_history_request *req, char **data,
                             lsc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 
 #include "lsc.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * As lsc_client_new(), with loop (borrowed; must outlive the client) as
  * the client's event loop. Needs libwebsockets' libev support at run time
@@ -23,5 +27,9 @@
  */
 lsc_client *lsc_client_new_ev(const lsc_options *opt, struct ev_loop *loop,
                               lsc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
