@@ -69,7 +69,7 @@ cmd_appserver(int argc, char **argv)
 	as_appserver_options ao = { 0 };
 	as_appserver *as = NULL;
 	const char *fixture = NULL;
-	cmd_bus bus = { 0 };
+	cmd_bus bus = { 0 }, fabric = { 0 };
 	cmd_announcer *announcer = NULL;
 	char *store_uri = NULL;
 	long workers = -1, heartbeat = -1;
@@ -161,7 +161,11 @@ cmd_appserver(int argc, char **argv)
 	if (strcmp(s.pubsub_url, "local") != 0) {
 		/* Revocations and permission changes reach every gateway on
 		 * the fabric they share (docs/architecture.md). */
-		announcer = cmd_announcer_start(s.pubsub_url, &err);
+		if (cmd_fabric_peer("appserver", &s, &fabric) != 0) {
+			goto out;
+		}
+		announcer = cmd_announcer_start(s.pubsub_url,
+		                                cmd_bus_keys(&fabric), &err);
 		if (announcer == NULL) {
 			fprintf(stderr, "lightstream appserver: %s\n",
 			        err.text);
@@ -196,6 +200,7 @@ out:
 		zmq_ctx_term(ctx);
 	}
 	cmd_bus_clear(&bus);
+	cmd_bus_clear(&fabric);
 	cmd_announcer_stop(&announcer);
 	free(store_uri);
 	ls_settings_clear(&s);

@@ -162,7 +162,8 @@ announcer_main(void *arg)
 }
 
 cmd_announcer *
-cmd_announcer_start(const char *url, ls_error *err)
+cmd_announcer_start(const char *url, const bus_curve_keys *curve,
+                    ls_error *err)
 {
 	cmd_announcer *a = calloc(1, sizeof(*a));
 	ps_fabric_options po = { 0 };
@@ -178,6 +179,11 @@ cmd_announcer_start(const char *url, ls_error *err)
 		goto fail;
 	}
 	po.url = url;
+	if (curve != NULL) {
+		po.curve_server = curve->server_public;
+		po.curve_public = curve->public_key;
+		po.curve_secret = curve->secret_key;
+	}
 	po.on_message = announcer_message;
 	po.on_state = announcer_state;
 	po.user = a;

@@ -6,6 +6,7 @@
 #define CMD_ANNOUNCE_H
 
 #include "as_services.h"
+#include "bus_curve.h"
 #include "ls_error.h"
 #include "ps_control.h"
 
@@ -25,7 +26,8 @@ typedef struct cmd_announcer cmd_announcer;
 #define CMD_ANNOUNCE_MAX 1024
 
 /* Start; NULL with err set (bad URL, no thread). */
-cmd_announcer *cmd_announcer_start(const char *url, ls_error *err);
+cmd_announcer *cmd_announcer_start(const char *url,
+                                   const bus_curve_keys *curve, ls_error *err);
 
 /* An as_change_fn: queue ch's announcement (user: the announcer). */
 void cmd_announcer_change(const as_change *ch, void *user);

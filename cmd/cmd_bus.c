@@ -400,3 +400,75 @@ cmd_bus_clear(cmd_bus *b)
 	explicit_bzero(b->secret_key, sizeof(b->secret_key));
 	memset(b, 0, sizeof(*b));
 }
+
+int
+cmd_fabric_peer(const char *cmd, const ls_settings *s, cmd_bus *out)
+{
+	const char *url = s->pubsub_url;
+
+	if (url == NULL || strncmp(url, "zmq://", 6) != 0) {
+		return 0;
+	}
+	if (s->bus_insecure) {
+		ls_warn(cmd,
+		        "bus.insecure: the ZeroMQ fabric at %s is neither "
+		        "authenticated nor encrypted (development only)",
+		        url);
+		return 0;
+	}
+	if (s->bus_keys == NULL || s->pubsub_server_key == NULL) {
+		cmd_error(
+		        cmd,
+		        "the ZeroMQ fabric %s needs CURVE keys: set bus.keys "
+		        "(this process's key pair) and pubsub.server_key (the "
+		        "proxy's public key; --fabric-server-key), and allow "
+		        "this key on the proxy (--bus-allow), or set "
+		        "bus.insecure: true (development only; "
+		        "docs/pubsub.md)",
+		        url);
+		return CMD_EXIT_USAGE;
+	}
+	return cmd__load_peer_keys(cmd, s->bus_keys, s->pubsub_server_key,
+	                           out);
+}
+
+int
+cmd_fabric_proxy(const char *cmd, const ls_settings *s, cmd_bus *out)
+{
+	ls_error err = { 0 };
+	int rc;
+
+	if (s->bus_insecure) {
+		ls_warn(cmd, "bus.insecure: the ZeroMQ fabric is neither "
+		             "authenticated nor encrypted; any process that "
+		             "reaches the proxy may publish and subscribe "
+		             "(development only)");
+		return 0;
+	}
+	if (s->bus_keys == NULL) {
+		cmd_error(
+		        cmd,
+		        "the proxy needs its CURVE key pair (--bus-keys FILE "
+		        "from `lightstream keygen`) and the keys it allows "
+		        "(--bus-allow ROLE:KEY), or --bus-insecure "
+		        "(development only; docs/pubsub.md)");
+		return CMD_EXIT_USAGE;
+	}
+	if (bus_curve_read_keyfile(s->bus_keys, out->public_key,
+	                           out->secret_key, &err) != 0) {
+		cmd_error(cmd, "%s", err.text);
+		return CMD_EXIT_USAGE;
+	}
+	rc = cmd__load_allow(cmd, s, 0, out);
+	if (rc != 0) {
+		return rc;
+	}
+	if (out->nallow == 0) {
+		cmd_error(cmd,
+		          "bus.allow lists no key: no gateway could "
+		          "connect; allow each with --bus-allow ROLE:KEY");
+		return CMD_EXIT_USAGE;
+	}
+	out->curve = true;
+	return 0;
+}

@@ -73,6 +73,22 @@ int cmd_bus_broker(const char *cmd, const ls_settings *s,
 int cmd_bus_serve(const char *cmd, const ls_settings *s, const char *frontend,
                   const char *backend, bus_broker_options *bo, cmd_bus *out);
 
+/*
+ * The keys of a ZeroMQ fabric peer (gateway, app server) when pubsub.url
+ * is zmq://: our pair from bus.keys, the proxy's public key from
+ * pubsub.server_key; plain only with bus.insecure (warning logged);
+ * nothing for other fabrics. Returns 0, or CMD_EXIT_USAGE with the error
+ * printed. cmd_bus_keys(out) gives them (NULL: plain).
+ */
+int cmd_fabric_peer(const char *cmd, const ls_settings *s, cmd_bus *out);
+
+/*
+ * `proxy`: our key pair from bus.keys and the allowed peers from bus.allow
+ * (any role) into out (out->curve, out->secret_key, out->allow); nothing
+ * with bus.insecure (warning logged). Returns 0 or CMD_EXIT_USAGE.
+ */
+int cmd_fabric_proxy(const char *cmd, const ls_settings *s, cmd_bus *out);
+
 /* The keys for a CURVE client or worker, or NULL when plain. */
 const bus_curve_keys *cmd_bus_keys(const cmd_bus *b);
 

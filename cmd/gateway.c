@@ -50,7 +50,7 @@ cmd_gateway(int argc, char **argv)
 	gw_server *srv = NULL;
 	struct ev_loop *loop = NULL;
 	void *zctx = NULL;
-	cmd_bus bus = { 0 };
+	cmd_bus bus = { 0 }, fabric = { 0 };
 	int status = CMD_EXIT_USAGE, c, n = 0;
 
 	if (cmd_settings_init("gateway", &s) != 0) {
@@ -84,7 +84,8 @@ cmd_gateway(int argc, char **argv)
 	    cmd_apply_logging("gateway", &s) != 0) {
 		goto out;
 	}
-	if (cmd_bus_peer("gateway", &s, s.bus_frontend, &bus) != 0) {
+	if (cmd_bus_peer("gateway", &s, s.bus_frontend, &bus) != 0 ||
+	    cmd_fabric_peer("gateway", &s, &fabric) != 0) {
 		goto out;
 	}
 	status = CMD_EXIT_FAILURE;
@@ -97,6 +98,7 @@ cmd_gateway(int argc, char **argv)
 	go.settings = &s;
 	go.zmq_ctx = zctx;
 	go.bus_curve = cmd_bus_keys(&bus);
+	go.fabric_curve = cmd_bus_keys(&fabric);
 	srv = gw_server_new(loop, &go, gw_cli_loops(&s, 1), &err);
 	if (srv == NULL) {
 		fprintf(stderr, "lightstream gateway: %s\n", err.text);
@@ -112,6 +114,7 @@ out:
 		zmq_ctx_term(zctx);
 	}
 	cmd_bus_clear(&bus);
+	cmd_bus_clear(&fabric);
 	ls_settings_clear(&s);
 	return status;
 }

@@ -225,7 +225,7 @@ cmd_serve(int argc, char **argv)
 	char *store_uri = NULL;
 	long workers = -1;
 	void *zctx = NULL;
-	cmd_bus bus = { 0 };
+	cmd_bus bus = { 0 }, fabric = { 0 };
 	int status = CMD_EXIT_USAGE, c, n = 0, rc;
 
 	memset(&d, 0, sizeof(d));
@@ -309,6 +309,9 @@ cmd_serve(int argc, char **argv)
 	                                                 : NULL,
 	        strcmp(s.bus_backend, DEFAULT_BACKEND) ? s.bus_backend : NULL,
 	        &bo, &bus);
+	if (rc == 0) {
+		rc = cmd_fabric_peer("serve", &s, &fabric);
+	}
 	if (rc != 0) {
 		status = rc;
 		goto out;
@@ -350,6 +353,7 @@ cmd_serve(int argc, char **argv)
 	go.settings = &s;
 	go.zmq_ctx = zctx;
 	go.bus_endpoint = frontend;
+	go.fabric_curve = cmd_bus_keys(&fabric);
 	srv = gw_server_new(loop, &go, gw_cli_loops(&s, 0), &err);
 	if (srv == NULL) {
 		fprintf(stderr, "lightstream serve: %s\n", err.text);
@@ -389,6 +393,7 @@ out:
 		unlink(bus.ipc + 6); /* "ipc://" */
 	}
 	cmd_bus_clear(&bus);
+	cmd_bus_clear(&fabric);
 	ls_settings_clear(&s);
 	return status;
 }

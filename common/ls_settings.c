@@ -20,6 +20,7 @@ enum {
 	LS__OPT_LOG_FORMAT,
 	LS__OPT_BUS_KEYS,
 	LS__OPT_BUS_SERVER_KEY,
+	LS__OPT_FABRIC_SERVER_KEY,
 	LS__OPT_BUS_ALLOW,
 	LS__OPT_BUS_INSECURE,
 };
@@ -37,6 +38,8 @@ const struct option ls_settings_options[] = {
 	{ "log-format", required_argument, NULL, LS__OPT_LOG_FORMAT },
 	{ "bus-keys", required_argument, NULL, LS__OPT_BUS_KEYS },
 	{ "bus-server-key", required_argument, NULL, LS__OPT_BUS_SERVER_KEY },
+	{ "fabric-server-key", required_argument, NULL,
+	  LS__OPT_FABRIC_SERVER_KEY },
 	{ "bus-allow", required_argument, NULL, LS__OPT_BUS_ALLOW },
 	{ "bus-insecure", no_argument, NULL, LS__OPT_BUS_INSECURE },
 	{ NULL, 0, NULL, 0 },
@@ -96,13 +99,13 @@ ls_settings_init(ls_settings *s)
 void
 ls_settings_clear(ls_settings *s)
 {
-	char **strings[] = { &s->log_level,   &s->log_format,
-		             &s->data_dir,    &s->listen,
-		             &s->tls_listen,  &s->tls_cert,
-		             &s->tls_key,     &s->static_dir,
-		             &s->pubsub_url,  &s->bus_frontend,
-		             &s->bus_backend, &s->store_uri,
-		             &s->bus_keys,    &s->bus_server_key };
+	char **strings[] = {
+		&s->log_level,    &s->log_format,     &s->data_dir,
+		&s->listen,       &s->tls_listen,     &s->tls_cert,
+		&s->tls_key,      &s->static_dir,     &s->pubsub_url,
+		&s->bus_frontend, &s->bus_backend,    &s->store_uri,
+		&s->bus_keys,     &s->bus_server_key, &s->pubsub_server_key
+	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
@@ -183,6 +186,8 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  600000 },
 		{ "bus.insecure", LS_CONFIG_BOOL, &s->bus_insecure, 0, 0 },
 		{ "bus.keys", LS_CONFIG_STRING, &s->bus_keys, 0, 0 },
+		{ "pubsub.server_key", LS_CONFIG_STRING, &s->pubsub_server_key,
+		  0, 0 },
 		{ "bus.server_key", LS_CONFIG_STRING, &s->bus_server_key, 0,
 		  0 },
 		{ "bus.allow", LS_CONFIG_STRLIST, &s->bus_allow, 0, 0 },
@@ -266,6 +271,9 @@ ls_settings_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 	case LS__OPT_BUS_SERVER_KEY:
 		target = &s->bus_server_key;
 		break;
+	case LS__OPT_FABRIC_SERVER_KEY:
+		target = &s->pubsub_server_key;
+		break;
 	case LS__OPT_BUS_ALLOW:
 		if (ls_strlist_add(&s->bus_allow, arg) != 0) {
 			return ls_error_set(err, -ENOMEM, "out of memory");
@@ -303,6 +311,8 @@ ls_settings_help(void)
 	       "(`lightstream keygen`)\n"
 	       "  --bus-server-key KEY     the broker's public key (or its "
 	       ".pub file)\n"
+	       "  --fabric-server-key KEY  zmq:// fabric: the proxy's public "
+	       "key (or file)\n"
 	       "  --bus-allow ROLE:KEY     broker: allow a public key (or "
 	       ".pub file);\n"
 	       "                           ROLE worker, client or admin "

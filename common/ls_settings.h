@@ -74,6 +74,8 @@ typedef struct ls_settings {
 	bool bus_insecure;    /* plain text over tcp:// and ipc:// */
 	char *bus_keys;       /* our key file (JSON public/secret) */
 	char *bus_server_key; /* the broker's public key, or a file of it */
+	/* zmq:// fabric: the proxy's public key, or a file of it */
+	char *pubsub_server_key;
 	ls_strlist bus_allow; /* broker: "ROLE:KEY" or "ROLE:FILE" */
 	/* given on the command line (not the file): admin and call pick
 	 * their endpoint from them */

@@ -753,6 +753,11 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	po.history_bytes = (size_t)s->history_max_bytes;
 	po.user = gw;
 	po.hub = opt->hub;
+	if (opt->fabric_curve != NULL) {
+		po.curve_server = opt->fabric_curve->server_public;
+		po.curve_public = opt->fabric_curve->public_key;
+		po.curve_secret = opt->fabric_curve->secret_key;
+	}
 	gw->fabric = ps_fabric_new(loop, &po, err);
 	if (gw->fabric == NULL) {
 		goto fail;

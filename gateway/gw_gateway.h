@@ -39,6 +39,8 @@ typedef struct gw_options {
 	struct gw_shared *shared;
 	/* CURVE keys of the bus client (borrowed, copied); NULL: plain */
 	const struct bus_curve_keys *bus_curve;
+	/* CURVE keys of a zmq:// fabric (borrowed); NULL: plain */
+	const struct bus_curve_keys *fabric_curve;
 } gw_options;
 
 /*

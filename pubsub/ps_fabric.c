@@ -3,6 +3,7 @@
  * counting, limits and statistics. Backends only see validated calls.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,15 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	f->max_payload =
 	        opt->max_payload ? opt->max_payload : PS_PAYLOAD_MAX_DEFAULT;
 	f->hub = opt->hub;
+	if (opt->curve_server != NULL && opt->curve_public != NULL &&
+	    opt->curve_secret != NULL) {
+		snprintf(f->curve_server, sizeof(f->curve_server), "%s",
+		         opt->curve_server);
+		snprintf(f->curve_public, sizeof(f->curve_public), "%s",
+		         opt->curve_public);
+		snprintf(f->curve_secret, sizeof(f->curve_secret), "%s",
+		         opt->curve_secret);
+	}
 	f->topics = ps__topics_new();
 	if (f->topics == NULL) {
 		ls_error_set(err, -ENOMEM, "pubsub: out of memory");

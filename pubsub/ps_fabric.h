@@ -171,6 +171,11 @@ typedef struct ps_fabric_options {
 	/* local backend: bytes of history, all streams together; 0:
 	 * PS_HISTORY_BYTES_DEFAULT */
 	size_t history_bytes;
+	/* zmq://: CURVE (Z85 keys, borrowed for the call): the proxy's public
+	 * key and our own pair; NULL: plain text. */
+	const char *curve_server;
+	const char *curve_public;
+	const char *curve_secret;
 } ps_fabric_options;
 
 /*

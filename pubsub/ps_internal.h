@@ -53,6 +53,8 @@ struct ps_fabric {
 	int reconnect_max_ms;
 	size_t max_payload;
 	ps_hub *hub; /* local: the hub to join (NULL: a private one) */
+	char curve_server[41], curve_public[41],
+	        curve_secret[41]; /* "": plain */
 	size_t history_bytes;
 	ps__topics *topics;
 	ps_stats stats;

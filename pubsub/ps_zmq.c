@@ -299,6 +299,25 @@ ps__zmq_start(ps_fabric *f, const char *url, ls_error *err)
 	zmq_setsockopt(z->sub, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(z->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(z->sub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	/* CURVE: the proxy authenticates us and both links are encrypted;
+	 * the secret key is wiped from f once both sockets hold it. */
+	if (f->curve_server[0] != '\0') {
+		void *socks[2] = { z->pub, z->sub };
+		for (int i = 0; i < 2; i++) {
+			if (zmq_setsockopt(socks[i], ZMQ_CURVE_SERVERKEY,
+			                   f->curve_server, 40) != 0 ||
+			    zmq_setsockopt(socks[i], ZMQ_CURVE_PUBLICKEY,
+			                   f->curve_public, 40) != 0 ||
+			    zmq_setsockopt(socks[i], ZMQ_CURVE_SECRETKEY,
+			                   f->curve_secret, 40) != 0) {
+				ls_error_set(err, -EINVAL,
+				             "pubsub: zmq CURVE keys: %s",
+				             zmq_strerror(errno));
+				goto fail;
+			}
+		}
+		explicit_bzero(f->curve_secret, sizeof(f->curve_secret));
+	}
 	if (zmq_connect(z->pub, pub_ep) != 0 ||
 	    zmq_connect(z->sub, sub_ep) != 0) {
 		ls_error_set(err, -EINVAL, "pubsub: zmq connect: %s",

@@ -5,6 +5,7 @@ subscribers for), and a proxy restart the gateways survive."""
 
 import json
 import os
+import time
 
 import lstest
 from gwlib import acc1_token, connect, subscribe, url
@@ -17,11 +18,21 @@ state = {}
 def proxy():
     xsub, xpub = state.setdefault("xsub", lstest.free_port()), state.setdefault(
         "xpub", lstest.free_port())
+    # CURVE: the proxy's own pair; the gateways' (client) and app
+    # servers' (worker) keys allowed.
     p = lstest.lightstream("proxy", "--xsub", "tcp://127.0.0.1:%d" % xsub,
-                           "--xpub", "tcp://127.0.0.1:%d" % xpub, name="proxy",
-                           wait_tcp=xpub)
+                           "--xpub", "tcp://127.0.0.1:%d" % xpub,
+                           "--bus-keys", lstest.bus_key("proxy").key_file,
+                           "--bus-allow", "client:" + lstest.bus_key("client").public,
+                           "--bus-allow", "worker:" + lstest.bus_key("worker").public,
+                           name="proxy", wait_tcp=xpub)
     state["proxy"] = p
     return p
+
+
+def fabric_args():
+    """The proxy's public key; a peer's own pair is its bus key (bus.keys)."""
+    return ["--fabric-server-key", lstest.bus_key("proxy").pub_file]
 
 
 def ready(port):
@@ -55,7 +66,8 @@ def setup():
     for name in ("a", "b", "c"):
         gport = lstest.free_port()
         lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
-                           "--broker-frontend", front, "--fabric", fabric, *lstest.bus_peer_args("client"),
+                           "--broker-frontend", front, "--fabric", fabric,
+                           *lstest.bus_peer_args("client"), *fabric_args(),
                            name="gateway-" + name, wait_tcp=gport)
         lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway %s ready" % name)
         state[name] = gport
@@ -82,11 +94,12 @@ def test_appserver_announces_revocations_on_the_zmq_fabric():
     os.makedirs(data)
     lstest.lightstream("appserver", "--broker-backend", back, "--data", data,
                        "--fixture", lstest.FIXTURE, "--fabric", fabric,
-                       *lstest.bus_peer_args("worker"),
+                       *lstest.bus_peer_args("worker"), *fabric_args(),
                        name="appserver-zmq")
     gport = lstest.free_port()
     lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
-                       "--broker-frontend", front, "--fabric", fabric, *lstest.bus_peer_args("client"),
+                       "--broker-frontend", front, "--fabric", fabric,
+                       *lstest.bus_peer_args("client"), *fabric_args(),
                        name="gateway-zmq-auth", wait_tcp=gport)
     lstest.wait_for(lambda: ready(gport), timeout=15, what="gateway ready")
     tok = acc1_token(gport)
@@ -98,6 +111,29 @@ def test_appserver_announces_revocations_on_the_zmq_fabric():
     err = ws.recv_type(10, timeout=5)
     assert err["code"] == "token_revoked", err
     assert ws.expect_close(5) == 4011
+
+
+def test_the_proxy_refuses_unlisted_keys_and_plain_text():
+    """CURVE like the bus: a gateway whose key the proxy does not list never
+    gets through (never ready, receives nothing); without keys a gateway
+    on a zmq:// fabric refuses to start unless bus.insecure."""
+    st = setup()
+    fabric = "zmq://127.0.0.1:%d,%d" % (st["xsub"], st["xpub"])
+    front = "tcp://127.0.0.1:%d" % lstest.free_port()
+    rogue = lstest.free_port()
+    lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % rogue,
+                       "--broker-frontend", front, "--fabric", fabric,
+                       "--bus-keys", lstest.bus_key("stranger").key_file,
+                       "--bus-server-key", lstest.bus_key("broker").pub_file,
+                       *fabric_args(), name="gateway-rogue", wait_tcp=rogue)
+    time.sleep(4)  # more than the 3 pings a ready fabric needs
+    status, body = lstest.http_json("GET", url(rogue, "/readyz"))
+    assert status == 503, (status, body)
+    assert metric(rogue, "pubsub_received_total") == 0
+    r = lstest.run("gateway", "--listen", "127.0.0.1:%d" % lstest.free_port(),
+                   "--broker-frontend", front, "--fabric", fabric,
+                   *lstest.bus_peer_args("client"), timeout=15)
+    assert r.returncode == 2 and "pubsub.server_key" in r.stderr, r.stderr
 
 
 def test_filtered_delivery_across_gateways():
