@@ -102,21 +102,34 @@ demo_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-/* One call of the accounts service; true when it answered success. */
+/*
+ * One call of the accounts service; true when it answered success. On
+ * failure *msg (cap bytes) says why and *pc is the error's code.
+ */
 static bool
 demo_accounts_call(void *zmq_ctx, const char *frontend, const char *op,
-                   const char *arg, char **reply, size_t *len)
+                   const char *arg, ls_proto_code *pc, char *msg, size_t cap)
 {
 	bus_status st = BUS_ERROR;
 	json_t *req = json_pack("{s:s,s:[s]}", "o", op, "a", arg);
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	bool ok = body != NULL &&
-	          bus_call(zmq_ctx, frontend, "accounts", body, strlen(body),
-	                   5000, &st, reply, len) == 0 &&
-	          st == BUS_OK;
+	char *reply = NULL;
+	size_t len = 0;
+	bool sent = body != NULL &&
+	            bus_call(zmq_ctx, frontend, "accounts", body, strlen(body),
+	                     5000, &st, &reply, &len) == 0;
+	bool ok = sent && st == BUS_OK;
 
+	if (!ok) {
+		*pc = sent ? bus_reply_error(st, reply, len, msg, cap)
+		           : LS_PC_UNAVAILABLE;
+		if (!sent) {
+			snprintf(msg, cap, "the service bus is down");
+		}
+	}
 	json_decref(req);
 	free(body);
+	free(reply);
 	return ok;
 }
 
@@ -124,34 +137,36 @@ demo_accounts_call(void *zmq_ctx, const char *frontend, const char *op,
 static void
 demo_account_ensure(void *zmq_ctx, const char *frontend)
 {
-	char *reply = NULL;
-	size_t len = 0;
+	char msg[LS_ERROR_TEXT_MAX];
+	ls_proto_code pc = LS_PC_SERVER_ERROR;
 
-	if (demo_accounts_call(zmq_ctx, frontend, "get", "svc1", &reply,
-	                       &len)) {
+	if (demo_accounts_call(zmq_ctx, frontend, "get", "svc1", &pc, msg,
+	                       sizeof(msg))) {
 		ls_info(DEMO_LOG, "the demo uses the existing account svc1 "
 		                  "(its private key must be svc1_private)");
-	} else {
-		free(reply);
-		reply = NULL;
-		len = 0;
-		if (demo_accounts_call(zmq_ctx, frontend, "create",
-		                       demo_account, &reply, &len)) {
-			ls_info(DEMO_LOG,
-			        "created the demo account svc1 (private key "
-			        "svc1_private: the demo page asks for tokens "
-			        "with it; use it for nothing else)");
-		} else {
-			ls_warn(DEMO_LOG,
-			        "could not create the demo account svc1 "
-			        "(%.*s): the demo page will not get tokens; "
-			        "start with --fixture "
-			        "tests/fixtures/accounts.json",
-			        (int)(len > 200 ? 200 : len),
-			        reply ? reply : "");
-		}
+		return;
 	}
-	free(reply);
+	if (pc != LS_PC_NOT_FOUND) {
+		/* Not "no such account": creating it would not help. */
+		ls_warn(DEMO_LOG,
+		        "cannot look up the demo account svc1 (%s: %s): the "
+		        "demo page may not get tokens",
+		        ls_proto_code_name(pc), msg);
+		return;
+	}
+	if (demo_accounts_call(zmq_ctx, frontend, "create", demo_account, &pc,
+	                       msg, sizeof(msg))) {
+		ls_info(DEMO_LOG,
+		        "created the demo account svc1 (private key "
+		        "svc1_private: the demo page asks for tokens "
+		        "with it; use it for nothing else)");
+	} else {
+		ls_warn(DEMO_LOG,
+		        "could not create the demo account svc1 (%s: %s): the "
+		        "demo page will not get tokens; start with --fixture "
+		        "tests/fixtures/accounts.json",
+		        ls_proto_code_name(pc), msg);
+	}
 }
 
 serve_demo *
