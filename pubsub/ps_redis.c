@@ -81,6 +81,9 @@ struct ps__redis {
 	ev_tstamp progress;   /* last publish reply (or first pending) */
 	ev_timer watchdog;
 	uint64_t rng; /* xorshift64 state for reconnect jitter */
+	/* FUNCTION LOAD was refused (Redis < 7.0, or the command renamed):
+	 * publishes go out plain, without history; reads say -ENOTSUP */
+	bool no_functions;
 	char status[2 * PS_REDIS_ERROR_MAX + PS_REDIS_HOST_MAX + 64];
 };
 
@@ -370,15 +373,25 @@ static void
 ps__library_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
 	redisReply *rep = reply;
+	ps__redis *r = priv;
 
 	(void)ac;
-	(void)priv;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
-		/* Publishing with history fails until it is loaded. */
-		ls_warn("pubsub",
-		        "redis FUNCTION LOAD failed (Redis >= 7.0 needed for "
-		        "history): %s",
-		        rep->str);
+	if (rep == NULL) {
+		return; /* connection going away: loaded again on connect */
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* Live delivery must not depend on it: publish without
+		 * history rather than not at all. */
+		if (!r->no_functions) {
+			ls_warn("pubsub",
+			        "redis FUNCTION LOAD failed (Redis >= 7.0 "
+			        "needed for history): %s; publishing without "
+			        "history",
+			        rep->str);
+		}
+		r->no_functions = true;
+	} else {
+		r->no_functions = false;
 	}
 }
 
@@ -731,7 +744,7 @@ ps__redis_publish(ps_fabric *f, const char *topic, size_t tlen,
 	req->done = done;
 	req->hdone = NULL;
 	req->user = user;
-	if (hist != NULL) {
+	if (hist != NULL && !r->no_functions) {
 		snprintf(meta, sizeof(meta), "ls:{%.*s}", (int)tlen, topic);
 		snprintf(hkey, sizeof(hkey), "ls:{%.*s}:h", (int)tlen, topic);
 		snprintf(size, sizeof(size), "%u", hist->size);
@@ -794,6 +807,9 @@ ps__redis_history(ps_fabric *f, const char *topic, size_t tlen, uint64_t since,
 
 	if (r->pub.state != PS_LINK_UP) {
 		goto unavailable;
+	}
+	if (r->no_functions) {
+		return -ENOTSUP; /* no history on this Redis */
 	}
 	if (r->pending >= PS_PENDING_MAX) {
 		return -ENOBUFS;

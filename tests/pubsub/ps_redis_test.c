@@ -739,6 +739,32 @@ LS_TEST(redis_history_trim_ttl_and_flushall)
 	finish(loop, &f, &c, &rs);
 }
 
+/* A Redis without functions (< 7.0; here the command is renamed away):
+ * live delivery goes on without history, reads say so. */
+LS_TEST(redis_without_functions_publishes_plain)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pt_redis rs = { .extra = { "--rename-command", "FUNCTION", "\"\"" } };
+	ctx c = { 0 };
+	ps_fabric *f;
+
+	LS_CHECK_INT(pt_redis_start(&rs, 0), 0);
+	f = make(loop, &c, rs.port);
+	LS_CHECK(pt_run_until(loop, is_ready, f, GUARD));
+	pt_run_for(loop, 0.2); /* the FUNCTION LOAD answer */
+	LS_CHECK_INT(ps_fabric_subscribe(f, "acme:p"), 0);
+	LS_CHECK(pt_wait_numsub(loop, rs.port, "acme:p", 1, GUARD));
+	LS_CHECK(published(loop, f, &c, "acme:p", "\"x\"", &hcfg));
+	LS_CHECK_INT(c.last_offset, 0);
+	LS_CHECK(wait_msgs(loop, &c, 1));
+	LS_CHECK_STR(c.msgs[0].payload, "\"x\"");
+	LS_CHECK_INT(c.msgs[0].offset, 0);
+	hread h = { 0 };
+	LS_CHECK_INT(ps_fabric_history(f, "acme:p", 0, 10, on_hread, &h),
+	             -ENOTSUP);
+	finish(loop, &f, &c, &rs);
+}
+
 int
 main(void)
 {

@@ -78,6 +78,13 @@ pt_redis_start(pt_redis *r, int port)
 		dup2(nul, 0);
 		dup2(nul, 1);
 		dup2(nul, 2);
+		if (r->extra[0] != NULL) {
+			execlp("redis-server", "redis-server", "--port",
+			       portbuf, "--bind", "127.0.0.1", "--save", "",
+			       "--appendonly", "no", "--dir", r->dir,
+			       r->extra[0], r->extra[1], r->extra[2],
+			       (char *)NULL);
+		}
 		execlp("redis-server", "redis-server", "--port", portbuf,
 		       "--bind", "127.0.0.1", "--save", "", "--appendonly",
 		       "no", "--dir", r->dir, (char *)NULL);

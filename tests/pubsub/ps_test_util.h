@@ -14,6 +14,8 @@ typedef struct pt_redis {
 	pid_t pid;
 	int port;
 	char dir[64];
+	/* optional: three more arguments of redis-server (NULL: none) */
+	const char *extra[3];
 } pt_redis;
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
