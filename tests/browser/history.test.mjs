@@ -126,6 +126,39 @@ test('a server restart on Redis: every missed message arrives, in order, recover
   assert.equal(r.offset, first + 4);
 });
 
+test('resuming from a saved position: onSubscribed says recovered, the missed messages follow', { timeout: 60000 }, async (t) => {
+  const page = await newPage(t);
+  const token = (await server.token('acc1', 'public')).value;
+  const r = await page.evaluate(async ({ url, token }) => {
+    const client = LightStream.createClient({ url, appKey: 'acc1', token });
+    await client.open();
+    const s2 = client.stream('acc1', 's2');
+    const first = await s2.subscribe(() => {});
+    const saved = { epoch: first.epoch, offset: first.offset };
+    await first.unsubscribe();
+    await s2.publish({ n: 'a' }, { ack: true });
+    await s2.publish({ n: 'b' }, { ack: true });
+    // e.g. after a page reload, from sessionStorage
+    const got = [];
+    const infos = [];
+    await s2.subscribe((d) => got.push(d), { since: saved, onSubscribed: (i) => infos.push(i) });
+    await waitUntil(() => got.length === 2, 10000, 'the missed messages');
+    let bad = null;
+    try {
+      await s2.subscribe(() => {}, { since: { epoch: 'a:b', offset: 1 } });
+    } catch (e) {
+      bad = e.code;
+    }
+    await client.close();
+    return { got, infos, bad };
+  }, { url: server.wsUrl, token });
+  assert.deepEqual(r.got, [{ n: 'a' }, { n: 'b' }]);
+  assert.equal(r.infos.length, 1);
+  assert.equal(r.infos[0].recovered, true);
+  assert.equal(r.infos[0].resubscribed, false);
+  assert.equal(r.bad, 'invalid_argument');
+});
+
 test('a lost history (FLUSHALL) is said: recovered false, live from the new epoch', { timeout: 60000 }, async (t) => {
   const page = await newPage(t);
   const token = (await server.token('acc1', 'public')).value;

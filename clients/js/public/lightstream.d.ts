@@ -139,6 +139,8 @@ export interface SubscribeOptions {
   onError?: (error: LightStreamError) => void;
   /** Resume from a saved position: the server sends what came after it, or says it cannot. */
   since?: HistoryPosition;
+  /** A 'subscribed' listener from the start (it also sees the first confirmation). */
+  onSubscribed?: (info: SubscribedInfo) => void;
 }
 
 export interface PublishOptions {

@@ -741,8 +741,9 @@ class Stream {
    * {owner, stream, subscription, offset?} (offset when the stream keeps
    * history). The subscription survives reconnects: it subscribes again
    * with `since` and gets the messages it missed (see its 'subscribed'
-   * event). options: {onError?, since?: {epoch, offset}} — since resumes
-   * from a position saved earlier (subscription.epoch / .offset).
+   * event). options: {onError?, onSubscribed?, since?: {epoch, offset}} —
+   * since resumes from a position saved earlier (subscription.epoch /
+   * .offset); onSubscribed is a 'subscribed' listener from the start.
    */
   subscribe(q, onMessage, options) {
     if (typeof q === 'function') {
@@ -783,7 +784,9 @@ class Subscription {
     this._settled = false;
     this._error = null;
     this._ended = [];
-    this._subscribed = [];
+    /* options.onSubscribed sees the first confirmation too (a listener
+     * added after subscribe() resolved would miss it) */
+    this._subscribed = typeof options.onSubscribed === 'function' ? [options.onSubscribed] : [];
     /* History position (docs/protocol.md, "History and recovery"): the
      * stream's epoch and the last offset this subscription saw; sent as
      * `since` when it subscribes again after a reconnect. */
