@@ -6,13 +6,17 @@
  * that variable is unset.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "as_store.h"
 #include "as_test_util.h"
 #include "ls_crypto.h"
+#include "ls_proto.h"
 #include "ls_test.h"
 #include "ls_time.h"
 
@@ -638,6 +642,94 @@ LS_TEST(sqlite_schema_versioned)
 	s = as_store_open(ast_uri, &err);
 	LS_CHECK(s == NULL);
 	LS_CHECK(strstr(err.text, "99") != NULL);
+	as_store_close(&s);
+}
+
+/*
+ * A store that another process holds locked is unavailable (transient:
+ * clients retry), not a server error: the gateway answers 503/1013.
+ */
+LS_TEST(sqlite_locked_store_is_unavailable)
+{
+	OPEN_OR_SKIP(s, "locked");
+	as_account a = make_account("busy", "k", false);
+	as_account got = { 0 };
+	char path[512];
+	sqlite3 *db = NULL;
+	ls_error err = { 0 };
+	int64_t t0;
+
+	snprintf(path, sizeof(path), "%s/locked.db", ast_tmpdir());
+	LS_CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	LS_CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	             SQLITE_OK);
+	t0 = ls_now_ms();
+	LS_CHECK_INT(as_store_account_create(s, &a, &err), LS_EUNAVAILABLE);
+	LS_CHECK_INT(ls_proto_code_of(err.code), LS_PC_UNAVAILABLE);
+	/* After the store's own busy wait, not at once. */
+	LS_CHECK(ls_now_ms() - t0 >= 1000);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	/* Released: the same write succeeds. */
+	LS_CHECK_INT(as_store_account_create(s, &a, &err), 0);
+	LS_CHECK_INT(as_store_account_get(s, "busy", &got, &err), 0);
+	as_account_clear(&got);
+	as_account_clear(&a);
+	as_store_close(&s);
+}
+
+/*
+ * A process that holds the WAL locks makes readers fail with SQLite's
+ * locking-protocol error (SQLITE_PROTOCOL, after its own retries): also
+ * unavailable, not a server error.
+ */
+LS_TEST(sqlite_wal_locked_read_is_unavailable)
+{
+	OPEN_OR_SKIP(s, "wallock");
+	as_account a = make_account("walk", "k", false);
+	as_account got = { 0 };
+	char path[512];
+	int go[2], done[2];
+	pid_t pid;
+	ls_error err = { 0 };
+	char c = 0;
+
+	LS_CHECK_INT(as_store_account_create(s, &a, &err), 0);
+	snprintf(path, sizeof(path), "%s/wallock.db-shm", ast_tmpdir());
+	if (pipe(go) != 0 || pipe(done) != 0) {
+		LS_FAIL("pipe");
+	}
+	pid = fork();
+	if (pid == 0) {
+		/* Another process: fcntl locks of this one would not
+		 * conflict with the store's. Bytes 120..127 of the -shm
+		 * file are SQLite's WAL locks (os_unix.c, UNIX_SHM_BASE). */
+		struct flock fl = { .l_type = F_WRLCK,
+			            .l_whence = SEEK_SET,
+			            .l_start = 120,
+			            .l_len = 8 };
+		int fd = open(path, O_RDWR);
+		char r = fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+		if (write(go[1], &r, 1) != 1 || read(done[0], &r, 1) < 0) {
+			_exit(1);
+		}
+		_exit(0);
+	}
+	LS_CHECK(pid > 0);
+	LS_CHECK_INT(read(go[0], &c, 1), 1);
+	LS_CHECK_INT(c, 'y');
+	LS_CHECK_INT(as_store_account_get(s, "walk", &got, &err),
+	             LS_EUNAVAILABLE);
+	LS_CHECK_INT(ls_proto_code_of(err.code), LS_PC_UNAVAILABLE);
+	LS_CHECK(write(done[1], "x", 1) == 1);
+	waitpid(pid, NULL, 0);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	LS_CHECK_INT(as_store_account_get(s, "walk", &got, &err), 0);
+	as_account_clear(&got);
+	as_account_clear(&a);
 	as_store_close(&s);
 }
 
