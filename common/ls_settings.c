@@ -66,6 +66,8 @@ ls_settings_init(ls_settings *s)
 	s->max_frame_bytes = 65536;
 	s->queue_limit_bytes = 1048576;
 	s->max_subscriptions = 128;
+	s->publish_rate = 1000;
+	s->publish_burst = 2000;
 	s->ping_interval_s = 25;
 	s->drain_timeout_ms = 5000;
 	s->http_max_body_bytes = 65536;
@@ -152,6 +154,14 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  &s->drain_timeout_ms, 0, 600000 },
 		{ "gateway.max_connections", LS_CONFIG_INT,
 		  &s->max_connections, 0, 10000000 },
+		{ "gateway.max_connections_per_ip", LS_CONFIG_INT,
+		  &s->max_connections_per_ip, 0, 10000000 },
+		{ "gateway.connection_rate_per_ip", LS_CONFIG_INT,
+		  &s->connection_rate_per_ip, 0, 1000000 },
+		{ "gateway.publish_rate", LS_CONFIG_INT, &s->publish_rate, 0,
+		  10000000 },
+		{ "gateway.publish_burst", LS_CONFIG_INT, &s->publish_burst, 1,
+		  100000000 },
 		{ "gateway.http.max_body_bytes", LS_CONFIG_INT,
 		  &s->http_max_body_bytes, 1024, 16777216 },
 		{ "gateway.http.max_buffered_bytes", LS_CONFIG_INT,

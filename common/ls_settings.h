@@ -45,6 +45,10 @@ typedef struct ls_settings {
 	long ping_interval_s;         /* 25 */
 	long drain_timeout_ms;        /* 5000 */
 	long max_connections;         /* 0: limited by descriptors only */
+	long max_connections_per_ip;  /* 0: no cap (many users share a NAT) */
+	long connection_rate_per_ip;  /* new per IP per second; 0: no limit */
+	long publish_rate;            /* 1000 publishes per connection per s */
+	long publish_burst;           /* 2000: a burst above the rate */
 	long http_max_body_bytes;     /* 65536: a request body (not publish) */
 	long http_max_buffered_bytes; /* 33554432: all unfinished bodies */
 	long http_request_timeout_ms; /* 10000: the body must arrive by then */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gw_internal.h"
+#include "gw_iplimit.h"
 #include "gw_json.h"
 #include "ls_json.h"
 #include "ls_crypto.h"
@@ -45,6 +46,11 @@ gw_conn_new(gw_gateway *gw, struct lws *wsi)
 	c->last_rx_ms = ls_now_ms();
 	gw_client_ip(gw, wsi, c->ip, sizeof(c->ip));
 	c->start_pc = LS_PC_COUNT;
+	c->pub_tokens = (double)gw->publish_burst;
+	c->pub_last_ms = c->last_rx_ms;
+	c->ip_counted =
+	        gw->shared != NULL &&
+	        gw_iplimit_open(gw->shared->conns_by_ip, c->ip, c->last_rx_ms);
 	/* One list in creation order instead of a timer each: the reaper
 	 * times them out a bounded batch at a time. */
 	gw_clist_move(c, GW_CL_AUTH, c->last_rx_ms + gw->auth_timeout_ms);
@@ -86,6 +92,9 @@ gw_conn_destroy(gw_conn *c)
 
 	gw_clist_move(c, GW_CL_NONE, 0);
 	ev_timer_stop(gw->loop, &c->expiry_timer);
+	if (c->ip_counted) {
+		gw_iplimit_close(gw->shared->conns_by_ip, c->ip, ls_now_ms());
+	}
 	if (c->bus_pending) {
 		bus_client_cancel(gw->bus, c->bus_id);
 	}
@@ -879,6 +888,68 @@ gw__ack_done(int status, uint64_t offset, void *user)
 	free(a);
 }
 
+/*
+ * The publish rate of a connection (gateway.publish_rate per second,
+ * bursts of gateway.publish_burst; docs/security.md). Over it, the publish
+ * is refused: PublishResponse ok:false rate_limited when it carried a
+ * requestId, else an Error rate_limited (the connection stays). A client
+ * that ignores the refusals — more of them in one second than the rate —
+ * is closed 4029.
+ */
+static bool
+gw__publish_allowed(gw_conn *c, const gw_envelope *e)
+{
+	static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 5);
+	gw_gateway *gw = c->gw;
+	int64_t now;
+
+	if (gw->publish_rate <= 0) {
+		return true;
+	}
+	now = ls_now_ms();
+	if (now > c->pub_last_ms) {
+		c->pub_tokens += (double)(now - c->pub_last_ms) *
+		                 (double)gw->publish_rate / 1000.0;
+		if (c->pub_tokens > (double)gw->publish_burst) {
+			c->pub_tokens = (double)gw->publish_burst;
+		}
+		c->pub_last_ms = now;
+	}
+	if (c->pub_tokens >= 1.0) {
+		c->pub_tokens -= 1.0;
+		return true;
+	}
+	if (now - c->pub_window_ms >= 1000) {
+		c->pub_window_ms = now;
+		c->pub_refused = 0;
+	}
+	gw->m.dropped++;
+	ls_log_ratelimited(&lim, LS_LOG_INFO, GW_LOG,
+	                   "%s from %s: publish over %ld/s refused",
+	                   c->conn_id, c->ip, gw->publish_rate);
+	if (++c->pub_refused >
+	    (gw->publish_rate > 10 ? gw->publish_rate : 10)) {
+		gw_conn_error(c, LS_PC_RATE_LIMITED,
+		              "kept publishing over %ld messages per second",
+		              gw->publish_rate);
+		return false;
+	}
+	if (e->request_id != NULL) {
+		gw_conn_send(c, LS_T_PUBLISH_RESPONSE,
+		             json_pack("{s:O,s:b,s:o}", "requestId",
+		                       e->request_id, "ok", 0, "error",
+		                       gw__error("rate_limited",
+		                                 "over the publish rate; "
+		                                 "slow down")));
+	} else {
+		gw_conn_send(c, LS_T_ERROR,
+		             gw__error("rate_limited",
+		                       "publish dropped: over the publish "
+		                       "rate"));
+	}
+	return false;
+}
+
 static void
 gw__publish(gw_conn *c, const gw_envelope *e)
 {
@@ -892,6 +963,9 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 		gw_conn_fail(c, LS_CLOSE_FORBIDDEN, "forbidden",
 		             "no write permission on %s:%s", e->owner,
 		             e->stream);
+		return;
+	}
+	if (!gw__publish_allowed(c, e)) {
 		return;
 	}
 	payload = ls_json_dumps(e->data, NULL);

@@ -12,6 +12,7 @@
 
 #include "gw_client.h"
 #include "gw_internal.h"
+#include "gw_iplimit.h"
 #include "ls_log.h"
 #include "ls_time.h"
 
@@ -61,6 +62,43 @@ gw__origin_allowed(gw_gateway *gw, struct lws *wsi)
 	return gw_origin_allowed(gw, origin);
 }
 
+/*
+ * Connections per client IP (gateway.max_connections_per_ip,
+ * gateway.connection_rate_per_ip; both off by default): over either, the
+ * upgrade is answered 429 rate_limited. The client IP is the one
+ * authentication uses (trusted proxies' X-Forwarded-For).
+ */
+static int
+gw__ip_admit(gw_gateway *gw, struct lws *wsi)
+{
+	static ls_log_limit lim = LS_LOG_LIMIT_INIT(10000, 5);
+	char ip[GW_IP_MAX];
+	gw_ipverdict v;
+
+	if (gw->shared == NULL) {
+		return 0;
+	}
+	gw_client_ip(gw, wsi, ip, sizeof(ip));
+	v = gw_iplimit_admit(gw->shared->conns_by_ip, ip, ls_now_ms());
+	if (v == GW_IP_OK) {
+		return 0;
+	}
+	gw->m.connections_rejected++;
+	ls_log_ratelimited(&lim, LS_LOG_INFO, GW_LOG,
+	                   "refused a WebSocket from %s: %s", ip,
+	                   v == GW_IP_TOO_MANY
+	                           ? "gateway.max_connections_per_ip"
+	                           : "gateway.connection_rate_per_ip");
+	lws_return_http_status(
+	        wsi, ls_proto_http_status("rate_limited"),
+	        v == GW_IP_TOO_MANY
+	                ? "rate_limited: too many connections from this "
+	                  "address"
+	                : "rate_limited: too many new connections from this "
+	                  "address");
+	return 1;
+}
+
 static int
 gw__filter(gw_gateway *gw, struct lws *wsi)
 {
@@ -80,7 +118,10 @@ gw__filter(gw_gateway *gw, struct lws *wsi)
 		ls_debug(GW_LOG, "refused a WebSocket upgrade: %s", why);
 		return 1;
 	}
-	return gw__origin_allowed(gw, wsi) ? 0 : 1;
+	if (!gw__origin_allowed(gw, wsi)) {
+		return 1;
+	}
+	return gw__ip_admit(gw, wsi);
 }
 
 static int
@@ -634,6 +675,8 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->ping_interval_s = s->ping_interval_s;
 	gw->drain_timeout_ms = s->drain_timeout_ms;
 	gw->max_connections = s->max_connections;
+	gw->publish_rate = s->publish_rate;
+	gw->publish_burst = s->publish_burst;
 	gw->bus_timeout_ms = s->bus_timeout_ms;
 	gw->token_http_remote = s->token_http_remote;
 	gw->http_max_body_bytes = s->http_max_body_bytes;

@@ -241,7 +241,14 @@ struct gw_conn {
 	                           LS_PC_COUNT for none */
 	int start_close;        /* GW_CL_START: the close code */
 	bool close_sent;        /* our close frame is written */
-	bool cut;               /* the socket is being cut: no more lists */
+	bool ip_counted;        /* counted in gw->shared->conns_by_ip */
+	/* publishes: a token bucket (gateway.publish_rate, _burst), and the
+	 * refusals of the current second */
+	double pub_tokens;
+	int64_t pub_last_ms;
+	int64_t pub_window_ms;
+	long pub_refused;
+	bool cut; /* the socket is being cut: no more lists */
 	/* one bus request at a time: auth, web-token check or refresh */
 	uint64_t bus_id;
 	bool bus_pending;
@@ -332,6 +339,8 @@ struct gw_gateway {
 	long ping_interval_s;
 	long drain_timeout_ms;
 	long max_connections;
+	long publish_rate; /* per connection per second; 0: no limit */
+	long publish_burst;
 	long bus_timeout_ms;
 	bool token_http_remote;
 	long http_max_body_bytes;     /* per request, but publish */
@@ -622,6 +631,8 @@ typedef struct gw_shared {
 	_Atomic long token_inflight;
 	pthread_mutex_t lock; /* the failure limits */
 	struct gw_limit *ip_limit, *key_limit;
+	/* connections per client IP (gw_iplimit.h; thread-safe itself) */
+	struct gw_iplimit *conns_by_ip;
 } gw_shared;
 
 /* New shared state from s's limits (NULL when out of memory). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "gw_internal.h"
+#include "gw_iplimit.h"
 #include "gw_limit.h"
 
 gw_shared *
@@ -23,7 +24,11 @@ gw_shared_new(const ls_settings *s)
 	                            GW_LIMIT_KEYS_MAX);
 	sh->key_limit = gw_limit_new(s->token_key_failures_per_minute,
 	                             GW_LIMIT_KEYS_MAX);
-	if (sh->ip_limit == NULL || sh->key_limit == NULL) {
+	sh->conns_by_ip =
+	        gw_iplimit_new(s->max_connections_per_ip,
+	                       s->connection_rate_per_ip, GW_LIMIT_KEYS_MAX);
+	if (sh->ip_limit == NULL || sh->key_limit == NULL ||
+	    sh->conns_by_ip == NULL) {
 		gw_shared_unref(&sh);
 	}
 	return sh;
@@ -50,6 +55,7 @@ gw_shared_unref(gw_shared **psh)
 	}
 	gw_limit_destroy(&sh->ip_limit);
 	gw_limit_destroy(&sh->key_limit);
+	gw_iplimit_destroy(&sh->conns_by_ip);
 	pthread_mutex_destroy(&sh->lock);
 	free(sh);
 }
