@@ -98,7 +98,8 @@ admin_usage(FILE *out)
 	        "  -t, --timeout MS         bus deadline (5000; "
 	        "bus.timeout_ms)\n"
 	        "  -h, --help               this help\n",
-	        ls_settings_help());
+	        ls_settings_help_for(LS_OPTS_DATA | LS_OPTS_FRONTEND |
+	                             LS_OPTS_BUS_PEER));
 }
 
 static int
@@ -526,7 +527,9 @@ cmd_admin(int argc, char **argv)
 		return CMD_EXIT_FAILURE;
 	}
 	a.timeout_ms = s.bus_timeout_ms;
-	ls_settings_options_merge(extra, opts, 40);
+	ls_settings_options_merge_for(LS_OPTS_DATA | LS_OPTS_FRONTEND |
+	                                      LS_OPTS_BUS_PEER,
+	                              extra, opts, 40);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("admin", &s, c, optarg, NULL);

@@ -50,7 +50,9 @@ appserver_usage(FILE *out)
 	        "broker's (2500;\n"
 	        "                           bus.heartbeat_ms)\n"
 	        "  -h, --help               this help\n",
-	        ls_settings_help());
+	        ls_settings_help_for(LS_OPTS_DATA | LS_OPTS_STORE |
+	                             LS_OPTS_FABRIC | LS_OPTS_BACKEND |
+	                             LS_OPTS_BUS_PEER));
 }
 
 int
@@ -80,7 +82,10 @@ cmd_appserver(int argc, char **argv)
 	if (cmd_settings_init("appserver", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(extra, opts, 32);
+	ls_settings_options_merge_for(
+	        LS_OPTS_DATA | LS_OPTS_STORE | LS_OPTS_FABRIC |
+	                LS_OPTS_BACKEND | LS_OPTS_BUS_PEER,
+	        extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("appserver", &s, c, optarg, NULL);

@@ -54,7 +54,8 @@ broker_usage(FILE *out)
 	        "  --timeout-ms MS          deadline of a queued request "
 	        "(5000; bus.timeout_ms)\n"
 	        "  -h, --help               this help\n",
-	        ls_settings_help());
+	        ls_settings_help_for(LS_OPTS_FRONTEND | LS_OPTS_BACKEND |
+	                             LS_OPTS_BUS_ALLOW));
 }
 
 int
@@ -81,7 +82,9 @@ cmd_broker(int argc, char **argv)
 	if (cmd_settings_init("broker", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(extra, opts, 32);
+	ls_settings_options_merge_for(LS_OPTS_FRONTEND | LS_OPTS_BACKEND |
+	                                      LS_OPTS_BUS_ALLOW,
+	                              extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("broker", &s, c, optarg, NULL);

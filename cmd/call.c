@@ -60,7 +60,8 @@ call_usage(FILE *out)
 	        "running\n"
 	        "`lightstream serve --data DIR`.\n%s"
 	        "  -h, --help               this help\n",
-	        ls_settings_help());
+	        ls_settings_help_for(LS_OPTS_DATA | LS_OPTS_FRONTEND |
+	                             LS_OPTS_BUS_PEER));
 }
 
 /* The request body: {"o": op, "a": [args]} (new string, free()). */
@@ -205,7 +206,9 @@ cmd_call(int argc, char **argv)
 	if (cmd_settings_init("call", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(extra, opts, 32);
+	ls_settings_options_merge_for(LS_OPTS_DATA | LS_OPTS_FRONTEND |
+	                                      LS_OPTS_BUS_PEER,
+	                              extra, opts, 32);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
 		rc = cmd_settings_option("call", &s, c, optarg, NULL);
@@ -338,6 +341,17 @@ cmd_call(int argc, char **argv)
 		        op && strncmp(service, "mmi.", 4) ? "." : "",
 		        op && strncmp(service, "mmi.", 4) ? op : "",
 		        ls_proto_code_name(pc), msg);
+	} else if (st == BUS_TIMEOUT) {
+		/* Nothing answered: say where we asked, as admin does. */
+		fprintf(stderr,
+		        "lightstream call: %s%s%s: timeout: no answer within "
+		        "%ld "
+		        "ms (is "
+		        "a broker listening at %s, and a worker serving %s "
+		        "connected to it?)\n",
+		        service, op && strncmp(service, "mmi.", 4) ? "." : "",
+		        op && strncmp(service, "mmi.", 4) ? op : "", timeout,
+		        bus.endpoint, service);
 	} else {
 		fprintf(stderr, "lightstream call: %s%s%s: %s: %s\n", service,
 		        op && strncmp(service, "mmi.", 4) ? "." : "",

@@ -33,7 +33,10 @@ gateway_usage(FILE *out)
 	        "\n"
 	        "Options:\n%s%s"
 	        "  -h, --help               this help\n",
-	        ls_settings_help(), gw_cli_help());
+	        ls_settings_help_for(LS_OPTS_LISTEN | LS_OPTS_DATA |
+	                             LS_OPTS_FABRIC | LS_OPTS_FRONTEND |
+	                             LS_OPTS_BUS_PEER),
+	        gw_cli_help());
 }
 
 int
@@ -61,7 +64,10 @@ cmd_gateway(int argc, char **argv)
 	}
 	extra[n++] = help[0];
 	extra[n] = help[1];
-	ls_settings_options_merge(extra, opts, 40);
+	ls_settings_options_merge_for(
+	        LS_OPTS_LISTEN | LS_OPTS_DATA | LS_OPTS_FABRIC |
+	                LS_OPTS_FRONTEND | LS_OPTS_BUS_PEER,
+	        extra, opts, 40);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int rc = cmd_settings_option("gateway", &s, c, optarg,

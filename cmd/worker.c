@@ -91,7 +91,7 @@ worker_usage(FILE *out)
 	        "\n"
 	        "Exit status: 0 stopped by SIGTERM/SIGINT; 1 cannot start; 2 "
 	        "bad arguments.\n",
-	        ls_settings_help());
+	        ls_settings_help_for(LS_OPTS_BACKEND | LS_OPTS_BUS_PEER));
 }
 
 /* Append up to room bytes read from fd to buf; 0 at EOF, 1 more to come. */
@@ -394,7 +394,8 @@ cmd_worker(int argc, char **argv)
 	if (cmd_settings_init("worker", &s) != 0) {
 		return CMD_EXIT_FAILURE;
 	}
-	ls_settings_options_merge(extra, opts, 40);
+	ls_settings_options_merge_for(LS_OPTS_BACKEND | LS_OPTS_BUS_PEER,
+	                              extra, opts, 40);
 	optind = 1;
 	/* "+": options end at PROGRAM, whose own options follow it. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

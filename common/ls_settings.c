@@ -225,14 +225,83 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 	return rc;
 }
 
+/* Each shared option's group (0: every command) and help line(s). */
+static const struct {
+	const char *name;
+	unsigned group;
+	const char *help;
+} ls__opt_help[] = {
+	{ "config", 0,
+	  "  --config FILE            JSON configuration file (first)\n" },
+	{ "listen", LS_OPTS_LISTEN,
+	  "  --listen HOST:PORT       gateway address (127.0.0.1:8080)\n" },
+	{ "data", LS_OPTS_DATA, "  --data DIR               data directory (.)\n" },
+	{ "redis", LS_OPTS_FABRIC,
+	  "  --redis URL, --fabric URL\n"
+	  "                           pub/sub fabric: local (default), "
+	  "redis://HOST:PORT\n"
+	  "                           or zmq://HOST:XSUB_PORT,XPUB_PORT "
+	  "(pubsub.url)\n" },
+	{ "fabric", LS_OPTS_FABRIC, NULL },
+	{ "store", LS_OPTS_STORE,
+	  "  --store URI              sqlite:PATH or mongodb://...\n" },
+	{ "broker-frontend", LS_OPTS_FRONTEND,
+	  "  --broker-frontend EP     bus frontend (tcp://127.0.0.1:5555)\n" },
+	{ "broker-backend", LS_OPTS_BACKEND,
+	  "  --broker-backend EP      bus backend (tcp://127.0.0.1:5556)\n" },
+	{ "bus-keys", LS_OPTS_BUS_PEER | LS_OPTS_BUS_ALLOW,
+	  "  --bus-keys FILE          our bus key file (`lightstream "
+	  "keygen`)\n" },
+	{ "bus-server-key", LS_OPTS_BUS_PEER,
+	  "  --bus-server-key KEY     the broker's public key (or its .pub "
+	  "file)\n" },
+	{ "fabric-server-key", LS_OPTS_FABRIC,
+	  "  --fabric-server-key KEY  zmq:// fabric: the proxy's public key "
+	  "(or file)\n" },
+	{ "bus-allow", LS_OPTS_BUS_ALLOW,
+	  "  --bus-allow ROLE:KEY     broker: allow a public key (or .pub "
+	  "file);\n"
+	  "                           ROLE worker, client or admin "
+	  "(repeatable)\n" },
+	{ "bus-insecure", LS_OPTS_BUS_PEER | LS_OPTS_BUS_ALLOW,
+	  "  --bus-insecure           plain-text bus, no keys (development "
+	  "only)\n" },
+	{ "log-level", 0,
+	  "  --log-level LEVEL        debug, info, warn, error (info)\n" },
+	{ "log-format", 0,
+	  "  --log-format FORMAT      text or json (text)\n" },
+};
+
+static unsigned
+ls__opt_group(const char *name)
+{
+	for (size_t i = 0; i < sizeof(ls__opt_help) / sizeof(ls__opt_help[0]);
+	     i++) {
+		if (strcmp(ls__opt_help[i].name, name) == 0) {
+			return ls__opt_help[i].group;
+		}
+	}
+	return 0;
+}
+
 void
 ls_settings_options_merge(const struct option *extra, struct option *out,
                           int cap)
 {
+	ls_settings_options_merge_for(LS_OPTS_ALL, extra, out, cap);
+}
+
+void
+ls_settings_options_merge_for(unsigned groups, const struct option *extra,
+                              struct option *out, int cap)
+{
 	int n = 0;
 
 	for (int i = 0; ls_settings_options[i].name && n < cap - 1; i++) {
-		out[n++] = ls_settings_options[i];
+		unsigned g = ls__opt_group(ls_settings_options[i].name);
+		if (g == 0 || (g & groups)) {
+			out[n++] = ls_settings_options[i];
+		}
 	}
 	for (int i = 0; extra && extra[i].name && n < cap - 1; i++) {
 		out[n++] = extra[i];
@@ -302,35 +371,30 @@ ls_settings_option(ls_settings *s, int opt, const char *arg, ls_error *err)
 }
 
 const char *
+ls_settings_help_for(unsigned groups)
+{
+	static char buf[4096];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(ls__opt_help) / sizeof(ls__opt_help[0]);
+	     i++) {
+		unsigned g = ls__opt_help[i].group;
+		if (ls__opt_help[i].help != NULL && (g == 0 || (g & groups))) {
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s",
+			                      ls__opt_help[i].help);
+			if (n >= sizeof(buf)) {
+				break;
+			}
+		}
+	}
+	return buf;
+}
+
+const char *
 ls_settings_help(void)
 {
-	return "  --config FILE            JSON configuration file (first)\n"
-	       "  --listen HOST:PORT       gateway address (127.0.0.1:8080)\n"
-	       "  --data DIR               data directory (.)\n"
-	       "  --redis URL, --fabric URL\n"
-	       "                           pub/sub fabric: local (default), "
-	       "redis://HOST:PORT\n"
-	       "                           or zmq://HOST:XSUB_PORT,XPUB_PORT "
-	       "(pubsub.url)\n"
-	       "  --store URI              sqlite:PATH or mongodb://...\n"
-	       "  --broker-frontend EP     bus frontend "
-	       "(tcp://127.0.0.1:5555)\n"
-	       "  --broker-backend EP      bus backend "
-	       "(tcp://127.0.0.1:5556)\n"
-	       "  --bus-keys FILE          our bus key file "
-	       "(`lightstream keygen`)\n"
-	       "  --bus-server-key KEY     the broker's public key (or its "
-	       ".pub file)\n"
-	       "  --fabric-server-key KEY  zmq:// fabric: the proxy's public "
-	       "key (or file)\n"
-	       "  --bus-allow ROLE:KEY     broker: allow a public key (or "
-	       ".pub file);\n"
-	       "                           ROLE worker, client or admin "
-	       "(repeatable)\n"
-	       "  --bus-insecure           plain-text bus, no keys "
-	       "(development only)\n"
-	       "  --log-level LEVEL        debug, info, warn, error (info)\n"
-	       "  --log-format FORMAT      text or json (text)\n";
+	return ls_settings_help_for(LS_OPTS_ALL);
 }
 
 int

@@ -130,6 +130,30 @@ int ls_settings_option(ls_settings *s, int opt, const char *arg,
 const char *ls_settings_help(void);
 
 /*
+ * The groups of shared options a command takes: --config and the log
+ * options always; a command offers only what it uses, so that it neither
+ * lists nor silently accepts an option it would ignore.
+ */
+enum ls_settings_group {
+	LS_OPTS_LISTEN = 1u << 0,   /* --listen */
+	LS_OPTS_DATA = 1u << 1,     /* --data */
+	LS_OPTS_FABRIC = 1u << 2,   /* --redis/--fabric, --fabric-server-key */
+	LS_OPTS_STORE = 1u << 3,    /* --store */
+	LS_OPTS_FRONTEND = 1u << 4, /* --broker-frontend */
+	LS_OPTS_BACKEND = 1u << 5,  /* --broker-backend */
+	LS_OPTS_BUS_PEER = 1u << 6, /* --bus-keys, --bus-server-key, insecure */
+	LS_OPTS_BUS_ALLOW = 1u << 7, /* --bus-allow (with --bus-keys) */
+	LS_OPTS_ALL = 0xffu,
+};
+
+/* ls_settings_options_merge with only the groups' shared options. */
+void ls_settings_options_merge_for(unsigned groups, const struct option *extra,
+                                   struct option *out, int cap);
+
+/* ls_settings_help for the groups' options (a static buffer). */
+const char *ls_settings_help_for(unsigned groups);
+
+/*
  * Apply log.level / log.format to the logging module. Returns 0 or
  * LS_ECONFIG.
  */

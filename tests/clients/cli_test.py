@@ -418,6 +418,33 @@ def test_sub_retries_when_unavailable():
     s.stop()
 
 
+def test_commands_offer_only_the_options_they_use():
+    """`broker`, `admin`, `call` and the others list (and accept) only the
+    shared options they act on: no --listen for a broker."""
+    unused = {"broker": ("--listen", "--store", "--redis", "--data"),
+              "admin": ("--listen", "--store", "--redis"),
+              "call": ("--listen", "--store", "--redis"),
+              "worker": ("--listen", "--store", "--redis", "--data"),
+              "appserver": ("--listen",)}
+    for cmd, options in unused.items():
+        r = lstest.run(cmd, "--help")
+        assert r.returncode == 0, (cmd, r.stderr)
+        for opt in options:
+            assert opt + " " not in r.stdout, (cmd, opt)
+        r = lstest.run(cmd, options[0], "x")
+        assert r.returncode == 2 and "unrecognized option" in r.stderr, (cmd, r.stderr)
+    r = lstest.run("serve", "--help")
+    for opt in ("--listen", "--store", "--redis", "--data", "--bus-keys"):
+        assert opt in r.stdout, opt
+
+
+def test_call_to_an_unreachable_broker_says_where_it_asked():
+    r = lstest.run("call", "--bus-insecure", "--broker-frontend",
+                   "tcp://127.0.0.1:%d" % lstest.free_port(), "-t", "300", "auth", "x")
+    assert r.returncode == 1
+    assert "no answer within 300 ms" in r.stderr and "is a broker listening at" in r.stderr, r.stderr
+
+
 def test_connection_refused():
     url = "ws://127.0.0.1:%d" % lstest.free_port()
     r = lstest.run("sub", "--url", url, "--app", "acc1", "--token", "t", "acc1/s1")
