@@ -649,10 +649,11 @@ def test_only_admin_keys_reach_accounts_and_db():
 def test_plain_text_needs_the_insecure_flag():
     fe = "tcp://127.0.0.1:%d" % lstest.free_port()
     be = "tcp://127.0.0.1:%d" % lstest.free_port()
-    eps = ["--broker-frontend", fe, "--broker-backend", be]
-    for argv in (["broker"], ["appserver"], ["gateway", "--listen",
-                                            "127.0.0.1:%d" % lstest.free_port()],
-                 ["admin", "account", "list"], ["call", "echo", "echo"]):
+    front, back = ["--broker-frontend", fe], ["--broker-backend", be]
+    # Each role with the endpoints it uses (the others are not its options).
+    for argv, eps in ((["broker"], front + back), (["appserver"], back),
+                      (["gateway", "--listen", "127.0.0.1:%d" % lstest.free_port()], front),
+                      (["admin", "account", "list"], front), (["call", "echo", "echo"], front)):
         r = lstest.run(*argv, *eps, timeout=10)
         assert r.returncode == 2, (argv, r)
         assert "lightstream keygen" in r.stderr and "bus.insecure" in r.stderr, (argv, r)
