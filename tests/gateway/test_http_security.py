@@ -5,6 +5,7 @@ security headers of static files, and the caps on unfinished request
 bodies."""
 
 import json
+import os
 import re
 import socket
 import time
@@ -260,8 +261,11 @@ def test_unfinished_bodies_are_capped_in_total():
     time.sleep(1.5)  # the gateway reads what the sockets hold
     grown = rss_kib(proc.pid) - before
     # 300 x 60 KB would be 18 MB held; the cap keeps it near 1 MiB (plus
-    # lws's per-request head buffers).
-    assert grown < 9 * 1024, grown
+    # lws's per-request head buffers). Under AddressSanitizer every
+    # allocation carries redzones and freed memory stays in quarantine, so
+    # the bound is looser there; the refusals counted below hold for both.
+    sanitized = "ASAN_OPTIONS" in os.environ
+    assert grown < (24 if sanitized else 9) * 1024, grown
     lstest.wait_for(lambda: metric(port, "lightstream_http_overload_total") >= n - cap // 65536 - 2,
                     what="bodies refused over the cap")
     # a refused request, once complete, is told to retry later
