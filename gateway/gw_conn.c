@@ -299,14 +299,41 @@ gw_conn_auth_timeout(gw_conn *c)
 	             c->gw->auth_timeout_ms);
 }
 
+/*
+ * The peer's close frame (RFC 6455 §5.5.1, §7.4). After ours it ends the
+ * handshake. As the first close: lws 4.1.6 echoes it, having already
+ * replaced a code that may not be sent with 1002; but it echoes a 1-byte
+ * payload too and does not look at the reason's UTF-8. Those get our own
+ * close frame — 1002 protocol error, 1007 invalid data — and the
+ * connection ends without lws's echo.
+ */
 int
 gw_conn_peer_close(gw_conn *c, const unsigned char *in, size_t len)
 {
+	unsigned char frame[LWS_PRE + 4];
+	int code;
+
 	if (c->close_sent) {
 		/* The answer to our close frame: the handshake is over. */
 		return 1;
 	}
-	return 0;
+	if (len == 1) {
+		code = LS_CLOSE_PROTOCOL;
+	} else if (len > 2 && !gw_utf8_valid((const char *)in + 2, len - 2)) {
+		code = LS_CLOSE_INVALID_DATA;
+	} else {
+		return 0;
+	}
+	ls_debug(GW_LOG, "connection from %s: invalid close frame, closing %d",
+	         c->ip, code);
+	frame[LWS_PRE] = 0x88;
+	frame[LWS_PRE + 1] = 2;
+	frame[LWS_PRE + 2] = (unsigned char)(code >> 8);
+	frame[LWS_PRE + 3] = (unsigned char)code;
+	c->close_sent = true;
+	c->state = GW_CS_CLOSING;
+	lws_write(c->wsi, frame + LWS_PRE, 4, LWS_WRITE_RAW);
+	return 1;
 }
 
 /*

@@ -331,3 +331,40 @@ gw_utf8_sanitize(char *s)
 		sc.p++;
 	}
 }
+
+bool
+gw_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+	while (p < end) {
+		unsigned c = *p++;
+		unsigned need, min, cp;
+
+		if (c < 0x80) {
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			need = 1, min = 0x80, cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			need = 2, min = 0x800, cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			need = 3, min = 0x10000, cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) < need) {
+			return false;
+		}
+		for (unsigned i = 0; i < need; i++, p++) {
+			if ((*p & 0xC0) != 0x80) {
+				return false;
+			}
+			cp = (cp << 6) | (*p & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF ||
+		    (cp >= 0xD800 && cp <= 0xDFFF)) {
+			return false;
+		}
+	}
+	return true;
+}

@@ -27,4 +27,8 @@ bool gw_json_valid(const char *text, size_t len, size_t *start, size_t *end);
  */
 void gw_utf8_sanitize(char *s);
 
+/* Is s[0..n) valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF)? */
+bool gw_utf8_valid(const char *s, size_t n);
+
 #endif

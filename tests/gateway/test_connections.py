@@ -355,4 +355,33 @@ def test_subscriptions_per_connection_default_128():
     assert proc.stop() == 0
 
 
+def close_answer(port, payload):
+    """Send a close frame with payload; the code the server answers."""
+    ws = lstest.WS(ws_url(port))
+    ws.send_frame(0x8, payload)
+    try:
+        ws.expect_close(5)
+    except AssertionError:
+        return None
+    finally:
+        ws.sock.close()
+    return ws.closed[0]
+
+
+def test_close_frames_checked_rfc6455():
+    proc, port = serve(name="serve-close")
+    # a valid close is answered with the same code
+    assert close_answer(port, struct.pack(">H", 1000) + b"bye") == 1000
+    assert close_answer(port, b"") == 1005  # empty: no code in the answer
+    # a 1-byte payload is a protocol error (RFC 6455 5.5.1)
+    assert close_answer(port, b"\x03") == 1002
+    # a code that may not be sent (1005, 1006, 999): protocol error
+    assert close_answer(port, struct.pack(">H", 1005)) == 1002
+    # a reason that is not UTF-8: invalid data (RFC 6455 8.1)
+    assert close_answer(port, struct.pack(">H", 1000) + b"\xff\xfe") == 1007
+    assert close_answer(port, struct.pack(">H", 1000) + b"\xed\xa0\x80") == 1007
+    assert close_answer(port, struct.pack(">H", 1000) + "é".encode()) == 1000
+    assert proc.stop() == 0
+
+
 lstest.main(globals())
