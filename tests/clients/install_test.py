@@ -73,7 +73,13 @@ def serve():
         port = lstest.free_port()
         data = os.path.join(lstest.tmpdir(), "data")
         os.makedirs(data)
-        lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+        # 5,000 publishes as fast as the client can: above the gateway's
+        # per-connection publish rate (docs/security.md).
+        config = os.path.join(lstest.tmpdir(), "config.json")
+        with open(config, "w") as f:
+            f.write('{"gateway": {"publish_rate": 0}}')
+        lstest.lightstream("serve", "--config", config,
+                           "--listen", "127.0.0.1:%d" % port, "--data", data,
                            "--broker-frontend", "tcp://127.0.0.1:%d" % lstest.free_port(),
                            "--broker-backend", "tcp://127.0.0.1:%d" % lstest.free_port(),
                            "--fixture", lstest.FIXTURE, name="serve", wait_tcp=port)

@@ -18,7 +18,13 @@ def test_library_api_against_serve():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
-    lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--tls-listen",
+    # Some cases publish thousands of messages as fast as the client can:
+    # above the gateway's per-connection publish rate (docs/security.md).
+    config = os.path.join(lstest.tmpdir(), "config.json")
+    with open(config, "w") as f:
+        f.write('{"gateway": {"publish_rate": 0}}')
+    lstest.lightstream("serve", "--config", config,
+                       "--listen", "127.0.0.1:%d" % port, "--tls-listen",
                        "127.0.0.1:%d" % tport, "--tls-cert", cert, "--tls-key", key,
                        "--data", data, "--fixture", lstest.FIXTURE, name="serve",
                        wait_tcp=port)
