@@ -185,7 +185,13 @@ def start_lightstream(build, cpu=SERVER_CPU, redis_port=None, extra=(), gateways
     port = port or free_port()
     data = os.path.join(tmpdir(), "ls-data-%d-%d" % (port, len(_procs)))
     os.makedirs(data)
-    argv = [exe, "serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+    # Publishers here go far above the per-connection publish rate that
+    # protects a production gateway (docs/security.md): benchmarks lift it.
+    config = os.path.join(data, "bench-config.json")
+    with open(config, "w") as f:
+        f.write('{"gateway": {"publish_rate": 0}}')
+    argv = [exe, "serve", "--config", config,
+            "--listen", "127.0.0.1:%d" % port, "--data", data,
             "--fixture", FIXTURE, "--log-level", "warn", "--gateways", str(gateways)]
     if redis_port:
         argv += ["--redis", "redis://127.0.0.1:%d" % redis_port]

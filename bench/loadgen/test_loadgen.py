@@ -28,7 +28,12 @@ def server():
         port = lstest.free_port()
         data = os.path.join(lstest.tmpdir(), "data")
         os.makedirs(data, exist_ok=True)
-        proc = lstest.lightstream("serve", "--listen", "127.0.0.1:%d" % port, "--data", data,
+        # the load generator publishes above the default publish rate
+        config = os.path.join(data, "config.json")
+        with open(config, "w") as f:
+            f.write('{"gateway": {"publish_rate": 0}}')
+        proc = lstest.lightstream("serve", "--config", config,
+                                  "--listen", "127.0.0.1:%d" % port, "--data", data,
                                   "--fixture", FIXTURE, wait_tcp=port)
         _server.update(proc=proc, port=port)
     return _server
