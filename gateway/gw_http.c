@@ -690,37 +690,24 @@ gw__published(int status, uint64_t offset, void *user)
 	}
 }
 
-/* Does a validateToken result grant want on owner/stream? The one
- * permission check of ls_proto. */
+/*
+ * Does the validateToken result body grant want on the request's
+ * owner/stream? Read as the WebSocket side reads it (gw_grant_parse, for
+ * the app key the token was validated for) and checked by the one
+ * permission check, ls_perm_allows().
+ */
 static bool
-gw__grants(json_t *grant, const char *owner, const char *stream, int want)
+gw__grants(gw_http *h, const char *body, size_t len, int want)
 {
-	json_t *perms = json_object_get(grant, "permissions"), *p;
-	size_t i, n = 0, count = json_array_size(perms);
-	ls_perm *list;
+	const char *app = gw__str(h, "appKey");
+	gw_grant g;
 	bool ok;
 
-	if (count == 0) {
+	if (gw_grant_parse(app != NULL ? app : h->owner, body, len, &g) != 0) {
 		return false;
 	}
-	list = calloc(count, sizeof(*list));
-	if (list == NULL) {
-		return false;
-	}
-	json_array_foreach(perms, i, p)
-	{
-		json_t *bits = json_object_get(p, "permission");
-		list[n].owner = json_string_value(json_object_get(p, "owner"));
-		list[n].stream =
-		        json_string_value(json_object_get(p, "stream"));
-		list[n].bits = (int)json_integer_value(bits);
-		if (list[n].owner != NULL && list[n].stream != NULL &&
-		    json_is_integer(bits)) {
-			n++;
-		}
-	}
-	ok = ls_perm_allows(list, n, owner, stream, want);
-	free(list);
+	ok = ls_perm_allows(g.perms, g.nperms, h->owner, h->stream, want);
+	gw_perms_free(g.perms, g.nperms);
 	return ok;
 }
 
@@ -766,7 +753,7 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	if (grant == NULL) {
 		return;
 	}
-	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_WRITE)) {
+	if (!gw__grants(h, body, len, LS_PERM_WRITE)) {
 		json_decref(grant);
 		gw__fail(h, "forbidden", "no write permission");
 		return;
@@ -854,7 +841,7 @@ gw__history_reply(bus_status status, const char *body, size_t len, void *user)
 	if (grant == NULL) {
 		return;
 	}
-	if (!gw__grants(grant, h->owner, h->stream, LS_PERM_READ)) {
+	if (!gw__grants(h, body, len, LS_PERM_READ)) {
 		json_decref(grant);
 		gw__fail(h, "forbidden", "no read permission");
 		return;
