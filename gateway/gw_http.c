@@ -926,12 +926,13 @@ gw__publish_dispatch(gw_http *h)
 static int
 gw__validate_bearer(gw_http *h, bus_reply_fn reply)
 {
+	/* Without appKey the token alone names its account
+	 * (docs/protocol.md): "" asks the app server for that. */
 	const char *app = gw__str(h, "appKey");
 
 	if (app == NULL) {
-		app = h->owner;
-	}
-	if (!ls_valid_app_key(app)) {
+		app = "";
+	} else if (!ls_valid_app_key(app)) {
 		gw__fail(h, "bad_request", "appKey: not a valid app key");
 		return 0;
 	}

@@ -256,7 +256,10 @@ as__token_read(as_services *svc, const char *app_key, const char *value,
 	if (acc != NULL) {
 		memset(acc, 0, sizeof(*acc));
 	}
-	if (!ls_valid_app_key(app_key) || strlen(value) != LS_TOKEN_LEN) {
+	/* app_key NULL: the token alone names its account (the HTTP
+	 * endpoints' Bearer tokens, docs/protocol.md). */
+	if ((app_key != NULL && !ls_valid_app_key(app_key)) ||
+	    strlen(value) != LS_TOKEN_LEN) {
 		return ls_error_set(err, LS_EAUTH, AS__AUTH_FAILED);
 	}
 	ls_sha256_hex(value, LS_TOKEN_LEN, hash);
@@ -273,7 +276,7 @@ as__token_read(as_services *svc, const char *app_key, const char *value,
 	if (rc != 0) {
 		return ls_error_set(err, rc, "%s", inner.text);
 	}
-	if (strcmp(t->app_key, app_key) != 0) {
+	if (app_key != NULL && strcmp(t->app_key, app_key) != 0) {
 		as_token_clear(t);
 		if (acc != NULL) {
 			as_account_clear(acc);
@@ -462,8 +465,11 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 	json_t *perms, *res;
 	int rc;
 
-	if ((rc = as__arg_string(args, 0, "appKey", true, AS_KEY_MAX, &app_key,
-	                         err)) != 0 ||
+	/* appKey "" or null: whichever account the token belongs to. */
+	app_key = NULL;
+	if ((!as__empty_string(json_array_get(args, 0)) &&
+	     (rc = as__arg_string(args, 0, "appKey", true, AS_KEY_MAX,
+	                          &app_key, err)) != 0) ||
 	    (rc = as__arg_string(args, 1, "token", true, AS_KEY_MAX, &value,
 	                         err)) != 0 ||
 	    (!as__empty_string(json_array_get(args, 2)) &&
@@ -477,7 +483,7 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		ls_debug(AS__LOG,
 		         "validateToken for '%s': unknown, "
 		         "expired or foreign token",
-		         as__loggable(app_key));
+		         app_key ? as__loggable(app_key) : "(the token's)");
 		return rc;
 	}
 	if (t.ip[0] != '\0' &&
@@ -486,7 +492,7 @@ as__op_validate_token(void *ctx, json_t *args, json_t **result, ls_error *err)
 		ls_info(AS__LOG,
 		        "validateToken for %s: address %s is not "
 		        "the bound one",
-		        app_key,
+		        t.app_key,
 		        client_ip == NULL                     ? "(none)"
 		        : as_ip_normalize(client_ip, ip) == 0 ? ip
 		                                              : "(invalid)");

@@ -306,9 +306,14 @@ def test_http_history_endpoint():
     reader = acc1_token(port, roles=["weather-reader"])
     status, body = history(port, reader)
     assert status == 403 and body["errors"][0]["code"] == "forbidden", body
-    # another account's stream: the token's app key, as for the HTTP publish
-    status, body = history(port, reader, "?appKey=acc1", owner="svc1", stream="weather")
+    # another account's stream: the token alone names its account (no
+    # appKey needed), as for the HTTP publish; an appKey must match it
+    status, body = history(port, reader, owner="svc1", stream="weather")
     assert status == 200 and body["data"]["messages"] == [], body
+    status, body = history(port, reader, "?appKey=acc1", owner="svc1", stream="weather")
+    assert status == 200, body
+    status, body = history(port, reader, "?appKey=svc1", owner="svc1", stream="weather")
+    assert status == 401 and body["errors"][0]["code"] == "auth_failed", body
     web = acc1_token(port, web=True)
     status, body = history(port, web)
     assert status == 401 and body["errors"][0]["code"] == "auth_failed", body
