@@ -6,14 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ls_proto.h"
 #include "lsc_cli.h"
 
 /* The exit status of a runtime failure, as in cmd/cmd.h. */
 #define LSC_CLI_EXIT_FAILURE 1
-
-/* The close code of a connection whose token was rejected (docs/protocol.md).
- */
-#define LSC_CLI_CLOSE_AUTH 4001
 
 static volatile sig_atomic_t lsc_cli_signalled;
 
@@ -79,7 +76,7 @@ lsc_cli_session_closed(lsc_client *c, lsc_cli_session *s, int code,
 			        s->cmd, what, s->err_msg, code);
 		}
 		lsc_cli_finish(c, s, lsc_cli_exit_for(s->err_code));
-	} else if (code == LSC_CLI_CLOSE_AUTH) {
+	} else if (code == LS_CLOSE_AUTH_FAILED) {
 		fprintf(stderr,
 		        "lightstream %s: authentication failed (close %d)\n",
 		        s->cmd, code);
