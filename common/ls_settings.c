@@ -235,7 +235,8 @@ static const struct {
 	  "  --config FILE            JSON configuration file (first)\n" },
 	{ "listen", LS_OPTS_LISTEN,
 	  "  --listen HOST:PORT       gateway address (127.0.0.1:8080)\n" },
-	{ "data", LS_OPTS_DATA, "  --data DIR               data directory (.)\n" },
+	{ "data", LS_OPTS_DATA,
+	  "  --data DIR               data directory (.)\n" },
 	{ "redis", LS_OPTS_FABRIC,
 	  "  --redis URL, --fabric URL\n"
 	  "                           pub/sub fabric: local (default), "

@@ -141,7 +141,8 @@ enum ls_settings_group {
 	LS_OPTS_STORE = 1u << 3,    /* --store */
 	LS_OPTS_FRONTEND = 1u << 4, /* --broker-frontend */
 	LS_OPTS_BACKEND = 1u << 5,  /* --broker-backend */
-	LS_OPTS_BUS_PEER = 1u << 6, /* --bus-keys, --bus-server-key, insecure */
+	LS_OPTS_BUS_PEER = 1u
+	                   << 6, /* --bus-keys, --bus-server-key, insecure */
 	LS_OPTS_BUS_ALLOW = 1u << 7, /* --bus-allow (with --bus-keys) */
 	LS_OPTS_ALL = 0xffu,
 };
