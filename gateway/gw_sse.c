@@ -20,6 +20,8 @@
 #include <strings.h>
 
 #include "gw_internal.h"
+#include "gw_iplimit.h"
+#include "ls_time.h"
 #include "ls_log.h"
 
 #define GW_SSE_ORIGIN_MAX  256
@@ -252,8 +254,13 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 	ls_error err;
 	gw_conn *c;
 	gw_sse *s;
+	gw_ipverdict admit;
 	int n;
 
+	/* Connections per client IP, as for WebSockets (docs/security.md). */
+	admit = gw->shared ? gw_iplimit_admit(gw->shared->conns_by_ip, ip,
+	                                      ls_now_ms())
+	                   : GW_IP_OK;
 	c = gw_conn_new(gw, wsi);
 	if (c == NULL) {
 		return -1;
@@ -284,6 +291,15 @@ gw_sse_open(gw_gateway *gw, struct lws *wsi, gw_pss *pss, const char *owner,
 	if (gw->stopping) {
 		gw_conn_fail(c, LS_CLOSE_UNAVAILABLE, "unavailable",
 		             "shutting down; try again later");
+		return 0;
+	}
+	if (admit != GW_IP_OK) {
+		gw->m.connections_rejected++;
+		gw_conn_fail(c, LS_CLOSE_RATE_LIMITED, "rate_limited",
+		             admit == GW_IP_TOO_MANY
+		                     ? "too many connections from this address"
+		                     : "too many new connections from this "
+		                       "address");
 		return 0;
 	}
 

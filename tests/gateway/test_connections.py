@@ -272,6 +272,12 @@ def test_connections_per_ip_capped_when_configured():
     held = [lstest.WS(ws_url(port), headers=xff) for _ in range(3)]
     assert " 429 " in refused_upgrade(port, xff)
     assert refused_upgrade(port, {"X-Forwarded-For": "198.51.100.8"}) == ""
+    # Server-Sent Events streams count as connections too
+    tok = acc1_token(port)
+    status, _, body = lstest.http(
+        "GET", "http://127.0.0.1:%d/lightstream/sse/acc1/s1?appKey=acc1&token=%s"
+        % (port, tok), headers=xff, timeout=5)
+    assert status == 429 and b"rate_limited" in body, (status, body)
     # a connection that goes makes room
     held.pop().close()
     lstest.wait_for(lambda: refused_upgrade(port, xff) == "", timeout=5,
