@@ -700,10 +700,23 @@ static bool
 gw__grants(gw_http *h, const char *body, size_t len, int want)
 {
 	const char *app = gw__str(h, "appKey");
+	char token_app[LS_APPKEY_MAX + 1] = "";
 	gw_grant g;
 	bool ok;
 
-	if (gw_grant_parse(app != NULL ? app : h->owner, body, len, &g) != 0) {
+	if (app == NULL) {
+		/* No appKey: the token named its own account (validateToken
+		 * with an empty appKey), which the reply says. */
+		json_t *r = json_loadb(body, len, 0, NULL);
+		const char *a =
+		        json_string_value(json_object_get(r, "appKey"));
+		if (a != NULL && ls_valid_app_key(a)) {
+			snprintf(token_app, sizeof(token_app), "%s", a);
+		}
+		json_decref(r);
+		app = token_app;
+	}
+	if (gw_grant_parse(app, body, len, &g) != 0) {
 		return false;
 	}
 	ok = ls_perm_allows(g.perms, g.nperms, h->owner, h->stream, want);
