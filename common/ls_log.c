@@ -166,6 +166,11 @@ ls_log(ls_log_level level, const char *component, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The sites that left something out, newest first. A site's next never
+ * changes once it is on the list, so the list is walked without the lock. */
+static pthread_mutex_t ls__limits_lock = PTHREAD_MUTEX_INITIALIZER;
+static ls_log_limit *ls__limits;
+
 /* Write the summary of what lim left out; called with lim->lock held. */
 static uint64_t
 ls__limit_summary(ls_log_limit *lim, int64_t now)
@@ -208,6 +213,13 @@ ls_log_ratelimited(ls_log_limit *lim, ls_log_level level,
 		ls_logv(level, component, fmt, ap);
 		va_end(ap);
 	} else {
+		if (!lim->registered) {
+			pthread_mutex_lock(&ls__limits_lock);
+			lim->next = ls__limits;
+			ls__limits = lim;
+			lim->registered = true;
+			pthread_mutex_unlock(&ls__limits_lock);
+		}
 		if (lim->suppressed++ == 0) {
 			lim->level = level;
 			snprintf(lim->component, sizeof(lim->component), "%s",
@@ -233,4 +245,17 @@ ls_log_limit_flush(ls_log_limit *lim, bool force)
 	}
 	pthread_mutex_unlock(&lim->lock);
 	return n;
+}
+
+void
+ls_log_limits_flush(void)
+{
+	ls_log_limit *lim;
+
+	pthread_mutex_lock(&ls__limits_lock);
+	lim = ls__limits;
+	pthread_mutex_unlock(&ls__limits_lock);
+	for (; lim != NULL; lim = lim->next) {
+		ls_log_limit_flush(lim, false);
+	}
 }

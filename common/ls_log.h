@@ -81,6 +81,10 @@ typedef struct ls_log_limit {
 	ls_log_level level;   /* of the first suppressed event */
 	char component[32];
 	char first[LS__LOG_LIMIT_TEXT]; /* first suppressed message */
+	/* on the list ls_log_limits_flush() walks, once it left something
+	 * out (a site lives as long as the process: a static) */
+	struct ls_log_limit *next;
+	bool registered;
 } ls_log_limit;
 
 #define LS_LOG_LIMIT_INIT(interval_ms, burst)                                 \
@@ -99,6 +103,13 @@ void ls_log_ratelimited(ls_log_limit *lim, ls_log_level level,
  * and events were left out. Returns the number of events it reported.
  */
 uint64_t ls_log_limit_flush(ls_log_limit *lim, bool force);
+
+/*
+ * ls_log_limit_flush(lim, false) for every site that ever left an event
+ * out: a daemon calls it from a periodic timer, so the summary of a burst
+ * that stopped still comes within about an interval. Thread-safe.
+ */
+void ls_log_limits_flush(void);
 
 #define ls_debug(c, ...) ls_log(LS_LOG_DEBUG, c, __VA_ARGS__)
 #define ls_info(c, ...)  ls_log(LS_LOG_INFO, c, __VA_ARGS__)

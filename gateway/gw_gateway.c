@@ -228,6 +228,9 @@ gw__probe(struct ev_loop *loop, ev_timer *w, int revents)
 	gw_gateway *gw = w->data;
 	int timeout = GW_PROBE_MS - 200;
 
+	/* Summaries of rate-limited log lines whose burst stopped. */
+	ls_log_limits_flush();
+
 	/* lws looks at its timeouts (a request head or body that does not
 	 * arrive) only when something wakes it: wake it at least this often
 	 * (docs/security.md). */

@@ -390,4 +390,24 @@ def test_close_frames_checked_rfc6455():
     assert proc.stop() == 0
 
 
+def test_repeated_auth_failures_logged_as_a_summary():
+    # 40 refused authentications: a few log lines, then one summary line
+    # per interval (10 s) instead of a line each; the counter counts all.
+    proc, port = serve(name="serve-authlog")
+    for _ in range(40):
+        ws = lstest.WS(ws_url(port))
+        ws.send(1, {"appKey": "acc1", "token": "not-a-token"})
+        assert ws.recv_type(2)["ok"] is False
+        assert ws.expect_close() == 4001
+    assert metric(port, "auth_failed_total") == 40
+    lines = [l for l in proc.log_text().splitlines() if "authentication from" in l]
+    assert 1 <= len(lines) <= 5, lines
+    # the summary comes although no further failure happens
+    lstest.wait_for(lambda: "similar event(s) not logged" in proc.log_text(),
+                    timeout=15, interval=0.5, what="the summary line")
+    summary = [l for l in proc.log_text().splitlines() if "similar event(s)" in l]
+    assert len(summary) == 1 and " 35 similar" in summary[0], summary
+    assert proc.stop() == 0
+
+
 lstest.main(globals())

@@ -94,6 +94,19 @@ LS_TEST(log_ratelimited_summarises_repeats)
 	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "z");
 	LS_CHECK_INT(calls, 7);
 	LS_CHECK_STR(last, "warn|gw|z");
+	/* A burst that stopped: the periodic flush of every site reports
+	 * it without a new event. */
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "a");
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "b");
+	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "c");
+	LS_CHECK_INT(calls, 8);
+	ls_log_limits_flush();
+	LS_CHECK_INT(calls, 8);
+	sleep_ms(120);
+	ls_log_limits_flush();
+	LS_CHECK_INT(calls, 9);
+	LS_CHECK(strstr(last, "2 similar event(s)") != NULL);
+	LS_CHECK(strstr(last, "the first: b") != NULL);
 	/* Events below the level cost nothing and count nothing. */
 	ls_log_set_level(LS_LOG_ERROR);
 	ls_log_ratelimited(&lim, LS_LOG_WARN, "gw", "hidden");
