@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -363,15 +364,16 @@ gw__entry_len(const gw_conn *c, const gw_qent *e)
 }
 
 static void
-gw__queue_append(gw_conn *c, gw_buf *head, gw_buf *body)
+gw__queue_append(gw_conn *c, gw_buf *head, gw_buf *body, size_t len)
 {
-	gw_qent *e;
+	size_t i = c->qhead + c->qcount;
+	gw_qent *e = &c->q[i < c->qcap ? i : i - c->qcap];
 
-	e = &c->q[(c->qhead + c->qcount) % c->qcap];
 	e->head = head;
 	e->body = body;
+	e->len = len;
 	c->qcount++;
-	c->qbytes += gw__entry_len(c, e);
+	c->qbytes += len;
 }
 
 static int
@@ -505,7 +507,7 @@ int
 gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 {
 	gw_gateway *gw = c->gw;
-	gw_qent probe = { head, body };
+	gw_qent probe = { head, body, 0 };
 	size_t n = gw__entry_len(c, &probe);
 
 	if (c->state == GW_CS_CLOSING) {
@@ -538,7 +540,7 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 		gw->m.dropped++;
 		goto drop;
 	}
-	gw__queue_append(c, head, body);
+	gw__queue_append(c, head, body, n);
 	if (head != NULL) {
 		gw->m.messages_out++;
 	}
@@ -558,11 +560,13 @@ drop:
 void
 gw__queue_force(gw_conn *c, gw_buf *body)
 {
+	gw_qent probe = { NULL, body, 0 };
+
 	if (gw__queue_reserve(c) != 0) {
 		gw_buf_unref(&body);
 		return;
 	}
-	gw__queue_append(c, NULL, body);
+	gw__queue_append(c, NULL, body, gw__entry_len(c, &probe));
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -671,6 +675,52 @@ gw__put(const gw_conn *c, unsigned char *p, const gw_qent *e)
 	return p;
 }
 
+/*
+ * Write a batch (LWS_PRE bytes of room before p). A plain-TCP WebSocket
+ * with nothing buffered inside lws takes it with send() on its socket:
+ * lws_write would make the same one send() through several layers of
+ * checks, which at one small frame per connection and message cost as
+ * much again as the rest of the delivery. What the kernel does not take
+ * goes to lws_write, which buffers it, asks for WRITEABLE and drains it
+ * before anything else is written on the connection — so nothing lws
+ * writes itself (a pong, a close frame) can land inside a frame, and no
+ * direct write can pass bytes lws holds: it is tried only when lws holds
+ * none. TLS connections (the record layer belongs to lws) and SSE
+ * responses (an HTTP body: lws may frame or count it) always take
+ * lws_write.
+ */
+static int
+gw__send(gw_conn *c, unsigned char *p, size_t n)
+{
+	bool direct = c->framing == GW_FRAMING_WS && !lws_is_ssl(c->wsi) &&
+	              !lws_partial_buffered(c->wsi);
+	int fd = direct ? (int)lws_get_socket_fd(c->wsi) : -1;
+	int mode =
+	        c->framing == GW_FRAMING_SSE ? LWS_WRITE_HTTP : LWS_WRITE_RAW;
+	size_t sent = 0;
+
+	if (fd >= 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k > 0) {
+			sent = (size_t)k;
+		} else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		           errno != EINTR) {
+			/* Reset or gone: what lws_write would report. */
+			return -1;
+		}
+		c->gw->m.direct_writes++;
+		if (sent == n) {
+			return 0;
+		}
+	}
+	/* The rest (or all): lws sends what it can and buffers the tail. */
+	if (lws_write(c->wsi, p + sent, n - sent,
+	              (enum lws_write_protocol)mode) < (int)(n - sent)) {
+		return -1;
+	}
+	return 0;
+}
+
 int
 gw_queue_write(gw_conn *c)
 {
@@ -684,7 +734,7 @@ gw_queue_write(gw_conn *c)
 	}
 	while (c->qcount > 0) {
 		gw_qent *e = &c->q[c->qhead];
-		size_t need = gw__entry_len(c, e);
+		size_t need = e->len;
 
 		if (used > 0 && used + need > GW_BATCH_BYTES) {
 			break;
@@ -697,7 +747,9 @@ gw_queue_write(gw_conn *c)
 		c->qbytes -= need;
 		gw_buf_unref(&e->head);
 		gw_buf_unref(&e->body);
-		c->qhead = (c->qhead + 1) % c->qcap;
+		if (++c->qhead == c->qcap) {
+			c->qhead = 0;
+		}
 		c->qcount--;
 	}
 	if (c->qcount == 0) {
@@ -741,9 +793,7 @@ gw_queue_write(gw_conn *c)
 		/* Raw: our own frames, one send() for the batch (DESIGN); an
 		 * SSE response is the body of an HTTP answer without length,
 		 * ended by closing the connection. */
-		if (lws_write(c->wsi, gw->wbuf + LWS_PRE, used,
-		              sse ? LWS_WRITE_HTTP : LWS_WRITE_RAW) <
-		    (int)used) {
+		if (gw__send(c, gw->wbuf + LWS_PRE, used) != 0) {
 			return -1;
 		}
 		if (sse && !lws_partial_buffered(c->wsi)) {

@@ -76,6 +76,7 @@ void gw_buf_unref(gw_buf **b);
 typedef struct gw_qent {
 	gw_buf *head; /* NULL for control messages */
 	gw_buf *body;
+	size_t len; /* its bytes on the wire, framing included */
 } gw_qent;
 
 /* ---- metrics (gw_metrics.c) --------------------------------------------- */
@@ -109,7 +110,8 @@ typedef struct gw_metrics {
 	_Atomic uint64_t permissions_changed; /* PermissionsChanged sent */
 	_Atomic uint64_t revalidations;       /* validateToken re-checks */
 	_Atomic uint64_t token_rate_limited;  /* 429: token failure limits */
-	_Atomic uint64_t token_busy; /* 503: token calls in flight at max */
+	_Atomic uint64_t token_busy;    /* 503: token calls in flight at max */
+	_Atomic uint64_t direct_writes; /* batches sent on the socket itself */
 	_Atomic uint64_t
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;

@@ -31,6 +31,7 @@ enum {
 	GW__M_REVALIDATIONS,
 	GW__M_TOKEN_RATE_LIMITED,
 	GW__M_TOKEN_BUSY,
+	GW__M_DIRECT_WRITES,
 	GW__M_COUNT,
 };
 
@@ -283,6 +284,7 @@ gw__add(gw_gateway *g, void *arg)
 	t->v[GW__M_REVALIDATIONS] += m->revalidations;
 	t->v[GW__M_TOKEN_RATE_LIMITED] += m->token_rate_limited;
 	t->v[GW__M_TOKEN_BUSY] += m->token_busy;
+	t->v[GW__M_DIRECT_WRITES] += m->direct_writes;
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -365,6 +367,10 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "messages_dropped_total", "counter",
 	           "Deliveries dropped (slow consumers, undeliverable).",
 	           (double)t->v[GW__M_DROPPED]);
+	gw__metric(&o, "writes_direct_total", "counter",
+	           "Batches of frames written with send() on the socket "
+	           "(plain-TCP WebSockets with nothing buffered in lws).",
+	           (double)t->v[GW__M_DIRECT_WRITES]);
 	gw__metric(&o, "slow_consumers_total", "counter",
 	           "Connections closed for exceeding the queue limit.",
 	           (double)t->v[GW__M_SLOW_CONSUMERS]);

@@ -1,0 +1,181 @@
+"""The gateway's writer on the wire (docs/architecture.md "The fan-out hot
+path"): batches written with send() on the socket when lws holds nothing for
+the connection, through lws otherwise. Every byte is checked by a raw-socket
+reader: frames whole, in order, with the pongs lws writes itself, our pings
+and the close handshake between them, never inside them."""
+
+import json
+import struct
+import time
+
+import lstest
+from gwlib import acc1_token, connect, send_masked_fast, serve, subscribe
+
+
+class RawReader:
+    """Server frames straight off the socket: nothing answered, nothing
+    skipped, every header checked."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.sock = ws.sock
+        self.buf = bytearray(ws.buf)  # bytes read with the handshake
+        ws.buf = b""
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("no frame within the time allowed")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("connection closed after %d bytes" % len(self.buf))
+            self.buf += chunk
+
+    def frame(self, timeout=20.0):
+        deadline = time.time() + timeout
+        self._fill(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        assert b0 & 0x80, "a fragment: %r" % self.buf[:16]
+        assert b0 & 0x70 == 0, "reserved bits set: %r" % self.buf[:16]
+        assert not b1 & 0x80, "a masked server frame: %r" % self.buf[:16]
+        opcode, n, at = b0 & 0x0F, b1 & 0x7F, 2
+        assert opcode in (0x1, 0x8, 0x9, 0xA), "opcode %d: %r" % (opcode, self.buf[:16])
+        if n == 126:
+            self._fill(4, deadline)
+            n, at = struct.unpack(">H", self.buf[2:4])[0], 4
+            assert n >= 126, "length not minimal"
+        elif n == 127:
+            self._fill(10, deadline)
+            n, at = struct.unpack(">Q", self.buf[2:10])[0], 10
+            assert 65536 <= n < 1 << 32, "length %d" % n
+        self._fill(at + n, deadline)
+        data = bytes(self.buf[at:at + n])
+        del self.buf[:at + n]
+        if opcode == 0x9:
+            self.ws.send_frame(0xA, data)  # a live peer answers
+        return opcode, data
+
+
+def _metric(port, name):
+    text = lstest.http("GET", "http://127.0.0.1:%d/metrics" % port)[2].decode()
+    for line in text.splitlines():
+        if line.startswith("lightstream_" + name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def _publish(pub, i, blob):
+    send_masked_fast(pub, json.dumps({"t": 5, "m": {
+        "owner": "acc1", "stream": "s2", "data": {"i": i, "blob": blob}}}).encode())
+
+
+def test_frames_intact_and_in_order_with_pongs_pings_and_close():
+    # 64 MiB of queue: the subscriber that stops reading is not cut off
+    proc, port = serve({"gateway": {"queue_limit_bytes": 64 << 20, "ping_interval_s": 3}},
+                       name="serve-writer")
+    tok = acc1_token(port)
+    sub, _ = connect(port, "acc1", tok)
+    subscribe(sub, "acc1", "s2")
+    pub, _ = connect(port, "acc1", tok)
+    direct_before = _metric(port, "writes_direct_total")
+    pings = []
+    n = 0
+    # 1. small frames, read as they come: one direct send() each
+    for i in range(150):
+        _publish(pub, n, "x" * (i % 300))
+        n += 1
+        if i % 10 == 0:
+            pings.append(b"p%d" % len(pings))
+            sub.send_frame(0x9, pings[-1])
+    # 2. the subscriber stops reading while 6 MB arrive for it: the kernel
+    # takes part of a batch, lws holds the rest, the pongs lws owes and the
+    # gateway's own pings must queue behind it, never inside a frame
+    for i in range(120):
+        _publish(pub, n, chr(ord("a") + i % 26) * (50000 + i * 7))
+        n += 1
+        if i % 12 == 0:
+            pings.append(b"q%d" % len(pings))
+            sub.send_frame(0x9, pings[-1])
+    # a server ping falls due meanwhile (a peer is dropped only after 2.5
+    # intervals of silence: ours sends pings)
+    time.sleep(3.5)
+    # 3. small ones again behind the big ones
+    for i in range(50):
+        _publish(pub, n, "y" * i)
+        n += 1
+    pings.append(b"last")
+    sub.send_frame(0x9, pings[-1])
+
+    rd = RawReader(sub)
+    want, pongs, server_pings = 0, [], 0
+    deadline = time.time() + 60
+    while want < n or pongs[-1:] != [b"last"]:
+        assert time.time() < deadline, ("stalled", want, n, pongs, pings)
+        op, data = rd.frame()
+        if op == 0xA:
+            pongs.append(data)
+        elif op == 0x9:
+            assert data == b"ls", data
+            server_pings += 1
+        elif op == 0x1:
+            env = json.loads(data.decode())
+            if env["t"] != 5:
+                continue  # a publish acknowledgement, not ours to check
+            m = env["m"]
+            assert (m["owner"], m["stream"]) == ("acc1", "s2"), m
+            assert m["data"]["i"] == want, (m["data"]["i"], want)
+            blob = m["data"]["blob"]
+            assert blob == blob[:1] * len(blob), "bytes mixed inside a frame"
+            want += 1
+        else:
+            raise AssertionError("unexpected opcode %d: %r" % (op, data))
+    # Each pong intact and in order; lws may answer only the latest of
+    # several pings (RFC 6455 5.5.3), never one that was not sent.
+    it = iter(pings)
+    assert all(p in it for p in pongs), (pongs, pings)
+    assert server_pings >= 1
+    assert _metric(port, "writes_direct_total") > direct_before + 100
+    # 4. the close handshake: the server's close frame comes whole
+    sub.send_frame(0x8, struct.pack(">H", 1000))
+    while True:
+        op, data = rd.frame()
+        if op == 0x8:
+            assert struct.unpack(">H", data[:2])[0] == 1000, data
+            break
+        assert op == 0x9 and data == b"ls", (op, data[:40])
+    pub.close()
+    sub.sock.close()
+    assert proc.stop() == 0
+
+
+def test_many_subscribers_each_get_every_frame():
+    # Many connections fed by one fan-out per message: the batch of each
+    # one goes out whole whether the socket or lws takes it.
+    proc, port = serve(name="serve-writer-many")
+    tok = acc1_token(port)
+    subs = []
+    for k in range(40):
+        ws, _ = connect(port, "acc1", tok)
+        subscribe(ws, "acc1", "s2", rid="r%d" % k)
+        subs.append(RawReader(ws))
+    pub, _ = connect(port, "acc1", tok)
+    total = 120
+    for i in range(total):
+        _publish(pub, i, "z" * (i * 97 % 5000))
+    for rd in subs:
+        want = 0
+        while want < total:
+            op, data = rd.frame()
+            assert op == 0x1, (op, data[:40])
+            m = json.loads(data.decode())["m"]
+            assert m["data"]["i"] == want
+            want += 1
+        rd.sock.close()
+    pub.close()
+    assert proc.stop() == 0
+
+
+if __name__ == "__main__":
+    lstest.main(globals())
