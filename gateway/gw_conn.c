@@ -1027,6 +1027,7 @@ gw__publish(gw_conn *c, const gw_envelope *e)
 	if (rc != 0 && a != NULL) {
 		gw__ack_done(rc, 0, a); /* answers ok:false and frees */
 	}
+	gw_publisher_check(c);
 }
 
 static void

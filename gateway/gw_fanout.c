@@ -437,6 +437,7 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
+	gw->fanout_bytes = 0;
 	while (gw->flush != NULL) {
 		gw_conn *c = gw->flush;
 
@@ -459,6 +460,55 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			                LWS_TO_KILL_ASYNC);
 		}
 	}
+	/* Written: the publishers may be read again. */
+	while (gw->paused != NULL) {
+		gw_conn *c = gw->paused;
+
+		gw->paused = c->paused_next;
+		c->paused_next = NULL;
+		c->rx_paused = false;
+		lws_rx_flow_control(c->wsi, 1);
+	}
+}
+
+static void
+gw__flush_arm(gw_gateway *gw)
+{
+	if (!ev_is_active(&gw->flush_w)) {
+		ev_prepare_init(&gw->flush_w, gw__flush_cb);
+		gw->flush_w.data = gw;
+		ev_prepare_start(gw->loop, &gw->flush_w);
+	}
+}
+
+/*
+ * Back-pressure: a loop that reads publishes faster than it writes their
+ * fan-out would queue without bound (and deliver ever later). Once an
+ * iteration has queued GW_FANOUT_PAUSE_BYTES, the connection whose publish
+ * took it there is not read again (lws_rx_flow_control; what lws already
+ * read waits in its buffer) until the flush has written the iteration's
+ * batches: reading and writing alternate, the publisher's TCP window fills
+ * and slows it down. Only bytes queued in this iteration count — a slow
+ * subscriber's backlog (bounded by gateway.queue_limit_bytes) never holds
+ * publishers back.
+ */
+void
+gw_publisher_check(gw_conn *c)
+{
+	gw_gateway *gw = c->gw;
+
+	if (gw->fanout_bytes < GW_FANOUT_PAUSE_BYTES || c->rx_paused ||
+	    c->state == GW_CS_CLOSING) {
+		return;
+	}
+	if (lws_rx_flow_control(c->wsi, 0) != 0) {
+		return;
+	}
+	c->rx_paused = true;
+	c->paused_next = gw->paused;
+	gw->paused = c;
+	gw->m.publishers_paused++;
+	gw__flush_arm(gw);
 }
 
 static void
@@ -473,11 +523,7 @@ gw__want_write(gw_conn *c)
 	if (c->flush_queued) {
 		return;
 	}
-	if (gw->flush == NULL) {
-		ev_prepare_init(&gw->flush_w, gw__flush_cb);
-		gw->flush_w.data = gw;
-		ev_prepare_start(gw->loop, &gw->flush_w);
-	}
+	gw__flush_arm(gw);
 	c->flush_queued = true;
 	c->flush_next = gw->flush;
 	gw->flush = c;
@@ -486,6 +532,17 @@ gw__want_write(gw_conn *c)
 void
 gw_flush_forget(gw_conn *c)
 {
+	if (c->rx_paused) {
+		for (gw_conn **pp = &c->gw->paused; *pp != NULL;
+		     pp = &(*pp)->paused_next) {
+			if (*pp == c) {
+				*pp = c->paused_next;
+				break;
+			}
+		}
+		c->paused_next = NULL;
+		c->rx_paused = false;
+	}
 	if (!c->flush_queued) {
 		return;
 	}
@@ -498,7 +555,7 @@ gw_flush_forget(gw_conn *c)
 	}
 	c->flush_next = NULL;
 	c->flush_queued = false;
-	if (c->gw->flush == NULL) {
+	if (c->gw->flush == NULL && c->gw->paused == NULL) {
 		ev_prepare_stop(c->gw->loop, &c->gw->flush_w);
 	}
 }
@@ -541,6 +598,7 @@ gw_queue_push(gw_conn *c, gw_buf *head, gw_buf *body)
 		goto drop;
 	}
 	gw__queue_append(c, head, body, n);
+	gw->fanout_bytes += n;
 	if (head != NULL) {
 		gw->m.messages_out++;
 	}

@@ -112,6 +112,7 @@ typedef struct gw_metrics {
 	_Atomic uint64_t token_rate_limited;  /* 429: token failure limits */
 	_Atomic uint64_t token_busy;    /* 503: token calls in flight at max */
 	_Atomic uint64_t direct_writes; /* batches sent on the socket itself */
+	_Atomic uint64_t publishers_paused; /* reads paused: back-pressure */
 	_Atomic uint64_t
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;
@@ -269,6 +270,9 @@ struct gw_conn {
 	/* on gw->flush: written before the loop next waits */
 	gw_conn *flush_next;
 	bool flush_queued;
+	/* on gw->paused: reading stopped until the flush (back-pressure) */
+	gw_conn *paused_next;
+	bool rx_paused;
 	/* subscriptions */
 	gw_sub *subs;
 	size_t nsubs;
@@ -420,6 +424,11 @@ struct gw_gateway {
 	bool fanout;
 	gw_conn *flush;
 	ev_prepare flush_w;
+	/* Bytes queued since the last flush; past GW_FANOUT_PAUSE_BYTES a
+	 * publishing connection stops being read until the flush
+	 * (gw_publisher_check). */
+	size_t fanout_bytes;
+	gw_conn *paused;
 
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
 	unsigned char *wbuf;
@@ -532,6 +541,14 @@ void gw__queue_force(gw_conn *c, gw_buf *body);
 int gw_queue_write(gw_conn *c);
 /* Takes c off the fan-out's write list (connection going away). */
 void gw_flush_forget(gw_conn *c);
+
+/* Fan-out bytes one loop iteration may queue before the connections that
+ * publish stop being read until they are written (back-pressure). */
+#define GW_FANOUT_PAUSE_BYTES (16u << 20)
+
+/* After a publish of c: pause reading c while the iteration's fan-out is
+ * past GW_FANOUT_PAUSE_BYTES; the flush resumes it. */
+void gw_publisher_check(gw_conn *c);
 void gw_streams_free(gw_gateway *gw);
 
 /*

@@ -32,6 +32,7 @@ enum {
 	GW__M_TOKEN_RATE_LIMITED,
 	GW__M_TOKEN_BUSY,
 	GW__M_DIRECT_WRITES,
+	GW__M_PUBLISHERS_PAUSED,
 	GW__M_COUNT,
 };
 
@@ -285,6 +286,7 @@ gw__add(gw_gateway *g, void *arg)
 	t->v[GW__M_TOKEN_RATE_LIMITED] += m->token_rate_limited;
 	t->v[GW__M_TOKEN_BUSY] += m->token_busy;
 	t->v[GW__M_DIRECT_WRITES] += m->direct_writes;
+	t->v[GW__M_PUBLISHERS_PAUSED] += m->publishers_paused;
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -371,6 +373,10 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "Batches of frames written with send() on the socket "
 	           "(plain-TCP WebSockets with nothing buffered in lws).",
 	           (double)t->v[GW__M_DIRECT_WRITES]);
+	gw__metric(&o, "publishers_paused_total", "counter",
+	           "Times reading a publishing connection was paused until "
+	           "the loop wrote what one iteration had fanned out.",
+	           (double)t->v[GW__M_PUBLISHERS_PAUSED]);
 	gw__metric(&o, "slow_consumers_total", "counter",
 	           "Connections closed for exceeding the queue limit.",
 	           (double)t->v[GW__M_SLOW_CONSUMERS]);

@@ -187,5 +187,65 @@ def test_many_subscribers_each_get_every_frame():
     assert proc.stop() == 0
 
 
+def test_publishers_paused_while_a_fan_out_is_written():
+    # Several publishers flood one stream with 100 subscribers: an
+    # iteration that fans out more than GW_FANOUT_PAUSE_BYTES (16 MiB)
+    # stops reading its publishers until that is written. Every subscriber
+    # still receives every message, in order, nobody is cut off.
+    import threading
+    proc, port = serve({"gateway": {"queue_limit_bytes": 64 << 20,
+                                    "publish_rate": 0}}, name="serve-pause")
+    tok = acc1_token(port)
+    readers = []
+    for k in range(100):
+        ws, _ = connect(port, "acc1", tok)
+        subscribe(ws, "acc1", "s2", rid="r%d" % k)
+        readers.append(RawReader(ws))
+    pubs = [connect(port, "acc1", tok)[0] for _ in range(6)]
+    per = 20
+    blob = "w" * 60000
+
+    def flood(k, pub):
+        for i in range(per):
+            send_masked_fast(pub, json.dumps({"t": 5, "m": {
+                "owner": "acc1", "stream": "s2",
+                "data": {"p": k, "i": i, "blob": blob}}}).encode())
+
+    threads = [threading.Thread(target=flood, args=(k, p)) for k, p in enumerate(pubs)]
+    for t in threads:
+        t.start()
+    errors = []
+
+    def drain(rd):
+        try:
+            nxt = [0] * len(pubs)
+            got = 0
+            while got < per * len(pubs):
+                op, data = rd.frame(60)
+                if op != 0x1:
+                    continue
+                m = json.loads(data.decode())["m"]["data"]
+                assert m["i"] == nxt[m["p"]], (m["p"], m["i"], nxt)
+                assert m["blob"] == blob
+                nxt[m["p"]] += 1
+                got += 1
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    drains = [threading.Thread(target=drain, args=(rd,)) for rd in readers]
+    for t in drains:
+        t.start()
+    for t in threads + drains:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert _metric(port, "publishers_paused_total") > 0
+    assert _metric(port, "slow_consumers_total") == 0
+    for rd in readers:
+        rd.sock.close()
+    for p in pubs:
+        p.close()
+    assert proc.stop() == 0
+
+
 if __name__ == "__main__":
     lstest.main(globals())
