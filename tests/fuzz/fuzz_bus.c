@@ -204,8 +204,14 @@ fz_check_state(void)
 	}
 	for (bus__bworker *w = b->workers; w != NULL; w = w->next) {
 		nworkers++;
+		/* Available means it may take one more now; one that is not
+		 * available must hold something, or it would never get work
+		 * again (a worker holds one request until it has answered
+		 * one; its capacity only grows while it lives). */
 		if (w->nheld < 0 || w->nheld > BUS__PREFETCH ||
-		    (!w->gone && w->idle != (w->nheld < BUS__PREFETCH)) ||
+		    (!w->gone && w->idle &&
+		     w->nheld >= bus__capacity(b, w, ls_now_ms())) ||
+		    (!w->gone && !w->idle && w->nheld == 0) ||
 		    w->nservices < 1 ||
 		    w->nservices > BUS__MAX_WORKER_SERVICES) {
 			abort();
