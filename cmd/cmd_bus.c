@@ -197,13 +197,47 @@ cmd__load_allow(const char *cmd, const ls_settings *s, size_t extra,
 	return 0;
 }
 
+/*
+ * A CURVE server's keys (broker, proxy): our pair from bus.keys and the
+ * allowed peers of bus.allow, at least one (who names the peers that
+ * could not connect otherwise). Returns 0 with out->curve set, or
+ * CMD_EXIT_USAGE / CMD_EXIT_FAILURE with the error printed.
+ */
+static int
+cmd__load_server(const char *cmd, const ls_settings *s, const char *who,
+                 cmd_bus *out)
+{
+	ls_error err = { 0 };
+	int rc;
+
+	if (bus_curve_read_keyfile(s->bus_keys, out->public_key,
+	                           out->secret_key, &err) != 0) {
+		cmd_error(cmd, "%s", err.text);
+		return CMD_EXIT_USAGE;
+	}
+	rc = cmd__load_allow(cmd, s, 0, out);
+	if (rc != 0) {
+		return rc;
+	}
+	if (out->nallow == 0) {
+		cmd_error(
+		        cmd,
+		        "bus.allow lists no key: %s could connect; allow "
+		        "each with --bus-allow ROLE:KEY (ROLE worker, client "
+		        "or admin; docs/bus.md)",
+		        who);
+		return CMD_EXIT_USAGE;
+	}
+	out->curve = true;
+	return 0;
+}
+
 int
 cmd_bus_broker(const char *cmd, const ls_settings *s, bus_broker_options *bo,
                cmd_bus *out)
 {
 	const char *ep = cmd__leaves(s->bus_frontend) ? s->bus_frontend
 	                                              : s->bus_backend;
-	ls_error err = { 0 };
 	int rc;
 
 	if (!cmd__leaves(s->bus_frontend) && !cmd__leaves(s->bus_backend)) {
@@ -216,24 +250,10 @@ cmd_bus_broker(const char *cmd, const ls_settings *s, bus_broker_options *bo,
 	if (s->bus_keys == NULL) {
 		return cmd__need_keys(cmd, ep, "bus.keys is unset");
 	}
-	if (bus_curve_read_keyfile(s->bus_keys, out->public_key,
-	                           out->secret_key, &err) != 0) {
-		cmd_error(cmd, "%s", err.text);
-		return CMD_EXIT_USAGE;
-	}
-	rc = cmd__load_allow(cmd, s, 0, out);
+	rc = cmd__load_server(cmd, s, "no app server, gateway or admin", out);
 	if (rc != 0) {
 		return rc;
 	}
-	if (out->nallow == 0) {
-		cmd_error(cmd,
-		          "bus.allow lists no key: no app server, gateway or "
-		          "admin could connect; allow each with --bus-allow "
-		          "ROLE:KEY (ROLE worker, client or admin; "
-		          "docs/bus.md)");
-		return CMD_EXIT_USAGE;
-	}
-	out->curve = true;
 	bo->curve_secret_key = out->secret_key;
 	bo->curve_allow = out->allow;
 	bo->ncurve_allow = out->nallow;
@@ -435,9 +455,6 @@ cmd_fabric_peer(const char *cmd, const ls_settings *s, cmd_bus *out)
 int
 cmd_fabric_proxy(const char *cmd, const ls_settings *s, cmd_bus *out)
 {
-	ls_error err = { 0 };
-	int rc;
-
 	if (s->bus_insecure) {
 		ls_warn(cmd, "bus.insecure: the ZeroMQ fabric is neither "
 		             "authenticated nor encrypted; any process that "
@@ -454,21 +471,5 @@ cmd_fabric_proxy(const char *cmd, const ls_settings *s, cmd_bus *out)
 		        "(development only; docs/pubsub.md)");
 		return CMD_EXIT_USAGE;
 	}
-	if (bus_curve_read_keyfile(s->bus_keys, out->public_key,
-	                           out->secret_key, &err) != 0) {
-		cmd_error(cmd, "%s", err.text);
-		return CMD_EXIT_USAGE;
-	}
-	rc = cmd__load_allow(cmd, s, 0, out);
-	if (rc != 0) {
-		return rc;
-	}
-	if (out->nallow == 0) {
-		cmd_error(cmd,
-		          "bus.allow lists no key: no gateway could "
-		          "connect; allow each with --bus-allow ROLE:KEY");
-		return CMD_EXIT_USAGE;
-	}
-	out->curve = true;
-	return 0;
+	return cmd__load_server(cmd, s, "no gateway or app server", out);
 }
