@@ -244,9 +244,15 @@ q__callout(pcre2_callout_block *cb, void *data)
 	long scan = (long)(moved / Q_SCAN_BYTES);
 
 	ev->lastpos = pos;
-	if (cb->next_item_length > 2) {
+	/* PCRE2's item positions are trusted only within the pattern. */
+	if (cb->next_item_length > 2 &&
+	    cb->pattern_position < ev->pattern_len) {
+		size_t n = cb->next_item_length;
+		if (n > ev->pattern_len - cb->pattern_position) {
+			n = ev->pattern_len - cb->pattern_position;
+		}
 		scan += q__item_min_count(ev->pattern + cb->pattern_position,
-		                          cb->next_item_length) /
+		                          n) /
 		        Q_SCAN_BYTES;
 	}
 	if (!q__charge(ev, 1 + scan)) {
@@ -280,6 +286,7 @@ q__regex(const struct q_node *n, const json_t *v, struct q_eval *ev)
 	}
 	ev->lastpos = 0;
 	ev->pattern = json_string_value(n->value);
+	ev->pattern_len = n->len;
 	/* PCRE2 counts its own steps too (differently with and without
 	 * JIT): never more than what is left. */
 	pcre2_set_match_limit(
@@ -490,6 +497,7 @@ q__eval_init(struct q_eval *ev)
 	ev->left = Q_EVAL_BUDGET;
 	ev->over = false;
 	ev->pattern = NULL;
+	ev->pattern_len = 0;
 	ev->lastpos = 0;
 	ev->ticks = 0;
 	ev->deadline_ns = 0;

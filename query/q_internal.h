@@ -50,6 +50,7 @@ struct q_eval {
 	bool over;
 	/* regex accounting (callouts of the running match) */
 	const char *pattern; /* of the running match */
+	size_t pattern_len;
 	size_t lastpos;
 	unsigned ticks;
 	int64_t deadline_ns; /* thread CPU time; 0 until the first reading */
