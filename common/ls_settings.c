@@ -65,6 +65,7 @@ ls_settings_init(ls_settings *s)
 	s->auth_timeout_ms = 10000;
 	s->max_frame_bytes = 65536;
 	s->queue_limit_bytes = 1048576;
+	s->fanout_pause_bytes = 16777216;
 	s->max_subscriptions = 128;
 	s->publish_rate = 1000;
 	s->publish_burst = 2000;
@@ -146,6 +147,8 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		  &s->max_frame_bytes, 1024, 16777216 },
 		{ "gateway.queue_limit_bytes", LS_CONFIG_INT,
 		  &s->queue_limit_bytes, 4096, 1073741824 },
+		{ "gateway.fanout_pause_bytes", LS_CONFIG_INT,
+		  &s->fanout_pause_bytes, 65536, 1073741824 },
 		{ "gateway.max_subscriptions", LS_CONFIG_INT,
 		  &s->max_subscriptions, 1, 100000 },
 		{ "gateway.ping_interval_s", LS_CONFIG_INT,

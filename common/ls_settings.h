@@ -41,10 +41,11 @@ typedef struct ls_settings {
 	long auth_timeout_ms;         /* 10000 */
 	long max_frame_bytes;         /* 65536 */
 	long queue_limit_bytes;       /* 1048576 */
-	long max_subscriptions;       /* 128 per connection */
-	long ping_interval_s;         /* 25 */
-	long drain_timeout_ms;        /* 5000 */
-	long max_connections;         /* 0: limited by descriptors only */
+	long fanout_pause_bytes; /* 16777216: back-pressure on publishers */
+	long max_subscriptions;  /* 128 per connection */
+	long ping_interval_s;    /* 25 */
+	long drain_timeout_ms;   /* 5000 */
+	long max_connections;    /* 0: limited by descriptors only */
 	long max_connections_per_ip;  /* 0: no cap (many users share a NAT) */
 	long connection_rate_per_ip;  /* new per IP per second; 0: no limit */
 	long publish_rate;            /* 1000 publishes per connection per s */

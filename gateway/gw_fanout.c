@@ -497,8 +497,8 @@ gw_publisher_check(gw_conn *c)
 {
 	gw_gateway *gw = c->gw;
 
-	if (gw->fanout_bytes < GW_FANOUT_PAUSE_BYTES || c->rx_paused ||
-	    c->state == GW_CS_CLOSING) {
+	if (gw->fanout_bytes < (size_t)gw->fanout_pause_bytes ||
+	    c->rx_paused || c->state == GW_CS_CLOSING) {
 		return;
 	}
 	if (lws_rx_flow_control(c->wsi, 0) != 0) {

@@ -674,6 +674,7 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	gw->auth_timeout_ms = s->auth_timeout_ms;
 	gw->max_frame_bytes = s->max_frame_bytes;
 	gw->queue_limit_bytes = s->queue_limit_bytes;
+	gw->fanout_pause_bytes = s->fanout_pause_bytes;
 	gw->max_subscriptions = s->max_subscriptions;
 	gw->ping_interval_s = s->ping_interval_s;
 	gw->drain_timeout_ms = s->drain_timeout_ms;

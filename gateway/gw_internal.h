@@ -341,6 +341,7 @@ struct gw_gateway {
 	long auth_timeout_ms;
 	long max_frame_bytes;
 	long queue_limit_bytes;
+	long fanout_pause_bytes; /* gateway.fanout_pause_bytes */
 	long max_subscriptions;
 	long ping_interval_s;
 	long drain_timeout_ms;

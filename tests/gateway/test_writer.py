@@ -193,8 +193,12 @@ def test_publishers_paused_while_a_fan_out_is_written():
     # stops reading its publishers until that is written. Every subscriber
     # still receives every message, in order, nobody is cut off.
     import threading
+    # One loop: every publisher's frames meet in the same iterations.
+    # A 1 MiB threshold: every 6 MB fan-out of one message passes it.
     proc, port = serve({"gateway": {"queue_limit_bytes": 64 << 20,
-                                    "publish_rate": 0}}, name="serve-pause")
+                                    "fanout_pause_bytes": 1 << 20,
+                                    "publish_rate": 0}}, args=("--gateways", "1"),
+                       name="serve-pause")
     tok = acc1_token(port)
     readers = []
     for k in range(100):
