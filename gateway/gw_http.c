@@ -697,26 +697,19 @@ gw__published(int status, uint64_t offset, void *user)
  * permission check, ls_perm_allows().
  */
 static bool
-gw__grants(gw_http *h, const char *body, size_t len, int want)
+gw__grants(gw_http *h, const json_t *grant, const char *body, size_t len,
+           int want)
 {
 	const char *app = gw__str(h, "appKey");
-	char token_app[LS_APPKEY_MAX + 1] = "";
 	gw_grant g;
 	bool ok;
 
 	if (app == NULL) {
 		/* No appKey: the token named its own account (validateToken
-		 * with an empty appKey), which the reply says. */
-		json_t *r = json_loadb(body, len, 0, NULL);
-		const char *a =
-		        json_string_value(json_object_get(r, "appKey"));
-		if (a != NULL && ls_valid_app_key(a)) {
-			snprintf(token_app, sizeof(token_app), "%s", a);
-		}
-		json_decref(r);
-		app = token_app;
+		 * with an empty appKey), which the reply (grant) says. */
+		app = json_string_value(json_object_get(grant, "appKey"));
 	}
-	if (gw_grant_parse(app, body, len, &g) != 0) {
+	if (app == NULL || gw_grant_parse(app, body, len, &g) != 0) {
 		return false;
 	}
 	ok = ls_perm_allows(g.perms, g.nperms, h->owner, h->stream, want);
@@ -743,6 +736,37 @@ gw__bearer_grant(gw_http *h, const char *body, size_t len)
 	return grant;
 }
 
+/*
+ * The start of every Bearer-authenticated answer (HTTP publish, history):
+ * the bus reply succeeded, the token is not a web token, and it grants want
+ * on the request's owner/stream. Returns the grant (new reference), or NULL
+ * once the request is answered.
+ */
+static json_t *
+gw__bearer_checked(gw_http *h, bus_status status, const char *body, size_t len,
+                   int want)
+{
+	json_t *grant;
+
+	h->bus_pending = false;
+	gw_metrics_bus(&h->gw->m, h->start_ns);
+	if (gw__bus_failed(h, status, body, len)) {
+		return NULL;
+	}
+	grant = gw__bearer_grant(h, body, len);
+	if (grant == NULL) {
+		return NULL;
+	}
+	if (!gw__grants(h, grant, body, len, want)) {
+		json_decref(grant);
+		gw__fail(h, "forbidden",
+		         want == LS_PERM_WRITE ? "no write permission"
+		                               : "no read permission");
+		return NULL;
+	}
+	return grant;
+}
+
 static void
 gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 {
@@ -757,18 +781,8 @@ gw__publish_reply(bus_status status, const char *body, size_t len, void *user)
 	size_t plen;
 	int rc;
 
-	h->bus_pending = false;
-	gw_metrics_bus(&h->gw->m, h->start_ns);
-	if (gw__bus_failed(h, status, body, len)) {
-		return;
-	}
-	grant = gw__bearer_grant(h, body, len);
+	grant = gw__bearer_checked(h, status, body, len, LS_PERM_WRITE);
 	if (grant == NULL) {
-		return;
-	}
-	if (!gw__grants(h, body, len, LS_PERM_WRITE)) {
-		json_decref(grant);
-		gw__fail(h, "forbidden", "no write permission");
 		return;
 	}
 	hist = gw_history_cfg(h->gw, grant, h->owner);
@@ -845,18 +859,8 @@ gw__history_reply(bus_status status, const char *body, size_t len, void *user)
 	json_t *grant;
 	int rc;
 
-	h->bus_pending = false;
-	gw_metrics_bus(&h->gw->m, h->start_ns);
-	if (gw__bus_failed(h, status, body, len)) {
-		return;
-	}
-	grant = gw__bearer_grant(h, body, len);
+	grant = gw__bearer_checked(h, status, body, len, LS_PERM_READ);
 	if (grant == NULL) {
-		return;
-	}
-	if (!gw__grants(h, body, len, LS_PERM_READ)) {
-		json_decref(grant);
-		gw__fail(h, "forbidden", "no read permission");
 		return;
 	}
 	json_decref(grant);
