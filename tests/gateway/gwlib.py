@@ -39,6 +39,20 @@ def url(port, path="/"):
     return "http://127.0.0.1:%d%s" % (port, path)
 
 
+def ready(port):
+    """Is the gateway on port ready (GET /readyz 200)?"""
+    return lstest.http_json("GET", url(port, "/readyz"))[0] == 200
+
+
+def metric(port, name):
+    """The value of lightstream_<name> in the gateway's /metrics."""
+    _, _, body = lstest.http("GET", url(port, "/metrics"))
+    for line in body.decode().splitlines():
+        if line.startswith("lightstream_" + name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
 def ws_url(port):
     return "ws://127.0.0.1:%d%s" % (port, WS_PATH)
 

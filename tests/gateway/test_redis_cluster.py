@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import lstest
-from gwlib import acc1_token, connect, subscribe, url
+from gwlib import acc1_token, connect, metric, ready, subscribe, url
 
 state = {}
 
@@ -62,10 +62,6 @@ def start_node(port):
     return p
 
 
-
-
-def ready(port):
-    return lstest.http_json("GET", url(port, "/readyz"))[0] == 200
 
 
 def setup():
@@ -125,14 +121,6 @@ def parse_slots(text):
         out.append((lo, hi, port))
         i += 5
     return out
-
-
-def metric(port, name):
-    _, _, body = lstest.http("GET", url(port, "/metrics"))
-    for line in body.decode().splitlines():
-        if line.startswith("lightstream_" + name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no metric " + name)
 
 
 def publish(ws, stream, data, rid):

@@ -8,7 +8,7 @@ import os
 import time
 
 import lstest
-from gwlib import acc1_token, connect, subscribe, url
+from gwlib import acc1_token, connect, metric, ready, subscribe, url
 
 state = {}
 
@@ -33,18 +33,6 @@ def proxy():
 def fabric_args():
     """The proxy's public key; a peer's own pair is its bus key (bus.keys)."""
     return ["--fabric-server-key", lstest.bus_key("proxy").pub_file]
-
-
-def ready(port):
-    return lstest.http_json("GET", url(port, "/readyz"))[0] == 200
-
-
-def metric(port, name):
-    _, _, body = lstest.http("GET", url(port, "/metrics"))
-    for line in body.decode().splitlines():
-        if line.startswith("lightstream_" + name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no metric " + name)
 
 
 def setup():
