@@ -233,6 +233,31 @@ gw__process_metrics(gw__out *o)
 	           LS_VERSION);
 }
 
+/* A Prometheus histogram of n buckets (the last one +Inf; le has n - 1
+ * bounds), counts per bucket as kept, cumulated here. */
+static void
+gw__histogram(gw__out *o, const char *name, const char *help, const double *le,
+              const uint64_t *bucket, int n, double sum, uint64_t count)
+{
+	uint64_t cum = 0;
+
+	gw__printf(
+	        o,
+	        "# HELP lightstream_%s %s\n# TYPE lightstream_%s histogram\n",
+	        name, help, name);
+	for (int i = 0; i < n - 1; i++) {
+		cum += bucket[i];
+		gw__printf(o, "lightstream_%s_bucket{le=\"%g\"} %llu\n", name,
+		           le[i], (unsigned long long)cum);
+	}
+	cum += bucket[n - 1];
+	gw__printf(o,
+	           "lightstream_%s_bucket{le=\"+Inf\"} %llu\n"
+	           "lightstream_%s_sum %.9f\nlightstream_%s_count %llu\n",
+	           name, (unsigned long long)cum, name, sum, name,
+	           (unsigned long long)count);
+}
+
 static void
 gw__metric(gw__out *o, const char *name, const char *type, const char *help,
            double value)
@@ -323,7 +348,6 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 {
 	gw__out o = { NULL, 0, 0, false };
 	gw__totals *t = calloc(1, sizeof(*t));
-	uint64_t cum = 0;
 
 	if (t == NULL) {
 		return NULL;
@@ -416,42 +440,14 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "bus_errors_total", "counter",
 	           "Bus requests that timed out or found no service.",
 	           (double)t->v[GW__M_BUS_ERRORS]);
-	gw__printf(&o, "# HELP lightstream_bus_latency_seconds Service-bus "
-	               "round trips.\n"
-	               "# TYPE lightstream_bus_latency_seconds histogram\n");
-	for (int i = 0; i < GW_LAT_BUCKETS - 1; i++) {
-		cum += t->lat_bucket[i];
-		gw__printf(&o,
-		           "lightstream_bus_latency_seconds_bucket{le=\"%g\"} "
-		           "%llu\n",
-		           gw__lat_le[i], (unsigned long long)cum);
-	}
-	cum += t->lat_bucket[GW_LAT_BUCKETS - 1];
-	gw__printf(&o,
-	           "lightstream_bus_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-	           "lightstream_bus_latency_seconds_sum %.9f\n"
-	           "lightstream_bus_latency_seconds_count %llu\n",
-	           (unsigned long long)cum, t->lat_sum,
-	           (unsigned long long)t->lat_count);
-	gw__printf(&o, "# HELP lightstream_loop_busy_seconds CPU time of each "
-	               "event-loop iteration (how long other clients "
-	               "waited).\n"
-	               "# TYPE lightstream_loop_busy_seconds histogram\n");
-	cum = 0;
-	for (int i = 0; i < GW_BUSY_BUCKETS - 1; i++) {
-		cum += t->busy_bucket[i];
-		gw__printf(&o,
-		           "lightstream_loop_busy_seconds_bucket{le=\"%g\"} "
-		           "%llu\n",
-		           gw__busy_le[i], (unsigned long long)cum);
-	}
-	cum += t->busy_bucket[GW_BUSY_BUCKETS - 1];
-	gw__printf(&o,
-	           "lightstream_loop_busy_seconds_bucket{le=\"+Inf\"} %llu\n"
-	           "lightstream_loop_busy_seconds_sum %.9f\n"
-	           "lightstream_loop_busy_seconds_count %llu\n",
-	           (unsigned long long)cum, t->busy_sum,
-	           (unsigned long long)t->busy_count);
+	gw__histogram(&o, "bus_latency_seconds", "Service-bus round trips.",
+	              gw__lat_le, t->lat_bucket, GW_LAT_BUCKETS, t->lat_sum,
+	              t->lat_count);
+	gw__histogram(&o, "loop_busy_seconds",
+	              "CPU time of each event-loop iteration (how long other "
+	              "clients waited).",
+	              gw__busy_le, t->busy_bucket, GW_BUSY_BUCKETS,
+	              t->busy_sum, t->busy_count);
 	gw__metric(&o, "loop_busy_max_seconds", "gauge",
 	           "The longest CPU time of one event-loop iteration.",
 	           t->busy_max);
