@@ -56,8 +56,9 @@ typedef struct rc__pending {
 	size_t cmdlen;
 	unsigned slot;
 	int retries;
-	bool slots;   /* the CLUSTER SLOTS of a control connection */
-	bool library; /* FUNCTION LOAD: nobody waits for it */
+	bool slots;      /* the CLUSTER SLOTS of a control connection */
+	bool library;    /* FUNCTION LOAD: nobody waits for it */
+	unsigned *count; /* the fabric's count of callers' requests, or NULL */
 } rc__pending;
 
 typedef enum rc__kind { RC_SUB, RC_PUB, RC_CTL } rc__kind;
@@ -96,6 +97,7 @@ struct ps__rc {
 	ev_timer refresh;
 	bool refresh_armed;
 	int backoff_ms;
+	unsigned requests; /* callers' requests waiting for a reply */
 	bool ever_ready;
 	bool lost;    /* something may have been lost since ready */
 	int ctl_node; /* where the control channel is subscribed */
@@ -191,6 +193,9 @@ rc__send2(rc__conn *c, const char *a, const char *b, size_t blen)
 static void
 rc__pending_free(rc__pending *p)
 {
+	if (p->count != NULL) {
+		(*p->count)--;
+	}
 	free(p->cmd);
 	free(p);
 }
@@ -1002,8 +1007,9 @@ rc__unsubscribe(ps_fabric *f, ps__topic *t)
 
 /*
  * Send a request about topic (argv) to the master owning its slot, with
- * done or hdone answered when it replies. Returns 0, or -EAGAIN when the
- * slot's owner is unknown (the topology is being discovered).
+ * done or hdone answered when it replies. Returns 0, -EAGAIN when the
+ * slot's owner is unknown (the topology is being discovered), or -ENOBUFS
+ * when PS_PENDING_MAX requests already wait (a stalled node).
  */
 static int
 rc__request(ps__rc *rc, const char *topic, size_t tlen, int argc,
@@ -1019,6 +1025,9 @@ rc__request(ps__rc *rc, const char *topic, size_t tlen, int argc,
 	if (rc->owner[slot] == RC_NONE) {
 		return -EAGAIN;
 	}
+	if (rc->requests >= PS_PENDING_MAX) {
+		return -ENOBUFS;
+	}
 	c = rc__node_conn(rc, rc->owner[slot], RC_PUB);
 	p = calloc(1, sizeof(*p));
 	n = redisFormatCommandArgv(&cmd, argc, argv, lens);
@@ -1033,6 +1042,8 @@ rc__request(ps__rc *rc, const char *topic, size_t tlen, int argc,
 	p->cmd = cmd;
 	p->cmdlen = (size_t)n;
 	p->slot = slot;
+	p->count = &rc->requests;
+	rc->requests++;
 	rc__pending_send(c, p);
 	return 0;
 }
