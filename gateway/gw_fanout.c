@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,13 +431,79 @@ gw_queue_clear(gw_conn *c)
  * queue waits for WRITEABLE, so a slow reader still meets the queue limit
  * instead of growing lws's buffer.
  */
+/*
+ * Read-ahead: lws reads a connection GW_RX_CHUNK bytes per loop iteration
+ * (small chunks keep idle connections small), about one publish. Writing
+ * the fan-out after every iteration would then cost one send() per
+ * subscriber and message however far behind the loop is, and past
+ * saturation the backlog would grow without end. So while a connection
+ * that published since the last flush has more input waiting in its
+ * socket, the flush is put off and the loop goes round to read it: every
+ * message read meanwhile joins the same batches, one send() per
+ * subscriber for all of them. Bounded: for at most as long as the last
+ * flush took (GW_READ_AHEAD_MIN_S .. GW_READ_AHEAD_MAX_S), and never past
+ * the back-pressure limit (gateway.fanout_pause_bytes) — reading and
+ * writing take turns, and a message waits at most about one write pass
+ * longer than it would have.
+ */
+static bool
+gw__read_ahead(gw_gateway *gw)
+{
+	ev_tstamp now, limit;
+
+	if (gw->readers == NULL || gw->flush == NULL ||
+	    gw->fanout_bytes >= (size_t)gw->fanout_pause_bytes) {
+		return false;
+	}
+	now = ev_time();
+	limit = gw->flush_took < GW_READ_AHEAD_MIN_S   ? GW_READ_AHEAD_MIN_S
+	        : gw->flush_took > GW_READ_AHEAD_MAX_S ? GW_READ_AHEAD_MAX_S
+	                                               : gw->flush_took;
+	if (gw->read_since == 0) {
+		gw->read_since = now;
+	} else if (now - gw->read_since >= limit) {
+		return false;
+	}
+	for (gw_conn *c = gw->readers; c != NULL; c = c->reader_next) {
+		int unread = 0;
+		if (c->rx_paused || c->state == GW_CS_CLOSING) {
+			continue;
+		}
+		if (ioctl((int)lws_get_socket_fd(c->wsi), FIONREAD, &unread) ==
+		            0 &&
+		    unread > 0) {
+			gw->m.reads_ahead++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+gw__readers_clear(gw_gateway *gw)
+{
+	while (gw->readers != NULL) {
+		gw_conn *c = gw->readers;
+		gw->readers = c->reader_next;
+		c->reader_next = NULL;
+		c->reader_listed = false;
+	}
+	gw->read_since = 0;
+}
+
 static void
 gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	gw_gateway *gw = w->data;
+	ev_tstamp start;
 
 	(void)revents;
+	if (gw__read_ahead(gw)) {
+		return; /* the watcher stays: the next iteration decides */
+	}
 	ev_prepare_stop(loop, w);
+	gw__readers_clear(gw);
+	start = gw->flush != NULL ? ev_time() : 0;
 	gw->fanout_bytes = 0;
 	while (gw->flush != NULL) {
 		gw_conn *c = gw->flush;
@@ -469,6 +536,9 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		c->rx_paused = false;
 		lws_rx_flow_control(c->wsi, 1);
 	}
+	if (start != 0) {
+		gw->flush_took = ev_time() - start;
+	}
 }
 
 static void
@@ -497,8 +567,17 @@ gw_publisher_check(gw_conn *c)
 {
 	gw_gateway *gw = c->gw;
 
+	if (c->state == GW_CS_CLOSING) {
+		return;
+	}
+	if (!c->reader_listed && gw->flush != NULL) {
+		/* gw__read_ahead looks at its socket before the flush. */
+		c->reader_listed = true;
+		c->reader_next = gw->readers;
+		gw->readers = c;
+	}
 	if (gw->fanout_bytes < (size_t)gw->fanout_pause_bytes ||
-	    c->rx_paused || c->state == GW_CS_CLOSING) {
+	    c->rx_paused) {
 		return;
 	}
 	if (lws_rx_flow_control(c->wsi, 0) != 0) {
@@ -532,6 +611,17 @@ gw__want_write(gw_conn *c)
 void
 gw_flush_forget(gw_conn *c)
 {
+	if (c->reader_listed) {
+		for (gw_conn **pp = &c->gw->readers; *pp != NULL;
+		     pp = &(*pp)->reader_next) {
+			if (*pp == c) {
+				*pp = c->reader_next;
+				break;
+			}
+		}
+		c->reader_next = NULL;
+		c->reader_listed = false;
+	}
 	if (c->rx_paused) {
 		for (gw_conn **pp = &c->gw->paused; *pp != NULL;
 		     pp = &(*pp)->paused_next) {

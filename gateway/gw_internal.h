@@ -113,6 +113,7 @@ typedef struct gw_metrics {
 	_Atomic uint64_t token_busy;    /* 503: token calls in flight at max */
 	_Atomic uint64_t direct_writes; /* batches sent on the socket itself */
 	_Atomic uint64_t publishers_paused; /* reads paused: back-pressure */
+	_Atomic uint64_t reads_ahead; /* flushes put off: publisher unread */
 	_Atomic uint64_t
 	        lat_bucket[GW_LAT_BUCKETS]; /* cumulative at render time */
 	_Atomic uint64_t lat_count;
@@ -273,6 +274,9 @@ struct gw_conn {
 	/* on gw->paused: reading stopped until the flush (back-pressure) */
 	gw_conn *paused_next;
 	bool rx_paused;
+	/* on gw->readers: published since the last flush (read-ahead) */
+	gw_conn *reader_next;
+	bool reader_listed;
 	/* subscriptions */
 	gw_sub *subs;
 	size_t nsubs;
@@ -430,6 +434,12 @@ struct gw_gateway {
 	 * (gw_publisher_check). */
 	size_t fanout_bytes;
 	gw_conn *paused;
+	/* Read-ahead: connections that published since the last flush,
+	 * when the flush was first put off for them (0: not put off) and
+	 * how long the last flush took (seconds). */
+	gw_conn *readers;
+	ev_tstamp read_since;
+	ev_tstamp flush_took;
 
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
 	unsigned char *wbuf;
@@ -547,8 +557,15 @@ void gw_flush_forget(gw_conn *c);
  * publish stop being read until they are written (back-pressure). */
 #define GW_FANOUT_PAUSE_BYTES (16u << 20)
 
-/* After a publish of c: pause reading c while the iteration's fan-out is
- * past GW_FANOUT_PAUSE_BYTES; the flush resumes it. */
+/* Read-ahead (gw_fanout.c): the flush of queued fan-out may be put off
+ * while a publisher has unread input, for as long as the last flush took,
+ * within these bounds (seconds). */
+#define GW_READ_AHEAD_MIN_S 0.001
+#define GW_READ_AHEAD_MAX_S 0.050
+
+/* After a publish of c: note c for the read-ahead, and pause reading c
+ * while the iteration's fan-out is past GW_FANOUT_PAUSE_BYTES; the flush
+ * resumes it. */
 void gw_publisher_check(gw_conn *c);
 void gw_streams_free(gw_gateway *gw);
 

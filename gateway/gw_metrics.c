@@ -33,6 +33,7 @@ enum {
 	GW__M_TOKEN_BUSY,
 	GW__M_DIRECT_WRITES,
 	GW__M_PUBLISHERS_PAUSED,
+	GW__M_READS_AHEAD,
 	GW__M_COUNT,
 };
 
@@ -312,6 +313,7 @@ gw__add(gw_gateway *g, void *arg)
 	t->v[GW__M_TOKEN_BUSY] += m->token_busy;
 	t->v[GW__M_DIRECT_WRITES] += m->direct_writes;
 	t->v[GW__M_PUBLISHERS_PAUSED] += m->publishers_paused;
+	t->v[GW__M_READS_AHEAD] += m->reads_ahead;
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -401,6 +403,10 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	           "Times reading a publishing connection was paused until "
 	           "the loop wrote what one iteration had fanned out.",
 	           (double)t->v[GW__M_PUBLISHERS_PAUSED]);
+	gw__metric(&o, "fanout_reads_ahead_total", "counter",
+	           "Loop iterations that read a publisher's further input "
+	           "before writing the fan-out queued so far.",
+	           (double)t->v[GW__M_READS_AHEAD]);
 	gw__metric(&o, "slow_consumers_total", "counter",
 	           "Connections closed for exceeding the queue limit.",
 	           (double)t->v[GW__M_SLOW_CONSUMERS]);

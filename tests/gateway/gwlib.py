@@ -108,6 +108,11 @@ def signature(secret, app, tok, conn_id):
 
 def send_masked_fast(ws, payload, opcode=0x1):
     """Send one masked frame quickly (big payloads)."""
+    ws.sock.sendall(masked_frame(payload, opcode))
+
+
+def masked_frame(payload, opcode=0x1):
+    """The bytes of one masked client frame (several may go in one send)."""
     n = len(payload)
     header = bytes([0x80 | opcode])
     if n < 126:
@@ -120,7 +125,7 @@ def send_masked_fast(ws, payload, opcode=0x1):
     reps = (key * (n // 4 + 1))[:n]
     masked = (int.from_bytes(payload, "big") ^ int.from_bytes(reps, "big")).to_bytes(n, "big") \
         if n else b""
-    ws.sock.sendall(header + key + masked)
+    return header + key + masked
 
 
 def raw_http(port, request, timeout=5):
