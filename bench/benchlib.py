@@ -189,7 +189,7 @@ def start_lightstream(build, cpu=SERVER_CPU, redis_port=None, extra=(), gateways
     # protects a production gateway (docs/security.md): benchmarks lift it.
     config = os.path.join(data, "bench-config.json")
     with open(config, "w") as f:
-        f.write('{"gateway": {"publish_rate": 0}}')
+        f.write(os.environ.get('LS_BENCH_CONFIG', '{"gateway": {"publish_rate": 0}}'))
     argv = [exe, "serve", "--config", config,
             "--listen", "127.0.0.1:%d" % port, "--data", data,
             "--fixture", FIXTURE, "--log-level", "warn", "--gateways", str(gateways)]

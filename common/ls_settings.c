@@ -65,7 +65,7 @@ ls_settings_init(ls_settings *s)
 	s->auth_timeout_ms = 10000;
 	s->max_frame_bytes = 65536;
 	s->queue_limit_bytes = 1048576;
-	s->fanout_pause_bytes = 16777216;
+	s->fanout_pause_bytes = 67108864;
 	s->max_subscriptions = 128;
 	s->publish_rate = 1000;
 	s->publish_burst = 2000;

@@ -41,7 +41,7 @@ typedef struct ls_settings {
 	long auth_timeout_ms;         /* 10000 */
 	long max_frame_bytes;         /* 65536 */
 	long queue_limit_bytes;       /* 1048576 */
-	long fanout_pause_bytes; /* 16777216: back-pressure on publishers */
+	long fanout_pause_bytes; /* 67108864: back-pressure on publishers */
 	long max_subscriptions;  /* 128 per connection */
 	long ping_interval_s;    /* 25 */
 	long drain_timeout_ms;   /* 5000 */

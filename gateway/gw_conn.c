@@ -1181,6 +1181,7 @@ gw_conn_receive(gw_conn *c, const void *in, size_t len)
 	bool last = lws_is_final_fragment(c->wsi) && remaining == 0;
 
 	c->last_rx_ms = ls_now_ms();
+	gw_read_ahead_consumed(c, len);
 	if (c->state == GW_CS_CLOSING) {
 		return 0; /* the rest of a refused message */
 	}

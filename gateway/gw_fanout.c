@@ -438,18 +438,27 @@ gw_queue_clear(gw_conn *c)
  * subscriber and message however far behind the loop is, and past
  * saturation the backlog would grow without end. So while a connection
  * that published since the last flush has more input waiting in its
- * socket, the flush is put off and the loop goes round to read it: every
- * message read meanwhile joins the same batches, one send() per
- * subscriber for all of them. Bounded: for at most as long as the last
+ * socket, the flush is put off and the loop goes round to read it — what
+ * had arrived when the flush was first due, not what arrives meanwhile:
+ * every message read joins the same batches, one send() per subscriber
+ * for all of them. Bounded: for at most as long as the last
  * flush took (GW_READ_AHEAD_MIN_S .. GW_READ_AHEAD_MAX_S), and never past
  * the back-pressure limit (gateway.fanout_pause_bytes) — reading and
  * writing take turns, and a message waits at most about one write pass
  * longer than it would have.
  */
+static void
+gw__ahead_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
+}
+
 static bool
 gw__read_ahead(gw_gateway *gw)
 {
 	ev_tstamp now, limit;
+	bool more = false;
 
 	if (gw->readers == NULL || gw->flush == NULL ||
 	    gw->fanout_bytes >= (size_t)gw->fanout_pause_bytes) {
@@ -459,9 +468,7 @@ gw__read_ahead(gw_gateway *gw)
 	limit = gw->flush_took < GW_READ_AHEAD_MIN_S   ? GW_READ_AHEAD_MIN_S
 	        : gw->flush_took > GW_READ_AHEAD_MAX_S ? GW_READ_AHEAD_MAX_S
 	                                               : gw->flush_took;
-	if (gw->read_since == 0) {
-		gw->read_since = now;
-	} else if (now - gw->read_since >= limit) {
+	if (gw->read_since != 0 && now - gw->read_since >= limit) {
 		return false;
 	}
 	for (gw_conn *c = gw->readers; c != NULL; c = c->reader_next) {
@@ -469,14 +476,43 @@ gw__read_ahead(gw_gateway *gw)
 		if (c->rx_paused || c->state == GW_CS_CLOSING) {
 			continue;
 		}
-		if (ioctl((int)lws_get_socket_fd(c->wsi), FIONREAD, &unread) ==
-		            0 &&
-		    unread > 0) {
-			gw->m.reads_ahead++;
-			return true;
+		if ((gw->read_since == 0 || c->ahead_left > 0) &&
+		    ioctl((int)lws_get_socket_fd(c->wsi), FIONREAD, &unread) !=
+		            0) {
+			unread = 0;
 		}
+		if (gw->read_since == 0 && unread > 0) {
+			/* What has arrived by now is read before the flush;
+			 * what arrives meanwhile waits for the next one. */
+			c->ahead_left = (size_t)unread;
+		} else if (unread == 0) {
+			/* All read (ahead_left counts no frame headers). */
+			c->ahead_left = 0;
+		}
+		more = more || c->ahead_left > 0;
 	}
-	return false;
+	if (!more) {
+		return false;
+	}
+	if (gw->read_since == 0) {
+		gw->read_since = now;
+	}
+	gw->m.reads_ahead++;
+	/* The loop must not sleep with a flush put off: an active idle
+	 * watcher makes this poll return at once. */
+	if (!ev_is_active(&gw->ahead_w)) {
+		ev_idle_init(&gw->ahead_w, gw__ahead_idle);
+		ev_idle_start(gw->loop, &gw->ahead_w);
+	}
+	return true;
+}
+
+/* c read len bytes of a message: what it had to read ahead shrinks (the
+ * frame headers are not counted: a little more may be read). */
+void
+gw_read_ahead_consumed(gw_conn *c, size_t len)
+{
+	c->ahead_left = len < c->ahead_left ? c->ahead_left - len : 0;
 }
 
 static void
@@ -487,6 +523,7 @@ gw__readers_clear(gw_gateway *gw)
 		gw->readers = c->reader_next;
 		c->reader_next = NULL;
 		c->reader_listed = false;
+		c->ahead_left = 0;
 	}
 	gw->read_since = 0;
 }
@@ -554,13 +591,13 @@ gw__flush_arm(gw_gateway *gw)
 /*
  * Back-pressure: a loop that reads publishes faster than it writes their
  * fan-out would queue without bound (and deliver ever later). Once an
- * iteration has queued GW_FANOUT_PAUSE_BYTES, the connection whose publish
- * took it there is not read again (lws_rx_flow_control; what lws already
- * read waits in its buffer) until the flush has written the iteration's
- * batches: reading and writing alternate, the publisher's TCP window fills
- * and slows it down. Only bytes queued in this iteration count — a slow
- * subscriber's backlog (bounded by gateway.queue_limit_bytes) never holds
- * publishers back.
+ * iteration has queued gateway.fanout_pause_bytes, the connection whose
+ * publish took it there is not read again (lws_rx_flow_control; what lws
+ * already read waits in its buffer) until the flush has written the
+ * iteration's batches: reading and writing alternate, the publisher's TCP
+ * window fills and slows it down. Only bytes queued in this iteration count —
+ * a slow subscriber's backlog (bounded by gateway.queue_limit_bytes) never
+ * holds publishers back.
  */
 void
 gw_publisher_check(gw_conn *c)
@@ -621,6 +658,7 @@ gw_flush_forget(gw_conn *c)
 		}
 		c->reader_next = NULL;
 		c->reader_listed = false;
+		c->ahead_left = 0;
 	}
 	if (c->rx_paused) {
 		for (gw_conn **pp = &c->gw->paused; *pp != NULL;

@@ -862,6 +862,9 @@ gw_gateway_destroy(gw_gateway **pgw)
 		gw->ctx = NULL;
 	}
 	ev_timer_stop(gw->loop, &gw->reap);
+	/* The connections are gone, and with them the fan-out's lists. */
+	ev_prepare_stop(gw->loop, &gw->flush_w);
+	ev_idle_stop(gw->loop, &gw->ahead_w);
 	if (ev_userdata(gw->loop) == gw) {
 		ev_set_loop_release_cb(gw->loop, NULL, NULL);
 		ev_set_userdata(gw->loop, NULL);

@@ -277,6 +277,7 @@ struct gw_conn {
 	/* on gw->readers: published since the last flush (read-ahead) */
 	gw_conn *reader_next;
 	bool reader_listed;
+	size_t ahead_left; /* input bytes to read before the flush */
 	/* subscriptions */
 	gw_sub *subs;
 	size_t nsubs;
@@ -429,7 +430,7 @@ struct gw_gateway {
 	bool fanout;
 	gw_conn *flush;
 	ev_prepare flush_w;
-	/* Bytes queued since the last flush; past GW_FANOUT_PAUSE_BYTES a
+	/* Bytes queued since the last flush; past gateway.fanout_pause_bytes a
 	 * publishing connection stops being read until the flush
 	 * (gw_publisher_check). */
 	size_t fanout_bytes;
@@ -440,6 +441,7 @@ struct gw_gateway {
 	gw_conn *readers;
 	ev_tstamp read_since;
 	ev_tstamp flush_took;
+	ev_idle ahead_w; /* keeps the loop from sleeping meanwhile */
 
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
 	unsigned char *wbuf;
@@ -553,10 +555,6 @@ int gw_queue_write(gw_conn *c);
 /* Takes c off the fan-out's write list (connection going away). */
 void gw_flush_forget(gw_conn *c);
 
-/* Fan-out bytes one loop iteration may queue before the connections that
- * publish stop being read until they are written (back-pressure). */
-#define GW_FANOUT_PAUSE_BYTES (16u << 20)
-
 /* Read-ahead (gw_fanout.c): the flush of queued fan-out may be put off
  * while a publisher has unread input, for as long as the last flush took,
  * within these bounds (seconds). */
@@ -564,9 +562,11 @@ void gw_flush_forget(gw_conn *c);
 #define GW_READ_AHEAD_MAX_S 0.050
 
 /* After a publish of c: note c for the read-ahead, and pause reading c
- * while the iteration's fan-out is past GW_FANOUT_PAUSE_BYTES; the flush
+ * while the iteration's fan-out is past gw->fanout_pause_bytes; the flush
  * resumes it. */
 void gw_publisher_check(gw_conn *c);
+/* c received len bytes of a message (gw_conn_receive). */
+void gw_read_ahead_consumed(gw_conn *c, size_t len);
 void gw_streams_free(gw_gateway *gw);
 
 /*

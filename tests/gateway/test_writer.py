@@ -226,7 +226,7 @@ def test_a_burst_of_publishes_goes_out_in_few_writes():
 
 def test_publishers_paused_while_a_fan_out_is_written():
     # Several publishers flood one stream with 100 subscribers: an
-    # iteration that fans out more than GW_FANOUT_PAUSE_BYTES (16 MiB)
+    # iteration that fans out more than gateway.fanout_pause_bytes
     # stops reading its publishers until that is written. Every subscriber
     # still receives every message, in order, nobody is cut off.
     import threading
