@@ -11,6 +11,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +185,13 @@ void
 gw_adopt(gw_gateway *gw, int fd, bool tls)
 {
 	struct lws *wsi;
+	int one = 1;
 
+	/* Small frames leave at once: with Nagle's algorithm a frame sent
+	 * while an earlier one waits for its (delayed, up to 40 ms) ACK
+	 * would wait too. lws sets this on sockets it accepts itself, not on
+	 * adopted ones. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (tls) {
 		wsi = lws_adopt_descriptor_vhost(
 		        gw->vh_tls,

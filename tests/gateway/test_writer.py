@@ -4,7 +4,10 @@ the connection, through lws otherwise. Every byte is checked by a raw-socket
 reader: frames whole, in order, with the pongs lws writes itself, our pings
 and the close handshake between them, never inside them."""
 
+import ctypes
 import json
+import os
+import socket
 import struct
 import time
 
@@ -221,6 +224,56 @@ def test_a_burst_of_publishes_goes_out_in_few_writes():
     for rd in subs:
         rd.sock.close()
     pub.close()
+    assert proc.stop() == 0
+
+
+def _server_end(pid, client):
+    """The server process's own socket for our connection client,
+    duplicated into this process (pidfd_getfd: root, or ptrace rights)."""
+    port = client.getsockname()[1]
+    inode = None
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port:
+                inode = fields[9]
+    assert inode is not None, "no server socket for port %d" % port
+    target = None
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "socket:[%s]" % inode:
+                target = int(fd)
+        except OSError:
+            pass
+    assert target is not None, "the server holds no descriptor for it"
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        dup = libc.syscall(438, pidfd, target, 0)  # SYS_pidfd_getfd
+    finally:
+        os.close(pidfd)
+    assert dup >= 0, os.strerror(ctypes.get_errno())
+    return socket.socket(fileno=dup)
+
+
+def test_accepted_sockets_send_small_frames_at_once():
+    # Nagle's algorithm on the gateway's sockets held a small frame back
+    # while an earlier one waited for its ACK, which the subscriber's
+    # kernel delays up to 40 ms: p99 latency of 50 ms at a few hundred
+    # messages per second. Every accepted socket must have TCP_NODELAY,
+    # whichever loop adopted it.
+    proc, port = serve(args=("--gateways", "2"), name="serve-nodelay")
+    tok = acc1_token(port)
+    conns = [connect(port, "acc1", tok)[0] for _ in range(4)]
+    for ws in conns:
+        srv = _server_end(proc.pid, ws.sock)
+        try:
+            assert srv.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            srv.close()  # our duplicate only: the connection stays
+    for ws in conns:  # still open and answering
+        subscribe(ws, "acc1", "s2", rid="after")
+        ws.close()
     assert proc.stop() == 0
 
 
