@@ -71,6 +71,7 @@ typedef struct rc__conn {
 	bool connected;
 	ev_io rio, wio;
 	ev_timer timeout;
+	ev_timer stall; /* requests waiting and nothing read meanwhile */
 	redisReader *reader;
 	char *wbuf;
 	size_t wlen, wcap;
@@ -223,6 +224,11 @@ rc__pending_send(rc__conn *c, rc__pending *p)
 		c->head = p;
 	}
 	c->tail = p;
+	if (c->head == p) {
+		/* The first to wait: the node must answer something within
+		 * the time a connection may take (rc__on_stall). */
+		ev_timer_again(c->rc->f->loop, &c->stall);
+	}
 	rc__write(c, p->cmd, p->cmdlen);
 }
 
@@ -234,6 +240,7 @@ rc__conn_free(rc__conn *c)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	ev_timer_stop(loop, &c->timeout);
+	ev_timer_stop(loop, &c->stall);
 	if (c->fd >= 0) {
 		close(c->fd);
 	}
@@ -294,6 +301,26 @@ rc__on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	rc__conn_lost(w->data, "connect timed out");
 }
 
+/*
+ * A node that keeps its connection open but answers nothing (hung, or
+ * stopped) would hold every request sent to it for ever, and the fabric
+ * would still say it is ready. As on single-node Redis (ps_redis.c's
+ * watchdog): requests waiting and nothing read from the node for the
+ * connect timeout drop the connection — its requests fail with
+ * LS_EUNAVAILABLE, the topology is asked again and the node reconnected.
+ */
+static void
+rc__on_stall(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	rc__conn *c = w->data;
+
+	(void)revents;
+	ev_timer_stop(loop, w);
+	if (c->head != NULL) {
+		rc__conn_lost(c, "no reply within the connect timeout");
+	}
+}
+
 static rc__conn *
 rc__connect(ps__rc *rc, rc__kind kind, int node, const char *host, int port)
 {
@@ -328,7 +355,9 @@ rc__connect(ps__rc *rc, rc__kind kind, int node, const char *host, int port)
 	ev_io_init(&c->wio, rc__on_write, c->fd, EV_WRITE);
 	ev_timer_init(&c->timeout, rc__on_timeout,
 	              rc->f->connect_timeout_ms / 1000.0, 0);
-	c->rio.data = c->wio.data = c->timeout.data = c;
+	ev_init(&c->stall, rc__on_stall);
+	c->stall.repeat = rc->f->connect_timeout_ms / 1000.0;
+	c->rio.data = c->wio.data = c->timeout.data = c->stall.data = c;
 	ev_io_start(rc->f->loop, &c->wio); /* connect completes writable */
 	ev_timer_start(rc->f->loop, &c->timeout);
 	return c;
@@ -643,7 +672,6 @@ rc__on_read(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 	void *reply;
 
-	(void)loop;
 	(void)revents;
 	n = recv(c->fd, buf, sizeof(buf), 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -653,6 +681,9 @@ rc__on_read(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n < 0) {
 		return;
+	}
+	if (c->head != NULL) {
+		ev_timer_again(loop, &c->stall); /* the node is answering */
 	}
 	redisReaderFeed(c->reader, buf, (size_t)n);
 	for (;;) {

@@ -7,6 +7,7 @@ subscriber's WebSocket never closed."""
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -263,6 +264,31 @@ def test_master_restart_keeps_the_subscriber():
             return False
     lstest.wait_for(delivered, timeout=20, what="delivery after the master restart")
     sub.close()
+    pub.close()
+
+
+def test_a_hung_master_fails_publishes_instead_of_holding_them():
+    # A master that stops answering but keeps its socket open (SIGSTOP)
+    # must not hold publishes for ever: within the fabric's connect
+    # timeout (2 s) they are answered ok:false "unavailable", and once the
+    # master answers again publishing works on the same connection.
+    st = setup()
+    tok = acc1_token(st["serve"])
+    pub, _ = connect(st["a"], "acc1", tok)
+    assert publish(pub, "s2", "before", "b")["ok"]
+    master = st["nodes"][owner_port("acc1:s2")]
+    master.signal(signal.SIGSTOP)
+    try:
+        pub.send(5, {"owner": "acc1", "stream": "s2", "data": "hung", "requestId": "h"})
+        m = pub.recv_type(13, timeout=15)
+        assert m["requestId"] == "h" and not m["ok"], m
+        assert m["error"]["code"] == "unavailable", m
+    finally:
+        master.signal(signal.SIGCONT)
+    lstest.wait_for(lambda: all("cluster_state:ok" in cli(p, "CLUSTER", "INFO")
+                                for p in st["ports"]), timeout=30, what="cluster ok again")
+    lstest.wait_for(lambda: publish(pub, "s2", "after", "a")["ok"], timeout=30,
+                    what="publishing again")
     pub.close()
 
 
