@@ -539,6 +539,7 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		return; /* the watcher stays: the next iteration decides */
 	}
 	ev_prepare_stop(loop, w);
+	ev_idle_stop(loop, &gw->ahead_w);
 	gw__readers_clear(gw);
 	start = gw->flush != NULL ? ev_time() : 0;
 	gw->fanout_bytes = 0;
