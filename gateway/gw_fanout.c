@@ -419,19 +419,6 @@ gw_queue_clear(gw_conn *c)
 }
 
 /*
- * A fan-out does not ask lws for WRITEABLE on a connection whose queue it
- * started while nothing is buffered inside lws: the connection goes on a
- * list written once per loop iteration, just before the loop waits again
- * (every message handled in the iteration is then in the batch). At light
- * load this saves, per delivery, the epoll_ctl and the loop round trip
- * before the one send(). Writing outside the callback keeps the byte order
- * (lws 4.1.6 lws_issue_raw: a write while output is buffered is appended
- * behind it; an unsent remainder is buffered, WRITEABLE requested, and
- * drained before the next WRITEABLE callback). With buffered output the
- * queue waits for WRITEABLE, so a slow reader still meets the queue limit
- * instead of growing lws's buffer.
- */
-/*
  * Read-ahead: lws reads a connection GW_RX_CHUNK bytes per loop iteration
  * (small chunks keep idle connections small), about one publish. Writing
  * the fan-out after every iteration would then cost one send() per
@@ -528,6 +515,19 @@ gw__readers_clear(gw_gateway *gw)
 	gw->read_since = 0;
 }
 
+/*
+ * A fan-out does not ask lws for WRITEABLE on a connection whose queue it
+ * started while nothing is buffered inside lws: the connection goes on a
+ * list written once per loop iteration, just before the loop waits again
+ * (every message handled in the iteration is then in the batch). At light
+ * load this saves, per delivery, the epoll_ctl and the loop round trip
+ * before the one send(). Writing outside the callback keeps the byte order
+ * (lws 4.1.6 lws_issue_raw: a write while output is buffered is appended
+ * behind it; an unsent remainder is buffered, WRITEABLE requested, and
+ * drained before the next WRITEABLE callback). With buffered output the
+ * queue waits for WRITEABLE, so a slow reader still meets the queue limit
+ * instead of growing lws's buffer.
+ */
 static void
 gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
