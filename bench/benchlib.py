@@ -45,6 +45,34 @@ def tmpdir():
     return _tmp
 
 
+_cgroups = []
+
+
+def cpu_quota(pids, cpus):
+    """Hold the processes pids (all their threads) to `cpus` CPUs in all
+    (e.g. 0.5), with a CPU cgroup of their own (v2 cpu.max, or v1
+    cfs_quota_us); removed at exit. Needs root."""
+    period = 100000
+    quota = max(1000, int(cpus * period))
+    name = "lightstream-bench-%d-%d" % (os.getpid(), len(_cgroups))
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        d = os.path.join("/sys/fs/cgroup", name)
+        os.mkdir(d)
+        with open(os.path.join(d, "cpu.max"), "w") as f:
+            f.write("%d %d" % (quota, period))
+    else:
+        d = os.path.join("/sys/fs/cgroup/cpu", name)
+        os.mkdir(d)
+        with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+            f.write(str(period))
+        with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(quota))
+    _cgroups.append(d)
+    for pid in pids:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+
 def _cleanup():
     for p in reversed(_procs):
         try:
@@ -58,6 +86,12 @@ def _cleanup():
         except OSError:
             pass
     del _procs[:]
+    for d in _cgroups:
+        try:
+            os.rmdir(d)  # empty once its processes are gone
+        except OSError:
+            pass
+    del _cgroups[:]
     if _tmp and not os.environ.get("KEEP_TMP"):
         shutil.rmtree(_tmp, ignore_errors=True)
 

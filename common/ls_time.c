@@ -24,6 +24,15 @@ ls_now_ns(void)
 }
 
 int64_t
+ls_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
 ls_wall_ms(void)
 {
 	struct timespec ts;

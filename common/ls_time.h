@@ -11,6 +11,10 @@ int64_t ls_now_ms(void);
 /* Monotonic nanoseconds, for benchmarks. */
 int64_t ls_now_ns(void);
 
+/* CPU time of the calling thread in nanoseconds: work done, whatever
+ * share of a CPU the thread gets. */
+int64_t ls_thread_cpu_ns(void);
+
 /* Wall clock milliseconds since the Unix epoch, for expiry times. */
 int64_t ls_wall_ms(void);
 

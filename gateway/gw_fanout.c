@@ -23,6 +23,7 @@
 #include "ls_json.h"
 #include "ls_log.h"
 #include "ls_proto.h"
+#include "ls_time.h"
 
 /* One line per slow consumer would let a crowd of them flood the log. */
 static ls_log_limit gw__slow_log = LS_LOG_LIMIT_INIT(10000, 5);
@@ -428,8 +429,8 @@ gw_queue_clear(gw_conn *c)
  * socket, the flush is put off and the loop goes round to read it — what
  * had arrived when the flush was first due, not what arrives meanwhile:
  * every message read joins the same batches, one send() per subscriber
- * for all of them. Bounded: for at most as long as the last
- * flush took (GW_READ_AHEAD_MIN_S .. GW_READ_AHEAD_MAX_S), and never past
+ * for all of them. Bounded: for at most as much CPU time as the last
+ * flush took (GW_READ_AHEAD_MIN_NS .. GW_READ_AHEAD_MAX_NS), and never past
  * the back-pressure limit (gateway.fanout_pause_bytes) — reading and
  * writing take turns, and a message waits at most about one write pass
  * longer than it would have.
@@ -444,17 +445,19 @@ gw__ahead_idle(struct ev_loop *loop, ev_idle *w, int revents)
 static bool
 gw__read_ahead(gw_gateway *gw)
 {
-	ev_tstamp now, limit;
+	int64_t now, limit;
 	bool more = false;
 
 	if (gw->readers == NULL || gw->flush == NULL ||
 	    gw->fanout_bytes >= (size_t)gw->fanout_pause_bytes) {
 		return false;
 	}
-	now = ev_time();
-	limit = gw->flush_took < GW_READ_AHEAD_MIN_S   ? GW_READ_AHEAD_MIN_S
-	        : gw->flush_took > GW_READ_AHEAD_MAX_S ? GW_READ_AHEAD_MAX_S
-	                                               : gw->flush_took;
+	/* CPU time: with a CPU limit (a container's quota) or a busy
+	 * machine, wall time would leave reading almost nothing. */
+	now = ls_thread_cpu_ns();
+	limit = gw->flush_took < GW_READ_AHEAD_MIN_NS   ? GW_READ_AHEAD_MIN_NS
+	        : gw->flush_took > GW_READ_AHEAD_MAX_NS ? GW_READ_AHEAD_MAX_NS
+	                                                : gw->flush_took;
 	if (gw->read_since != 0 && now - gw->read_since >= limit) {
 		return false;
 	}
@@ -532,7 +535,7 @@ static void
 gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	gw_gateway *gw = w->data;
-	ev_tstamp start;
+	int64_t start;
 
 	(void)revents;
 	if (gw__read_ahead(gw)) {
@@ -541,7 +544,7 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 	ev_idle_stop(loop, &gw->ahead_w);
 	gw__readers_clear(gw);
-	start = gw->flush != NULL ? ev_time() : 0;
+	start = gw->flush != NULL ? ls_thread_cpu_ns() : 0;
 	gw->fanout_bytes = 0;
 	while (gw->flush != NULL) {
 		gw_conn *c = gw->flush;
@@ -575,7 +578,7 @@ gw__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		lws_rx_flow_control(c->wsi, 1);
 	}
 	if (start != 0) {
-		gw->flush_took = ev_time() - start;
+		gw->flush_took = ls_thread_cpu_ns() - start;
 	}
 }
 

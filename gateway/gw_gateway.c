@@ -323,15 +323,6 @@ gw__ping(struct ev_loop *loop, ev_timer *w, int revents)
  * CPU time, not wall time, so that a busy machine does not count.
  */
 
-static int64_t
-gw__thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* libev calls these around each wait for events (ev_set_loop_release_cb):
  * what lies between an acquire and the next release is one iteration. */
 static void
@@ -339,7 +330,7 @@ gw__loop_acquire(struct ev_loop *loop) EV_NOEXCEPT
 {
 	gw_gateway *gw = ev_userdata(loop);
 
-	gw->busy_t0 = gw__thread_cpu_ns();
+	gw->busy_t0 = ls_thread_cpu_ns();
 }
 
 static void
@@ -349,7 +340,7 @@ gw__loop_release(struct ev_loop *loop) EV_NOEXCEPT
 
 	if (gw->busy_t0 != 0) {
 		gw_metrics_busy(&gw->m,
-		                (double)(gw__thread_cpu_ns() - gw->busy_t0) /
+		                (double)(ls_thread_cpu_ns() - gw->busy_t0) /
 		                        1e9);
 		gw->busy_t0 = 0;
 	}

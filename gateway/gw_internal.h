@@ -437,10 +437,10 @@ struct gw_gateway {
 	gw_conn *paused;
 	/* Read-ahead: connections that published since the last flush,
 	 * when the flush was first put off for them (0: not put off) and
-	 * how long the last flush took (seconds). */
+	 * how long the last flush took (thread CPU time, ns). */
 	gw_conn *readers;
-	ev_tstamp read_since;
-	ev_tstamp flush_took;
+	int64_t read_since;
+	int64_t flush_took;
 	ev_idle ahead_w; /* keeps the loop from sleeping meanwhile */
 
 	/* coalescing buffer for WebSocket writes: LWS_PRE + batch */
@@ -556,10 +556,10 @@ int gw_queue_write(gw_conn *c);
 void gw_flush_forget(gw_conn *c);
 
 /* Read-ahead (gw_fanout.c): the flush of queued fan-out may be put off
- * while a publisher has unread input, for as long as the last flush took,
- * within these bounds (seconds). */
-#define GW_READ_AHEAD_MIN_S 0.001
-#define GW_READ_AHEAD_MAX_S 0.050
+ * while a publisher has unread input, for as much CPU time as the last
+ * flush took, within these bounds (ns). */
+#define GW_READ_AHEAD_MIN_NS 1000000
+#define GW_READ_AHEAD_MAX_NS 50000000
 
 /* After a publish of c: note c for the read-ahead, and pause reading c
  * while the iteration's fan-out is past gw->fanout_pause_bytes; the flush
