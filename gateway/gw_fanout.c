@@ -12,6 +12,7 @@
  * coalesce frames into one send().
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -649,43 +650,39 @@ gw__want_write(gw_conn *c)
 	gw->flush = c;
 }
 
+/* Take c off one of the gateway's singly linked lists of connections,
+ * the one whose link is at offset link in gw_conn. */
+static void
+gw__list_remove(gw_conn **head, gw_conn *c, size_t link)
+{
+	for (gw_conn **pp = head; *pp != NULL;
+	     pp = (gw_conn **)((char *)*pp + link)) {
+		if (*pp == c) {
+			*pp = *(gw_conn **)((char *)c + link);
+			break;
+		}
+	}
+	*(gw_conn **)((char *)c + link) = NULL;
+}
+
 void
 gw_flush_forget(gw_conn *c)
 {
 	if (c->reader_listed) {
-		for (gw_conn **pp = &c->gw->readers; *pp != NULL;
-		     pp = &(*pp)->reader_next) {
-			if (*pp == c) {
-				*pp = c->reader_next;
-				break;
-			}
-		}
-		c->reader_next = NULL;
+		gw__list_remove(&c->gw->readers, c,
+		                offsetof(gw_conn, reader_next));
 		c->reader_listed = false;
 		c->ahead_left = 0;
 	}
 	if (c->rx_paused) {
-		for (gw_conn **pp = &c->gw->paused; *pp != NULL;
-		     pp = &(*pp)->paused_next) {
-			if (*pp == c) {
-				*pp = c->paused_next;
-				break;
-			}
-		}
-		c->paused_next = NULL;
+		gw__list_remove(&c->gw->paused, c,
+		                offsetof(gw_conn, paused_next));
 		c->rx_paused = false;
 	}
 	if (!c->flush_queued) {
 		return;
 	}
-	for (gw_conn **pp = &c->gw->flush; *pp != NULL;
-	     pp = &(*pp)->flush_next) {
-		if (*pp == c) {
-			*pp = c->flush_next;
-			break;
-		}
-	}
-	c->flush_next = NULL;
+	gw__list_remove(&c->gw->flush, c, offsetof(gw_conn, flush_next));
 	c->flush_queued = false;
 	if (c->gw->flush == NULL && c->gw->paused == NULL) {
 		ev_prepare_stop(c->gw->loop, &c->gw->flush_w);

@@ -69,6 +69,16 @@ def _metric(port, name):
     raise AssertionError("no metric %s" % name)
 
 
+def _raw_subscribers(port, tok, n):
+    """n connections subscribed to acc1:s2, read raw."""
+    subs = []
+    for k in range(n):
+        ws, _ = connect(port, "acc1", tok)
+        subscribe(ws, "acc1", "s2", rid="r%d" % k)
+        subs.append(RawReader(ws))
+    return subs
+
+
 def _publish(pub, i, blob):
     send_masked_fast(pub, json.dumps({"t": 5, "m": {
         "owner": "acc1", "stream": "s2", "data": {"i": i, "blob": blob}}}).encode())
@@ -168,11 +178,7 @@ def test_many_subscribers_each_get_every_frame():
     # one goes out whole whether the socket or lws takes it.
     proc, port = serve(name="serve-writer-many")
     tok = acc1_token(port)
-    subs = []
-    for k in range(40):
-        ws, _ = connect(port, "acc1", tok)
-        subscribe(ws, "acc1", "s2", rid="r%d" % k)
-        subs.append(RawReader(ws))
+    subs = _raw_subscribers(port, tok, 40)
     pub, _ = connect(port, "acc1", tok)
     total = 120
     for i in range(total):
@@ -200,11 +206,7 @@ def test_a_burst_of_publishes_goes_out_in_few_writes():
     proc, port = serve({"gateway": {"publish_rate": 0}}, args=("--gateways", "1"),
                        name="serve-read-ahead")
     tok = acc1_token(port)
-    subs = []
-    for k in range(50):
-        ws, _ = connect(port, "acc1", tok)
-        subscribe(ws, "acc1", "s2", rid="r%d" % k)
-        subs.append(RawReader(ws))
+    subs = _raw_subscribers(port, tok, 50)
     pub, _ = connect(port, "acc1", tok)
     total = 300
     burst = b"".join(masked_frame(json.dumps({"t": 5, "m": {
@@ -290,11 +292,7 @@ def test_publishers_paused_while_a_fan_out_is_written():
                                     "publish_rate": 0}}, args=("--gateways", "1"),
                        name="serve-pause")
     tok = acc1_token(port)
-    readers = []
-    for k in range(100):
-        ws, _ = connect(port, "acc1", tok)
-        subscribe(ws, "acc1", "s2", rid="r%d" % k)
-        readers.append(RawReader(ws))
+    readers = _raw_subscribers(port, tok, 100)
     pubs = [connect(port, "acc1", tok)[0] for _ in range(6)]
     per = 20
     blob = "w" * 60000
