@@ -126,6 +126,13 @@ enum ls_msg_type {
 #define LS_HISTORY_LIMIT_DEFAULT 100    /* messages per history read */
 #define LS_HISTORY_LIMIT_MAX     1000
 
+/* Fabric (docs/pubsub.md): how long a Redis server or cluster node may
+ * take to accept a connection, or stay silent while requests wait, before
+ * the connection is dropped and reconnected (pubsub.timeout_ms). */
+#define LS_PUBSUB_TIMEOUT_MS_DEFAULT 2000
+#define LS_PUBSUB_TIMEOUT_MS_MIN     100
+#define LS_PUBSUB_TIMEOUT_MS_MAX     600000
+
 /* Permission bits. */
 #define LS_PERM_WRITE 1
 #define LS_PERM_READ  2

@@ -80,6 +80,7 @@ ls_settings_init(ls_settings *s)
 	s->token_key_failures_per_minute = 60;
 	s->token_max_inflight = 16;
 	s->bus_timeout_ms = 5000;
+	s->pubsub_timeout_ms = LS_PUBSUB_TIMEOUT_MS_DEFAULT;
 	s->heartbeat_ms = 2500;
 	s->workers = 2;
 	s->issue_workers = 1;
@@ -185,6 +186,8 @@ ls_settings_load_file(ls_settings *s, const char *path, ls_error *err)
 		{ "gateway.token.max_inflight", LS_CONFIG_INT,
 		  &s->token_max_inflight, 1, 100000 },
 		{ "pubsub.url", LS_CONFIG_STRING, &s->pubsub_url, 0, 0 },
+		{ "pubsub.timeout_ms", LS_CONFIG_INT, &s->pubsub_timeout_ms,
+		  LS_PUBSUB_TIMEOUT_MS_MIN, LS_PUBSUB_TIMEOUT_MS_MAX },
 		{ "history.size", LS_CONFIG_INT, &s->history_size, 0,
 		  LS_HISTORY_SIZE_MAX },
 		{ "history.ttl", LS_CONFIG_INT, &s->history_ttl_s, 1,

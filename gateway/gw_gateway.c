@@ -789,6 +789,7 @@ gw_gateway_new(struct ev_loop *loop, const gw_options *opt, ls_error *err)
 	po.on_resync = gw_liveauth_resync;
 	po.on_subscribed = gw_fanout_subscribed;
 	po.history_bytes = (size_t)s->history_max_bytes;
+	po.connect_timeout_ms = (int)s->pubsub_timeout_ms;
 	po.user = gw;
 	po.hub = opt->hub;
 	if (opt->fabric_curve != NULL) {

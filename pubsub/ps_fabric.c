@@ -10,9 +10,8 @@
 #include "ls_log.h"
 #include "ps_internal.h"
 
-#define PS_CONNECT_TIMEOUT_DEFAULT 2000
-#define PS_RECONNECT_MIN_DEFAULT   100
-#define PS_RECONNECT_MAX_DEFAULT   5000
+#define PS_RECONNECT_MIN_DEFAULT 100
+#define PS_RECONNECT_MAX_DEFAULT 5000
 
 static const ps__backend *
 ps__backend_for(const char *url)
@@ -70,7 +69,7 @@ ps_fabric_new(struct ev_loop *loop, const ps_fabric_options *opt,
 	f->user = opt->user;
 	f->connect_timeout_ms = opt->connect_timeout_ms
 	                                ? opt->connect_timeout_ms
-	                                : PS_CONNECT_TIMEOUT_DEFAULT;
+	                                : LS_PUBSUB_TIMEOUT_MS_DEFAULT;
 	f->reconnect_min_ms = opt->reconnect_min_ms ? opt->reconnect_min_ms
 	                                            : PS_RECONNECT_MIN_DEFAULT;
 	f->reconnect_max_ms = opt->reconnect_max_ms ? opt->reconnect_max_ms

@@ -162,7 +162,7 @@ typedef struct ps_fabric_options {
 	ps_resync_fn on_resync;         /* optional, with on_control */
 	ps_subscribed_fn on_subscribed; /* optional */
 	void *user;
-	int connect_timeout_ms; /* 0: default 2000 */
+	int connect_timeout_ms; /* 0: LS_PUBSUB_TIMEOUT_MS_DEFAULT */
 	int reconnect_min_ms;   /* 0: default 100 */
 	int reconnect_max_ms;   /* 0: default 5000 */
 	size_t max_payload;     /* 0: PS_PAYLOAD_MAX_DEFAULT (1 MiB) */

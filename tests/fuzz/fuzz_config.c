@@ -18,6 +18,7 @@
 
 #include "ls_config.h"
 #include "ls_log.h"
+#include "ls_proto.h"
 #include "ls_settings.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -112,6 +113,8 @@ fz_settings(ls_settings *s)
 	fz_in_range(s->drain_timeout_ms, 0, 600000);
 	fz_in_range(s->max_connections, 0, 10000000);
 	fz_in_range(s->bus_timeout_ms, 10, 600000);
+	fz_in_range(s->pubsub_timeout_ms, LS_PUBSUB_TIMEOUT_MS_MIN,
+	            LS_PUBSUB_TIMEOUT_MS_MAX);
 	fz_in_range(s->heartbeat_ms, 100, 600000);
 	fz_in_range(s->workers, 1, 256);
 	fz_host_port(s->listen);

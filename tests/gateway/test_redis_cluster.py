@@ -5,14 +5,17 @@ sharded pub/sub across gateways and from any Redis client, a live topic's
 slot migrated to another master, and a master restarted — with the
 subscriber's WebSocket never closed."""
 
+import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
+import threading
 import time
 
 import lstest
-from gwlib import acc1_token, connect, metric, ready, subscribe, url
+from gwlib import acc1_token, connect, masked_frame, metric, ready, subscribe, url
 
 state = {}
 
@@ -89,6 +92,7 @@ def setup():
                        wait_tcp=serve_port)
     state["serve"] = serve_port
     fabric = "redis+cluster://127.0.0.1:%d,127.0.0.1:%d" % (ports[0], ports[1])
+    state["front"], state["fabric"] = front, fabric
     for name in ("a", "b"):
         gport = lstest.free_port()
         lstest.lightstream("gateway", "--listen", "127.0.0.1:%d" % gport,
@@ -290,6 +294,82 @@ def test_a_hung_master_fails_publishes_instead_of_holding_them():
     lstest.wait_for(lambda: publish(pub, "s2", "after", "a")["ok"], timeout=30,
                     what="publishing again")
     pub.close()
+
+
+def _answers(sock, want, timeout):
+    """Read PublishResponses (type 13) until `want` of them: {requestId:
+    message}. Parses in place: tens of thousands of frames."""
+    got, buf, at = {}, b"", 0
+    deadline = time.time() + timeout
+    while len(got) < want:
+        while len(buf) - at >= 2:
+            n, hdr = buf[at + 1] & 0x7F, 2
+            if n == 126:
+                if len(buf) - at < 4:
+                    break
+                n, hdr = struct.unpack(">H", buf[at + 2:at + 4])[0], 4
+            if len(buf) - at < hdr + n:
+                break
+            opcode, data = buf[at] & 0x0F, buf[at + hdr:at + hdr + n]
+            at += hdr + n
+            assert opcode in (0x1, 0x9, 0xA), (opcode, data[:60])
+            env = json.loads(data) if opcode == 0x1 else {}
+            if env.get("t") == 13:
+                got[env["m"]["requestId"]] = env["m"]
+        if len(got) >= want:
+            break
+        left = deadline - time.time()
+        assert left > 0, "%d of %d answers within %ds" % (len(got), want, timeout)
+        sock.settimeout(left)
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        buf, at = buf[at:] + chunk, 0
+    return got
+
+
+def test_publishes_waiting_for_a_hung_master_are_bounded():
+    # While a master is silent, publishes for its slots wait for it — up
+    # to PS_PENDING_MAX (65,536): past that the gateway answers at once
+    # ok:false "unavailable" instead of queueing without end. When the
+    # master answers again every one that waited is answered ok. A long
+    # pubsub.timeout_ms keeps the hung master from being dropped meanwhile.
+    st = setup()
+    tok = acc1_token(st["serve"])
+    cfg = os.path.join(lstest.tmpdir(), "cluster-bound.json")
+    with open(cfg, "w") as f:
+        json.dump({"gateway": {"publish_rate": 0}, "pubsub": {"timeout_ms": 120000}}, f)
+    gport = lstest.free_port()
+    lstest.lightstream("gateway", "--config", cfg, "--listen", "127.0.0.1:%d" % gport,
+                       "--broker-frontend", st["front"], "--fabric", st["fabric"],
+                       *lstest.bus_peer_args("client"), name="gateway-bound", wait_tcp=gport)
+    lstest.wait_for(lambda: ready(gport), timeout=20, what="gateway ready")
+    pub, _ = connect(gport, "acc1", tok)
+    assert publish(pub, "s2", "first", "f")["ok"]  # the library is loaded
+    bound, extra = 65536, 300
+    total = bound + extra
+    frames = b"".join(masked_frame(json.dumps({"t": 5, "m": {
+        "owner": "acc1", "stream": "s2", "data": i, "requestId": i}}).encode())
+        for i in range(total))
+    master = st["nodes"][owner_port("acc1:s2")]
+    before = metric(gport, "messages_in_total")
+    master.signal(signal.SIGSTOP)
+    try:
+        sender = threading.Thread(target=pub.sock.sendall, args=(frames,))
+        sender.start()
+        # Every publish read while the master is still stopped: nothing
+        # can complete meanwhile, so what is refused is the bound's doing.
+        lstest.wait_for(lambda: metric(gport, "messages_in_total") >= before + total,
+                        timeout=60, what="every publish read")
+        sender.join(60)
+    finally:
+        master.signal(signal.SIGCONT)
+    answered = _answers(pub.sock, total, 120)
+    refused = sorted(i for i, m in answered.items() if not m["ok"])
+    assert refused == list(range(bound, total)), (len(refused), refused[:3])
+    assert all(answered[i]["error"]["code"] == "unavailable" for i in refused)
+    pub.close()
+    lstest.wait_for(lambda: all("cluster_state:ok" in cli(p, "CLUSTER", "INFO")
+                                for p in st["ports"]), timeout=30, what="cluster ok again")
 
 
 lstest.main(globals())
