@@ -71,11 +71,11 @@ typedef struct ls_settings {
 	long history_max_bytes; /* local fabric, all streams: 64 MiB */
 
 	/* bus.* */
-	char *bus_frontend;  /* "tcp://127.0.0.1:5555" */
-	char *bus_backend;   /* "tcp://127.0.0.1:5556" */
-	long bus_timeout_ms; /* 5000: client deadline per request */
+	char *bus_frontend;     /* "tcp://127.0.0.1:5555" */
+	char *bus_backend;      /* "tcp://127.0.0.1:5556" */
+	long bus_timeout_ms;    /* 5000: client deadline per request */
 	long pubsub_timeout_ms; /* LS_PUBSUB_TIMEOUT_MS_DEFAULT */
-	long heartbeat_ms;   /* 2500 */
+	long heartbeat_ms;      /* 2500 */
 	/* bus security (docs/bus.md, "Security") */
 	bool bus_insecure;    /* plain text over tcp:// and ipc:// */
 	char *bus_keys;       /* our key file (JSON public/secret) */
