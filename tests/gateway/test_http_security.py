@@ -258,6 +258,7 @@ def test_unfinished_bodies_are_capped_in_total():
     before = rss_kib(proc.pid)
     n, each = 300, 60000
     socks = [partial_post(port, GEN.encode(), 65000, each) for _ in range(n)]
+    started = time.time()
     time.sleep(1.5)  # the gateway reads what the sockets hold
     grown = rss_kib(proc.pid) - before
     # 300 x 60 KB would be 18 MB held; the cap keeps it near 1 MiB (plus
@@ -280,10 +281,12 @@ def test_unfinished_bodies_are_capped_in_total():
         if status == 503:
             refused += 1
             assert error_code(body) == "unavailable" and hdrs.get("retry-after") == "1", hdrs
-    # Under ASan the gateway is slow enough that the last bodies may
-    # reach their deadline first (closed, not answered); the refusals
-    # counted by the metric above are the check that holds there.
-    assert refused > 0 or sanitized
+    # Under ASan, or on a loaded machine, the sockets may have been silent
+    # past the 5 s a body may pause (docs/configuration.md,
+    # gateway.http.request_timeout_ms) before this loop reaches them:
+    # closed, not answered. The refusals counted by the metric above are
+    # the check that holds then.
+    assert refused > 0 or sanitized or time.time() - started > 4, refused
     for s in socks[:-20]:
         s.close()
     # room again once they are gone
