@@ -2,6 +2,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -48,11 +50,30 @@ usage(FILE *out)
 	             "COMMAND`) for a\ncommand's options.\n");
 }
 
+/*
+ * libmongoc, linked for the MongoDB store, initializes itself when the
+ * binary loads and creates /dev/shm/mongoc-PID for its diagnostic counters;
+ * a process that is killed leaves the file behind, and a later process
+ * given the same pid then prints "Falling back to malloc for counters" on
+ * stderr before main. The name goes at once (the mapping stays valid), so
+ * no lightstream process leaves one. MONGOC_DISABLE_SHM=1 in the
+ * environment avoids the file altogether.
+ */
+static void
+main__unlink_mongoc_counters(void)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "/mongoc-%u", (unsigned)getpid());
+	shm_unlink(name);
+}
+
 int
 main(int argc, char **argv)
 {
 	/* hiredis and raw sockets write(); a closed peer must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	main__unlink_mongoc_counters();
 
 	/* `lightstream` alone, or with serve's options only, is serve. */
 	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
