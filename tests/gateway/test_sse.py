@@ -562,10 +562,10 @@ def test_recovery_after_a_server_restart():
 
 def sub_sse(port, tok, *args):
     """`lightstream sub --sse` in the background (stdout, stderr piped)."""
-    return subprocess.Popen(
+    return lstest.track(subprocess.Popen(
         [lstest.LIGHTSTREAM, "sub", "--sse", "-u", "http://127.0.0.1:%d" % port,
          "-a", "acc1", "-t", tok] + list(args),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
 
 
 def wait_subscribed(proc, what="subscribed to"):

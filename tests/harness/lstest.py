@@ -384,6 +384,36 @@ class WS:
         self.sock.close()
 
 
+class _Piped:
+    """A process a test started itself (for its pipes), stopped at exit
+    like the ones lightstream() starts."""
+
+    def __init__(self, popen):
+        self.popen = popen
+        self.name = " ".join(str(a) for a in popen.args[1:3])
+        self.log_path = "its output is piped to the test"
+
+    def log_tail(self, lines=40):
+        return ""
+
+    def stop(self, timeout=10.0):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def track(popen):
+    """Stop popen (a subprocess.Popen) when the test file ends, also when
+    a test failed before stopping it. Returns popen."""
+    _procs.append(_Piped(popen))
+    return popen
+
+
 def _cleanup():
     for p in reversed(_procs):
         try:
