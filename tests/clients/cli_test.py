@@ -73,14 +73,7 @@ class Cli:
         return self.popen.wait(timeout)
 
     def stop(self, timeout=5.0):
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+        return lstest.stop_popen(self.popen, timeout)
 
     def lines(self):
         with open(self.out_path, "rb") as f:

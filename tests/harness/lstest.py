@@ -85,6 +85,19 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def stop_popen(popen, timeout=10.0):
+    """SIGTERM popen (a subprocess.Popen), then SIGKILL after timeout.
+    Returns the exit status."""
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    return popen.returncode
+
+
 class Proc:
     """A started process whose output goes to a log file in tmpdir()."""
 
@@ -119,14 +132,7 @@ class Proc:
 
     def stop(self, timeout=10.0):
         """SIGTERM, then SIGKILL after timeout. Returns the exit status."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+        return stop_popen(self.popen, timeout)
 
     def wait(self, timeout=None):
         return self.popen.wait(timeout)
@@ -397,14 +403,7 @@ class _Piped:
         return ""
 
     def stop(self, timeout=10.0):
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+        return stop_popen(self.popen, timeout)
 
 
 def track(popen):
