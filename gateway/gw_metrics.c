@@ -7,35 +7,74 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "gw_internal.h"
 #include "ls_time.h"
 
-enum {
-	GW__M_CONNECTIONS_TOTAL,
-	GW__M_CONNECTIONS_REJECTED,
-	GW__M_HTTP_REQUESTS,
-	GW__M_MESSAGES_IN,
-	GW__M_MESSAGES_FABRIC,
-	GW__M_MESSAGES_OUT,
-	GW__M_DROPPED,
-	GW__M_AUTH_OK,
-	GW__M_AUTH_FAILED,
-	GW__M_SLOW_CONSUMERS,
-	GW__M_QUERIES_TOO_COSTLY,
-	GW__M_BUS_ERRORS,
-	GW__M_HTTP_OVERLOAD,
-	GW__M_TOKENS_REVOKED,
-	GW__M_PERMISSIONS_CHANGED,
-	GW__M_REVALIDATIONS,
-	GW__M_TOKEN_RATE_LIMITED,
-	GW__M_TOKEN_BUSY,
-	GW__M_DIRECT_WRITES,
-	GW__M_PUBLISHERS_PAUSED,
-	GW__M_READS_AHEAD,
-	GW__M_COUNT,
+/* The gateway's counters (gw_metrics fields), summed over the loops and
+ * rendered in this order: a new counter is one line here. */
+static const struct gw__counter {
+	size_t field; /* offsetof(gw_metrics, ...) */
+	const char *name, *help;
+} gw__counters[] = {
+	{ offsetof(gw_metrics, connections_total), "connections_total",
+	  "WebSocket connections accepted." },
+	{ offsetof(gw_metrics, connections_rejected),
+	  "connections_rejected_total",
+	  "Connections refused by max_connections." },
+	{ offsetof(gw_metrics, messages_in), "messages_in_total",
+	  "Messages published by clients (WebSocket and HTTP) and by the demo "
+	  "publisher." },
+	{ offsetof(gw_metrics, messages_fabric), "messages_fabric_total",
+	  "Messages received from the pub/sub fabric, once per loop." },
+	{ offsetof(gw_metrics, messages_out), "messages_out_total",
+	  "Delivery frames queued to subscribers." },
+	{ offsetof(gw_metrics, dropped), "messages_dropped_total",
+	  "Deliveries dropped (slow consumers, undeliverable)." },
+	{ offsetof(gw_metrics, direct_writes), "writes_direct_total",
+	  "Batches of frames written with send() on the socket (plain-TCP "
+	  "WebSockets with nothing buffered in lws)." },
+	{ offsetof(gw_metrics, publishers_paused), "publishers_paused_total",
+	  "Times reading a publishing connection was paused until the loop "
+	  "wrote what one iteration had fanned out." },
+	{ offsetof(gw_metrics, reads_ahead), "fanout_reads_ahead_total",
+	  "Loop iterations that read a publisher's further input before "
+	  "writing the fan-out queued so far." },
+	{ offsetof(gw_metrics, slow_consumers), "slow_consumers_total",
+	  "Connections closed for exceeding the queue limit." },
+	{ offsetof(gw_metrics, queries_too_costly), "queries_too_costly_total",
+	  "Subscriptions ended because their query ran out of its cost "
+	  "budget." },
+	{ offsetof(gw_metrics, tokens_revoked), "tokens_revoked_total",
+	  "Connections closed because their token was revoked or their "
+	  "account deleted (4011)." },
+	{ offsetof(gw_metrics, permissions_changed),
+	  "permissions_changed_total",
+	  "PermissionsChanged sent to open connections." },
+	{ offsetof(gw_metrics, revalidations), "revalidations_total",
+	  "Tokens of open connections validated again after an announced "
+	  "change." },
+	{ offsetof(gw_metrics, auth_ok), "auth_ok_total",
+	  "Successful authentications." },
+	{ offsetof(gw_metrics, auth_failed), "auth_failed_total",
+	  "Failed authentications." },
+	{ offsetof(gw_metrics, http_requests), "http_requests_total",
+	  "HTTP requests." },
+	{ offsetof(gw_metrics, http_overload), "http_overload_total",
+	  "HTTP request bodies refused: unfinished bodies over "
+	  "gateway.http.max_buffered_bytes." },
+	{ offsetof(gw_metrics, token_rate_limited), "token_rate_limited_total",
+	  "Token requests refused (429): too many failures from the address "
+	  "or for the app key." },
+	{ offsetof(gw_metrics, token_busy), "token_busy_total",
+	  "Token requests refused (503): gateway.token.max_inflight calls in "
+	  "flight." },
+	{ offsetof(gw_metrics, bus_errors), "bus_errors_total",
+	  "Bus requests that timed out or found no service." },
 };
+#define GW__COUNTERS (sizeof(gw__counters) / sizeof(gw__counters[0]))
 
 static const double gw__lat_le[GW_LAT_BUCKETS - 1] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -271,7 +310,7 @@ gw__metric(gw__out *o, const char *name, const char *type, const char *help,
 
 /* The whole server's numbers: every loop's, added up. */
 typedef struct gw__totals {
-	uint64_t v[GW__M_COUNT];
+	uint64_t v[GW__COUNTERS];
 	uint64_t lat_bucket[GW_LAT_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
@@ -293,27 +332,10 @@ gw__add(gw_gateway *g, void *arg)
 	const gw_metrics *m = &g->m;
 	ps_stats ps;
 
-	t->v[GW__M_CONNECTIONS_TOTAL] += m->connections_total;
-	t->v[GW__M_CONNECTIONS_REJECTED] += m->connections_rejected;
-	t->v[GW__M_HTTP_REQUESTS] += m->http_requests;
-	t->v[GW__M_MESSAGES_IN] += m->messages_in;
-	t->v[GW__M_MESSAGES_FABRIC] += m->messages_fabric;
-	t->v[GW__M_MESSAGES_OUT] += m->messages_out;
-	t->v[GW__M_DROPPED] += m->dropped;
-	t->v[GW__M_AUTH_OK] += m->auth_ok;
-	t->v[GW__M_AUTH_FAILED] += m->auth_failed;
-	t->v[GW__M_SLOW_CONSUMERS] += m->slow_consumers;
-	t->v[GW__M_QUERIES_TOO_COSTLY] += m->queries_too_costly;
-	t->v[GW__M_BUS_ERRORS] += m->bus_errors;
-	t->v[GW__M_HTTP_OVERLOAD] += m->http_overload;
-	t->v[GW__M_TOKENS_REVOKED] += m->tokens_revoked;
-	t->v[GW__M_PERMISSIONS_CHANGED] += m->permissions_changed;
-	t->v[GW__M_REVALIDATIONS] += m->revalidations;
-	t->v[GW__M_TOKEN_RATE_LIMITED] += m->token_rate_limited;
-	t->v[GW__M_TOKEN_BUSY] += m->token_busy;
-	t->v[GW__M_DIRECT_WRITES] += m->direct_writes;
-	t->v[GW__M_PUBLISHERS_PAUSED] += m->publishers_paused;
-	t->v[GW__M_READS_AHEAD] += m->reads_ahead;
+	for (size_t i = 0; i < GW__COUNTERS; i++) {
+		t->v[i] += *(const _Atomic uint64_t *)((const char *)m +
+		                                       gw__counters[i].field);
+	}
 	for (int i = 0; i < GW_LAT_BUCKETS; i++) {
 		t->lat_bucket[i] += m->lat_bucket[i];
 	}
@@ -371,81 +393,14 @@ gw_metrics_render(gw_gateway *gw, size_t *len)
 	gw__metric(&o, "sse_connections", "gauge",
 	           "Open Server-Sent Events streams (of connections).",
 	           (double)t->sse);
-	gw__metric(&o, "connections_total", "counter",
-	           "WebSocket connections accepted.",
-	           (double)t->v[GW__M_CONNECTIONS_TOTAL]);
-	gw__metric(&o, "connections_rejected_total", "counter",
-	           "Connections refused by max_connections.",
-	           (double)t->v[GW__M_CONNECTIONS_REJECTED]);
+	for (size_t i = 0; i < GW__COUNTERS; i++) {
+		gw__metric(&o, gw__counters[i].name, "counter",
+		           gw__counters[i].help, (double)t->v[i]);
+	}
 	gw__metric(&o, "subscriptions", "gauge", "Active subscriptions.",
 	           (double)t->subs);
 	gw__metric(&o, "streams", "gauge", "Streams with subscribers.",
 	           (double)t->streams);
-	gw__metric(&o, "messages_in_total", "counter",
-	           "Messages published by clients (WebSocket and HTTP) and "
-	           "by the demo publisher.",
-	           (double)t->v[GW__M_MESSAGES_IN]);
-	gw__metric(&o, "messages_fabric_total", "counter",
-	           "Messages received from the pub/sub fabric, once per "
-	           "loop.",
-	           (double)t->v[GW__M_MESSAGES_FABRIC]);
-	gw__metric(&o, "messages_out_total", "counter",
-	           "Delivery frames queued to subscribers.",
-	           (double)t->v[GW__M_MESSAGES_OUT]);
-	gw__metric(&o, "messages_dropped_total", "counter",
-	           "Deliveries dropped (slow consumers, undeliverable).",
-	           (double)t->v[GW__M_DROPPED]);
-	gw__metric(&o, "writes_direct_total", "counter",
-	           "Batches of frames written with send() on the socket "
-	           "(plain-TCP WebSockets with nothing buffered in lws).",
-	           (double)t->v[GW__M_DIRECT_WRITES]);
-	gw__metric(&o, "publishers_paused_total", "counter",
-	           "Times reading a publishing connection was paused until "
-	           "the loop wrote what one iteration had fanned out.",
-	           (double)t->v[GW__M_PUBLISHERS_PAUSED]);
-	gw__metric(&o, "fanout_reads_ahead_total", "counter",
-	           "Loop iterations that read a publisher's further input "
-	           "before writing the fan-out queued so far.",
-	           (double)t->v[GW__M_READS_AHEAD]);
-	gw__metric(&o, "slow_consumers_total", "counter",
-	           "Connections closed for exceeding the queue limit.",
-	           (double)t->v[GW__M_SLOW_CONSUMERS]);
-	gw__metric(&o, "queries_too_costly_total", "counter",
-	           "Subscriptions ended because their query ran out of its "
-	           "cost budget.",
-	           (double)t->v[GW__M_QUERIES_TOO_COSTLY]);
-	gw__metric(&o, "tokens_revoked_total", "counter",
-	           "Connections closed because their token was revoked or "
-	           "their account deleted (4011).",
-	           (double)t->v[GW__M_TOKENS_REVOKED]);
-	gw__metric(&o, "permissions_changed_total", "counter",
-	           "PermissionsChanged sent to open connections.",
-	           (double)t->v[GW__M_PERMISSIONS_CHANGED]);
-	gw__metric(&o, "revalidations_total", "counter",
-	           "Tokens of open connections validated again after an "
-	           "announced change.",
-	           (double)t->v[GW__M_REVALIDATIONS]);
-	gw__metric(&o, "auth_ok_total", "counter",
-	           "Successful authentications.", (double)t->v[GW__M_AUTH_OK]);
-	gw__metric(&o, "auth_failed_total", "counter",
-	           "Failed authentications.", (double)t->v[GW__M_AUTH_FAILED]);
-	gw__metric(&o, "http_requests_total", "counter", "HTTP requests.",
-	           (double)t->v[GW__M_HTTP_REQUESTS]);
-	gw__metric(&o, "http_overload_total", "counter",
-	           "HTTP request bodies refused: unfinished bodies over "
-	           "gateway.http.max_buffered_bytes.",
-	           (double)t->v[GW__M_HTTP_OVERLOAD]);
-	gw__metric(&o, "token_rate_limited_total", "counter",
-	           "Token requests refused (429): too many failures from the "
-	           "address or for the app key.",
-	           (double)t->v[GW__M_TOKEN_RATE_LIMITED]);
-	gw__metric(&o, "token_busy_total", "counter",
-	           "Token requests refused (503): gateway.token.max_inflight "
-	           "calls in flight.",
-	           (double)t->v[GW__M_TOKEN_BUSY]);
-	gw__metric(&o, "bus_errors_total", "counter",
-	           "Bus requests that timed out or found no service.",
-	           (double)t->v[GW__M_BUS_ERRORS]);
 	gw__histogram(&o, "bus_latency_seconds", "Service-bus round trips.",
 	              gw__lat_le, t->lat_bucket, GW_LAT_BUCKETS, t->lat_sum,
 	              t->lat_count);
