@@ -171,3 +171,61 @@ def tls_ws(port, ctx):
     ws = lstest.WS.__new__(lstest.WS)
     ws.sock, ws.buf, ws.closed, ws.status = sock, rest, None, 101
     return ws
+
+
+class RawReader:
+    """Server frames straight off a WebSocket's socket: nothing skipped,
+    every header checked. Pings are answered unless answer_pings is False
+    (another thread writing on the socket). Reads by offset, so tens of
+    thousands of frames cost no copying per frame."""
+
+    def __init__(self, ws, answer_pings=True):
+        self.ws = ws
+        self.sock = ws.sock
+        self.buf = bytearray(ws.buf)  # bytes read with the handshake
+        self.at = 0
+        self.answer_pings = answer_pings
+        ws.buf = b""
+
+    def _fill(self, n, deadline):
+        while len(self.buf) - self.at < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("no frame within the time allowed")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("connection closed after %d bytes" % len(self.buf))
+            if self.at > 0:
+                del self.buf[:self.at]
+                self.at = 0
+            self.buf += chunk
+
+    def frame(self, timeout=20.0):
+        deadline = time.time() + timeout
+        self._fill(2, deadline)
+        a = self.at
+        b0, b1 = self.buf[a], self.buf[a + 1]
+        head = bytes(self.buf[a:a + 16])
+        assert b0 & 0x80, "a fragment: %r" % head
+        assert b0 & 0x70 == 0, "reserved bits set: %r" % head
+        assert not b1 & 0x80, "a masked server frame: %r" % head
+        opcode, n, hl = b0 & 0x0F, b1 & 0x7F, 2
+        assert opcode in (0x1, 0x8, 0x9, 0xA), "opcode %d: %r" % (opcode, head)
+        if n == 126:
+            self._fill(4, deadline)
+            a = self.at
+            n, hl = struct.unpack(">H", self.buf[a + 2:a + 4])[0], 4
+            assert n >= 126, "length not minimal"
+        elif n == 127:
+            self._fill(10, deadline)
+            a = self.at
+            n, hl = struct.unpack(">Q", self.buf[a + 2:a + 10])[0], 10
+            assert 65536 <= n < 1 << 32, "length %d" % n
+        self._fill(hl + n, deadline)
+        a = self.at
+        data = bytes(self.buf[a + hl:a + hl + n])
+        self.at += hl + n
+        if opcode == 0x9 and self.answer_pings:
+            self.ws.send_frame(0xA, data)  # a live peer answers
+        return opcode, data

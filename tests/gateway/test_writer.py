@@ -12,53 +12,7 @@ import struct
 import time
 
 import lstest
-from gwlib import acc1_token, connect, masked_frame, send_masked_fast, serve, subscribe
-
-
-class RawReader:
-    """Server frames straight off the socket: nothing answered, nothing
-    skipped, every header checked."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.sock = ws.sock
-        self.buf = bytearray(ws.buf)  # bytes read with the handshake
-        ws.buf = b""
-
-    def _fill(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise AssertionError("no frame within the time allowed")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError("connection closed after %d bytes" % len(self.buf))
-            self.buf += chunk
-
-    def frame(self, timeout=20.0):
-        deadline = time.time() + timeout
-        self._fill(2, deadline)
-        b0, b1 = self.buf[0], self.buf[1]
-        assert b0 & 0x80, "a fragment: %r" % self.buf[:16]
-        assert b0 & 0x70 == 0, "reserved bits set: %r" % self.buf[:16]
-        assert not b1 & 0x80, "a masked server frame: %r" % self.buf[:16]
-        opcode, n, at = b0 & 0x0F, b1 & 0x7F, 2
-        assert opcode in (0x1, 0x8, 0x9, 0xA), "opcode %d: %r" % (opcode, self.buf[:16])
-        if n == 126:
-            self._fill(4, deadline)
-            n, at = struct.unpack(">H", self.buf[2:4])[0], 4
-            assert n >= 126, "length not minimal"
-        elif n == 127:
-            self._fill(10, deadline)
-            n, at = struct.unpack(">Q", self.buf[2:10])[0], 10
-            assert 65536 <= n < 1 << 32, "length %d" % n
-        self._fill(at + n, deadline)
-        data = bytes(self.buf[at:at + n])
-        del self.buf[:at + n]
-        if opcode == 0x9:
-            self.ws.send_frame(0xA, data)  # a live peer answers
-        return opcode, data
+from gwlib import RawReader, acc1_token, connect, masked_frame, send_masked_fast, serve, subscribe
 
 
 def _metric(port, name):
